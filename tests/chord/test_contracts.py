@@ -184,3 +184,13 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path: Path):
         raise RuntimeError("killed mid-write")
     assert target.read_bytes() == b"old"
     assert list(tmp_path.iterdir()) == [target]  # no temp file left behind
+
+
+def test_atomic_write_gives_the_usual_file_mode(tmp_path: Path):
+    old = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "a.bin") as f:
+            f.write(b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.bin").stat().st_mode & 0o777 == 0o644
