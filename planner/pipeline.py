@@ -1,0 +1,594 @@
+"""The planner: object flow (+ scene) -> grasp, end-effector path, timed joint trajectory (Plan).
+
+Stages: check the flow against the scene; analyse the flow (rigid parts, tracks, joint); choose
+a grasp (or a push) that fits, is collision-free and is reachable at every frame; IK along
+approach -> follow the part's track with the grasp held rigid (T_world_ee(t) =
+T_world_part(t) @ T_part_ee) -> retreat; optimise the joint waypoints; time them with TOPP-RA
+under scaled velocity/acceleration limits, with dwells for closing and opening the gripper.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from scipy.spatial import cKDTree
+from scipy.spatial.transform import Rotation
+
+from chord.errors import ChordError, ContractError
+from chord.transforms import matrix_to_quat, pose_to_matrix
+from flowgen.flow import ObjectFlow
+from planner.analysis import FlowAnalysis, analyse_flow
+from planner.grasp import (
+    GraspCandidate,
+    GraspConfig,
+    antipodal_candidates,
+    collision_free,
+    describe,
+    part_frame_points,
+    push_candidates,
+)
+from planner.plan import Plan
+from planner.robot import Robot, RobotConfig
+from planner.segment import SegmentConfig
+from planner.timing import TimedPath, parameterize
+from planner.trajectory import IKPath, OptimConfig, ik_path, optimise, tracking_errors
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    """Everything the planner can be told; every field has a unit and frame."""
+
+    robot: RobotConfig = field(default_factory=RobotConfig)
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
+    grasp: GraspConfig = field(default_factory=GraspConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    # T_world_base as xyz (m) + wxyz; None = automatic: facing the moving part from 0.5 m (-x
+    # first, then -y, +y, +x, then 0.35 / 0.65 m), the first placement that plans
+    base_pose: tuple[float, ...] | None = None
+    target_object: str = ""  # object to manipulate; "" = the (movable) one whose part moves most
+    approach_steps: int = 8  # waypoints from the pre-grasp pose to the grasp (and for retreat)
+    retreat_distance: float = 0.10  # metres backed off along the tool's -z after release
+    velocity_scale: float = 0.5  # fraction of the URDF joint velocity limits used
+    accel_scale: float = 0.5  # fraction of the joint acceleration limits used
+    gripper_time: float = 0.6  # seconds to close or open the gripper (arm holds still)
+    dt: float = 0.01  # seconds between output samples
+    max_track_error: float = 0.005  # metres: worse tracking of the part's track is an error
+    max_track_rotation_deg: float = 3.0  # degrees: likewise for orientation
+    scene_tolerance: float = 0.10  # metres: scene object origins within the flow's boxes + this
+    max_duration: float = 120.0  # seconds: a longer plan means a near-singular path: an error
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    """The plan, its report, and the intermediate results behind it."""
+
+    plan: Plan
+    report: dict[str, Any]
+    analysis: FlowAnalysis
+    grasp: GraspCandidate
+    T_world_ee: np.ndarray  # [K, 4, 4] target TCP poses of all waypoints (approach, follow, retreat)
+    phases: dict[str, tuple[int, int]]  # phase -> [start, end) waypoint indices into T_world_ee
+
+
+def check_flow_matches_scene(flow: ObjectFlow, scene, tolerance: float) -> list[str]:
+    """The flow's movable objects per the scene; raises ContractError if flow and scene disagree."""
+    missing = [n for n in flow.object_names if n not in scene.object_names]
+    if missing:
+        raise ContractError(
+            "flow meta.object_names",
+            f"objects {missing} are not in scene {scene.name!r} (it has {scene.object_names}): "
+            "this flow was not made for this scene",
+        )
+    for name in flow.object_names:
+        p0 = flow.object_points(name)[0].astype(float)
+        lo, hi = p0.min(0) - tolerance, p0.max(0) + tolerance
+        pos = np.asarray(scene.object(name).pose.position)
+        if (pos < lo).any() or (pos > hi).any():
+            raise ContractError(
+                f"scene object {name!r} pose.position",
+                f"{pos.round(3).tolist()} m is outside the flow's first-frame box of {name!r} "
+                f"{lo.round(3).tolist()}..{hi.round(3).tolist()} (grown by {tolerance} m): "
+                "this flow does not match the scene",
+            )
+    if flow.num_frames != scene.frames:
+        log.warning("flow has %d frames, scene says %d", flow.num_frames, scene.frames)
+    return [o.name for o in scene.movable_objects if o.name in flow.object_names]
+
+
+def _offset_z(T: np.ndarray, d: float) -> np.ndarray:
+    off = np.eye(4)
+    off[2, 3] = d
+    return T @ off
+
+
+def _waypoints(
+    T_world_part: np.ndarray, cand: GraspCandidate, config: PlannerConfig
+) -> tuple[np.ndarray, dict[str, tuple[int, int]]]:
+    """World TCP targets [K, 4, 4] for approach, follow and retreat, and their index ranges."""
+    n = config.approach_steps
+    grasp0 = T_world_part[0] @ cand.T_part_ee
+    app = T_world_part[0, :3, :3] @ cand.approach_dir()  # world direction into the grasp
+    approach = []
+    for s in np.linspace(0, 1, n + 1):
+        T = grasp0.copy()
+        T[:3, 3] -= config.grasp.approach_distance * (1 - s) * app
+        approach.append(T)
+    follow = list(T_world_part[1:] @ cand.T_part_ee)
+    last = follow[-1] if follow else grasp0
+    retreat = [_offset_z(last, -config.retreat_distance * s) for s in np.linspace(0, 1, n + 1)[1:]]
+    T = np.array(approach + follow + retreat)
+    a_end = n + 1
+    f_end = a_end + len(follow)
+    # The follow phase starts at the grasp pose (the last approach waypoint).
+    return T, {"approach": (0, a_end), "follow": (a_end - 1, f_end), "retreat": (f_end - 1, len(T))}
+
+
+def _choose(
+    robot: Robot,
+    analysis: FlowAnalysis,
+    table_height: float,
+    T_world_base: np.ndarray,
+    config: PlannerConfig,
+) -> tuple[GraspCandidate, dict[str, Any]]:
+    """The best grasp (or push) that is collision-free and reachable; raises ChordError if none."""
+    T_base_world = np.linalg.inv(T_world_base)
+    rng = np.random.default_rng(config.segment.seed)
+    part = analysis.target
+    track = part.track.T_world_part
+    # Denoised geometry: every part's points averaged in its own frame, outliers left out.
+    part_traj, other = _scene_points(analysis)
+    # Collision checks on subsets: a few thousand points resolve a gripper finger well enough.
+    if other.shape[1] > 3000:
+        other = other[:, rng.choice(other.shape[1], 3000, replace=False)]
+    own = (
+        part_traj
+        if part_traj.shape[1] <= 2000
+        else part_traj[:, rng.choice(part_traj.shape[1], 2000, replace=False)]
+    )
+    pts_part = part_frame_points(track[0], part_traj[0])
+    stats: dict[str, Any] = {}
+    first_unreachable: str | None = None
+    for kind in ("grasp", "push"):
+        if kind == "grasp":
+            cands = antipodal_candidates(pts_part, config.grasp, rng)
+        else:
+            cands = push_candidates(pts_part, part_traj, config.grasp, rng)
+        reasons: dict[str, int] = {}
+        free: list[GraspCandidate] = []
+        phases: dict[str, tuple[int, int]] = {}
+        reachable: list[tuple[float, int, GraspCandidate, float]] = []
+        for cand in cands:
+            why = collision_free(cand, track, own, other, table_height, config.grasp)
+            if why:
+                key = why.split(" at frame")[0].split(" (")[0]
+                reasons[key] = reasons.get(key, 0) + 1
+                continue
+            free.append(cand)
+            T_world, phases = _waypoints(track, cand, config)
+            T_base = T_base_world @ T_world
+            # Cheap screen first: every 4th waypoint (warm starts bridge the gaps), then all.
+            coarse = np.unique(np.r_[np.arange(config.approach_steps, len(T_base), 4), 0, len(T_base) - 1])
+            screen = ik_path(robot, T_base[coarse], starts=2, rng=rng, anchor=1)
+            if (screen.position_error < 1e-3).all() and (screen.rotation_error < 1e-2).all():
+                path = ik_path(robot, T_base, starts=3, rng=rng, anchor=config.approach_steps)
+            else:  # report the failure at the screened waypoints' true indices
+                ep, er = np.zeros(len(T_base)), np.zeros(len(T_base))
+                ep[coarse], er[coarse] = screen.position_error, screen.rotation_error
+                path = IKPath(screen.q, ep, er, screen.max_jump)
+            ok = (path.position_error < 1e-3).all() and (path.rotation_error < 1e-2).all()
+            if not ok or path.max_jump > config.optim.max_jump:
+                reasons["unreachable"] = reasons.get("unreachable", 0) + 1
+                if first_unreachable is None:
+                    first_unreachable = _where_unreachable(path, phases, config)
+            else:
+                clear, where = arm_clearance(robot, path.q, T_world_base, phases, part_traj, other)
+                if clear < 0.0:
+                    reasons["arm collides"] = reasons.get("arm collides", 0) + 1
+                    log.debug("%s: arm %.0f mm into the scene at %s", kind, -1000 * clear, where)
+                    continue
+                margin = float(robot.limit_margin(path.q).min())
+                reachable.append((cand.score + 0.3 * min(margin, 0.5), len(free) - 1, cand, margin))
+                if len(reachable) >= 3:
+                    break
+            if len(free) >= config.grasp.max_reach_checks:
+                break
+        stats[kind] = {"candidates": len(cands), "collision_free_checked": len(free), "rejected": reasons}
+        if reachable:
+            _, rank, cand, margin = max(reachable, key=lambda r: r[0])
+            reason = describe(cand, rank, len(free), len(cands), margin, len(track))
+            chosen = replace(cand, reason=reason)
+            log.info("chosen %s: %s", kind, reason)
+            return chosen, stats
+    n_free = stats["grasp"]["collision_free_checked"] + stats["push"]["collision_free_checked"]
+    if n_free and first_unreachable is not None:
+        raise ChordError(
+            f"unreachable track: none of the {n_free} collision-free grasps/pushes on object "
+            f"{part.object_name!r} is reachable at every frame (best candidate: {first_unreachable}); "
+            "move the robot base (base_pose) or the object"
+        )
+    raise ChordError(
+        f"no grasp or push fits object {part.object_name!r} (part of {len(part.indices)} points): "
+        f"antipodal {stats['grasp']}, push {stats['push']}; gripper max width "
+        f"{1000 * config.grasp.gripper.max_width:.0f} mm"
+    )
+
+
+def _scene_points(analysis: FlowAnalysis) -> tuple[np.ndarray, np.ndarray]:
+    """(part [T, n, 3], rest [T, m, 3]): denoised trajectories of the target part and the rest."""
+    clean, clean_idx = analysis.denoised()
+    is_part = np.isin(clean_idx, analysis.target.indices)
+    return clean[:, is_part], clean[:, ~is_part]
+
+
+def _frame_of_waypoints(phases: dict[str, tuple[int, int]], K: int) -> np.ndarray:
+    """Flow frame [K] whose scene each waypoint meets: 0 on approach, t on the track, last after."""
+    f0, f1 = phases["follow"]
+    frames = np.zeros(K, int)
+    frames[f0:f1] = np.arange(f1 - f0)
+    frames[f1:] = f1 - f0 - 1
+    return frames
+
+
+def arm_clearance(
+    robot: Robot,
+    q: np.ndarray,  # [K, J] joint waypoints
+    T_world_base: np.ndarray,  # [4, 4]
+    phases: dict[str, tuple[int, int]],
+    part_traj: np.ndarray,  # [T, n, 3] world, the manipulated part
+    other: np.ndarray,  # [T, m, 3] world, the rest of the scene
+    gripper_zone: float = 0.12,  # metres: spheres this close to the TCP are the gripper's (boxes)
+) -> tuple[float, str]:
+    """Smallest distance (m) from the arm's body spheres to scene points, minus their radius.
+
+    Negative means the arm's body passes through a part of the scene; the second value says
+    at which waypoint and flow frame. Spheres near the TCP are skipped: the gripper boxes check
+    that region.
+    """
+    frames = _frame_of_waypoints(phases, len(q))
+    pts = np.concatenate([part_traj, other], axis=1)
+    if pts.shape[1] > 4000:
+        pts = pts[:, np.random.default_rng(0).choice(pts.shape[1], 4000, replace=False)]
+    trees: dict[int, cKDTree] = {}
+    worst, where = np.inf, ""
+    for k in range(len(q)):
+        f = int(frames[k])
+        if f not in trees:
+            trees[f] = cKDTree(pts[f])
+        c = robot.body_spheres(q[k]) @ T_world_base[:3, :3].T + T_world_base[:3, 3]
+        tcp = T_world_base @ robot.fk(q[k])
+        c = c[np.linalg.norm(c - tcp[:3, 3], axis=1) > gripper_zone]
+        if not len(c):
+            continue
+        d = float(trees[f].query(c)[0].min()) - robot.config.body_radius
+        if d < worst:
+            worst, where = d, f"waypoint {k} (flow frame {f})"
+    return worst, where
+
+
+def _where_unreachable(path, phases: dict[str, tuple[int, int]], config: PlannerConfig) -> str:
+    """Which waypoint of an IK path fails first, named by phase and flow frame."""
+    bad = (path.position_error >= 1e-3) | (path.rotation_error >= 1e-2)
+    if not bad.any():
+        return f"joint jump of {path.max_jump:.2f} rad between waypoints (a branch flip)"
+    f0, f1 = phases["follow"]
+    k = int(np.flatnonzero(bad)[0])
+    if bad[f0:f1].any():
+        k_follow = int(np.flatnonzero(bad[f0:f1])[0])
+        return f"frame {k_follow} of the part's track, {1000 * path.position_error[f0 + k_follow]:.0f} mm off"
+    where = "approach" if k < f0 else "retreat" if k >= f1 else "grasp"
+    err = path.position_error[k]
+    return f"{where} waypoint {k}, {'not solved' if not np.isfinite(err) else f'{1000 * err:.0f} mm off'}"
+
+
+def _grid(duration: float, dt: float) -> np.ndarray:
+    """Sample times [0, dt, ..., duration]: the end is kept, a sample closer than dt/2 to it is not."""
+    t = np.arange(0.0, duration, dt)
+    t = t[t < duration - 0.5 * dt]
+    return np.r_[t, duration]
+
+
+def _interp_pose(Ta: np.ndarray, Tb: np.ndarray, u: float) -> np.ndarray:
+    T = np.eye(4)
+    T[:3, 3] = (1 - u) * Ta[:3, 3] + u * Tb[:3, 3]
+    rel = Rotation.from_matrix(Ta[:3, :3].T @ Tb[:3, :3]).as_rotvec()
+    T[:3, :3] = Ta[:3, :3] @ Rotation.from_rotvec(u * rel).as_matrix()
+    return T
+
+
+def plan_flow(
+    flow: ObjectFlow,
+    scene=None,  # chord.scene.Scene or None
+    config: PlannerConfig = PlannerConfig(),
+    robot: Robot | None = None,
+) -> PlanResult:
+    """Plan a grasp-and-follow (or push-and-follow) trajectory for the flow's moving part.
+
+    Raises ChordError (with the values involved) for: a flow that does not match the scene, a
+    flow with no motion, no grasp or push that fits, an unreachable track, or a trajectory that
+    cannot be timed.
+    """
+    t_start = time.perf_counter()
+    robot = Robot(config.robot) if robot is None else robot
+    if config.base_pose is not None:
+        base = np.asarray(config.base_pose, dtype=float)
+        if base.shape != (7,) or not np.isfinite(base).all() or abs(np.linalg.norm(base[3:]) - 1) > 1e-3:
+            raise ChordError(f"base_pose: {base.tolist()}, expected xyz (m) + unit quaternion wxyz")
+    table_height = 0.0
+    movable: list[str] | None = None
+    if scene is not None:
+        movable = check_flow_matches_scene(flow, scene, config.scene_tolerance)
+        table_height = float(scene.table_height)
+    if config.target_object:
+        if config.target_object not in flow.object_names:
+            raise ChordError(
+                f"target_object: {config.target_object!r} is not in the flow {list(flow.object_names)}"
+            )
+        movable = [config.target_object]
+    if movable is not None and not movable:
+        raise ChordError(f"no movable object of the scene is in the flow {list(flow.object_names)}")
+
+    analysis = analyse_flow(flow, config.segment, objects=movable)
+    if analysis.nonrigid:
+        log.warning(
+            "target part residual %.1f mm: its motion is not rigid; the grasp follows the best rigid fit",
+            1000 * analysis.target.track.residual_max_rms,
+        )
+    pts = flow.points.astype(np.float64)
+    t_analysis = time.perf_counter()
+    if config.base_pose is not None:
+        return _plan_at_base(flow, scene, analysis, robot, base, table_height, config, t_start, t_analysis)
+    bases = auto_base_poses(analysis.target, pts, table_height)
+    if not bases:
+        raise ChordError(
+            "no automatic robot base placement is free of the scene around the moving part; give base_pose"
+        )
+    first: ChordError | None = None
+    for base in bases:
+        try:
+            return _plan_at_base(
+                flow, scene, analysis, robot, base, table_height, config, t_start, t_analysis
+            )
+        except ChordError as e:
+            log.info("base at %s: %s", np.round(base[:3], 2).tolist(), e)
+            first = first or e
+    assert first is not None
+    raise ChordError(f"{first} (tried {len(bases)} automatic base placements around the part)") from first
+
+
+# Automatic placements: distance (m) from the part and the direction the robot faces (deg about z).
+_AUTO_BASES = ((0.5, 0.0), (0.5, 90.0), (0.5, -90.0), (0.5, 180.0), (0.35, 0.0), (0.65, 0.0))
+
+
+def auto_base_poses(
+    part, flow_pts: np.ndarray, table_height: float, clearance: float = 0.15
+) -> list[np.ndarray]:
+    """Candidate T_world_base [7] (xyz + wxyz) facing the part's first-frame centroid, best first.
+
+    A placement is dropped if any flow point, at any frame, is within ``clearance`` (m) of the
+    base's vertical axis below 0.4 m above the table (the arm's shoulder would hit it).
+    """
+    c = part.track.T_world_part[0, :3, 3]
+    low = flow_pts[:, :, 2] < table_height + 0.4
+    xy = flow_pts[..., :2][low]
+    out = []
+    for dist, yaw in _AUTO_BASES:
+        a = np.radians(yaw)
+        pos = np.array([c[0] - dist * np.cos(a), c[1] - dist * np.sin(a), table_height])
+        if len(xy) and np.linalg.norm(xy - pos[:2], axis=1).min() < clearance:
+            continue
+        out.append(np.r_[pos, np.cos(a / 2), 0.0, 0.0, np.sin(a / 2)])
+    return out
+
+
+def _plan_at_base(
+    flow: ObjectFlow,
+    scene,
+    analysis: FlowAnalysis,
+    robot: Robot,
+    base: np.ndarray,  # [7] T_world_base xyz + wxyz
+    table_height: float,
+    config: PlannerConfig,
+    t_start: float,
+    t_analysis: float,
+) -> PlanResult:
+    """The planner after flow analysis, for one robot base placement."""
+    T_world_base = pose_to_matrix(base[:3], base[3:])
+    T_base_world = np.linalg.inv(T_world_base)
+    cand, grasp_stats = _choose(robot, analysis, table_height, T_world_base, config)
+    t_grasp = time.perf_counter()
+
+    track = analysis.target.track.T_world_part
+    T_world, phases = _waypoints(track, cand, config)
+    T_base = T_base_world @ T_world
+    path = ik_path(robot, T_base, starts=3, anchor=config.approach_steps)
+    table_z = float((T_base_world @ np.array([0, 0, table_height, 1.0]))[2])
+    w = np.ones(len(T_base))
+    w[phases["follow"][0] : phases["follow"][1]] = 3.0  # the part's track matters most
+    part_traj, other = _scene_points(analysis)
+    # The static scene (points that stay put) as obstacles for the optimiser, base frame.
+    still = np.linalg.norm(other - other[:1], axis=-1).max(0) < 0.005 if other.shape[1] else np.zeros(0, bool)
+    static = other[0, still]
+    if len(static) > 4000:
+        static = static[np.random.default_rng(0).choice(len(static), 4000, replace=False)]
+    static_base = static @ T_base_world[:3, :3].T + T_base_world[:3, 3]
+    q_wp = optimise(robot, path.q, T_base, table_z, config.optim, w, obstacles=static_base)
+    clearance, where = arm_clearance(robot, q_wp, T_world_base, phases, part_traj, other)
+    if clearance < 0.0:
+        raise ChordError(
+            f"arm collides with the scene: its body passes {1000 * -clearance:.0f} mm into scene points "
+            f"at {where}; move the robot base (base_pose) or the objects"
+        )
+    ep, er = tracking_errors(robot, q_wp, T_base)
+    f0, f1 = phases["follow"]
+    worst = f0 + int(np.argmax(ep[f0:f1]))
+    if ep[worst] > config.max_track_error or np.degrees(er[f0:f1].max()) > config.max_track_rotation_deg:
+        raise ChordError(
+            f"unreachable track: the arm reaches frame {worst - f0} of the part's track only within "
+            f"{1000 * ep[worst]:.1f} mm / {np.degrees(er[f0:f1].max()):.1f} deg (limits "
+            f"{1000 * config.max_track_error:.1f} mm / {config.max_track_rotation_deg} deg); move the "
+            "robot base (base_pose) or the object"
+        )
+    t_opt = time.perf_counter()
+
+    # -- timing ------------------------------------------------------------------------------
+    v_max = config.velocity_scale * robot.velocity_limits
+    a_max = config.accel_scale * robot.accel_limits
+    g = config.grasp
+    if cand.kind == "grasp":
+        opening = min(g.gripper.max_width, cand.width + g.open_clearance)
+        hold = max(0.0, cand.width - g.squeeze)
+    else:
+        opening = hold = 0.0
+    segments: list[tuple[str, Any]] = [
+        ("approach", parameterize(q_wp[phases["approach"][0] : phases["approach"][1]], v_max, a_max)),
+        ("close", (opening, hold)),
+        ("follow", parameterize(q_wp[f0:f1], v_max, a_max)),
+        ("open", (hold, opening)),
+        ("retreat", parameterize(q_wp[phases["retreat"][0] : phases["retreat"][1]], v_max, a_max)),
+    ]
+    ts, qs, gs, phase_times = [], [], [], {}
+    t0 = 0.0
+    q_last = q_wp[0]
+    follow_s: tuple[np.ndarray, TimedPath, float] | None = None
+    for name, seg in segments:
+        if isinstance(seg, TimedPath):
+            local = _grid(seg.duration, config.dt)
+            s, q = seg.sample(local)
+            width = {"approach": opening, "follow": hold, "retreat": opening}[name]
+            grip = np.full(len(local), width)
+            if name == "follow":
+                follow_s = (s, seg, t0)
+        else:
+            local = _grid(config.gripper_time, config.dt)
+            q = np.broadcast_to(q_last, (len(local), robot.dof))
+            grip = np.interp(local, [0.0, config.gripper_time], list(seg))
+        start = 1 if ts else 0  # segments share their boundary sample
+        ts.append(t0 + local[start:])
+        qs.append(q[start:])
+        gs.append(grip[start:])
+        phase_times[name] = (t0, t0 + float(local[-1]))
+        t0 += float(local[-1])
+        q_last = q[-1]
+    if t0 > config.max_duration:
+        raise ChordError(
+            f"unusable joint path: timing it under the limits takes {t0:.0f} s (max_duration "
+            f"{config.max_duration:.0f} s); it passes near a singularity or a joint limit"
+        )
+    t_all = np.concatenate(ts)
+    q_all = np.concatenate(qs)
+    g_all = np.concatenate(gs)
+    ee = np.empty((len(q_all), 7))
+    for i, q in enumerate(q_all):
+        T = robot.fk(q)
+        ee[i, :3] = T[:3, 3]
+        ee[i, 3:] = matrix_to_quat(T[:3, :3])
+    t_time = time.perf_counter()
+
+    # -- report ------------------------------------------------------------------------------
+    assert follow_s is not None
+    s_f, seg_f, _ = follow_s
+    # Tracking between the knots: the sample's path parameter locates it between two waypoints.
+    kf = np.interp(s_f, seg_f.knots, seg_f.index.astype(float))
+    samp_ep, samp_er = [], []
+    for s_val, k in zip(s_f, kf, strict=True):
+        a = int(np.floor(min(k, f1 - f0 - 1 - 1e-9)))
+        target = _interp_pose(T_base[f0 + a], T_base[f0 + min(a + 1, f1 - f0 - 1)], k - a)
+        T = robot.fk(np.asarray(seg_f.spline(np.array([s_val])))[0])
+        samp_ep.append(np.linalg.norm(T[:3, 3] - target[:3, 3]))
+        samp_er.append(Rotation.from_matrix(target[:3, :3].T @ T[:3, :3]).magnitude())
+    dt_all = np.diff(t_all)
+    qd = np.diff(q_all, axis=0) / dt_all[:, None]
+    qdd = np.diff(qd, axis=0) / (0.5 * (dt_all[1:] + dt_all[:-1]))[:, None]
+    link_z = np.array([robot.fk_frames(q)[:, 2].min() for q in q_all[:: max(1, len(q_all) // 200)]])
+    report = {
+        "planner": "chord.planner v1 (pinocchio DLS IK + Gauss-Newton joint optimisation + TOPP-RA)",
+        "planning_time_s": time.perf_counter() - t_start,
+        "time_breakdown_s": {
+            "analysis": t_analysis - t_start,
+            "grasp": t_grasp - t_analysis,
+            "ik_and_optimisation": t_opt - t_grasp,
+            "timing": t_time - t_opt,
+        },
+        "analysis": analysis.summary(),
+        "grasp": {
+            "kind": cand.kind,
+            "width_mm": 1000 * cand.width,
+            "quality": cand.quality,
+            "score": cand.score,
+            "reason": cand.reason,
+            "T_part_ee": cand.T_part_ee.tolist(),
+            "open_width_mm": 1000 * opening,
+            "hold_width_mm": 1000 * hold,
+            "search": grasp_stats,
+        },
+        "tracking": {
+            "waypoint_position_max_mm": 1000 * float(ep[f0:f1].max()),
+            "waypoint_position_mean_mm": 1000 * float(ep[f0:f1].mean()),
+            "waypoint_rotation_max_deg": float(np.degrees(er[f0:f1].max())),
+            "sampled_position_max_mm": 1000 * float(max(samp_ep)),
+            "sampled_rotation_max_deg": float(np.degrees(max(samp_er))),
+            "approach_retreat_position_max_mm": 1000
+            * float(np.r_[ep[:f0], ep[f1:]].max() if len(ep) > f1 - f0 else 0.0),
+        },
+        "joint_limit_margin_rad": float(robot.limit_margin(q_all).min()),
+        "peak_joint_speed_rad_s": np.abs(qd).max(0).tolist(),
+        "peak_speed_fraction_of_limit": float((np.abs(qd) / robot.velocity_limits).max()),
+        "peak_accel_fraction_of_limit": float((np.abs(qdd) / robot.accel_limits).max()) if len(qdd) else 0.0,
+        "peak_tcp_speed_m_s": float(np.linalg.norm(np.diff(ee[:, :3], axis=0), axis=1).max() / dt_all.min()),
+        "min_link_height_above_table_m": float(link_z.min() - table_z),
+        "min_arm_clearance_to_scene_m": clearance,
+        "duration_s": float(t_all[-1]),
+        "base_pose": base.tolist(),
+        "base_pose_automatic": config.base_pose is None,
+        "phases_s": {k: [float(a), float(b)] for k, (a, b) in phase_times.items()},
+        "limits": {
+            "velocity_rad_s": v_max.tolist(),
+            "accel_rad_s2": a_max.tolist(),
+            "velocity_scale": config.velocity_scale,
+            "accel_scale": config.accel_scale,
+        },
+    }
+    plan = Plan(
+        t=t_all.astype(np.float64),
+        q=np.ascontiguousarray(q_all, dtype=np.float64),
+        gripper=g_all.astype(np.float64),
+        ee_pose=ee,
+        robot=str(robot.urdf),
+        joint_names=robot.joint_names,
+        base_pose=tuple(base.tolist()),
+        task=(scene.prompt if scene is not None else flow.prompt) or "follow the flow",
+        flow_sha256=flow.content_hash(),
+        report=_jsonable(report),
+    )
+    log.info(
+        "plan: %s, %d samples over %.2f s, tracking %.2f mm max, planned in %.2f s",
+        cand.kind,
+        len(t_all),
+        t_all[-1],
+        report["tracking"]["sampled_position_max_mm"],
+        report["planning_time_s"],
+    )
+    return PlanResult(plan, plan.report, analysis, cand, T_world, phases)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, (np.floating, np.integer, np.bool_)):
+        return x.item()
+    return x
+
+
+def config_dict(config: PlannerConfig) -> dict[str, Any]:
+    """The resolved config as JSON-able data (written next to every output)."""
+    return _jsonable(asdict(config))

@@ -1,0 +1,323 @@
+"""Arm kinematics from a URDF through pinocchio: forward kinematics, Jacobians and inverse kinematics.
+
+The arm is the chain of movable joints from the URDF root to the tool-centre-point (TCP) frame;
+every other movable joint (the gripper fingers) is locked. All poses here are in the robot base
+frame (the URDF root link) unless a name says otherwise. PyBullet's default IK is not used: it is
+measured at a 38 mm median error (SPEC.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from chord.errors import ChordError, MissingDependencyError
+
+log = logging.getLogger(__name__)
+
+# The Franka Panda's "ready" posture: a well-conditioned seed in the middle of the workspace.
+PANDA_READY = (0.0, -0.785398, 0.0, -2.356194, 0.0, 1.570796, 0.785398)
+# Franka's datasheet joint acceleration limits (rad/s^2); URDFs carry no acceleration limits.
+PANDA_ACCEL_LIMITS = (15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0)
+
+
+def default_urdf() -> Path:
+    """The Franka Panda URDF shipped with ``pybullet_data``."""
+    import pybullet_data
+
+    return Path(pybullet_data.getDataPath()) / "franka_panda" / "panda.urdf"
+
+
+def _pin():
+    try:
+        import pinocchio
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise MissingDependencyError("the planner's kinematics need pinocchio: `pip install pin`") from e
+    return pinocchio
+
+
+@dataclass(frozen=True)
+class RobotConfig:
+    """Which URDF, which frame is the tool, and the limits the planner must respect."""
+
+    urdf: str = ""  # URDF path; "" = Franka Panda from pybullet_data
+    tcp_frame: str = "panda_grasptarget"  # link/frame between the fingertips (the grasp point)
+    gripper_max_width: float = 0.08  # metres, widest opening of the gripper
+    accel_limits: tuple[float, ...] = PANDA_ACCEL_LIMITS  # rad/s^2 per arm joint (URDF has none)
+    seed: tuple[float, ...] = PANDA_READY  # rad, IK seed / rest posture, one per arm joint
+    # Links whose origins must stay above the table (cheap collision proxy for the static scene).
+    clearance_frames: tuple[str, ...] = (
+        "panda_link3",
+        "panda_link4",
+        "panda_link5",
+        "panda_link6",
+        "panda_link7",
+        "panda_hand",
+        "panda_leftfinger",
+        "panda_rightfinger",
+    )
+    # The arm's body as spheres along the segments between consecutive frame origins (the
+    # gripper is checked separately with boxes): (frame names in chain order, radius in metres).
+    body_chain: tuple[str, ...] = (
+        "panda_link1",
+        "panda_link3",
+        "panda_link4",
+        "panda_link5",
+        "panda_link6",
+        "panda_link7",
+        "panda_hand",
+    )
+    body_radius: float = 0.06  # metres: radius of the spheres
+
+
+@dataclass(frozen=True)
+class IKResult:
+    """One inverse-kinematics solve."""
+
+    q: np.ndarray  # [J] rad, within the joint limits
+    position_error: float  # metres, |p_target - p(q)|
+    rotation_error: float  # radians, angle of R_target^T R(q)
+    iterations: int  # total iterations over all restarts
+    success: bool  # both errors under the solver's tolerances
+
+
+class Robot:
+    """A serial arm from a URDF: FK, Jacobians, damped-least-squares IK with joint limits.
+
+    Raises ChordError if the URDF cannot be read, the TCP frame is missing, or the arm joints
+    have no finite position limits.
+    """
+
+    def __init__(self, config: RobotConfig = RobotConfig()):
+        pin = _pin()
+        self.config = config
+        urdf = Path(config.urdf) if config.urdf else default_urdf()
+        if not urdf.is_file():
+            raise ChordError(f"robot urdf: file {str(urdf)!r} does not exist")
+        self.urdf = urdf
+        try:
+            full = pin.buildModelFromUrdf(str(urdf))
+        except (RuntimeError, ValueError) as e:
+            raise ChordError(f"robot urdf {str(urdf)!r}: pinocchio cannot read it ({e})") from e
+        if not full.existFrame(config.tcp_frame):
+            names = [f.name for f in full.frames if f.type == pin.FrameType.BODY]
+            raise ChordError(
+                f"robot tcp_frame: {config.tcp_frame!r} is not a link of {urdf.name}; links: {names}"
+            )
+        # The arm is the support chain of the TCP; lock every other movable joint.
+        tcp_joint = full.frames[full.getFrameId(config.tcp_frame)].parentJoint
+        chain = set(full.supports[tcp_joint])
+        lock = [j for j in range(1, full.njoints) if j not in chain]
+        self.model = pin.buildReducedModel(full, lock, pin.neutral(full)) if lock else full
+        self.data = self.model.createData()
+        self.tcp_id = self.model.getFrameId(config.tcp_frame)
+        self.joint_names = tuple(self.model.names[j] for j in range(1, self.model.njoints))
+        if self.model.nq != self.model.nv or self.model.nq != len(self.joint_names):
+            raise ChordError(
+                f"robot urdf {urdf.name}: only 1-DoF revolute/prismatic arm joints are supported "
+                f"(nq={self.model.nq}, nv={self.model.nv}, joints {list(self.joint_names)})"
+            )
+        self.lower = np.array(self.model.lowerPositionLimit, dtype=float)  # [J] rad
+        self.upper = np.array(self.model.upperPositionLimit, dtype=float)  # [J] rad
+        if (
+            not (np.isfinite(self.lower).all() and np.isfinite(self.upper).all())
+            or (self.upper <= self.lower).any()
+        ):
+            raise ChordError(
+                f"robot urdf {urdf.name}: joints {list(self.joint_names)} need finite limits, got "
+                f"lower {self.lower.tolist()} upper {self.upper.tolist()}"
+            )
+        self.velocity_limits = np.array(self.model.velocityLimit, dtype=float)  # [J] rad/s
+        acc = np.asarray(config.accel_limits, dtype=float)
+        if acc.shape != (self.dof,) or (acc <= 0).any():
+            raise ChordError(
+                f"robot accel_limits: {acc.tolist()}, expected {self.dof} positive numbers (rad/s^2)"
+            )
+        self.accel_limits = acc
+        seed = np.asarray(config.seed, dtype=float)
+        if seed.shape != (self.dof,):
+            seed = 0.5 * (self.lower + self.upper)
+        self.seed = np.clip(seed, self.lower, self.upper)
+        missing = [f for f in config.clearance_frames if not self.model.existFrame(f)]
+        if missing:
+            log.warning("robot: clearance frames %s not in %s; ignored", missing, urdf.name)
+        self.clearance_ids = [self.model.getFrameId(f) for f in config.clearance_frames if f not in missing]
+        self.body_ids = [self.model.getFrameId(f) for f in config.body_chain if self.model.existFrame(f)]
+        self._sphere_cache: dict[int, tuple] = {}
+
+    def body_spheres(self, q: np.ndarray, per_segment: int = 4) -> np.ndarray:  # q: [J]
+        """Centres [S, 3] (base frame) of spheres of radius ``config.body_radius`` along the arm."""
+        return self.body_sphere_layout(q, per_segment)[0]
+
+    def body_sphere_layout(
+        self, q: np.ndarray, per_segment: int = 4
+    ) -> tuple[np.ndarray, list[tuple[int, int, float]]]:  # q: [J]
+        """(centres [S, 3], layout): sphere s sits at (1 - u) * origin(a) + u * origin(b).
+
+        ``layout[s] = (a, b, u)`` with a, b frame ids of ``config.body_chain``, so the sphere's
+        Jacobian is (1 - u) J_a + u J_b (linear rows).
+        """
+        pin = _pin()
+        pin.framesForwardKinematics(self.model, self.data, np.asarray(q, dtype=float))
+        p = np.array([self.data.oMf[i].translation for i in self.body_ids]).reshape(-1, 3)
+        if len(p) == 0:
+            return p, []
+        if per_segment not in self._sphere_cache:
+            n = len(p)
+            seg = np.repeat(np.arange(n - 1), per_segment)
+            u = np.r_[np.tile(np.linspace(0.0, 1.0, per_segment, endpoint=False), n - 1), 0.0]
+            a, b = np.r_[seg, n - 1], np.r_[seg + 1, n - 1]
+            ids = self.body_ids
+            layout = [(ids[i], ids[j], float(w)) for i, j, w in zip(a, b, u, strict=True)]
+            self._sphere_cache[per_segment] = (a, b, u[:, None], layout)
+        a, b, u, layout = self._sphere_cache[per_segment]
+        return (1 - u) * p[a] + u * p[b], layout
+
+    @property
+    def dof(self) -> int:
+        return int(self.model.nq)
+
+    @property
+    def name(self) -> str:
+        return str(self.model.name or self.urdf.stem)
+
+    # -- forward kinematics ---------------------------------------------------------------
+    def fk(self, q: np.ndarray) -> np.ndarray:  # q: [J]
+        """T_base_tcp [4, 4] for joint positions ``q`` (rad)."""
+        pin = _pin()
+        pin.framesForwardKinematics(self.model, self.data, np.asarray(q, dtype=float))
+        return np.array(self.data.oMf[self.tcp_id].homogeneous)
+
+    def fk_frames(self, q: np.ndarray, frames: list[int] | None = None) -> np.ndarray:  # q: [J]
+        """Origins [F, 3] of ``frames`` (default: the clearance frames) in the base frame."""
+        pin = _pin()
+        pin.framesForwardKinematics(self.model, self.data, np.asarray(q, dtype=float))
+        ids = self.clearance_ids if frames is None else frames
+        return np.array([self.data.oMf[i].translation for i in ids]).reshape(-1, 3)
+
+    def jacobian(self, q: np.ndarray, frame: int | None = None) -> tuple[np.ndarray, np.ndarray]:  # q: [J]
+        """(T_base_frame [4, 4], J [6, J]) for the TCP (or ``frame``).
+
+        J maps joint velocities to (linear, angular) velocity of the frame, both expressed in
+        the base frame's axes (pinocchio's LOCAL_WORLD_ALIGNED).
+        """
+        pin = _pin()
+        fid = self.tcp_id if frame is None else frame
+        J = pin.computeFrameJacobian(
+            self.model, self.data, np.asarray(q, dtype=float), fid, pin.LOCAL_WORLD_ALIGNED
+        )
+        return np.array(self.data.oMf[fid].homogeneous), np.array(J)
+
+    # -- inverse kinematics ---------------------------------------------------------------
+    def ik(
+        self,
+        T_base_target: np.ndarray,  # [4, 4]
+        q0: np.ndarray | None = None,  # [J] rad, warm start
+        *,
+        restarts: int = 8,
+        max_iters: int = 200,
+        tol_pos: float = 1e-5,  # metres
+        tol_rot: float = 1e-4,  # radians
+        damping: float = 1e-3,
+        rng: np.random.Generator | None = None,
+    ) -> IKResult:
+        """Damped-least-squares IK for a TCP pose, with joint limits and random restarts.
+
+        Starts from ``q0`` (else the seed posture); if that does not converge, restarts from
+        random postures within the limits and returns the best solve. Never raises on an
+        unreachable target: check ``success`` and the errors.
+        """
+        T_target = np.asarray(T_base_target, dtype=float)
+        if T_target.shape != (4, 4) or not np.isfinite(T_target).all():
+            raise ValueError(f"ik: T_base_target must be a finite [4, 4] matrix, got shape {T_target.shape}")
+        rng = np.random.default_rng(0) if rng is None else rng
+        start = self.seed if q0 is None else np.clip(np.asarray(q0, dtype=float), self.lower, self.upper)
+        best: IKResult | None = None
+        total = 0
+        for attempt in range(restarts + 1):
+            if attempt == 0:
+                q = start.copy()
+            elif attempt == 1 and q0 is not None:
+                q = self.seed.copy()
+            else:
+                q = rng.uniform(self.lower, self.upper)
+            q, ep, er, it = self._dls(T_target, q, max_iters, tol_pos, tol_rot, damping)
+            total += it
+            res = IKResult(q, ep, er, total, ep < tol_pos and er < tol_rot)
+            if best is None or ep + 0.1 * er < best.position_error + 0.1 * best.rotation_error:
+                best = res
+            if res.success:
+                break
+        assert best is not None
+        return IKResult(best.q, best.position_error, best.rotation_error, total, best.success)
+
+    def _dls(
+        self,
+        T_target: np.ndarray,
+        q: np.ndarray,
+        max_iters: int,
+        tol_pos: float,
+        tol_rot: float,
+        damping: float,
+    ) -> tuple[np.ndarray, float, float, int]:
+        from scipy.linalg.lapack import dposv  # a bare 6x6 SPD solve: numpy's wrapper costs more
+
+        p_t, R_t = T_target[:3, 3], T_target[:3, :3]
+        eye6 = np.eye(6)
+        ep = er = np.inf
+        it = 0
+        best_cost, stalled = np.inf, 0
+        while it < max_iters:
+            it += 1
+            T, J = self.jacobian(q)
+            e = pose_error(T, p_t, R_t)
+            ep, er = (
+                math.sqrt(e[0] ** 2 + e[1] ** 2 + e[2] ** 2),
+                math.sqrt(e[3] ** 2 + e[4] ** 2 + e[5] ** 2),
+            )
+            if ep < tol_pos and er < tol_rot:
+                break
+            # An unreachable target stops improving: give up after 20 steps without 1% progress.
+            cost = ep + 0.1 * er
+            if cost < 0.99 * best_cost:
+                best_cost, stalled = cost, 0
+            else:
+                stalled += 1
+                if stalled >= 20:
+                    break
+            # Damping grows with the error: Levenberg-style robustness far away, Gauss-Newton near.
+            lam2 = damping**2 + 1e-2 * min(float(e @ e), 1.0)
+            dq = J.T @ dposv(J @ J.T + lam2 * eye6, e)[1]
+            # Active set: joints pinned at a limit and pushed outward are frozen and the step is
+            # re-solved with the others, instead of being clipped (clipping stalls the solve).
+            pinned = ((q <= self.lower + 1e-9) & (dq < 0)) | ((q >= self.upper - 1e-9) & (dq > 0))
+            if pinned.any():
+                Jf = J * ~pinned
+                dq = Jf.T @ dposv(Jf @ Jf.T + lam2 * eye6, e)[1]
+            n = math.sqrt(float(dq @ dq))
+            if n > 0.5:
+                dq *= 0.5 / n
+            q = np.minimum(np.maximum(q + dq, self.lower), self.upper)
+        else:
+            T = self.fk(q)
+            e = pose_error(T, p_t, R_t)
+            ep, er = float(np.linalg.norm(e[:3])), float(np.linalg.norm(e[3:]))
+        return q, ep, er, it
+
+    def limit_margin(self, q: np.ndarray) -> np.ndarray:  # q: [..., J]
+        """Distance [...] (rad) from ``q`` to the nearest joint limit (negative if outside)."""
+        q = np.asarray(q, dtype=float)
+        return np.minimum(q - self.lower, self.upper - q).min(axis=-1)
+
+
+def pose_error(T: np.ndarray, p_target: np.ndarray, R_target: np.ndarray) -> np.ndarray:
+    """[6] (target - current): position (m) and rotation vector of R_target R^T (rad), base axes."""
+    pin = _pin()
+    e = np.empty(6)
+    e[:3] = p_target - T[:3, 3]
+    e[3:] = pin.log3(R_target @ T[:3, :3].T)
+    return e

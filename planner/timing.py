@@ -1,0 +1,131 @@
+"""Time-optimal parameterisation of a joint path under velocity and acceleration limits (TOPP-RA).
+
+The waypoints are joined by a cubic spline over their cumulative joint-space distance s; TOPP-RA
+(``toppra``) finds the fastest admissible path speed sdot(s) on a grid, and the trajectory is
+integrated between grid points with constant path acceleration, so q(t) is exactly on the spline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from chord.errors import ChordError, MissingDependencyError
+
+log = logging.getLogger(__name__)
+
+
+def _toppra():
+    try:
+        import toppra
+        import toppra.algorithm
+        import toppra.constraint
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise MissingDependencyError("time parameterisation needs toppra: `pip install toppra`") from e
+    toppra.setup_logging("WARNING")
+    return toppra
+
+
+@dataclass(frozen=True)
+class TimedPath:
+    """A joint path with its time law s(t); sample it with :meth:`sample`."""
+
+    knots: np.ndarray  # [K] path parameter of each waypoint (rad of joint-space distance)
+    grid: np.ndarray  # [G] path parameter of the TOPP-RA grid points
+    grid_t: np.ndarray  # [G] time at each grid point, seconds from the path's start
+    sd: np.ndarray  # [G] path speed at each grid point (1/s in units of s)
+    spline: object  # toppra.SplineInterpolator: q(s), q'(s)
+    index: np.ndarray  # [K] int, input waypoint index of each knot (identical ones are merged)
+    stretch: float = 1.0  # the time law is slowed uniformly by this factor (>= 1)
+
+    @property
+    def duration(self) -> float:
+        return float(self.grid_t[-1]) * self.stretch
+
+    def s_at(self, t: np.ndarray) -> np.ndarray:  # t: [M] seconds
+        """Path parameter [M] at times t, constant path acceleration between grid points."""
+        t = np.clip(np.asarray(t, dtype=float), 0.0, self.duration) / self.stretch
+        i = np.clip(np.searchsorted(self.grid_t, t, side="right") - 1, 0, len(self.grid) - 2)
+        ds = self.grid[i + 1] - self.grid[i]
+        acc = (self.sd[i + 1] ** 2 - self.sd[i] ** 2) / (2 * ds)
+        tau = t - self.grid_t[i]
+        return np.minimum(self.grid[i] + self.sd[i] * tau + 0.5 * acc * tau**2, self.grid[i + 1])
+
+    def sample(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # t: [M]
+        """(s [M], q [M, J]) at times t (seconds from the path's start)."""
+        s = self.s_at(t)
+        return s, np.asarray(self.spline(s))
+
+
+def parameterize(
+    q: np.ndarray,  # [K, J] waypoints, rad
+    v_max: np.ndarray,  # [J] rad/s
+    a_max: np.ndarray,  # [J] rad/s^2
+    grid_per_knot: int = 6,
+    min_step: float = 1e-3,  # rad: waypoints closer than this (joint-space norm) are merged
+) -> TimedPath:
+    """Fastest timing of the spline through ``q`` that respects |qd| <= v_max and |qdd| <= a_max.
+
+    Starts and ends at rest. Near-duplicate waypoints are merged (``min_step``). Raises ChordError if
+    TOPP-RA finds no admissible parameterisation.
+    """
+    ta = _toppra()
+    q = np.asarray(q, dtype=float)
+    # Waypoints closer than min_step to the last kept one are dropped (the last waypoint is
+    # always kept): near-duplicate knots (a flow at rest, IK jitter) make the spline ring, and
+    # its huge curvature there would force the path speed to ~0.
+    keep = [0]
+    for k in range(1, len(q)):
+        if np.linalg.norm(q[k] - q[keep[-1]]) > min_step:
+            keep.append(k)
+    if keep[-1] != len(q) - 1:
+        if len(keep) > 1:
+            keep[-1] = len(q) - 1
+        elif np.linalg.norm(q[-1] - q[0]) > 1e-9:
+            keep.append(len(q) - 1)
+    index = np.array(keep)
+    q = q[index]
+    if len(q) < 2:
+        raise ChordError("time parameterisation: the path does not move (all waypoints identical)")
+    s = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(q, axis=0), axis=1))]
+    spline = ta.SplineInterpolator(s, q)
+    grid = np.linspace(0.0, s[-1], max(50, grid_per_knot * len(q)))
+    vlim = np.stack([-v_max, v_max], axis=1)
+    alim = np.stack([-a_max, a_max], axis=1)
+    instance = ta.algorithm.TOPPRA(
+        [ta.constraint.JointVelocityConstraint(vlim), ta.constraint.JointAccelerationConstraint(alim)],
+        spline,
+        gridpoints=grid,
+    )
+    instance.compute_parameterization(0.0, 0.0)
+    data = instance.problem_data
+    from toppra.algorithm.algorithm import ParameterizationReturnCode
+
+    if data.sd_vec is None or data.return_code != ParameterizationReturnCode.Ok:
+        raise ChordError(f"time parameterisation failed: TOPP-RA return code {data.return_code}")
+    sd = np.maximum(np.asarray(data.sd_vec, dtype=float), 0.0)
+    g = np.asarray(data.gridpoints, dtype=float)
+    dt = 2 * np.diff(g) / np.maximum(sd[1:] + sd[:-1], 1e-12)
+    grid_t = np.r_[0.0, np.cumsum(dt)]
+    path = TimedPath(s, g, grid_t, sd, spline, index)
+    # TOPP-RA holds the limits at the grid points only; check densely and slow down uniformly
+    # (velocity scales with 1/k, acceleration with 1/k^2) until they hold everywhere.
+    ratio_v, ratio_a = limit_ratios(path, v_max, a_max)
+    k = max(1.0, ratio_v, np.sqrt(ratio_a)) * 1.01
+    if k > 1.011:
+        log.debug("timing: stretched by %.3f (grid overshoot v %.3f, a %.3f)", k, ratio_v, ratio_a)
+    return dataclasses.replace(path, stretch=k)
+
+
+def limit_ratios(
+    path: TimedPath, v_max: np.ndarray, a_max: np.ndarray, dt: float = 0.002
+) -> tuple[float, float]:
+    """Peak |qd| / v_max and |qdd| / a_max over the path, by finite differences at step dt (s)."""
+    t = np.arange(0.0, path.duration + dt, dt)
+    _, q = path.sample(t)
+    qd = np.diff(q, axis=0) / dt
+    qdd = np.diff(qd, axis=0) / dt
+    return float((np.abs(qd) / v_max).max()), float((np.abs(qdd) / a_max).max())

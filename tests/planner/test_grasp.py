@@ -1,0 +1,114 @@
+"""Antipodal grasp candidates, gripper collision boxes and pushes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from planner.grasp import (
+    GraspConfig,
+    antipodal_candidates,
+    boxes_hit,
+    collision_free,
+    estimate_normals,
+    push_candidates,
+)
+from planner.synthetic import box_surface
+
+
+def test_normals_point_out_of_a_box():
+    pts = box_surface((0.1, 0.06, 0.04), 3000, np.random.default_rng(0))
+    n = estimate_normals(pts)
+    # On a face the normal is the face axis; count points whose normal is the expected one.
+    face_axis = np.argmax(np.abs(pts) / np.array([0.05, 0.03, 0.02]), axis=1)
+    expected = np.zeros_like(pts)
+    expected[np.arange(len(pts)), face_axis] = np.sign(pts[np.arange(len(pts)), face_axis])
+    # Away from the edges (where a normal is ill-defined) they are right.
+    half = np.array([0.05, 0.03, 0.02])
+    inner = np.sort(half - np.abs(pts), axis=1)[:, 1] > 0.01  # >= 1 cm from every edge
+    assert ((n * expected).sum(1) > 0.95)[inner].mean() > 0.97
+    assert ((n * expected).sum(1) > 0)[inner].all()
+
+
+def test_antipodal_widths_fit_the_gripper():
+    rng = np.random.default_rng(1)
+    pts = box_surface((0.04, 0.06, 0.12), 3000, rng)
+    cands = antipodal_candidates(pts, GraspConfig(), rng)
+    assert len(cands) > 100
+    widths = np.array([c.width for c in cands])
+    # Across x (4 cm) or y (6 cm); never along z (12 cm > 8 cm gripper).
+    near = np.minimum(np.abs(widths - 0.04), np.abs(widths - 0.06))
+    assert (near < 0.004).mean() > 0.95
+    assert widths.max() < 0.08 - GraspConfig().open_clearance + 1e-9
+    for c in cands[:50]:
+        R = c.T_part_ee[:3, :3]
+        np.testing.assert_allclose(R.T @ R, np.eye(3), atol=1e-9)
+        y = R[:, 1]  # closing direction: along a box axis x or y
+        assert max(abs(y[0]), abs(y[1])) > 0.93
+        assert c.quality > np.cos(np.radians(20))
+    # Ranked: the best candidates approach from above.
+    assert cands[0].T_part_ee[2, 2] < -0.9
+
+
+def test_too_wide_object_has_no_grasp():
+    rng = np.random.default_rng(2)
+    pts = box_surface((0.1, 0.1, 0.1), 3000, rng)
+    assert antipodal_candidates(pts, GraspConfig(), rng) == []
+
+
+def test_boxes_hit_table_and_scene_points():
+    cfg = GraspConfig()
+    boxes = cfg.gripper.boxes(0.05)
+    T = np.eye(4)
+    T[:3, :3] = np.diag([1.0, -1.0, -1.0])  # pointing down
+    T[:3, 3] = [0.5, 0.0, 0.03]
+    assert boxes_hit(T, boxes, np.zeros((0, 3)), 0.003, 0.0, 0.005) is None  # fingertips 2.4 cm up
+    T[2, 3] = 0.005
+    assert boxes_hit(T, boxes, np.zeros((0, 3)), 0.003, 0.0, 0.005) == "table"
+    T[2, 3] = 0.1
+    inside_finger = np.array([[0.5, 0.03, 0.1]])  # y = +3 cm: in a finger at 5 cm opening
+    between = np.array([[0.5, 0.0, 0.1]])
+    assert boxes_hit(T, boxes, inside_finger, 0.003, 0.0, 0.005) == "scene"
+    assert boxes_hit(T, boxes, between, 0.003, 0.0, 0.005) is None
+
+
+def test_collision_free_sees_obstacles_along_the_track():
+    rng = np.random.default_rng(3)
+    part = box_surface((0.04, 0.04, 0.1), 1500, rng)
+    cands = antipodal_candidates(part, GraspConfig(), rng)
+    T_ = 11
+    track = np.broadcast_to(np.eye(4), (T_, 4, 4)).copy()
+    track[:, :3, 3] = [0.5, 0.0, 0.05]
+    track[:, 2, 3] += np.linspace(0, 0.2, T_)  # lifted 20 cm
+    part_traj = np.stack([part + track[t, :3, 3] for t in range(T_)])
+    empty = np.zeros((T_, 0, 3))
+    verdicts = [collision_free(c, track, part_traj, empty, 0.0) for c in cands[:80]]
+    # A top-down grasp low on the 10 cm box puts the palm into the box's top: rejected.
+    deep = [
+        v
+        for c, v in zip(cands[:80], verdicts, strict=True)
+        if c.T_part_ee[2, 2] < -0.9 and c.T_part_ee[2, 3] < -0.01
+    ]
+    assert deep and all(v is not None and v.startswith("scene") for v in deep)
+    free = [c for c, v in zip(cands[:80], verdicts, strict=True) if v is None]
+    assert free
+    top = free[0]
+    # A point where the hand will be at the end of the lift, but not at the start.
+    T_end = track[-1] @ top.T_part_ee
+    obstacle = np.broadcast_to(T_end[:3, 3] - 0.08 * T_end[:3, 2], (T_, 1, 3))
+    why = collision_free(top, track, part_traj, obstacle, 0.0)
+    assert why is not None and "frame" in why
+
+
+def test_push_presses_against_the_motion():
+    rng = np.random.default_rng(4)
+    part = box_surface((0.12, 0.12, 0.06), 2000, rng)
+    T_ = 9
+    shift = np.linspace(0, 0.1, T_)[:, None, None] * np.array([0.0, 1.0, 0.0])  # slides +y
+    traj = part[None] + shift
+    pushes = push_candidates(part, traj, GraspConfig(), rng)
+    assert pushes
+    best = pushes[0]
+    assert best.kind == "push" and best.width == 0.0
+    # The tool points along the motion (+y) and touches the -y face.
+    assert best.T_part_ee[1, 2] > 0.9
+    assert best.contacts[0][1] < -0.055
