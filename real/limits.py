@@ -1,0 +1,141 @@
+"""Robot limit tables: joint names, position/velocity/acceleration/jerk limits and the kinematic model.
+
+Values come from the manufacturers' datasheets where they publish them (cited per table). Where a
+manufacturer publishes no acceleration or jerk limit (UR, UFACTORY), the value is a conservative
+choice of ours and says so: the pre-flight checks must have a number to refuse against.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from chord.errors import ChordError
+
+
+@dataclass(frozen=True)
+class RobotLimits:
+    """What pre-flight checks a plan against for one arm model. Arrays are per joint, in joint order."""
+
+    model: str  # model key, e.g. "panda"
+    joint_names: tuple[str, ...]  # J names, in the order the robot reports and accepts them
+    lower: tuple[float, ...]  # [J] rad, lowest joint position
+    upper: tuple[float, ...]  # [J] rad, highest joint position
+    velocity: tuple[float, ...]  # [J] rad/s, maximum joint speed
+    acceleration: tuple[float, ...]  # [J] rad/s^2, maximum joint acceleration
+    jerk: tuple[float, ...]  # [J] rad/s^3, maximum joint jerk
+    kinematics: str  # "urdf:<pybullet_data-relative path>#<tcp frame>" or "dh:<table name>"
+    # Frames whose origins must stay inside the workspace and above the table (URDF models).
+    link_frames: tuple[str, ...] = ()
+    source: str = ""  # where the numbers come from
+
+    def __post_init__(self) -> None:
+        n = len(self.joint_names)
+        for name in ("lower", "upper", "velocity", "acceleration", "jerk"):
+            v = getattr(self, name)
+            if len(v) != n:
+                raise ValueError(f"RobotLimits {self.model}.{name} has {len(v)} values, expected {n}")
+        if any(lo >= hi for lo, hi in zip(self.lower, self.upper, strict=True)):
+            raise ValueError(f"RobotLimits {self.model}: lower {self.lower} not below upper {self.upper}")
+
+    @property
+    def dof(self) -> int:
+        return len(self.joint_names)
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """(lower, upper, velocity, acceleration, jerk), each [J] float64."""
+        return tuple(
+            np.asarray(getattr(self, k), dtype=float)
+            for k in ("lower", "upper", "velocity", "acceleration", "jerk")
+        )
+
+
+_PANDA_LINKS = (
+    "panda_link3",
+    "panda_link4",
+    "panda_link5",
+    "panda_link6",
+    "panda_link7",
+    "panda_hand",
+    "panda_leftfinger",
+    "panda_rightfinger",
+)
+
+# Franka Emika Panda, "Robot and interface specifications" (FCI docs), joint space limits.
+PANDA = RobotLimits(
+    model="panda",
+    joint_names=tuple(f"panda_joint{i}" for i in range(1, 8)),
+    lower=(-2.8973, -1.7628, -2.8973, -3.0718, -2.8973, -0.0175, -2.8973),
+    upper=(2.8973, 1.7628, 2.8973, -0.0698, 2.8973, 3.7525, 2.8973),
+    velocity=(2.1750, 2.1750, 2.1750, 2.1750, 2.6100, 2.6100, 2.6100),
+    acceleration=(15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0),
+    jerk=(7500.0, 3750.0, 5000.0, 6250.0, 7500.0, 10000.0, 10000.0),
+    kinematics="urdf:franka_panda/panda.urdf#panda_grasptarget",
+    link_frames=_PANDA_LINKS,
+    source="Franka Control Interface docs, Panda robot and interface specifications",
+)
+
+# Franka Research 3, FCI docs "Robot and interface specifications". The FR3 has the Panda's
+# kinematic parameters (same modified-DH table), so the Panda URDF serves for its FK.
+FR3 = RobotLimits(
+    model="fr3",
+    joint_names=tuple(f"fr3_joint{i}" for i in range(1, 8)),
+    lower=(-2.7437, -1.7837, -2.9007, -3.0421, -2.8065, 0.5445, -3.0159),
+    upper=(2.7437, 1.7837, 2.9007, -0.1518, 2.8065, 4.5169, 3.0159),
+    velocity=(2.62, 2.62, 2.62, 2.62, 5.26, 4.18, 5.26),
+    acceleration=(10.0,) * 7,
+    jerk=(5000.0,) * 7,
+    kinematics="urdf:franka_panda/panda.urdf#panda_grasptarget",
+    link_frames=_PANDA_LINKS,
+    source="Franka Control Interface docs, FR3 robot and interface specifications",
+)
+
+# Universal Robots UR5e datasheet: +-360 deg on every joint, 180 deg/s. UR publishes no joint
+# acceleration or jerk limit; 8 rad/s^2 and 80 rad/s^3 are our conservative choices.
+UR5E = RobotLimits(
+    model="ur5e",
+    joint_names=(
+        "shoulder_pan_joint",
+        "shoulder_lift_joint",
+        "elbow_joint",
+        "wrist_1_joint",
+        "wrist_2_joint",
+        "wrist_3_joint",
+    ),
+    lower=(-2 * math.pi,) * 6,
+    upper=(2 * math.pi,) * 6,
+    velocity=(math.pi,) * 6,
+    acceleration=(8.0,) * 6,
+    jerk=(80.0,) * 6,
+    kinematics="dh:ur5e",
+    source="UR5e technical specifications; acceleration/jerk: chord's conservative choice",
+)
+
+# UFACTORY xArm 6 user manual (joint ranges, 180 deg/s). No published acceleration/jerk limit
+# per joint; 10 rad/s^2 and 100 rad/s^3 are our conservative choices.
+XARM6 = RobotLimits(
+    model="xarm6",
+    joint_names=tuple(f"joint{i}" for i in range(1, 7)),
+    lower=(-2 * math.pi, -2.059, -3.927, -2 * math.pi, -1.69297, -2 * math.pi),
+    upper=(2 * math.pi, 2.0944, 0.19198, 2 * math.pi, math.pi, 2 * math.pi),
+    velocity=(math.pi,) * 6,
+    acceleration=(10.0,) * 6,
+    jerk=(100.0,) * 6,
+    kinematics="urdf:xarm/xarm6_robot.urdf#link6",
+    link_frames=("link2", "link3", "link4", "link5"),
+    source="UFACTORY xArm 6 user manual; acceleration/jerk: chord's conservative choice",
+)
+
+MODELS: dict[str, RobotLimits] = {m.model: m for m in (PANDA, FR3, UR5E, XARM6)}
+
+
+def limits_for(model: str) -> RobotLimits:
+    """The limit table of ``model``; raises ChordError naming the known models."""
+    try:
+        return MODELS[model]
+    except KeyError:
+        raise ChordError(
+            f"robot model {model!r} has no limit table; known models: {sorted(MODELS)}"
+        ) from None
