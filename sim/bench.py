@@ -1,0 +1,477 @@
+"""Success-rate benchmark: randomised trials per task and method, planned and simulated in parallel.
+
+A trial perturbs every object's pose on the table (x, y, yaw about its origin), draws the contact
+friction and the movable objects' mass scale, and moves the flows with the objects: the planning
+flow (the method's, plus optional Gaussian noise) and the goal flow (the scene's reference flow,
+never noised). It then plans with the product's planner and judges the plan in PyBullet
+(:func:`sim.evaluate.simulate`). Every random draw comes from the trial's recorded seed, and the
+same trial index gets the same perturbation for every method (a paired comparison).
+
+Methods: ``ours`` plans from the task's flow (the scene's reference flow unless a generated flow
+is given); ``video_flow`` plans from 2D point tracks of the reference video lifted with rendered
+depth (:mod:`sim.video_flow`), the seed's baseline row; ``rigid`` (ablation, articulated tasks
+only) plans from the task's flow like ``ours`` but with every object fitted as one rigid whole.
+
+Results are appended to ``results.jsonl`` as trials finish; a rerun skips the trials already
+there (resume).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import multiprocessing
+import os
+import time
+import traceback
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chord.atomic import write_text_atomic
+from chord.errors import ChordError
+
+log = logging.getLogger(__name__)
+
+METHODS = ("ours", "video_flow", "rigid")
+RESULTS = "results.jsonl"
+_ROW_ORDER = {"video_flow": 0, "ours": 1, "rigid": 2}  # table rows as in the seed's Table 1, then ablations
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What the benchmark randomises and how it runs; units in each comment."""
+
+    trials: int = 8  # per task, method and flow-noise level (the seed's Table 1 has 8)
+    seed: int = 0  # master seed: every trial's seed derives from it, the task and the trial index
+    methods: tuple[str, ...] = ("ours",)  # any of METHODS
+    flow_noise: tuple[float, ...] = (0.0,)  # m, per-axis std of noise added to the planning flow
+    position_noise: float = 0.02  # m, object x and y perturbed uniformly within +-this
+    yaw_noise_deg: float = 10.0  # degrees, object yaw perturbed uniformly within +-this
+    friction_range: tuple[float, float] = (0.6, 1.0)  # object lateral friction, uniform
+    mass_scale_range: tuple[float, float] = (0.8, 1.2)  # movable objects' mass factor, uniform
+    base_pose: tuple[float, ...] = (-0.5, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0)  # T_world_base: xyz m + wxyz
+    max_plan_s: float = 120.0  # s: longer plans count as planner (IK/timing) failures, not simulated
+    workers: int = 0  # processes; 0 = os.cpu_count()
+    physics_hz: float = 240.0  # control/physics steps per second
+    substeps: int = 2  # PyBullet sub-steps per step
+
+    def __post_init__(self) -> None:
+        if self.trials < 1:
+            raise ChordError(f"bench trials is {self.trials}, expected at least 1")
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad or not self.methods:
+            raise ChordError(f"bench methods {list(self.methods)}: expected some of {list(METHODS)}")
+        if any(not (s >= 0 and math.isfinite(s)) for s in self.flow_noise) or not self.flow_noise:
+            raise ChordError(f"bench flow_noise {list(self.flow_noise)}: expected non-negative metres")
+        for key in ("friction_range", "mass_scale_range"):
+            lo, hi = getattr(self, key)
+            if not 0 < lo <= hi:
+                raise ChordError(f"bench {key} is {(lo, hi)}, expected 0 < low <= high")
+        if self.position_noise < 0 or self.yaw_noise_deg < 0:
+            raise ChordError("bench position_noise and yaw_noise_deg must be >= 0")
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One trial to run: everything a worker process needs (picklable)."""
+
+    task: str  # scene name
+    scene_path: str
+    method: str  # "ours" or "video_flow"
+    flow_path: str  # the planning flow (before perturbation)
+    flow_noise: float  # m
+    index: int  # trial index within the task
+    seed: int  # the trial's seed (perturbation)
+    config: BenchConfig = field(repr=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.task}|{self.method}|{self.flow_noise:g}|{self.index}|{self.seed}"
+
+
+def trial_seed(master: int, task: str, index: int) -> int:
+    """A 63-bit seed for trial ``index`` of ``task``, stable across runs and Python versions."""
+    h = hashlib.sha256(f"{master}|{task}|{index}".encode()).digest()
+    return int.from_bytes(h[:8], "little") >> 1
+
+
+def _yaw_about(point: np.ndarray, dx: float, dy: float, yaw: float) -> np.ndarray:
+    """[4, 4] world transform: rotate by ``yaw`` about the vertical through ``point``, then shift."""
+    c, s = math.cos(yaw), math.sin(yaw)
+    D = np.eye(4)
+    D[:2, :2] = [[c, -s], [s, c]]
+    D[:3, 3] = point - D[:3, :3] @ point + [dx, dy, 0.0]
+    return D
+
+
+def sample_perturbation(scene, config: BenchConfig, seed: int) -> dict[str, Any]:
+    """Per-object world transforms D (T_new = D @ T_old), friction and mass scale, from ``seed``."""
+    rng = np.random.default_rng(seed)
+    objects = {}
+    for o in scene.objects:
+        dx, dy = rng.uniform(-config.position_noise, config.position_noise, 2)
+        yaw = math.radians(rng.uniform(-config.yaw_noise_deg, config.yaw_noise_deg))
+        objects[o.name] = {"dx": float(dx), "dy": float(dy), "yaw_deg": math.degrees(yaw)}
+    return {
+        "objects": objects,
+        "friction": float(rng.uniform(*config.friction_range)),
+        "mass_scale": float(rng.uniform(*config.mass_scale_range)),
+    }
+
+
+def apply_perturbation(scene, flows: list, pert: dict[str, Any]) -> tuple[Any, list]:
+    """The scene with moved objects, and each flow with each object's points moved alike."""
+    from chord.scene import Pose
+    from flowgen.flow import ObjectFlow
+
+    D = {}
+    objects = []
+    for o in scene.objects:
+        p = pert["objects"][o.name]
+        D[o.name] = _yaw_about(np.asarray(o.pose.position), p["dx"], p["dy"], math.radians(p["yaw_deg"]))
+        objects.append(replace(o, pose=Pose.from_matrix(D[o.name] @ o.pose.matrix())))
+    out = []
+    for f in flows:
+        pts = f.points.astype(np.float64)
+        for i, name in enumerate(f.object_names):
+            if name in D:
+                m = f.object_index == i
+                pts[:, m] = pts[:, m] @ D[name][:3, :3].T + D[name][:3, 3]
+        out.append(
+            ObjectFlow(
+                points=pts.astype(np.float32),
+                object_index=f.object_index,
+                times=f.times,
+                object_names=f.object_names,
+                fps=f.fps,
+                prior=f.prior,
+                prompt=f.prompt,
+                camera=f.camera,
+                visible=f.visible,
+                provenance={**f.provenance, "perturbation": pert},
+            )
+        )
+    return scene.with_objects(objects), out
+
+
+def add_noise(flow, sigma: float, seed: int):
+    """The flow with i.i.d. Gaussian noise of ``sigma`` m per axis on every point and frame."""
+    if sigma <= 0:
+        return flow
+    rng = np.random.default_rng(seed)
+    pts = flow.points + rng.normal(0.0, sigma, flow.points.shape).astype(np.float32)
+    return replace(flow, points=pts, provenance={**flow.provenance, "flow_noise_m": sigma})
+
+
+def planner_config(method: str, config: BenchConfig):
+    """The planner's config for ``method``: "rigid" fits every object as one rigid body."""
+    from planner.pipeline import PlannerConfig
+    from planner.segment import SegmentConfig
+
+    cfg = PlannerConfig(base_pose=tuple(config.base_pose))
+    if method == "rigid":
+        # One part per object, and every trajectory an inlier of it: a whole-object robust Kabsch fit.
+        cfg = replace(cfg, segment=SegmentConfig(max_parts=1, inlier_threshold=1.0))
+    return cfg
+
+
+def planner_failure_stage(message: str) -> str:
+    """The pipeline stage a planner ChordError belongs to, from its message."""
+    m = message.lower()
+    if "no grasp" in m or "grasp or push" in m:
+        return "grasp"
+    if "no motion" in m or "does not match" in m or "not in scene" in m or "movable" in m or "flow" in m:
+        return "flow"
+    return "IK"
+
+
+_CACHE: dict[str, Any] = {}
+
+
+def _load(kind: str, path: str):
+    key = f"{kind}:{path}"
+    if key not in _CACHE:
+        if kind == "scene":
+            from chord.scene import Scene
+
+            _CACHE[key] = Scene.load(path)
+        else:
+            from flowgen.flow import ObjectFlow
+
+            _CACHE[key] = ObjectFlow.load(path)
+    return _CACHE[key]
+
+
+def run_trial(trial: Trial) -> dict[str, Any]:
+    """Perturb, plan and simulate one trial; returns its JSON-able record (never raises)."""
+    from planner.pipeline import plan_flow
+    from sim.evaluate import simulate
+    from sim.world import SimConfig
+
+    cfg = trial.config
+    rec: dict[str, Any] = {
+        "task": trial.task, "method": trial.method, "flow_noise_m": trial.flow_noise, "trial": trial.index,
+        "seed": trial.seed, "key": trial.key,
+    }  # fmt: skip
+    t0 = time.perf_counter()
+    try:
+        scene = _load("scene", trial.scene_path)
+        goal_flow = _load("flow", str(scene.reference.flow))
+        plan_flow_in = _load("flow", trial.flow_path)
+        pert = sample_perturbation(scene, cfg, trial.seed)
+        rec["perturbation"] = pert
+        rec["planning_flow_prior"] = plan_flow_in.prior
+        scene_p, (goal_p, planning_p) = apply_perturbation(scene, [goal_flow, plan_flow_in], pert)
+        planning_p = add_noise(planning_p, trial.flow_noise, trial.seed + 1)
+        try:
+            planned = plan_flow(planning_p, scene_p, planner_config(trial.method, cfg))
+        except ChordError as e:
+            rec.update(
+                success=False, cause=planner_failure_stage(str(e)), reason=f"planner: {e}", simulated=False
+            )
+            return rec
+        plan = planned.plan
+        rec["plan_duration_s"] = plan.duration
+        rec["plan_sha256"] = plan.content_hash()
+        rec["planning_time_s"] = time.perf_counter() - t0
+        if plan.duration > cfg.max_plan_s:
+            rec.update(
+                success=False, cause="IK", simulated=False,
+                reason=f"planner: plan lasts {plan.duration:.1f} s, over max_plan_s {cfg.max_plan_s} s",
+            )  # fmt: skip
+            return rec
+        sim_cfg = SimConfig(
+            physics_hz=cfg.physics_hz, substeps=cfg.substeps, object_friction=pert["friction"],
+            mass_scale=pert["mass_scale"],
+        )  # fmt: skip
+        result = simulate(plan, scene_p, goal_p, sim_cfg, planning_flow=planning_p)
+        rec.update(result.to_dict())
+        rec["simulated"] = True
+    except Exception as e:  # a crash is recorded as such, not as a stage failure
+        rec.update(success=False, cause="error", reason=f"{type(e).__name__}: {e}", simulated=False)
+        rec["traceback"] = traceback.format_exc(limit=6)
+    finally:
+        rec["wall_s"] = time.perf_counter() - t0
+    return rec
+
+
+def _read_results(path: Path) -> list[dict[str, Any]]:
+    """Valid records of an existing results.jsonl (a torn last line from a crash is dropped)."""
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            log.warning("%s: dropping an unreadable line (an interrupted run)", path)
+            continue
+        if isinstance(rec, dict) and "key" in rec:
+            out.append(rec)
+    return out
+
+
+def _articulated(scene) -> bool:
+    """Whether the scene's reference flow moves a part about a joint (the planner's analysis)."""
+    from sim.goal import flow_goal
+
+    return flow_goal(_load("flow", str(scene.reference.flow)), scene).articulated
+
+
+def make_trials(scenes: list[Path], config: BenchConfig, flows: dict[tuple[str, str], Path]) -> list[Trial]:
+    """Every trial of the benchmark; ``flows`` maps (task, method) to the planning flow file."""
+    trials = []
+    for sp in scenes:
+        scene = _load("scene", str(sp))
+        for method in config.methods:
+            if method == "rigid" and not _articulated(scene):
+                continue
+            flow = flows.get((scene.name, method))
+            if flow is None:
+                raise ChordError(f"bench: no {method} flow for task {scene.name!r}")
+            for noise in config.flow_noise:
+                for i in range(config.trials):
+                    seed = trial_seed(config.seed, scene.name, i)
+                    trials.append(
+                        Trial(scene.name, str(sp), method, str(flow), float(noise), i, seed, config)
+                    )
+    return trials
+
+
+def run_bench(
+    scenes: list[Path],  # scene.yaml files with a reference flow
+    out: Path,  # folder for results.jsonl, summary.json, table.txt, success.png
+    config: BenchConfig = BenchConfig(),
+    flows: dict[tuple[str, str], Path] | None = None,  # (task, method) -> planning flow; default below
+) -> list[dict[str, Any]]:
+    """Run (or resume) the benchmark; returns every trial record of this configuration.
+
+    Default planning flows: ``ours`` = the scene's reference flow; ``video_flow`` = tracked from
+    the reference video (computed once, cached under ``out/video_flow/``).
+    Raises ChordError for a scene without a reference flow.
+    """
+    from tqdm import tqdm
+
+    out.mkdir(parents=True, exist_ok=True)
+    flows = dict(flows or {})
+    for sp in scenes:
+        scene = _load("scene", str(sp))
+        if scene.reference is None or scene.reference.flow is None:
+            raise ChordError(
+                f"{sp}: scene has no reference flow (reference.flow): the bench judges against it"
+            )
+        flows.setdefault((scene.name, "ours"), scene.reference.flow)
+        flows.setdefault((scene.name, "rigid"), flows[(scene.name, "ours")])
+        if "video_flow" in config.methods and (scene.name, "video_flow") not in flows:
+            from sim.video_flow import cached_video_flow
+
+            flows[(scene.name, "video_flow")] = cached_video_flow(scene, out / "video_flow")
+    trials = make_trials(scenes, config, flows)
+    path = out / RESULTS
+    done = {r["key"]: r for r in _read_results(path)}
+    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in done.values()))
+    todo = [t for t in trials if t.key not in done]
+    log.info(
+        "bench: %d trials, %d already in %s, %d to run", len(trials), len(trials) - len(todo), path, len(todo)
+    )
+    workers = config.workers or os.cpu_count() or 1
+    with path.open("a", encoding="utf-8") as fh:
+
+        def keep(rec: dict[str, Any]) -> None:
+            done[rec["key"]] = rec
+            fh.write(json.dumps(rec) + "\n")
+            fh.flush()
+
+        if workers == 1 or len(todo) <= 1:
+            for t in tqdm(todo, desc="bench", unit="trial"):
+                keep(run_trial(t))
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with ctx.Pool(min(workers, len(todo)), maxtasksperchild=20) as pool:
+                for rec in tqdm(
+                    pool.imap_unordered(run_trial, todo), total=len(todo), desc="bench", unit="trial"
+                ):
+                    keep(rec)
+    records = [done[t.key] for t in trials]
+    summary = summarise(records)
+    write_text_atomic(
+        out / "summary.json", json.dumps({"config": asdict(config), "summary": summary}, indent=2) + "\n"
+    )
+    write_text_atomic(out / "table.txt", format_table(records) + "\n")
+    plot(records, out / "success.png")
+    return records
+
+
+def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval (95% by default) for a binomial proportion; (0, 1) for n = 0."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _row(method: str, noise: float) -> str:
+    label = {"ours": "ours", "video_flow": "video flow", "rigid": "ours, whole-object rigid"}.get(
+        method, method
+    )
+    return label if noise == 0 else f"{label} (+{1000 * noise:g} mm noise)"
+
+
+def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (task, method, noise): successes, trials, Wilson 95% CI, mean tracking, failure causes."""
+    groups: dict[tuple[str, str, float], list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[(r["task"], r["method"], float(r["flow_noise_m"]))].append(r)
+    out = []
+    for (task, method, noise), rs in sorted(groups.items()):
+        k = sum(bool(r["success"]) for r in rs)
+        lo, hi = wilson(k, len(rs))
+        track = [r["track_position_mean_m"] for r in rs if r.get("track_position_mean_m") is not None]
+        out.append(
+            {
+                "task": task, "method": method, "flow_noise_m": noise, "row": _row(method, noise),
+                "successes": k, "trials": len(rs), "rate": k / len(rs), "ci95": [lo, hi],
+                "track_mean_mm": 1000 * float(np.mean(track)) if track else None,
+                "causes": dict(Counter(r["cause"] for r in rs if not r["success"])),
+                "seeds": [r["seed"] for r in rs],
+            }
+        )  # fmt: skip
+    return out
+
+
+def _row_labels(rows: list[dict[str, Any]]) -> list[str]:
+    """Row labels in the seed's order (video flow, ours), then the ablations; noise levels ascending."""
+    order = sorted(rows, key=lambda r: (_ROW_ORDER.get(r["method"], 9), r["flow_noise_m"]))
+    return list(dict.fromkeys(r["row"] for r in order))
+
+
+def format_table(records: list[dict[str, Any]]) -> str:
+    """Table 1 of the seed (successes/trials per task, one row per method) and the details."""
+    rows = summarise(records)
+    tasks = sorted({r["task"] for r in rows})
+    labels = _row_labels(rows)
+    cell = {(r["row"], r["task"]): r for r in rows}
+    w = max([len(x) for x in labels] + [6]) + 2
+    lines = ["Method".ljust(w) + "".join(t.ljust(16) for t in tasks)]
+    for label in labels:
+        line = label.ljust(w)
+        for t in tasks:
+            r = cell.get((label, t))
+            line += (f"{r['successes']}/{r['trials']}" if r else "-").ljust(16)
+        lines.append(line)
+    lines.append("")
+    lines.append(
+        f"{'task':<16}{'method':<{w}}{'success':>9}  {'95% CI (Wilson)':<16}{'track mm':>9}  failures by stage"
+    )
+    for r in rows:
+        ci = f"[{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]"
+        tr = f"{r['track_mean_mm']:.1f}" if r["track_mean_mm"] is not None else "-"
+        causes = ", ".join(f"{k}: {v}" for k, v in sorted(r["causes"].items())) or "none"
+        lines.append(f"{r['task']:<16}{r['row']:<{w}}{100 * r['rate']:>8.0f}%  {ci:<16}{tr:>9}  {causes}")
+    return "\n".join(lines)
+
+
+def plot(records: list[dict[str, Any]], path: Path) -> Path:
+    """Grouped bars of success rate per task and method with Wilson 95% intervals (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = summarise(records)
+    tasks = sorted({r["task"] for r in rows})
+    labels = _row_labels(rows)
+    cell = {(r["row"], r["task"]): r for r in rows}
+    fig, ax = plt.subplots(figsize=(min(14.0, 3.0 + 0.3 * len(tasks) * len(labels)), 3.6), dpi=120)
+    width = 0.8 / max(1, len(labels))
+    for i, label in enumerate(labels):
+        xs, ys, err = [], [], [[], []]
+        for j, t in enumerate(tasks):
+            r = cell.get((label, t))
+            if r is None:
+                continue
+            xs.append(j + (i - (len(labels) - 1) / 2) * width)
+            ys.append(r["rate"])
+            # Rounding can put a bound a hair inside the rate; matplotlib rejects negative errors.
+            err[0].append(max(0.0, r["rate"] - r["ci95"][0]))
+            err[1].append(max(0.0, r["ci95"][1] - r["rate"]))
+        ax.bar(xs, ys, width, yerr=err, capsize=3, label=label)
+    ax.set_xticks(range(len(tasks)), tasks)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("success rate (95% Wilson CI)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,166 @@
+"""The flow's own goal: which part moves, its SE(3) track, its joint, and where that is in the simulator.
+
+The flow analysis itself (rigid parts, robust Kabsch tracks, joint fitting) is the planner's
+(:func:`planner.analysis.analyse_flow`); this module matches its result to the simulated bodies:
+the target object to a scene object, an articulated target part to the URDF joint whose axis
+agrees with the fitted one, and that joint's child link to the part.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from chord.errors import ChordError
+from chord.scene import Scene
+from flowgen.flow import ObjectFlow
+from planner.analysis import analyse_flow
+from planner.articulation import Joint
+from sim.world import SimWorld
+
+log = logging.getLogger(__name__)
+
+AXIS_TOLERANCE_DEG = 25.0  # a URDF joint matches the flow's joint if their axes agree this well
+AXIS_OFFSET_TOLERANCE = 0.05  # m: and (revolute) the flow's axis passes this close to the URDF's
+
+
+class FlowGoalError(ChordError):
+    """The flow does not define a goal the simulator can judge (failure stage "flow")."""
+
+
+@dataclass(frozen=True)
+class FlowGoal:
+    """What the flow asks of the manipulated part, in the world frame."""
+
+    object_name: str  # the scene object the flow moves most
+    times: np.ndarray  # [T] seconds, the flow's frame times
+    motion: np.ndarray  # [T, 4, 4] M_t: world motion of the part from frame 0 (M_0 = I)
+    T_world_part: np.ndarray  # [T, 4, 4] part frame (frame-0 centroid, world axes), as the planner's
+    joint: Joint | None  # the part's joint to its parent (articulated), from the planner's fit
+    parent_motion: np.ndarray | None  # [T, 4, 4] world motion of the joint's parent part (articulated)
+    parent_centroid0: np.ndarray | None  # [3] world m, the parent part's centroid at frame 0
+    analysis: dict  # the planner's analysis summary (JSON-able)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.times)
+
+    @property
+    def centroid0(self) -> np.ndarray:
+        """[3] world m, the part's centroid at frame 0 (where position errors are measured)."""
+        return self.T_world_part[0, :3, 3]
+
+    @property
+    def articulated(self) -> bool:
+        return self.joint is not None
+
+    @property
+    def joint_goal(self) -> float:
+        """The joint value at the last frame, relative to frame 0 (rad or m)."""
+        assert self.joint is not None
+        return float(self.joint.values[-1])
+
+    @property
+    def joint_span(self) -> float:
+        """The flow's range of the joint value, max - min (rad or m)."""
+        assert self.joint is not None
+        lo, hi = self.joint.range
+        return hi - lo
+
+
+def flow_goal(flow: ObjectFlow, scene: Scene) -> FlowGoal:
+    """Analyse ``flow`` (planner's analysis) for the part to move among the scene's movable objects.
+
+    Raises FlowGoalError if no movable scene object is in the flow or nothing in it moves.
+    """
+    movable = [o.name for o in scene.movable_objects if o.name in flow.object_names]
+    if not movable:
+        raise FlowGoalError(
+            f"no movable scene object is in the flow: flow has {list(flow.object_names)}, scene movable "
+            f"{[o.name for o in scene.movable_objects]}"
+        )
+    try:
+        analysis = analyse_flow(flow, objects=movable)
+    except ChordError as e:
+        raise FlowGoalError(f"the flow defines no goal: {e}") from e
+    part = analysis.target
+    track = part.track
+    parent = None
+    if analysis.joint is not None:
+        parent = analysis.objects[analysis.target_object].parts[analysis.joint.parent]
+    return FlowGoal(
+        object_name=part.object_name,
+        times=flow.times.astype(np.float64),
+        motion=track.motion,
+        T_world_part=track.T_world_part,
+        joint=analysis.joint,
+        parent_motion=None if parent is None else parent.track.motion,
+        parent_centroid0=None if parent is None else parent.track.T_world_part[0, :3, 3].copy(),
+        analysis=analysis.summary(),
+    )
+
+
+@dataclass(frozen=True)
+class GoalBinding:
+    """The simulated body that plays the flow's part."""
+
+    object_name: str
+    link: int  # PyBullet link index of the part (-1 = the object's base)
+    link_name: str  # "base" or the URDF child link name
+    joint_name: str | None  # the URDF joint matched to the flow's joint (articulated)
+    joint_column: int  # its column in Rollout.joints[object_name] (-1 if none)
+    joint_sign: float  # +1 or -1: URDF joint value direction relative to the flow's
+    axis_angle_deg: float  # angle between the URDF and flow axes (0 if none)
+    parent_link: int = -1  # PyBullet link index of the joint's parent (-1 = the object's base)
+    parent_link_name: str = "base"
+
+
+def bind_goal(world: SimWorld, goal: FlowGoal) -> GoalBinding:
+    """Match the goal's part to a body (and joint) of the world, at the world's current state.
+
+    Raises FlowGoalError if the object is not simulated, or the flow's joint matches no URDF joint
+    (the flow moves the object in a way its model cannot).
+    """
+    if goal.object_name not in world.objects:
+        raise FlowGoalError(
+            f"flow object {goal.object_name!r} is not in the simulated scene {sorted(world.objects)}"
+        )
+    ob = world.objects[goal.object_name]
+    if goal.joint is None:
+        return GoalBinding(goal.object_name, -1, "base", None, -1, 1.0, 0.0)
+    import pybullet as p
+
+    want = p.JOINT_REVOLUTE if goal.joint.kind == "revolute" else p.JOINT_PRISMATIC
+    best: tuple[float, str, float, float] | None = None
+    seen = []
+    for name in ob.joints:
+        axis, point, kind = world.joint_axis_world(goal.object_name, name)
+        cos = float(axis @ goal.joint.axis)
+        angle = float(np.degrees(np.arccos(min(1.0, abs(cos)))))
+        offset = 0.0
+        if kind == p.JOINT_REVOLUTE:
+            d = goal.joint.origin - point
+            offset = float(np.linalg.norm(d - (d @ axis) * axis))
+        seen.append(f"{name}: {angle:.0f} deg, {1000 * offset:.0f} mm")
+        if kind != want or angle > AXIS_TOLERANCE_DEG or offset > AXIS_OFFSET_TOLERANCE:
+            continue
+        score = angle + 1000 * offset
+        if best is None or score < best[0]:
+            best = (score, name, 1.0 if cos >= 0 else -1.0, angle)
+    if best is None:
+        raise FlowGoalError(
+            f"the flow's {goal.joint.kind} joint of {goal.object_name!r} (axis {np.round(goal.joint.axis, 3).tolist()}, "
+            f"through {np.round(goal.joint.origin, 3).tolist()}) matches no joint of its URDF "
+            f"({'; '.join(seen) or 'no movable joints'}); tolerances {AXIS_TOLERANCE_DEG} deg, "
+            f"{1000 * AXIS_OFFSET_TOLERANCE:.0f} mm"
+        )
+    _, name, sign, angle = best
+    link = ob.joints[name]
+    link_name = next(k for k, v in ob.links.items() if v == link)
+    parent = int(world.p.getJointInfo(ob.body, link, physicsClientId=world.client)[16])
+    parent_name = "base" if parent < 0 else next(k for k, v in ob.links.items() if v == parent)
+    return GoalBinding(
+        goal.object_name, link, link_name, name, list(ob.joints).index(name), sign, angle, parent, parent_name
+    )

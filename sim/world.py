@@ -1,0 +1,364 @@
+"""A PyBullet world for validating plans: table, the scene's objects, and the arm under position control.
+
+World frame: metres, z up, gravity along -z, the table top at ``scene.table_height``. Objects are
+loaded from their URDFs at ``T_world_obj`` (our wxyz quaternions are converted to PyBullet's xyzw
+here); the arm is loaded with a fixed base at the plan's ``T_world_base``.
+
+PyBullet places a body by its base's *inertial* frame, so poses go through the base link's
+inertial offset. PyBullet ignores URDF joint friction, so every joint of an object is held by a
+velocity motor whose force is that friction (an articulated lamp head then stays where it is put).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from chord.errors import ChordError
+from chord.scene import Scene
+from chord.transforms import matrix_to_quat, pose_to_matrix, wxyz_to_xyzw, xyzw_to_wxyz
+
+log = logging.getLogger(__name__)
+
+PANDA_ARM_FORCES = (87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0)  # Nm, Franka datasheet torque limits
+
+
+def default_robot_urdf() -> Path:
+    """The Franka Panda URDF shipped with ``pybullet_data``."""
+    import pybullet_data
+
+    return Path(pybullet_data.getDataPath()) / "franka_panda" / "panda.urdf"
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """How the plan is simulated; every field has a unit."""
+
+    physics_hz: float = 240.0  # control and physics steps per second (one motor update a step)
+    substeps: int = 2  # PyBullet sub-steps per step: the solver runs at physics_hz * substeps
+    gravity: float = 9.81  # m/s^2 along -z
+    settle_s: float = 0.5  # seconds the objects settle (arm holding q[0]) before the plan starts
+    hold_s: float = 0.5  # seconds simulated after the plan's last sample (arm holding q[-1])
+    # Arm motor: PyBullet's implicit PD (dimensionless gains), torque-limited like the real arm.
+    position_gain: float = 0.3  # PyBullet positionGain (fraction of the position error per step)
+    velocity_gain: float = 1.0  # PyBullet velocityGain (feeds the plan's joint velocity forward)
+    arm_forces: tuple[float, ...] = PANDA_ARM_FORCES  # Nm per plan joint; () = the URDF's effort limits
+    finger_force: float = 70.0  # N per finger (Franka hand: 70 N continuous grasp force)
+    finger_joints: tuple[str, ...] = ("panda_finger_joint1", "panda_finger_joint2")  # each opens width/2
+    tcp_link: str = "panda_grasptarget"  # link whose pose the plan's ee_pose gives (base frame)
+    # Contact properties (PyBullet multiplies the two bodies' friction coefficients).
+    object_friction: float | None = None  # lateral friction of every object link; None = URDF's
+    finger_friction: float = 1.0  # lateral friction of the finger pads
+    table_friction: float = 1.0  # lateral friction of the table top
+    mass_scale: float = 1.0  # multiplies the mass (and inertia) of every movable object
+    table_size: tuple[float, float, float] = (2.0, 2.0, 0.05)  # m, box centred under the world origin
+    gui: bool = False  # open PyBullet's GUI instead of DIRECT (needs a display)
+
+    def __post_init__(self) -> None:
+        for key in ("physics_hz", "finger_force", "finger_friction", "table_friction", "mass_scale"):
+            v = getattr(self, key)
+            if not np.isfinite(v) or v <= 0:
+                raise ValueError(f"SimConfig.{key} is {v!r}, expected a positive number")
+        if self.physics_hz < 240.0:
+            raise ValueError(f"SimConfig.physics_hz is {self.physics_hz!r}, expected at least 240 Hz")
+        if not isinstance(self.substeps, int) or self.substeps < 1:
+            raise ValueError(f"SimConfig.substeps is {self.substeps!r}, expected an integer >= 1")
+        if self.object_friction is not None and not self.object_friction > 0:
+            raise ValueError(f"SimConfig.object_friction is {self.object_friction!r}, expected > 0 or None")
+        if any(not f > 0 for f in self.arm_forces):
+            raise ValueError(f"SimConfig.arm_forces is {self.arm_forces!r}, expected positive Nm")
+
+    @property
+    def dt(self) -> float:
+        """Seconds per control step."""
+        return 1.0 / self.physics_hz
+
+
+@dataclass
+class ObjectBody:
+    """One scene object loaded in the world."""
+
+    name: str
+    body: int  # PyBullet body id
+    movable: bool
+    joints: dict[str, int] = field(default_factory=dict)  # movable joint name -> PyBullet index
+    links: dict[str, int] = field(default_factory=dict)  # child link name -> PyBullet link index
+    T_link_inertial: np.ndarray = field(default_factory=lambda: np.eye(4))  # [4, 4] base inertial offset
+
+
+class SimWorld:
+    """A PyBullet client holding the table, the scene's objects and the arm. Use as a context manager.
+
+    Raises ChordError for a scene object without a URDF, a missing URDF file, or plan joints the
+    robot URDF does not have.
+    """
+
+    def __init__(
+        self,
+        scene: Scene,
+        config: SimConfig = SimConfig(),
+        robot_urdf: str | Path | None = None,  # None = Franka Panda from pybullet_data
+        base_pose: tuple[float, ...] = (0, 0, 0, 1, 0, 0, 0),  # T_world_base: xyz m + wxyz
+        arm_joints: tuple[str, ...] = (),  # plan.joint_names, in plan column order
+        object_poses: dict[str, np.ndarray] | None = None,  # name -> T_world_obj [4, 4]; default scene's
+    ):
+        import pybullet as p
+
+        self.p = p
+        self.config = config
+        self.scene = scene
+        self.client = p.connect(p.GUI if config.gui else p.DIRECT)
+        self.table_height = float(scene.table_height)
+        try:
+            self._build(robot_urdf, base_pose, arm_joints, object_poses or {})
+        except BaseException:
+            self.close()
+            raise
+
+    # -- construction ------------------------------------------------------------------------
+    def _build(self, robot_urdf, base_pose, arm_joints, object_poses) -> None:
+        p, c, cfg = self.p, self.client, self.config
+        p.resetSimulation(physicsClientId=c)
+        p.setGravity(0, 0, -cfg.gravity, physicsClientId=c)
+        p.setPhysicsEngineParameter(
+            fixedTimeStep=cfg.dt, numSubSteps=cfg.substeps, deterministicOverlappingPairs=1, physicsClientId=c
+        )
+        half = [s / 2 for s in cfg.table_size]
+        shape = p.createCollisionShape(p.GEOM_BOX, halfExtents=half, physicsClientId=c)
+        visual = p.createVisualShape(
+            p.GEOM_BOX, halfExtents=half, rgbaColor=(0.62, 0.47, 0.33, 1), physicsClientId=c
+        )
+        self.table = p.createMultiBody(
+            0, shape, visual, [0, 0, self.table_height - half[2]], physicsClientId=c
+        )
+        p.changeDynamics(self.table, -1, lateralFriction=cfg.table_friction, physicsClientId=c)
+
+        self.objects: dict[str, ObjectBody] = {}
+        for i, obj in enumerate(self.scene.objects):
+            if obj.urdf is None:
+                raise ChordError(
+                    f"scene object {obj.name!r} (objects[{i}]) has no urdf: the simulator needs one "
+                    "(build it with `chord assets`)"
+                )
+            T = object_poses.get(obj.name, obj.pose.matrix())
+            self.objects[obj.name] = self._load_object(obj.name, Path(obj.urdf), T, obj.movable)
+        self._load_arm(robot_urdf, base_pose, arm_joints)
+
+    def _load_object(self, name: str, urdf: Path, T_world_obj: np.ndarray, movable: bool) -> ObjectBody:
+        p, c, cfg = self.p, self.client, self.config
+        if not urdf.is_file():
+            raise ChordError(f"scene object {name!r}: urdf {str(urdf)!r} does not exist")
+        try:
+            body = p.loadURDF(str(urdf), useFixedBase=False, physicsClientId=c)
+        except p.error as e:
+            raise ChordError(f"scene object {name!r}: PyBullet cannot load {str(urdf)!r} ({e})") from e
+        info = p.getDynamicsInfo(body, -1, physicsClientId=c)
+        ob = ObjectBody(name, body, movable)
+        ob.T_link_inertial = pose_to_matrix(np.array(info[3]), xyzw_to_wxyz(np.array(info[4])))
+        for j in range(p.getNumJoints(body, physicsClientId=c)):
+            ji = p.getJointInfo(body, j, physicsClientId=c)
+            ob.links[ji[12].decode()] = j
+            if ji[2] == p.JOINT_FIXED:
+                continue
+            ob.joints[ji[1].decode()] = j
+            p.setJointMotorControl2(
+                body, j, p.VELOCITY_CONTROL, targetVelocity=0.0, force=float(ji[7]), physicsClientId=c
+            )
+        for link in range(-1, p.getNumJoints(body, physicsClientId=c)):
+            kw: dict[str, float] = {}
+            if cfg.object_friction is not None:
+                kw["lateralFriction"] = cfg.object_friction
+            if movable and cfg.mass_scale != 1.0:
+                d = p.getDynamicsInfo(body, link, physicsClientId=c)
+                kw["mass"] = d[0] * cfg.mass_scale
+                kw["localInertiaDiagonal"] = [v * cfg.mass_scale for v in d[2]]
+            if kw:
+                p.changeDynamics(body, link, physicsClientId=c, **kw)
+        self._set_base(ob, T_world_obj)
+        return ob
+
+    def _set_base(self, ob: ObjectBody, T_world_obj: np.ndarray) -> None:
+        T = np.asarray(T_world_obj, dtype=float) @ ob.T_link_inertial
+        q = wxyz_to_xyzw(matrix_to_quat(T[:3, :3]))
+        self.p.resetBasePositionAndOrientation(
+            ob.body, T[:3, 3].tolist(), q.tolist(), physicsClientId=self.client
+        )
+        self.p.resetBaseVelocity(ob.body, [0, 0, 0], [0, 0, 0], physicsClientId=self.client)
+
+    def _load_arm(self, robot_urdf, base_pose, arm_joints) -> None:
+        p, c, cfg = self.p, self.client, self.config
+        urdf = Path(robot_urdf) if robot_urdf else default_robot_urdf()
+        if not urdf.is_file():
+            raise ChordError(f"robot urdf {str(urdf)!r} does not exist")
+        base = np.asarray(base_pose, dtype=float)
+        if base.shape != (7,) or not np.isfinite(base).all():
+            raise ChordError(f"base_pose is {list(base_pose)}, expected xyz (m) + wxyz (7 numbers)")
+        self.T_world_base = pose_to_matrix(base[:3], base[3:] / np.linalg.norm(base[3:]))
+        self.arm = p.loadURDF(
+            str(urdf),
+            base[:3].tolist(),
+            wxyz_to_xyzw(base[3:]).tolist(),
+            useFixedBase=True,
+            flags=p.URDF_USE_INERTIA_FROM_FILE,
+            physicsClientId=c,
+        )
+        by_name: dict[str, int] = {}
+        self.arm_links: dict[str, int] = {}
+        self.arm_link_names: dict[int, str] = {-1: "base"}
+        for j in range(p.getNumJoints(self.arm, physicsClientId=c)):
+            ji = p.getJointInfo(self.arm, j, physicsClientId=c)
+            by_name[ji[1].decode()] = j
+            self.arm_links[ji[12].decode()] = j
+            self.arm_link_names[j] = ji[12].decode()
+        names = tuple(arm_joints) or tuple(
+            n for n, j in by_name.items()
+            if p.getJointInfo(self.arm, j, physicsClientId=c)[2] != p.JOINT_FIXED and n not in cfg.finger_joints
+        )  # fmt: skip
+        missing = [n for n in (*names, *cfg.finger_joints) if n not in by_name]
+        if missing:
+            raise ChordError(f"robot urdf {urdf.name} has no joints {missing}; it has {sorted(by_name)}")
+        if cfg.tcp_link not in self.arm_links:
+            raise ChordError(f"robot urdf {urdf.name} has no tcp_link {cfg.tcp_link!r}")
+        self.urdf = urdf
+        self.arm_joint_names = names
+        self.arm_joints = [by_name[n] for n in names]
+        self.finger_joints = [by_name[n] for n in cfg.finger_joints]
+        self.finger_links = list(self.finger_joints)  # a prismatic finger joint's child is the finger
+        self.tcp = self.arm_links[cfg.tcp_link]
+        if cfg.arm_forces and len(cfg.arm_forces) != len(names):
+            raise ChordError(
+                f"SimConfig.arm_forces has {len(cfg.arm_forces)} values for {len(names)} arm joints {list(names)}"
+            )
+        self.arm_forces = (
+            [float(f) for f in cfg.arm_forces]
+            if cfg.arm_forces
+            else [float(p.getJointInfo(self.arm, j, physicsClientId=c)[10]) for j in self.arm_joints]
+        )
+        self.arm_lower = np.array(
+            [p.getJointInfo(self.arm, j, physicsClientId=c)[8] for j in self.arm_joints]
+        )
+        self.arm_upper = np.array(
+            [p.getJointInfo(self.arm, j, physicsClientId=c)[9] for j in self.arm_joints]
+        )
+        for j in self.finger_joints:
+            p.changeDynamics(self.arm, j, lateralFriction=cfg.finger_friction, physicsClientId=c)
+        # The base sits on the table by design; only contacts of the moving links count.
+        for link in (-1, 0):
+            p.setCollisionFilterPair(self.arm, self.table, link, -1, 0, physicsClientId=c)
+
+    def close(self) -> None:
+        if getattr(self, "client", None) is not None and self.p.isConnected(self.client):
+            self.p.disconnect(self.client)
+        self.client = None
+
+    def __enter__(self) -> SimWorld:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- state -------------------------------------------------------------------------------
+    def reset_arm(self, q: np.ndarray, width: float) -> None:  # q: [J] rad
+        """Place the arm at joint positions q and the gripper at opening ``width`` (m), at rest."""
+        p, c = self.p, self.client
+        for j, v in zip(self.arm_joints, q, strict=True):
+            p.resetJointState(self.arm, j, float(v), 0.0, physicsClientId=c)
+        for j in self.finger_joints:
+            p.resetJointState(self.arm, j, float(width) / 2, 0.0, physicsClientId=c)
+        self.command(q, np.zeros(len(q)), width)
+
+    def command(self, q: np.ndarray, qd: np.ndarray, width: float) -> None:  # q, qd: [J]
+        """Position targets for the arm (rad, with velocity feed-forward rad/s) and the gripper (m)."""
+        p, c, cfg = self.p, self.client, self.config
+        n = len(self.arm_joints)
+        p.setJointMotorControlArray(
+            self.arm,
+            self.arm_joints,
+            p.POSITION_CONTROL,
+            targetPositions=[float(v) for v in q],
+            targetVelocities=[float(v) for v in qd],
+            forces=self.arm_forces,
+            positionGains=[cfg.position_gain] * n,
+            velocityGains=[cfg.velocity_gain] * n,
+            physicsClientId=c,
+        )
+        half = max(float(width), 0.0) / 2
+        p.setJointMotorControlArray(
+            self.arm,
+            self.finger_joints,
+            p.POSITION_CONTROL,
+            targetPositions=[half] * len(self.finger_joints),
+            forces=[cfg.finger_force] * len(self.finger_joints),
+            positionGains=[cfg.position_gain] * len(self.finger_joints),
+            physicsClientId=c,
+        )
+
+    def step(self, n: int = 1) -> None:
+        for _ in range(n):
+            self.p.stepSimulation(physicsClientId=self.client)
+
+    def arm_state(self) -> tuple[np.ndarray, float]:
+        """([J] arm joint positions rad, gripper opening m)."""
+        p, c = self.p, self.client
+        q = np.array([s[0] for s in p.getJointStates(self.arm, self.arm_joints, physicsClientId=c)])
+        w = sum(s[0] for s in p.getJointStates(self.arm, self.finger_joints, physicsClientId=c))
+        return q, float(w)
+
+    def tcp_pose(self) -> np.ndarray:
+        """T_world_tcp [4, 4]."""
+        s = self.p.getLinkState(
+            self.arm, self.tcp, computeForwardKinematics=True, physicsClientId=self.client
+        )
+        return pose_to_matrix(np.array(s[4]), xyzw_to_wxyz(np.array(s[5])))
+
+    def fk(self, q: np.ndarray) -> np.ndarray:  # q: [J] rad
+        """T_base_tcp [4, 4] at joint positions q (sets the arm's state: call before simulating)."""
+        for j, v in zip(self.arm_joints, q, strict=True):
+            self.p.resetJointState(self.arm, j, float(v), 0.0, physicsClientId=self.client)
+        return np.linalg.inv(self.T_world_base) @ self.tcp_pose()
+
+    def object_pose(self, name: str) -> np.ndarray:
+        """T_world_obj [4, 4] of object ``name``'s URDF base frame."""
+        ob = self.objects[name]
+        pos, orn = self.p.getBasePositionAndOrientation(ob.body, physicsClientId=self.client)
+        return pose_to_matrix(np.array(pos), xyzw_to_wxyz(np.array(orn))) @ np.linalg.inv(ob.T_link_inertial)
+
+    def link_pose(self, name: str, link: int) -> np.ndarray:
+        """T_world_link [4, 4] of link index ``link`` of object ``name`` (-1 = the base)."""
+        if link < 0:
+            return self.object_pose(name)
+        s = self.p.getLinkState(
+            self.objects[name].body, link, computeForwardKinematics=True, physicsClientId=self.client
+        )
+        return pose_to_matrix(np.array(s[4]), xyzw_to_wxyz(np.array(s[5])))
+
+    def joint_values(self, name: str) -> np.ndarray:
+        """[K] the object's movable joint values (rad or m), in ``objects[name].joints`` order."""
+        ob = self.objects[name]
+        if not ob.joints:
+            return np.zeros(0)
+        states = self.p.getJointStates(ob.body, list(ob.joints.values()), physicsClientId=self.client)
+        return np.array([s[0] for s in states])
+
+    def joint_axis_world(self, name: str, joint: str) -> tuple[np.ndarray, np.ndarray, int]:
+        """(axis [3] unit world, a point on it [3] world m, PyBullet type) of an object's joint now."""
+        p, c = self.p, self.client
+        ob = self.objects[name]
+        j = ob.joints[joint]
+        ji = p.getJointInfo(ob.body, j, physicsClientId=c)
+        s = p.getLinkState(ob.body, j, computeForwardKinematics=True, physicsClientId=c)
+        # The joint frame coincides with the child's URDF link frame at the current joint value.
+        T_link = pose_to_matrix(np.array(s[4]), xyzw_to_wxyz(np.array(s[5])))
+        axis = T_link[:3, :3] @ np.asarray(ji[13], dtype=float)
+        return axis / max(np.linalg.norm(axis), 1e-12), T_link[:3, 3], int(ji[2])
+
+    def contacts(self, a: int, b: int, link_a: int | None = None, link_b: int | None = None) -> list:
+        kw = {}
+        if link_a is not None:
+            kw["linkIndexA"] = link_a
+        if link_b is not None:
+            kw["linkIndexB"] = link_b
+        return self.p.getContactPoints(bodyA=a, bodyB=b, physicsClientId=self.client, **kw)

@@ -1,0 +1,67 @@
+"""`chord sim` end to end: verdict written into the plan, exit status on failure."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from chord.cli import main
+from chord.scene import Reference
+from planner.plan import Plan
+from tests.sim import scaffold as S
+
+
+@pytest.fixture()
+def files(tmp_path):
+    scene = S.box_scene(tmp_path)
+    flow = S.lift_flow()
+    flow_path = flow.save(tmp_path / "flow.npz")
+    scene = dataclasses.replace(scene, reference=Reference(flow=flow_path))
+    return scene.save(tmp_path / "scene.yaml"), flow, tmp_path
+
+
+def test_sim_writes_verdict(files, capsys):
+    scene_path, flow, tmp = files
+    plan = S.ik_plan(flow)
+    plan_path = plan.save(tmp / "plan.npz")
+    assert (
+        main(
+            [
+                "sim",
+                str(plan_path),
+                "--scene",
+                str(scene_path),
+                "--write-verdict",
+                "--out",
+                str(tmp / "v.json"),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "SUCCESS" in out and "tracking of box/base" in out
+    judged = Plan.load(plan_path)
+    assert judged.content_hash() == plan.content_hash()
+    assert judged.validation["success"] is True
+    assert judged.validation["plan_sha256"] == plan.content_hash()
+    assert json.loads((tmp / "v.json").read_text())["success"] is True
+
+
+def test_sim_failure_exits_1_with_cause(files, capsys):
+    scene_path, flow, tmp = files
+    plan_path = S.ik_plan(flow, offset=(0.0, 0.05, 0.0)).save(tmp / "bad.npz")
+    with pytest.raises(SystemExit) as e:
+        main(["sim", str(plan_path), "--scene", str(scene_path), "--write-verdict"])
+    assert e.value.code == 1
+    assert "FAILURE (grasp)" in capsys.readouterr().out
+    assert Plan.load(plan_path).validation["cause"] == "grasp"
+
+
+def test_sim_without_reference_flow_is_a_clear_error(tmp_path, capsys):
+    scene = S.box_scene(tmp_path)
+    scene_path = scene.save(tmp_path / "scene.yaml")
+    plan_path = S.ik_plan(S.lift_flow()).save(tmp_path / "plan.npz")
+    assert main(["sim", str(plan_path), "--scene", str(scene_path)]) == 1
+    assert "no reference flow" in capsys.readouterr().err

@@ -1,0 +1,93 @@
+"""The simulated world: poses, overrides, the arm, and clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from chord.errors import ChordError
+from chord.scene import Pose
+from sim.goal import bind_goal, flow_goal
+from sim.world import SimConfig, SimWorld
+from tests.sim import scaffold as S
+
+
+def test_object_pose_wxyz_round_trip_and_settle(tmp_path):
+    scene = S.box_scene(tmp_path)
+    yaw = math.radians(30)
+    pose = Pose((0.5, 0.1, S.BOX[2] / 2), (math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)))
+    scene = scene.with_objects([dataclasses.replace(scene.objects[0], pose=pose)])
+    with SimWorld(scene, SimConfig(), arm_joints=S.ARM_JOINTS) as w:
+        T = w.object_pose("box")
+        np.testing.assert_allclose(T, pose.matrix(), atol=1e-6)
+        # Yawed 30 degrees about z (wxyz read as such): the box's x axis points at 30 degrees.
+        assert math.degrees(math.atan2(T[1, 0], T[0, 0])) == pytest.approx(30.0, abs=1e-4)
+        w.reset_arm(np.array(S.PANDA_READY), 0.08)
+        w.step(240)
+        np.testing.assert_allclose(w.object_pose("box")[:3, 3], pose.position, atol=1e-3)
+        q, width = w.arm_state()
+        np.testing.assert_allclose(q, S.PANDA_READY, atol=2e-3)  # position control holds against gravity
+        assert width == pytest.approx(0.08, abs=1e-3)
+
+
+def test_overrides_reach_pybullet(tmp_path):
+    scene = S.box_scene(tmp_path)
+    cfg = SimConfig(object_friction=0.3, mass_scale=2.0, finger_friction=0.9, physics_hz=480.0, substeps=1)
+    with SimWorld(scene, cfg, arm_joints=S.ARM_JOINTS) as w:
+        info = w.p.getDynamicsInfo(w.objects["box"].body, -1, physicsClientId=w.client)
+        assert info[0] == pytest.approx(2 * S.BOX_MASS)
+        assert info[1] == pytest.approx(0.3)
+        finger = w.p.getDynamicsInfo(w.arm, w.finger_joints[0], physicsClientId=w.client)
+        assert finger[1] == pytest.approx(0.9)
+        params = w.p.getPhysicsEngineParameters(physicsClientId=w.client)
+        assert params["fixedTimeStep"] == pytest.approx(1 / 480)
+        assert w.arm_forces == [87.0] * 4 + [12.0] * 3
+
+
+def test_base_pose_places_the_arm(tmp_path):
+    scene = S.box_scene(tmp_path)
+    base = (-0.3, 0.2, 0.0, math.cos(math.pi / 4), 0.0, 0.0, math.sin(math.pi / 4))  # yaw 90 deg
+    with SimWorld(scene, SimConfig(), base_pose=base, arm_joints=S.ARM_JOINTS) as w:
+        T_base_tcp = w.fk(np.array(S.PANDA_READY))
+        # The same joints give the same tool pose in the base frame wherever the base is.
+        with SimWorld(scene, SimConfig(), arm_joints=S.ARM_JOINTS) as w0:
+            np.testing.assert_allclose(T_base_tcp, w0.fk(np.array(S.PANDA_READY)), atol=1e-6)
+        T_world_tcp = w.tcp_pose()
+        expected = Pose(base[:3], base[3:]).matrix() @ T_base_tcp
+        np.testing.assert_allclose(T_world_tcp, expected, atol=1e-6)
+
+
+def test_errors_name_the_problem(tmp_path):
+    scene = S.box_scene(tmp_path)
+    no_urdf = scene.with_objects([dataclasses.replace(scene.objects[0], urdf=None)])
+    with pytest.raises(ChordError, match="'box'.*no urdf"):
+        SimWorld(no_urdf)
+    with pytest.raises(ChordError, match="no joints.*panda_joint99"):
+        SimWorld(scene, arm_joints=("panda_joint99",))
+    with pytest.raises(ValueError, match="physics_hz"):
+        SimConfig(physics_hz=100.0)
+    with pytest.raises(ValueError, match="substeps"):
+        SimConfig(substeps=0)
+
+
+def test_articulated_goal_binds_to_the_hinge(tmp_path):
+    from planner.synthetic import hinged_lid
+
+    scene = S.lid_scene(tmp_path)
+    flow = hinged_lid(T=21, n=1200, position=(0.45, 0.0)).flow
+    goal = flow_goal(flow, scene)
+    assert goal.articulated
+    assert goal.joint_goal == pytest.approx(math.radians(85.0), abs=0.02)
+    with SimWorld(scene, arm_joints=S.ARM_JOINTS) as w:
+        b = bind_goal(w, goal)
+        assert (b.joint_name, b.link_name) == ("hinge", "lid")
+        # The flow's closing is a positive turn about -y; the URDF's hinge turns about +y.
+        assert b.joint_sign == -1.0
+        assert b.axis_angle_deg < 2.0
+        # The URDF's lid matches the flow's first frame: its hinge joint axis passes through the flow's.
+        axis, point, _ = w.joint_axis_world("laptop", "hinge")
+        d = goal.joint.origin - point
+        assert np.linalg.norm(d - (d @ axis) * axis) < 0.005
