@@ -1,0 +1,91 @@
+"""The Wan RF-SDS prior's configuration: one frozen dataclass, torch-free, so a CLI can build it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+VARIANTS = ("auto", "i2v-a14b", "ti2v-5b")
+TAU_SCHEDULES = ("uniform", "annealed")
+WEIGHTINGS = ("uniform", "tau")
+REDUCTIONS = ("sum", "mean")
+RESIDENCY = ("both", "one")
+DTYPES = ("bfloat16", "float16", "float32")
+
+
+@dataclass(frozen=True)
+class WanPriorConfig:
+    """How ``chord flow --prior wan`` distils motion from Wan 2.2 (docs/wan_prior.md explains each choice).
+
+    tau is the rectified-flow noise level (dimensionless, 0 = clean latent, 1 = pure noise); the
+    timestep handed to the transformer is ``tau * 1000``. ``progress`` = iteration / total in [0, 1].
+    """
+
+    model_dir: Path  # local diffusers folder laid out like Wan-AI/Wan2.2-I2V-A14B-Diffusers
+    variant: str = "auto"  # "auto" (read from model_index.json), "i2v-a14b" or "ti2v-5b"
+    boundary_ratio: float | None = (
+        None  # tau at/above which the high-noise expert runs; None: model_index.json, else 0.9
+    )
+    tau_schedule: str = "uniform"  # "uniform": tau ~ U(tau_min, tau_max); "annealed": tau falls with progress
+    tau_min: float = 0.02  # lowest tau drawn (dimensionless)
+    tau_max: float = 0.98  # highest tau drawn (dimensionless)
+    anneal_jitter: float = 0.05  # annealed only: half-width of the uniform window around the scheduled tau
+    samples_per_video: int = 4  # (tau, eps) draws per rendered video, one VAE encode (seed: batch 4)
+    shared_tau: bool = (
+        True  # one tau per step for the whole batch (one expert per step); False: one per video
+    )
+    weighting: str = (
+        "uniform"  # w(tau): "uniform" (w = 1, the seed's eq. 3 literally) or "tau" (w = tau: x0-space)
+    )
+    cfg_start: float = 25.0  # classifier-free guidance scale at progress 0 (seed A.1)
+    cfg_end: float = 12.0  # CFG scale at progress 1; linear in between
+    reduction: str = (
+        "sum"  # surrogate loss: "sum" over latent elements / B (grad = g / B), or "mean" (grad = g / numel)
+    )
+    text_len: int = 512  # tokens; UMT5 embeddings are zero-padded to this length as the pipeline does
+    dtype: str = "bfloat16"  # weights of text encoder and transformers (loaded with torch_dtype=)
+    vae_dtype: str = "bfloat16"  # weights of the VAE (its encoder is differentiated)
+    experts_resident: str = (
+        "both"  # A14B: "both" experts on the GPU (57 GiB), or "one" (the idle one waits on CPU)
+    )
+    vae_checkpoint: bool = True  # recompute the VAE encoder per 4-frame chunk in backward (memory plan)
+    transformer_batch: int = 0  # most videos per transformer forward (CFG pair counts 2); 0: all at once
+    cache_dir: Path | None = None  # prompt-embedding cache; None: $XDG_CACHE_HOME/chord/wan_prompts
+
+    def __post_init__(self) -> None:
+        def one_of(name: str, allowed: tuple[str, ...]) -> None:
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"WanPriorConfig.{name} is {value!r}, expected one of {allowed}")
+
+        one_of("variant", VARIANTS)
+        one_of("tau_schedule", TAU_SCHEDULES)
+        one_of("weighting", WEIGHTINGS)
+        one_of("reduction", REDUCTIONS)
+        one_of("experts_resident", RESIDENCY)
+        one_of("dtype", DTYPES)
+        one_of("vae_dtype", DTYPES)
+        if not 0.0 < self.tau_min < self.tau_max < 1.0:
+            raise ValueError(
+                f"WanPriorConfig: need 0 < tau_min < tau_max < 1, got tau_min={self.tau_min}, tau_max={self.tau_max}"
+            )
+        if self.boundary_ratio is not None and not 0.0 < self.boundary_ratio <= 1.0:
+            raise ValueError(f"WanPriorConfig.boundary_ratio is {self.boundary_ratio}, expected in (0, 1]")
+        if not 0.0 <= self.anneal_jitter < 0.5:
+            raise ValueError(f"WanPriorConfig.anneal_jitter is {self.anneal_jitter}, expected in [0, 0.5)")
+        if self.cfg_start < 1.0 or self.cfg_end < 1.0:
+            raise ValueError(
+                f"WanPriorConfig: CFG scales must be >= 1, got cfg_start={self.cfg_start}, cfg_end={self.cfg_end}"
+            )
+        if self.text_len < 1:
+            raise ValueError(f"WanPriorConfig.text_len is {self.text_len}, expected a positive token count")
+        if (
+            isinstance(self.samples_per_video, bool)
+            or not isinstance(self.samples_per_video, int)
+            or self.samples_per_video < 1
+        ):
+            raise ValueError(
+                f"WanPriorConfig.samples_per_video is {self.samples_per_video!r}, expected an integer >= 1"
+            )
+        if self.transformer_batch < 0:
+            raise ValueError(f"WanPriorConfig.transformer_batch is {self.transformer_batch}, expected >= 0")
