@@ -108,7 +108,15 @@ def _npz_schema(path: Path) -> Any:
 
 def subcommands() -> dict[str, Callable[..., Any]]:
     """Name -> function for every stage that exists; the functions import their heavy parts lazily."""
-    return {"check": check}
+    from chord.assets.cli import assets
+    from chord.viz.cli import view
+    from planner.cli import plan
+    from real.cli import real
+    from sim.cli import bench, sim
+
+    return {
+        "check": check, "assets": assets, "plan": plan, "real": real, "sim": sim, "bench": bench, "view": view,
+    }  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
