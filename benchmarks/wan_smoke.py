@@ -200,14 +200,20 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=41)
     ap.add_argument("--height", type=int, default=464)
     ap.add_argument("--width", type=int, default=832)
-    ap.add_argument("--batch", type=int, default=1, help="videos per step (the seed uses 4)")
+    ap.add_argument("--batch", type=int, default=1, help="rendered videos per step")
+    ap.add_argument(
+        "--samples", type=int, default=4, help="(tau, eps) draws per video, one VAE encode (seed batch: 4)"
+    )
     ap.add_argument("--steps", type=int, default=3, help="RF-SDS steps, progress 0 .. 1 (annealed tau)")
     ap.add_argument("--experts-resident", choices=("both", "one"), default="both")
     ap.add_argument(
         "--no-vae-checkpoint", action="store_true", help="plain VAE encoder backward (92 GiB at 41x464x832)"
     )
     ap.add_argument(
-        "--transformer-batch", type=int, default=0, help="rows per transformer forward (0: all 2B)"
+        "--transformer-batch",
+        type=int,
+        default=0,
+        help="rows per transformer forward (0: all 2 x B x samples)",
     )
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--tiny", action="store_true", help="tiny configs (checks the script on CPU)")
@@ -239,6 +245,7 @@ def main() -> None:
         experts_resident=args.experts_resident,
         vae_checkpoint=not args.no_vae_checkpoint,
         transformer_batch=args.transformer_batch,
+        samples_per_video=args.samples,
         dtype=dtype,
         vae_dtype=dtype,
         cache_dir=Path(tempfile.mkdtemp(prefix="wan_smoke_cache_")),
@@ -280,7 +287,7 @@ def main() -> None:
         sync()
         t0 = time.perf_counter()
         # The body of RFSDSPrior.loss, split to time each phase.
-        z = prior.encode(video)
+        z = prior.draws(prior.encode(video))
         sync()
         t1 = time.perf_counter()
         step = prior.sds_gradient(z, progress, g)
@@ -296,9 +303,11 @@ def main() -> None:
             f"{t2 - t1:13.2f}  {t3 - t2:10.2f}  {t3 - t0:7.2f}  {peak():8.2f}  "
             f"z={tuple(z.shape)} {z.dtype} finite={finite} |grad|={float(video.grad.abs().mean()):.3e}"
         )
-    print(
-        f"\nexpert swaps: {prior.experts.swaps}   latent: {tuple(z.shape)}   transformer dtype: {next(comps.transformer.parameters()).dtype}"
-    )
+    by_dtype: dict[str, float] = {}
+    for p in comps.transformer.parameters():
+        by_dtype[str(p.dtype)] = by_dtype.get(str(p.dtype), 0.0) + p.numel() / 1e9
+    dtypes = ", ".join(f"{k} {v:.2f}B" for k, v in sorted(by_dtype.items()))
+    print(f"\nexpert swaps: {prior.experts.swaps}   latent: {tuple(z.shape)}   transformer params: {dtypes}")
 
 
 if __name__ == "__main__":

@@ -176,6 +176,9 @@ def _render_gsplat(means, quats, scales, opacities, feats, viewmats, Ks, W, H, n
         backgrounds=bgs[:, None],
         render_mode="RGB+D",  # accumulated depth; divided by alpha by the caller, as "ED" would
         rasterize_mode="classic",
+        # gsplat 1.5.3's packed mode reads the image batch shape off the packed [nnz, 2] means,
+        # so batched backgrounds fail its shape check; dense mode is fine at our sizes.
+        packed=False,
     )
     renders, alpha = renders[:, 0], alpha[:, 0]
     return renders[..., :-1], renders[..., -1:], alpha

@@ -243,6 +243,11 @@ class RFSDSPrior:
             )
         return encode_video(self.c.vae, video_to_vae_input(video.to(self.device)), self.config.vae_checkpoint)
 
+    def draws(self, z: Tensor) -> Tensor:
+        """[B, ...] latents -> [B * samples_per_video, ...]: one VAE encode per rendered video, and
+        the seed's batch as several (tau, eps) draws of it (the surrogate then averages them)."""
+        return z.repeat_interleave(self.config.samples_per_video, dim=0)
+
     def loss(
         self,
         video: Tensor,  # [B, T, H, W, 3] float in [0, 1], rendered, differentiable
@@ -268,8 +273,7 @@ class RFSDSPrior:
                     f"frame_indices {frame_indices.tolist()} is not every frame 0..{t - 1} in order "
                     "for each video: the Wan prior scores whole videos"
                 )
-        # One VAE encode per rendered video; the seed's batch is several noise draws of it.
-        z = self.encode(video).repeat_interleave(self.config.samples_per_video, dim=0)
+        z = self.draws(self.encode(video))
         step = self.sds_gradient(z, progress, generator)
         self.last = step
         loss = self._surrogate(z, step.g)
