@@ -110,12 +110,13 @@ def subcommands() -> dict[str, Callable[..., Any]]:
     """Name -> function for every stage that exists; the functions import their heavy parts lazily."""
     from chord.assets.cli import assets
     from chord.viz.cli import view
+    from flowgen.cli import flow
     from planner.cli import plan
     from real.cli import real
     from sim.cli import bench, sim
 
     return {
-        "check": check, "assets": assets, "plan": plan, "real": real, "sim": sim, "bench": bench, "view": view,
+        "check": check, "assets": assets, "flow": flow, "plan": plan, "real": real, "sim": sim, "bench": bench, "view": view,
     }  # fmt: skip
 
 

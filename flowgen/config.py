@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,26 +35,38 @@ class ScheduleConfig:
     ground_weight: float = 1000.0
 
 
+# The video fit's defaults, measured on pick_banana (RGB-D reference, 208x116, 2-core CPU):
+# 600 iterations with the split at 200 and 5x the seed's learning rates reach 8 mm mean error in
+# about 80 s, where the seed's schedule, tuned for 2,000 SDS steps, stalls at tens of mm.
+VIDEO_FIT_LR_SCALE = 5.0
+
+
 @dataclass(frozen=True)
 class FlowConfig:
-    """A ``chord flow`` run. The defaults are the seed's settings for the Wan prior."""
+    """A ``chord flow`` run. Fields left None take the prior's default (see ``resolved``):
+    the seed's settings for the Wan prior, a CPU-sized schedule for the video fit."""
 
     prior: Literal["video", "wan"] = "video"  # motion prior: fit a given video, or RF-SDS from Wan 2.2
-    iterations: int = 2000  # optimisation steps (seed: 2,000)
-    batch: int = 4  # videos per step (seed: 4); the video fit renders `batch` random frames per step
-    split_iteration: int = 100  # at this step every frame after split_frame takes its deformation
+    iterations: int | None = None  # optimisation steps; None: 2000 (wan, the seed's) or 600 (video)
+    batch: int = 4  # wan: (tau, eps) draws per step (seed: 4); video fit: random frames per step
+    # At this step every frame after split_frame takes split_frame's deformation. None: 100 (wan,
+    # the seed's) or 200 (video: frames up to 30 must be fitted before they are copied).
+    split_iteration: int | None = None
     split_frame: int = 30  # (seed: iteration 100, frame 30)
-    width: int | None = None  # render width, pixels; None = the scene camera's (832)
-    height: int | None = None  # render height, pixels; None = the scene camera's (464)
-    gaussians_per_object: int = 20000  # 3D Gaussians sampled on each object's surface
-    control_points_per_object: int = 60  # K per movable object (the video fit may use fewer)
+    width: int | None = None  # render width, pixels; None = the camera's (wan) or the video's (video)
+    height: int | None = None  # render height, pixels; None as for width
+    gaussians_per_object: int | None = None  # Gaussians on each object's surface; None: 20000 / 3000
+    # K per movable object; None: 60 for the Wan prior, 20 for the video fit (the seed's coarse
+    # control points for 4D reconstruction of videos, supplementary A.3).
+    control_points_per_object: int | None = None
     near_surface_target: int = 7500  # |S_i|: voxel centres near the surface, found by binary search
     flow_points_per_object: int = 2048  # surface points per object exported to flow.npz
     seed: int = 0  # seeds every random draw (Gaussians, control points, noise, frame batches)
     checkpoint_every: int = 50  # iterations between atomic checkpoints
     preview_every: int = 0  # iterations between preview videos (0: only at the end)
     device: str = "auto"  # "auto" (CUDA if available), "cpu" or "cuda[:N]"
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    # Learning rates and weights; None: the seed's (wan) or the seed's with learning rates x5 (video).
+    schedule: ScheduleConfig | None = None
 
     def __post_init__(self) -> None:
         def need(ok: bool, name: str, value: Any, expected: str) -> None:
@@ -62,18 +74,61 @@ class FlowConfig:
                 raise ValueError(f"FlowConfig.{name} is {value!r}, expected {expected}")
 
         need(self.prior in ("video", "wan"), "prior", self.prior, "'video' or 'wan'")
-        for name in (
-            "iterations", "batch", "gaussians_per_object", "control_points_per_object",
-            "near_surface_target", "flow_points_per_object", "checkpoint_every",
-        ):  # fmt: skip
+        for name in ("batch", "near_surface_target", "flow_points_per_object", "checkpoint_every"):
             v = getattr(self, name)
             need(isinstance(v, int) and v >= 1, name, v, "a positive integer")
-        need(self.split_iteration >= 0, "split_iteration", self.split_iteration, "an integer >= 0")
+        for name in ("iterations", "gaussians_per_object"):
+            v = getattr(self, name)
+            need(v is None or (isinstance(v, int) and v >= 1), name, v, "None or a positive integer")
+        k = self.control_points_per_object
+        need(k is None or (isinstance(k, int) and k >= 1), "control_points_per_object", k, "None or >= 1")
+        si = self.split_iteration
+        need(
+            si is None or (isinstance(si, int) and si >= 0), "split_iteration", si, "None or an integer >= 0"
+        )
         need(self.split_frame >= 0, "split_frame", self.split_frame, "an integer >= 0")
         need(self.preview_every >= 0, "preview_every", self.preview_every, "an integer >= 0 (0 = end only)")
         for name in ("width", "height"):
             v = getattr(self, name)
             need(v is None or (isinstance(v, int) and v >= 16), name, v, "None or pixels >= 16")
+
+    @property
+    def num_control_points(self) -> int:
+        """K per movable object, with the per-prior default resolved."""
+        if self.control_points_per_object is not None:
+            return self.control_points_per_object
+        return 60 if self.prior == "wan" else 20
+
+    def resolved(self, width: int, height: int) -> FlowConfig:
+        """Every None filled with the prior's default; ``width``/``height`` are the default size."""
+        wan = self.prior == "wan"
+        schedule = self.schedule
+        if schedule is None:
+            schedule = ScheduleConfig()
+            if not wan:
+                k = VIDEO_FIT_LR_SCALE
+                schedule = replace(
+                    schedule,
+                    deformation_lr=Decay(schedule.deformation_lr.start * k, schedule.deformation_lr.end * k),
+                    control_scale_lr=Decay(
+                        schedule.control_scale_lr.start * k, schedule.control_scale_lr.end * k
+                    ),
+                    control_rotation_lr=Decay(
+                        schedule.control_rotation_lr.start * k, schedule.control_rotation_lr.end * k
+                    ),
+                )
+        return replace(
+            self,
+            iterations=self.iterations or (2000 if wan else 600),
+            split_iteration=self.split_iteration
+            if self.split_iteration is not None
+            else (100 if wan else 200),
+            width=self.width or width,
+            height=self.height or height,
+            gaussians_per_object=self.gaussians_per_object or (20000 if wan else 3000),
+            control_points_per_object=self.num_control_points,
+            schedule=schedule,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,7 +147,7 @@ class FlowConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"config has unknown field(s) {unknown}; known: {sorted(known)}")
-        if "schedule" in d:
+        if d.get("schedule") is not None:
             s = dict(d["schedule"])
             for k, v in list(s.items()):
                 if isinstance(v, dict):

@@ -54,6 +54,7 @@ class MotionPrior(Protocol):
         generator: torch.Generator,  # the run's RNG, so a resumed run draws the same noise
         masks: torch.Tensor | None = None,  # [B, T, H, W, O] per-object coverage, if rendered
         frame_indices: torch.Tensor | None = None,  # [B, T'] frames rendered, when not all T are
+        depth: torch.Tensor | None = None,  # [B, T, H, W, 1] rendered expected depth, metres
     ) -> PriorLoss:
         """The loss for a batch of B rendered videos (or B sets of T' frames of them)."""
         ...

@@ -1,0 +1,264 @@
+"""The 4D optimisation of ``chord flow``: prior loss + regularisers, the seed's schedules, resumable.
+
+One run writes into its output folder::
+
+    config.json          the resolved FlowConfig (plus scene and prior identity)
+    run.log              one JSON line per logged iteration (losses, learning rates, seconds)
+    checkpoints/         atomic checkpoints every `checkpoint_every` iterations + latest.json
+    flow.npz             the dense object flow (written last, atomically)
+    preview.mp4          the static snapshot, then the optimised motion (GIF without ffmpeg)
+
+``--resume`` reloads the newest checkpoint (parameters, Adam moments, RNG state) and continues;
+on a CPU the result equals an uninterrupted run's bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from chord.atomic import write_text_atomic
+from chord.errors import ChordError
+from chord.scene import Scene
+from flowgen.checkpoint import Checkpoint, load_latest_checkpoint, save_checkpoint
+from flowgen.config import FlowConfig
+from flowgen.flow import ObjectFlow
+from flowgen.prior import MotionPrior, PriorContext
+from flowgen.scene4d import Scene4D
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced."""
+
+    flow: ObjectFlow
+    out_dir: Path
+    iterations: int  # iterations completed in total (including before a resume)
+    seconds: float  # wall time of this process's part of the run
+    last_logs: dict[str, float]  # the final iteration's loss terms
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ChordError(f"device {name!r} asked for, but CUDA is not available here (use --device cpu)")
+    return device
+
+
+def run_flow(
+    scene: Scene,
+    prior: MotionPrior,
+    config: FlowConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    provenance: dict[str, Any] | None = None,
+    inputs: dict[str, Any] | None = None,  # the prior's input files etc., recorded for --resume
+) -> RunResult:
+    """Optimise the scene's 4D motion under ``prior`` and write the run folder (module docstring).
+
+    Raises ChordError before any long work for: an output folder holding another run (without
+    ``resume``), a resume whose config differs, a scene with no movable object, and whatever the
+    prior's ``prepare`` rejects (e.g. a video that does not match the scene).
+    """
+    out = Path(out_dir)
+    ckpt_dir = out / "checkpoints"
+    config = config.resolved(scene.camera.width, scene.camera.height)
+    _check_out_dir(out, config, resume)
+    if not scene.movable_objects:
+        raise ChordError(f"scene {scene.name!r} has no movable object: nothing for the prior to move")
+    device = resolve_device(config.device)
+    width, height = config.width, config.height
+
+    torch.manual_seed(config.seed)
+    generator = torch.Generator(device="cpu").manual_seed(config.seed)
+    log.info("building Gaussians and control points for %d object(s)", len(scene.objects))
+    model = Scene4D.build(scene, config, device=device)
+    camera = scene.camera.resized(width, height)
+    with torch.no_grad():
+        first_frame = model.render_rest(camera).rgb[0]
+    prior.prepare(
+        PriorContext(
+            first_frame=first_frame,
+            prompt=scene.prompt,
+            negative_prompt=scene.negative_prompt,
+            fps=scene.fps,
+            num_frames=scene.frames,
+            height=height,
+            width=width,
+        )
+    )
+
+    optimizer = torch.optim.Adam(model.param_groups(config.schedule), eps=1e-15)
+    start = 0
+    if resume:
+        ckpt = load_latest_checkpoint(ckpt_dir)
+        if ckpt is not None:
+            start = _restore(ckpt, model, optimizer, generator)
+            log.info("resuming %s from iteration %d", out, start)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {
+        "config": config.to_dict(),
+        "scene": str(scene.path),
+        "prior": prior.name,
+        "inputs": inputs or {},
+    }
+    write_text_atomic(out / "config.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+    logs: dict[str, float] = {}
+    t0 = time.perf_counter()
+    bar = tqdm(range(start, config.iterations), initial=start, total=config.iterations, desc="chord flow")
+    with (out / "run.log").open("a", encoding="utf-8") as run_log:
+        for it in bar:
+            progress = it / max(config.iterations - 1, 1)
+            lrs = model.set_learning_rates(optimizer, config.schedule, progress)
+            if it == config.split_iteration and config.split_frame < scene.frames - 1:
+                model.split(config.split_frame, optimizer)
+                log.info(
+                    "iteration %d: frames after %d reset to frame %d",
+                    it,
+                    config.split_frame,
+                    config.split_frame,
+                )
+            logs = _step(model, prior, optimizer, config, camera, progress, generator)
+            logs.update(lrs)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items() if k in _SHOWN})
+            if it % 10 == 0 or it + 1 == config.iterations:
+                run_log.write(json.dumps({"iteration": it, **logs}) + "\n")
+                run_log.flush()
+            done = it + 1
+            if done % config.checkpoint_every == 0 or done == config.iterations:
+                save_checkpoint(ckpt_dir, _snapshot(done, model, optimizer, generator, config))
+            if config.preview_every and done % config.preview_every == 0 and done != config.iterations:
+                model.write_preview(out / f"preview_{done:06d}.mp4", camera, scene.fps)
+
+    flow = model.export_flow(scene, prior.name, config.flow_points_per_object, provenance or {})
+    flow.save(out / "flow.npz")
+    model.write_preview(out / "preview.mp4", camera, scene.fps)
+    return RunResult(flow, out, config.iterations, time.perf_counter() - t0, logs)
+
+
+_SHOWN = ("loss", "prior", "temporal", "spatial", "ground")
+
+
+def _step(
+    model: Scene4D,
+    prior: MotionPrior,
+    optimizer: torch.optim.Optimizer,
+    config: FlowConfig,
+    camera,
+    progress: float,
+    generator: torch.Generator,
+) -> dict[str, float]:
+    sched = config.schedule
+    if prior.name == "video":
+        # The video fit needs no whole videos: `batch` random frames a step keep a CPU step short.
+        frames = torch.randint(0, model.num_frames, (1, config.batch), generator=generator)
+    else:
+        frames = torch.arange(model.num_frames).unsqueeze(0)
+    background = getattr(prior, "render_background", (1.0, 1.0, 1.0))
+    rendered = model.render_frames(frames.flatten(), camera, background)
+    shape = (*frames.shape, *rendered.rgb.shape[1:])
+    prior_loss = prior.loss(
+        rendered.rgb.reshape(shape),
+        progress=progress,
+        generator=generator,
+        masks=rendered.object_masks.reshape(*frames.shape, *rendered.object_masks.shape[1:]),
+        frame_indices=frames.to(rendered.rgb.device),
+        depth=rendered.depth.reshape(*frames.shape, *rendered.depth.shape[1:]),
+    )
+    reg = model.regularisers()
+    w_t, w_s = sched.temporal_weight.at(progress), sched.spatial_weight.at(progress)
+    total = (
+        prior_loss.loss + w_t * reg["temporal"] + w_s * reg["spatial"] + sched.ground_weight * reg["ground"]
+    )
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    optimizer.step()
+    return {
+        "loss": float(total.detach()),
+        "prior": float(prior_loss.loss.detach()),
+        **{k: float(v.detach()) for k, v in reg.items()},
+        **prior_loss.logs,
+        "w_temporal": w_t,
+        "w_spatial": w_s,
+    }
+
+
+def _check_out_dir(out: Path, config: FlowConfig, resume: bool) -> None:
+    config_path = out / "config.json"
+    if resume:
+        if not config_path.exists():
+            raise ChordError(
+                f"--resume: {str(out)!r} holds no run (no config.json); start it without --resume"
+            )
+        try:
+            old = FlowConfig.from_dict(json.loads(config_path.read_text())["config"])
+            old = old.resolved(old.width or config.width, old.height or config.height)
+        except (ValueError, KeyError, TypeError, json.JSONDecodeError) as e:
+            raise ChordError(f"--resume: {config_path} is unreadable ({e})") from e
+        if old.optimisation_hash() != config.optimisation_hash():
+            changed = sorted(k for k, v in config.to_dict().items() if old.to_dict().get(k) != v)
+            raise ChordError(
+                f"--resume: the config differs from the run in {str(out)!r} in {changed}; "
+                "resume with the same settings, or start a new --out"
+            )
+        return
+    if (out / "flow.npz").exists() or (out / "checkpoints").exists():
+        raise ChordError(
+            f"{str(out)!r} already holds a run; pass --resume to continue it, or choose another --out"
+        )
+
+
+def _snapshot(
+    done: int,
+    model: Scene4D,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    config: FlowConfig,
+) -> Checkpoint:
+    tensors = {f"model.{k}": v for k, v in model.state_tensors().items()}
+    state = optimizer.state_dict()
+    for idx, s in state["state"].items():
+        for k, v in s.items():
+            tensors[f"adam.{idx}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+    tensors["rng"] = generator.get_state()
+    meta = {"config_hash": config.optimisation_hash(), "adam_groups": _jsonable_groups(state["param_groups"])}
+    return Checkpoint(done, tensors, meta)
+
+
+def _restore(
+    ckpt: Checkpoint, model: Scene4D, optimizer: torch.optim.Optimizer, generator: torch.Generator
+) -> int:
+    model.load_state_tensors({k[6:]: v for k, v in ckpt.tensors.items() if k.startswith("model.")})
+    state: dict[str, Any] = {"state": {}, "param_groups": ckpt.meta["adam_groups"]}
+    for k, v in ckpt.tensors.items():
+        if k.startswith("adam."):
+            _, idx, name = k.split(".", 2)
+            state["state"].setdefault(int(idx), {})[name] = v
+    optimizer.load_state_dict(state)
+    generator.set_state(ckpt.tensors["rng"])
+    return ckpt.iteration
+
+
+def _jsonable_groups(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Adam's param groups as JSON: every setting kept (tuples such as betas become lists)."""
+    out = []
+    for g in groups:
+        d = {k: list(v) if isinstance(v, tuple) else v for k, v in g.items()}
+        bad = [k for k, v in d.items() if not isinstance(v, (int, float, str, bool, list, type(None)))]
+        if bad:
+            raise TypeError(f"optimizer group settings {bad} cannot be checkpointed as JSON")
+        out.append(d)
+    return out

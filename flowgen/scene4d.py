@@ -1,0 +1,246 @@
+"""The optimised 4D scene: Gaussians bound to control points deformed by the Fenwick-tree sequence.
+
+``Scene4D`` gathers what ``chord flow`` optimises and renders: each object's mesh and pose, its
+surface Gaussians, its control points (with the near-surface set S_i), one ``Deformation`` over
+all control points, and the skinning bindings. Only movable objects get the seed's control points
+(and move); a static object gets one control point whose deformation stays zero, so it renders
+and exports but never moves.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import trimesh
+from torch import Tensor
+
+from chord.errors import ChordError
+from chord.mesh import load_mesh
+from chord.scene import Camera, Scene, SceneObject
+from flowgen.config import FlowConfig, ScheduleConfig
+from flowgen.control_points import ControlPointConfig, ObjectControlPoints, control_points_from_mesh
+from flowgen.export import export_flow
+from flowgen.fenwick import Deformation
+from flowgen.flow import ObjectFlow
+from flowgen.gaussians import Gaussians, gaussians_from_meshes
+from flowgen.regularizers import ground_penetration, knn_edges, spatial_rigidity, temporal_smoothness
+from flowgen.render import RenderOutput, render
+from flowgen.skinning import bind, skin
+
+log = logging.getLogger(__name__)
+
+_PARAMS = ("rot_nodes", "trans_nodes", "cov_log_scales", "cov_quats")
+
+
+def object_mesh(obj: SceneObject) -> trimesh.Trimesh:
+    """The object's mesh in its own frame, metres: its mesh file, or built from its cousin parameters."""
+    if obj.mesh is not None:
+        return load_mesh(obj.mesh, obj.units)
+    from chord.assets.cousins import build_cousin
+
+    return build_cousin(dict(obj.cousin)).mesh()
+
+
+class Scene4D:
+    """Gaussians, control points and their deformation for every object of a scene."""
+
+    def __init__(
+        self,
+        meshes: list[trimesh.Trimesh],
+        poses: np.ndarray,  # [O, 4, 4] T_world_obj
+        movable: list[bool],  # [O]
+        gaussians: Gaussians,
+        control_points: list[ObjectControlPoints],  # one per object, world frame
+        num_frames: int,
+        table_height: float,
+        device: torch.device,
+        seed: int = 0,
+        skin_neighbors: int = 4,
+    ):
+        self.meshes, self.poses, self.movable = meshes, np.asarray(poses), list(movable)
+        self.device, self.seed, self.table_height = device, seed, float(table_height)
+        self.gaussians = gaussians.to(device)
+        self.control_points = control_points
+        self.deformation = Deformation.from_control_points(control_points, num_frames).to(device)
+        d = self.deformation
+        # Static objects' control points never move: their gradients are masked to zero, and Adam
+        # leaves a parameter whose gradient is always zero exactly where it started.
+        moving_cp = torch.tensor(
+            [self.movable[i] for i in d.object_index.tolist()], dtype=d.rot_nodes.dtype, device=device
+        )
+        self._cp_mask = moving_cp[None, :, None]
+        for p in (d.rot_nodes, d.trans_nodes):
+            p.register_hook(lambda g: g * self._cp_mask)
+        g = self.gaussians
+        self.gaussian_binding = bind(g.means, g.object_index, d.positions, d.object_index, skin_neighbors)
+        # S_i of the movable objects: the points the temporal and ground regularisers move.
+        near = [torch.as_tensor(c.near_surface, dtype=torch.float32) for c in control_points]
+        near_obj = [torch.full((len(n),), i, dtype=torch.long) for i, n in enumerate(near)]
+        keep = [i for i, m in enumerate(self.movable) if m and len(near[i])]
+        self.near_rest = torch.cat([near[i] for i in keep]).to(device)
+        self.near_binding = bind(
+            self.near_rest,
+            torch.cat([near_obj[i] for i in keep]).to(device),
+            d.positions,
+            d.object_index,
+            skin_neighbors,
+        )
+        self.edges = knn_edges(d.positions, d.object_index)
+
+    # -- construction -----------------------------------------------------------------------
+    @classmethod
+    def build(cls, scene: Scene, config: FlowConfig, device: torch.device | str = "cpu") -> Scene4D:
+        """Load the scene's meshes and build Gaussians and control points (seed A.1).
+
+        Raises ChordError for unreadable or implausible meshes (chord.mesh) and for objects too
+        small for the requested number of control points.
+        """
+        device = torch.device(device)
+        meshes = [object_mesh(o) for o in scene.objects]
+        poses = np.stack([o.pose.matrix() for o in scene.objects])
+        gaussians = gaussians_from_meshes(meshes, poses, config.gaussians_per_object, seed=config.seed)
+        cp_config = ControlPointConfig(
+            num_control_points=config.num_control_points, target_near_surface=config.near_surface_target
+        )
+        control_points = []
+        for i, (obj, mesh, pose) in enumerate(zip(scene.objects, meshes, poses, strict=True)):
+            if obj.movable:
+                log.info("control points for %s (K=%d)", obj.name, cp_config.num_control_points)
+                try:
+                    control_points.append(
+                        control_points_from_mesh(mesh, pose, cp_config, seed=config.seed + i)
+                    )
+                except ChordError as e:
+                    raise ChordError(f"object {obj.name!r}: {e}") from e
+            else:
+                control_points.append(_static_control_point(mesh, pose))
+        return cls(meshes, poses, [o.movable for o in scene.objects], gaussians, control_points,
+                   scene.frames, scene.table_height, device, seed=config.seed)  # fmt: skip
+
+    # -- optimisation -----------------------------------------------------------------------
+    @property
+    def num_frames(self) -> int:
+        return self.deformation.num_frames
+
+    @property
+    def num_objects(self) -> int:
+        return len(self.meshes)
+
+    def param_groups(self, schedule: ScheduleConfig) -> list[dict[str, Any]]:
+        d = self.deformation
+        return [
+            {
+                "name": "deformation",
+                "params": [d.rot_nodes, d.trans_nodes],
+                "lr": schedule.deformation_lr.start,
+            },
+            {"name": "control_scale", "params": [d.cov_log_scales], "lr": schedule.control_scale_lr.start},
+            {"name": "control_rotation", "params": [d.cov_quats], "lr": schedule.control_rotation_lr.start},
+        ]
+
+    def set_learning_rates(
+        self, optimizer: torch.optim.Optimizer, schedule: ScheduleConfig, progress: float
+    ) -> dict[str, float]:
+        """Set each group's learning rate for ``progress``; returns them for logging."""
+        decays = {
+            "deformation": schedule.deformation_lr,
+            "control_scale": schedule.control_scale_lr,
+            "control_rotation": schedule.control_rotation_lr,
+        }
+        out = {}
+        for group in optimizer.param_groups:
+            group["lr"] = decays[group["name"]].at(progress)
+            out[f"lr_{group['name']}"] = group["lr"]
+        return out
+
+    def split(self, frame: int, optimizer: torch.optim.Optimizer | None = None) -> None:
+        """Every frame after ``frame`` takes its deformation; the nodes' Adam moments restart."""
+        with torch.no_grad():
+            self.deformation.split(frame)
+        if optimizer is not None:
+            for p in (self.deformation.rot_nodes, self.deformation.trans_nodes):
+                optimizer.state.pop(p, None)
+
+    def deformed_gaussians(self, frames: Tensor) -> tuple[Tensor, Tensor]:
+        """Means [F, N, 3] and rotations [F, N, 4] (wxyz) of the Gaussians at ``frames`` [F]."""
+        means, quats = skin(
+            self.deformation, self.gaussian_binding, self.gaussians.quats, frames.to(self.device)
+        )
+        return means, quats
+
+    def render_frames(
+        self, frames: Tensor, camera: Camera, background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    ) -> RenderOutput:
+        """Render ``frames`` [F] (long) of the deforming scene: RGB, alpha, depth, object masks."""
+        means, quats = self.deformed_gaussians(frames)
+        g = self.gaussians
+        return render(means, quats, g.scales, g.opacities, g.colors, g.object_index, self.num_objects,
+                      camera, background=background)  # fmt: skip
+
+    def render_rest(
+        self, camera: Camera, background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    ) -> RenderOutput:
+        """The static snapshot: frame 0 is the rest pose by construction (it has no parameters)."""
+        return self.render_frames(torch.zeros(1, dtype=torch.long), camera, background)
+
+    def regularisers(self) -> dict[str, Tensor]:
+        """Temporal smoothness and ground penetration on S_i, local rigidity on the control points."""
+        d = self.deformation
+        motion = d()
+        near, _ = skin(d, self.near_binding)
+        return {
+            "temporal": temporal_smoothness(near),
+            "spatial": spatial_rigidity(d.positions, motion, self.edges),
+            "ground": ground_penetration(near, self.table_height, rest=self.near_rest),
+        }
+
+    # -- checkpoint state -------------------------------------------------------------------
+    def state_tensors(self) -> dict[str, Tensor]:
+        return {k: getattr(self.deformation, k).detach().cpu() for k in _PARAMS}
+
+    def load_state_tensors(self, tensors: dict[str, Tensor]) -> None:
+        missing = [k for k in _PARAMS if k not in tensors]
+        if missing:
+            raise ChordError(f"checkpoint lacks {missing}: it was written by another kind of run")
+        with torch.no_grad():
+            for k in _PARAMS:
+                p = getattr(self.deformation, k)
+                if tensors[k].shape != p.shape:
+                    raise ChordError(
+                        f"checkpoint {k} has shape {list(tensors[k].shape)}, this run {list(p.shape)}: "
+                        "the scene or config changed since the checkpoint"
+                    )
+                p.copy_(tensors[k].to(p))
+
+    # -- outputs ----------------------------------------------------------------------------
+    def export_flow(
+        self, scene: Scene, prior: str, points_per_object: int, provenance: dict[str, Any]
+    ) -> ObjectFlow:
+        with torch.no_grad():
+            return export_flow(
+                self.meshes, self.poses, self.deformation, scene.object_names, scene.fps, prior,
+                points_per_object=points_per_object, prompt=scene.prompt,
+                camera=scene.camera.to_dict(), provenance=provenance, seed=self.seed,
+            )  # fmt: skip
+
+    def write_preview(self, path: str | Path, camera: Camera, fps: float) -> Path:
+        """The static snapshot, then the motion, as an MP4 (GIF without an encoder)."""
+        from flowgen.preview import render_preview
+
+        g = self.gaussians
+        with torch.no_grad():
+            means, quats = self.deformed_gaussians(torch.arange(self.num_frames))
+            return render_preview(path, means, quats, g.means, g.quats, g.scales, g.opacities, g.colors,
+                                  g.object_index, self.num_objects, camera, fps=fps)  # fmt: skip
+
+
+def _static_control_point(mesh: trimesh.Trimesh, pose: np.ndarray) -> ObjectControlPoints:
+    """One control point at the object's centre: enough to bind a static object's points."""
+    centre = pose[:3, :3] @ np.asarray(mesh.bounds.mean(axis=0)) + pose[:3, 3]
+    extent = float(np.ptp(mesh.vertices, axis=0).max())
+    empty = np.zeros((0, 3))
+    return ObjectControlPoints(centre[None], np.array([max(extent, 1e-3)]), empty, empty, 0.0)

@@ -1,0 +1,153 @@
+"""`chord flow` end to end on a small pick-banana run: outputs, kill-and-resume, input errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from chord.cli import main
+from flowgen.checkpoint import load_latest_checkpoint
+from flowgen.flow import ObjectFlow
+
+SMALL = [
+    "--iterations", "60", "--checkpoint-every", "5", "--gaussians-per-object", "400",
+    "--near-surface-target", "800", "--control-points-per-object", "8", "--width", "104",
+    "--height", "58", "--split-iteration", "10", "--flow-points-per-object", "256", "--device", "cpu",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("scenes")
+    assert main(["assets", "tasks", "--out", str(out), "--only", "pick_banana"]) == 0
+    return out / "pick_banana" / "scene.yaml"
+
+
+def chord(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "chord.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+    )
+
+
+def final_params(run: Path) -> dict[str, torch.Tensor]:
+    ckpt = load_latest_checkpoint(run / "checkpoints")
+    assert ckpt.iteration == 60
+    return ckpt.tensors
+
+
+def test_run_writes_its_outputs_and_moves_the_banana_up(scene: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    assert main(["flow", str(scene), "--out", str(run), *SMALL]) == 0
+    assert {p.name for p in run.iterdir()} >= {
+        "flow.npz",
+        "config.json",
+        "run.log",
+        "checkpoints",
+        "preview.mp4",
+    }
+    flow = ObjectFlow.load(run / "flow.npz")
+    assert flow.prior == "video" and flow.num_frames == 41
+    lift = flow.object_points("banana")[-1, :, 2].mean() - flow.object_points("banana")[0, :, 2].mean()
+    assert lift > 0.05  # the reference lifts it 15 cm; even 60 small steps follow it up
+    mug = flow.object_points("mug")
+    assert np.abs(mug - mug[0]).max() == 0.0  # a static object never moves
+    record = json.loads((run / "config.json").read_text())
+    assert record["config"]["iterations"] == 60 and record["inputs"]["depth"].endswith("depth.npz")
+    logged = [json.loads(line) for line in (run / "run.log").read_text().splitlines()]
+    assert logged[-1]["iteration"] == 59 and {"photometric", "mask", "depth", "temporal"} <= set(logged[-1])
+
+
+def test_killed_run_resumes_to_the_same_parameters_bit_for_bit(scene: Path, tmp_path: Path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert chord("flow", str(scene), "--out", str(whole), *SMALL).wait(timeout=600) == 0
+
+    proc = chord("flow", str(scene), "--out", str(killed), *SMALL)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        latest = killed / "checkpoints" / "latest.json"
+        if latest.exists() and json.loads(latest.read_text())["iteration"] >= 15:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "flow.npz").exists(), "the run finished before it could be killed"
+    stopped_at = load_latest_checkpoint(killed / "checkpoints").iteration
+    assert 15 <= stopped_at < 60
+
+    resumed = chord("flow", "--resume", str(killed))
+    assert resumed.wait(timeout=600) == 0, resumed.stdout.read().decode()[-2000:]
+    a, b = final_params(whole), final_params(killed)
+    assert set(a) == set(b)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    np.testing.assert_array_equal(
+        ObjectFlow.load(whole / "flow.npz").points, ObjectFlow.load(killed / "flow.npz").points
+    )
+
+
+def _scene_copy(scene: Path, tmp_path: Path, change) -> Path:
+    folder = tmp_path / "scene"
+    shutil.copytree(scene.parent, folder)
+    doc = yaml.safe_load((folder / "scene.yaml").read_text())
+    change(doc, folder)
+    (folder / "scene.yaml").write_text(yaml.safe_dump(doc))
+    return folder / "scene.yaml"
+
+
+def _no_movable(doc, folder):
+    for o in doc["objects"]:
+        o["movable"] = False
+
+
+def _empty_masks(doc, folder):
+    from chord.assets.reference import load_masks, save_masks
+    from chord.scene import Scene
+
+    labels, names = load_masks(folder / "reference" / "masks.npz")
+    save_masks(
+        folder / "reference" / "masks.npz",
+        np.full_like(labels, -1),
+        names,
+        Scene.load(folder / "scene.yaml").camera,
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "extra", "message"),
+    [
+        (lambda d, f: d.update(frames=33), [], "the video has 41 frames, but the scene asks for 33"),
+        (_no_movable, [], "has no movable object"),
+        (lambda d, f: None, ["--video", "nowhere.mp4"], "--video 'nowhere.mp4' does not exist"),
+        (_empty_masks, [], "the masks are empty"),
+        (lambda d, f: None, ["--width", "100", "--height", "100"], "aspect"),
+        (lambda d, f: None, ["--prior", "wan"], "--prior wan needs --model-dir"),
+    ],
+)
+def test_bad_input_is_refused_before_any_work(scene, tmp_path, capsys, change, extra, message):
+    path = _scene_copy(scene, tmp_path, change)
+    run = tmp_path / "run"
+    assert main(["flow", str(path), "--out", str(run), *SMALL, *extra]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("chord flow: error: ") and message in err, err
+    assert not (run / "checkpoints").exists()
+
+
+def test_an_existing_run_is_not_overwritten_and_resume_checks_the_config(scene, tmp_path, capsys):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    assert main(["flow", str(scene), "--out", str(run), *SMALL]) == 1
+    assert "already holds a run; pass --resume" in capsys.readouterr().err
+    assert main(["flow", "--resume", str(tmp_path / "nothing")]) == 1
+    assert "holds no run (no config.json)" in capsys.readouterr().err
