@@ -22,6 +22,7 @@ def plan(
     base_pose: tuple[float, float, float, float, float, float, float] | None = None,
     velocity_scale: float = 0.5,
     accel_scale: float = 0.5,
+    rerun: Path | None = None,
 ) -> None:
     """Plan a robot trajectory from object flow: grasp (or push) the moving part, follow it, release.
 
@@ -42,6 +43,7 @@ def plan(
             automatically 0.5 m from the moving part, facing it (recorded in the plan).
         velocity_scale: fraction of the URDF joint velocity limits the plan may use.
         accel_scale: fraction of the joint acceleration limits the plan may use.
+        rerun: also write a rerun recording (.rrd) of the scene, the flow coloured by part and the plan.
     """
     from chord.atomic import write_text_atomic
     from chord.errors import ChordError
@@ -79,3 +81,25 @@ def plan(
         f"of limit; planned in {r['planning_time_s']:.2f} s"
     )
     print(f"grasp: {r['grasp']['reason']}")
+    if rerun is not None:
+        _record(rerun, sc, f, result)
+
+
+def _record(path: Path, sc, f, result) -> None:
+    """The stage's rerun recording: scene meshes, flow tracks coloured by rigid part, the plan."""
+    import numpy as np
+
+    from chord.viz.flow import log_flow
+    from chord.viz.plan import log_plan
+    from chord.viz.record import open_recording
+    from chord.viz.scene import log_scene
+
+    parts = np.full(f.num_points, -1, dtype=np.int64)
+    for seg in result.analysis.objects:
+        parts[seg.indices] = seg.labels
+    with open_recording(path) as rec:
+        if sc is not None:
+            log_scene(rec, sc)
+        log_flow(rec, f, parts=parts)
+        log_plan(rec, result.plan)
+    print(f"rerun recording: {path}")

@@ -23,6 +23,7 @@ def sim(
     friction: float | None = None,
     mass_scale: float = 1.0,
     gui: bool = False,
+    rerun: Path | None = None,
 ) -> None:
     """Execute a plan in PyBullet and judge it against the flow's goal (success, failing stage, errors).
 
@@ -49,6 +50,7 @@ def sim(
         friction: lateral friction of every object; default: the URDFs'.
         mass_scale: multiplies the mass of every movable object.
         gui: show PyBullet's GUI (needs a display).
+        rerun: also write a rerun recording (.rrd) of the scene, the plan and the verdict.
     """
     from chord.atomic import write_text_atomic
     from chord.errors import ChordError
@@ -79,6 +81,16 @@ def sim(
         write_text_atomic(out, json.dumps(verdict(result, p, cfg), indent=2) + "\n")
     if write_verdict:
         with_verdict(p, result, cfg).save(plan)
+    if rerun is not None:
+        from chord.viz.plan import log_plan
+        from chord.viz.record import open_recording
+        from chord.viz.scene import log_scene
+        from chord.viz.sim import log_sim_result
+
+        with open_recording(rerun) as rec:
+            log_scene(rec, sc)
+            log_plan(rec, p)
+            log_sim_result(rec, verdict(result, p, cfg))
     status = "SUCCESS" if result.success else f"FAILURE ({result.cause})"
     print(f"{plan}: {status}: {result.reason}")
     if result.track_position_mean_m is not None:

@@ -45,9 +45,11 @@ def test_chord_plan_writes_a_valid_plan(tmp_path, capsys):
     )
     scene_path = scene.save(tmp_path / "scene.yaml")
     out = tmp_path / "out" / "plan.npz"
+    rrd = tmp_path / "plan.rrd"
     rc = main(
-        ["plan", str(flow_path), "--scene", str(scene_path), "--out", str(out), "--velocity-scale", "0.3"]
-    )
+        ["plan", str(flow_path), "--scene", str(scene_path), "--out", str(out), "--velocity-scale", "0.3",
+         "--rerun", str(rrd)]
+    )  # fmt: skip
     assert rc == 0
     plan = Plan.load(out)
     assert plan.task == "pick up the box"
@@ -59,6 +61,16 @@ def test_chord_plan_writes_a_valid_plan(tmp_path, capsys):
     assert cfg["config"]["velocity_scale"] == 0.3
     printed = capsys.readouterr().out
     assert "grasp of 'box'" in printed and "antipodal" in printed
+    # The recording holds the scene, the flow's tracks and the EE path of every waypoint.
+    from chord.viz.readback import read_recording
+
+    entities = read_recording(rrd)
+    assert {
+        "/world/scene/box",
+        "/world/flow/box/tracks",
+        "/world/flow/obstacle/tracks",
+        "/world/plan/ee_path",
+    } <= set(entities)
     # chord check understands the plan it wrote.
     assert main(["check", str(out)]) == 0
 

@@ -36,6 +36,8 @@ def test_sim_writes_verdict(files, capsys):
                 "--write-verdict",
                 "--out",
                 str(tmp / "v.json"),
+                "--rerun",
+                str(tmp / "sim.rrd"),
             ]
         )
         == 0
@@ -47,6 +49,10 @@ def test_sim_writes_verdict(files, capsys):
     assert judged.validation["success"] is True
     assert judged.validation["plan_sha256"] == plan.content_hash()
     assert json.loads((tmp / "v.json").read_text())["success"] is True
+    from chord.viz.readback import read_recording
+
+    entities = read_recording(tmp / "sim.rrd")
+    assert {"/world/plan/ee_path", "/sim/verdict", "/plots/sim/track_error_mm"} <= set(entities)
 
 
 def test_sim_failure_exits_1_with_cause(files, capsys):
