@@ -41,8 +41,9 @@ def object_mesh(obj: SceneObject) -> trimesh.Trimesh:
     if obj.mesh is not None:
         return load_mesh(obj.mesh, obj.units)
     from chord.assets.cousins import build_cousin
+    from chord.assets.params import params_from_dict
 
-    return build_cousin(dict(obj.cousin)).mesh()
+    return build_cousin(params_from_dict(dict(obj.cousin))).mesh()
 
 
 class Scene4D:

@@ -151,3 +151,12 @@ def test_an_existing_run_is_not_overwritten_and_resume_checks_the_config(scene, 
     assert "already holds a run; pass --resume" in capsys.readouterr().err
     assert main(["flow", "--resume", str(tmp_path / "nothing")]) == 1
     assert "holds no run (no config.json)" in capsys.readouterr().err
+
+
+def test_a_cousin_only_object_is_built_from_its_measurements():
+    """A scene may describe an object by measurements alone; flowgen builds its mesh."""
+    from chord.scene import Pose, SceneObject
+    from flowgen.scene4d import object_mesh
+
+    mesh = object_mesh(SceneObject("b", Pose(), cousin={"kind": "box", "size": [0.05, 0.04, 0.03]}))
+    np.testing.assert_allclose(np.ptp(mesh.vertices, axis=0), [0.05, 0.04, 0.03], atol=1e-6)

@@ -53,14 +53,14 @@ def tiny_text_encoder(seed: int = 0):
     return UMT5EncoderModel(cfg).eval()
 
 
-def tiny_vae(variant: str, seed: int = 0):
+def tiny_vae(variant: str, seed: int = 0, base_dim: int = 3):
     from diffusers import AutoencoderKLWan
 
     torch.manual_seed(seed)
     if variant == "i2v-a14b":
         # Default latents_mean/std: the real Wan 2.1 statistics, so normalisation is exercised.
         return AutoencoderKLWan(
-            base_dim=3,
+            base_dim=base_dim,
             z_dim=16,
             dim_mult=[1, 1, 1, 1],
             num_res_blocks=1,
@@ -84,6 +84,79 @@ def tiny_vae(variant: str, seed: int = 0):
     )
 
 
+def content_vae(seed: int = 0, residual_scale: float = 0.1):
+    """A tiny A14B ``AutoencoderKLWan`` whose encoder is initialised to keep the video's content.
+
+    A randomly initialised tiny encoder maps a rendered video to a latent that barely depends on
+    where an object is (moving a box 10 cm changes the normalised latent by 0.1 % of its norm, and
+    not monotonically), so no optimiser can recover motion through it. Here the real architecture
+    (channels 4 -> 12 -> 36 over the two temporal downsamplings) starts as a blur-and-downsample
+    that keeps every frame: conv_in copies RGB plus one constant channel (so the RMS norms keep
+    brightness), residual shortcuts embed their input channels, each spatial downsampling conv is
+    a per-channel [1, 2, 1]^2 blur, each temporal one writes its three input frames into three
+    channel groups (instead of averaging them away), conv_out mixes the features into the 16
+    latent channels with fixed random weights and a blur (logvar 0), quant_conv is the identity.
+    The residual branches and the mid-block attention keep random weights scaled by
+    ``residual_scale``, so every module stays on the differentiated path. The decoder stays
+    random: RF-SDS never decodes.
+    """
+    from diffusers import AutoencoderKLWan
+    from diffusers.models.autoencoders.autoencoder_kl_wan import WanResample, WanResidualBlock
+
+    torch.manual_seed(seed)
+    vae = AutoencoderKLWan(
+        base_dim=4,
+        z_dim=16,
+        dim_mult=[1, 3, 9, 9],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+    )
+    enc = vae.encoder
+    blur = torch.tensor([1.0, 2.0, 1.0])
+    blur = torch.outer(blur, blur) / 16  # [3, 3], sums to 1
+
+    def embed(out_c: int, in_c: int) -> torch.Tensor:  # [out_c, in_c]: input channel j -> j
+        return torch.eye(out_c, in_c)
+
+    with torch.no_grad():
+        w = torch.zeros_like(enc.conv_in.weight)  # [4, 3, kt, kh, kw]; causal: last kt tap = now
+        w[:3, :, -1, 1, 1] = torch.eye(3)
+        enc.conv_in.weight.copy_(w)
+        enc.conv_in.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 1.0]))
+        for m in enc.modules():
+            if isinstance(m, WanResidualBlock):
+                m.conv2.weight.mul_(residual_scale)
+                m.conv2.bias.zero_()
+                sc = m.conv_shortcut
+                if isinstance(sc, torch.nn.Module) and hasattr(sc, "weight"):
+                    sc.weight.copy_(embed(*sc.weight.shape[:2])[:, :, None, None, None])
+                    sc.bias.zero_()
+            elif isinstance(m, WanResample):
+                conv = m.resample[1]
+                c = conv.weight.shape[0]
+                conv.weight.copy_(torch.eye(c)[:, :, None, None] * blur)
+                conv.bias.zero_()
+                if hasattr(m, "time_conv"):
+                    g = c // 3  # the channels that carry content; tap k goes to group k
+                    tw = torch.zeros_like(m.time_conv.weight)  # [c, c, 3, 1, 1]
+                    for k in range(3):
+                        tw[k * g : (k + 1) * g, :g, k, 0, 0] = torch.eye(g)
+                    m.time_conv.weight.copy_(tw)
+                    m.time_conv.bias.zero_()
+        attn = enc.mid_block.attentions[0]
+        attn.proj.weight.mul_(residual_scale)
+        attn.proj.bias.zero_()
+        z, c = vae.config.z_dim, enc.conv_out.weight.shape[1]
+        mix = torch.randn(z, c) / c**0.5
+        w = torch.zeros_like(enc.conv_out.weight)  # [2z, c, kt, kh, kw]: means, then logvars
+        w[:z, :, -1] = mix[:, :, None, None] * blur
+        enc.conv_out.weight.copy_(w)
+        enc.conv_out.bias.zero_()
+        vae.quant_conv.weight.copy_(torch.eye(2 * z)[:, :, None, None, None])
+        vae.quant_conv.bias.zero_()
+    return vae
+
+
 def tiny_transformer(variant: str, seed: int = 0):
     from diffusers import WanTransformer3DModel
 
@@ -105,8 +178,9 @@ def tiny_transformer(variant: str, seed: int = 0):
     ).eval()
 
 
-def tiny_pipeline(variant: str = "i2v-a14b", boundary_ratio: float | None = 0.9):
-    """A WanImageToVideoPipeline of tiny random parts (the two A14B experts get different seeds)."""
+def tiny_pipeline(variant: str = "i2v-a14b", boundary_ratio: float | None = 0.9, vae=None):
+    """A WanImageToVideoPipeline of tiny random parts (the two A14B experts get different seeds);
+    ``vae`` replaces the random VAE (e.g. ``content_vae()``)."""
     from diffusers import UniPCMultistepScheduler, WanImageToVideoPipeline
 
     scheduler = UniPCMultistepScheduler(
@@ -116,7 +190,7 @@ def tiny_pipeline(variant: str = "i2v-a14b", boundary_ratio: float | None = 0.9)
     return WanImageToVideoPipeline(
         tokenizer=tiny_tokenizer(),
         text_encoder=tiny_text_encoder(),
-        vae=tiny_vae(variant),
+        vae=tiny_vae(variant) if vae is None else vae,
         scheduler=scheduler,
         transformer=tiny_transformer(variant, seed=1),
         transformer_2=tiny_transformer(variant, seed=2) if a14b else None,
@@ -125,7 +199,10 @@ def tiny_pipeline(variant: str = "i2v-a14b", boundary_ratio: float | None = 0.9)
     )
 
 
-def save_tiny_wan(path: Path, variant: str = "i2v-a14b", boundary_ratio: float | None = 0.9) -> Path:
-    """Write a tiny random Wan 2.2 folder (safetensors) at ``path`` and return it."""
-    tiny_pipeline(variant, boundary_ratio).save_pretrained(path)
+def save_tiny_wan(
+    path: Path, variant: str = "i2v-a14b", boundary_ratio: float | None = 0.9, vae=None
+) -> Path:
+    """Write a tiny random Wan 2.2 folder (safetensors) at ``path`` and return it (``vae`` as in
+    ``tiny_pipeline``)."""
+    tiny_pipeline(variant, boundary_ratio, vae).save_pretrained(path)
     return Path(path)
