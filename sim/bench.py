@@ -441,7 +441,20 @@ def format_table(records: list[dict[str, Any]]) -> str:
 
 
 def plot(records: list[dict[str, Any]], path: Path) -> Path:
-    """Grouped bars of success rate per task and method with Wilson 95% intervals (PNG)."""
+    """Success rate per task and method with Wilson 95% intervals, beside mean tracking error (PNG)."""
+    import matplotlib.pyplot as plt
+
+    fig = figure(records)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def figure(records: list[dict[str, Any]]):
+    """The matplotlib figure of :func:`plot`: left, grouped success-rate bars with 95% Wilson
+    intervals; right, the mean tracking error (mm) of the same groups."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -451,27 +464,32 @@ def plot(records: list[dict[str, Any]], path: Path) -> Path:
     tasks = sorted({r["task"] for r in rows})
     labels = _row_labels(rows)
     cell = {(r["row"], r["task"]): r for r in rows}
-    fig, ax = plt.subplots(figsize=(min(14.0, 3.0 + 0.3 * len(tasks) * len(labels)), 3.6), dpi=120)
+    fig, (ax, ax_track) = plt.subplots(
+        1, 2, figsize=(min(18.0, 4.0 + 0.6 * len(tasks) * len(labels)), 3.6), dpi=120
+    )
     width = 0.8 / max(1, len(labels))
     for i, label in enumerate(labels):
-        xs, ys, err = [], [], [[], []]
+        xs, ys, err, tx, ty = [], [], [[], []], [], []
         for j, t in enumerate(tasks):
             r = cell.get((label, t))
             if r is None:
                 continue
-            xs.append(j + (i - (len(labels) - 1) / 2) * width)
+            x = j + (i - (len(labels) - 1) / 2) * width
+            xs.append(x)
             ys.append(r["rate"])
             # Rounding can put a bound a hair inside the rate; matplotlib rejects negative errors.
             err[0].append(max(0.0, r["rate"] - r["ci95"][0]))
             err[1].append(max(0.0, r["ci95"][1] - r["rate"]))
+            if r["track_mean_mm"] is not None:
+                tx.append(x)
+                ty.append(r["track_mean_mm"])
         ax.bar(xs, ys, width, yerr=err, capsize=3, label=label)
+        ax_track.bar(tx, ty, width, label=label)
     ax.set_xticks(range(len(tasks)), tasks)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("success rate (95% Wilson CI)")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax_track.set_xticks(range(len(tasks)), tasks)
+    ax_track.set_ylabel("mean tracking error (mm)")
+    ax_track.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return fig

@@ -120,3 +120,20 @@ def test_bench_runs_in_parallel_and_resumes(tmp_path, monkeypatch):
     again = B.run_bench([scene_path], out, cfg)
     assert [r["key"] for r in again] == [r["key"] for r in recs]
     assert len((out / "results.jsonl").read_text().splitlines()) == 2
+
+
+def test_plot_shows_success_with_intervals_and_tracking_error():
+    from sim.bench import figure, summarise
+
+    records = [
+        {"task": "pick_banana", "method": "ours", "flow_noise_m": 0.0, "success": s, "seed": i,
+         "cause": None if s else "grasp", "track_position_mean_m": tr}
+        for i, (s, tr) in enumerate([(True, 0.004), (True, 0.006), (False, 0.011), (True, 0.005)])
+    ]  # fmt: skip
+    fig = figure(records)
+    ax, ax_track = fig.axes[:2]
+    (rate_bar,) = ax.patches
+    (track_bar,) = ax_track.patches
+    row = summarise(records)[0]
+    assert rate_bar.get_height() == pytest.approx(0.75)
+    assert track_bar.get_height() == pytest.approx(row["track_mean_mm"]) == pytest.approx(6.5)
