@@ -16,7 +16,7 @@ def test_log_linear_matches_3dgs_decay():
 
 
 def test_seed_defaults():
-    s = FlowConfig().schedule
+    s = FlowConfig(prior="wan").resolved(832, 464).schedule
     assert (s.deformation_lr.start, s.deformation_lr.end) == (0.006, 0.00006)
     assert (s.control_scale_lr.start, s.control_scale_lr.end) == (0.006, 0.00006)
     assert (s.control_rotation_lr.start, s.control_rotation_lr.end) == (0.003, 0.00003)
@@ -24,8 +24,22 @@ def test_seed_defaults():
     assert s.cfg_scale.at(0.5) == pytest.approx(18.5)
     assert s.temporal_weight.at(0.0) == pytest.approx(9.6) and s.temporal_weight.at(1.0) == pytest.approx(1.6)
     assert s.spatial_weight.at(0.0) == pytest.approx(3000) and s.spatial_weight.at(1.0) == pytest.approx(300)
-    c = FlowConfig()
+    c = FlowConfig(prior="wan").resolved(832, 464)
     assert (c.iterations, c.batch, c.split_iteration, c.split_frame) == (2000, 4, 100, 30)
+    assert (c.width, c.height, c.gaussians_per_object, c.control_points_per_object) == (832, 464, 20000, 60)
+
+
+def test_video_fit_defaults_are_cpu_sized_and_explicit_values_win():
+    c = FlowConfig(prior="video").resolved(208, 116)
+    assert (c.iterations, c.split_iteration, c.width, c.height) == (600, 200, 208, 116)
+    assert c.schedule.deformation_lr.start == pytest.approx(0.03)
+    assert c.schedule.control_rotation_lr.end == pytest.approx(0.00015)
+    assert c.schedule.temporal_weight.start == pytest.approx(9.6)  # weights stay the seed's
+    mine = FlowConfig(prior="video", iterations=50, split_iteration=0, width=104, height=58).resolved(
+        208, 116
+    )
+    assert (mine.iterations, mine.split_iteration, mine.width, mine.height) == (50, 0, 104, 58)
+    assert FlowConfig.from_dict(c.to_dict()) == c
 
 
 def test_linear_and_bad_decays():

@@ -122,7 +122,7 @@ def test_centroid_loss_pulls_from_any_distance():
     target = blob(torch.tensor(36.0))
     x = torch.tensor(10.0, requires_grad=True)  # 26 px away: no overlap at all
     loss = _centroid_loss(blob(x), target)
-    assert float(loss) == pytest.approx((26 / 48) ** 2, rel=1e-4)
+    assert float(loss.detach()) == pytest.approx((26 / 48) ** 2, rel=1e-4)
     loss.backward()
     assert float(x.grad) < 0  # descending moves the blob right, towards the target
     # An object out of view (no coverage) contributes nothing rather than NaN.
