@@ -4,8 +4,8 @@ Tool frame (the TCP, Panda ``panda_grasptarget``): z is the approach direction (
 towards the fingertips), y the closing direction of the fingers, the origin between the
 fingertips. A grasp is T_part_ee, held rigid while the part follows its track.
 
-Antipodal candidates pair a surface point with the point across the part along its inward
-normal, where both normals lie in the friction cone of the closing line. Each is tried at
+Antipodal candidates pair a surface point with a point across the part such that both normals
+lie in the friction cone of the closing line, the line through the two contacts. Each is tried at
 several approach angles about the closing line, then filtered by gripper width, collision of
 simple finger/palm boxes with the table plane and every other point of the scene (at the first
 frame, on the way in, and along the track), and finally reachability (IK at every frame).
@@ -154,15 +154,26 @@ def antipodal_candidates(
     line_tol = max(config.line_tolerance, 1.5 * spacing)
     out: list[GraspCandidate] = []
     for i in anchors:
-        d = -normals[i]  # closing line goes into the part
+        n_in = -normals[i]  # into the part
         v = part_pts - part_pts[i]
-        along = v @ d
-        perp = np.linalg.norm(v - along[:, None] * d, axis=1)
-        ok = (along > 0.005) & (along < max_w) & (perp < line_tol) & (normals @ d > cos_cone)
+        dist = np.linalg.norm(v, axis=1)
+        u = v / np.maximum(dist, 1e-9)[:, None]  # candidate closing lines through the anchor
+        along = v @ n_in
+        # The closing line is the line through both contacts, and each contact's normal must lie
+        # in its friction cone about that line. (Taking the anchor's normal as the line would
+        # demand the two normals be within one cone of each other: a taper of more than half the
+        # cone, such as a lamp's conical shade, would then have no grasp at all.)
+        q_ij = np.minimum(u @ n_in, (normals * u).sum(1))
+        ok = (dist > 0.005) & (dist < max_w) & (q_ij > cos_cone)
         if not ok.any():
             continue
-        j = int(np.flatnonzero(ok)[np.argmax(along[ok])])  # outermost: the fingers enclose it all
-        quality = float(min(normals[i] @ -d, normals[j] @ d))
+        cand = np.flatnonzero(ok)
+        # The outermost contacts along the anchor's normal (the fingers enclose it all); among
+        # those within the sampling tolerance of the outermost, the best-aligned pair.
+        cand = cand[along[cand] > along[cand].max() - line_tol]
+        j = int(cand[np.argmax(q_ij[cand])])
+        d = u[j]
+        quality = float(q_ij[j])
         c = 0.5 * (part_pts[i] + part_pts[j])
         a = np.cross(d, [1.0, 0, 0] if abs(d[0]) < 0.9 else [0, 1.0, 0])
         a /= np.linalg.norm(a)
@@ -178,7 +189,7 @@ def antipodal_candidates(
             score = quality + config.top_down_weight * top + 0.3 * centred
             out.append(
                 GraspCandidate(
-                    T, float(along[j]), "grasp", quality, score, np.stack([part_pts[i], part_pts[j]])
+                    T, float(dist[j]), "grasp", quality, score, np.stack([part_pts[i], part_pts[j]])
                 )
             )
     out.sort(key=lambda g: -g.score)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from planner.grasp import (
     GraspConfig,
@@ -112,3 +113,40 @@ def test_push_presses_against_the_motion():
     # The tool points along the motion (+y) and touches the -y face.
     assert best.T_part_ee[1, 2] > 0.9
     assert best.contacts[0][1] < -0.055
+
+
+def _frustum_surface(r0, r1, length, n, rng):
+    """Points [n, 3] on the lateral surface of a truncated cone about z (radius r0 at z=0, r1 at length)."""
+    # Area-weighted along z: the circumference grows linearly with the radius.
+    u = rng.uniform(size=n)
+    t = (np.sqrt(r0**2 + u * (r1**2 - r0**2)) - r0) / (r1 - r0)
+    a = rng.uniform(0, 2 * np.pi, n)
+    r = r0 + (r1 - r0) * t
+    return np.stack([r * np.cos(a), r * np.sin(a), t * length], axis=1)
+
+
+def test_tapered_part_has_antipodal_grasps():
+    # A lamp shade: its side tapers 19 deg, within the 20 deg friction cone about a line straight
+    # across it, but the two normals are 38 deg apart (a closing line along one contact's normal
+    # leaves the other outside its cone). Grasps exist across the narrow end.
+    rng = np.random.default_rng(4)
+    r0, r1, length = 0.014, 0.055, 0.12
+    pts = _frustum_surface(r0, r1, length, 3000, rng)
+    cfg = GraspConfig()
+    cands = antipodal_candidates(pts, cfg, rng)
+    assert len(cands) > 20
+    taper = np.arctan2(r1 - r0, length)
+    cos_cone = np.cos(np.radians(cfg.friction_cone_deg))
+    for c in cands:
+        a, b = c.contacts
+        d = (b - a) / np.linalg.norm(b - a)
+        # Exact outward normals of the cone side at both contacts.
+        n = [np.r_[p[:2] / np.linalg.norm(p[:2]) * np.cos(taper), -np.sin(taper)] for p in (a, b)]
+        assert -n[0] @ d > cos_cone - 0.03 and n[1] @ d > cos_cone - 0.03
+        assert abs(d[2]) < 0.2  # straight across the axis
+        assert c.width == pytest.approx(np.linalg.norm(b - a), abs=1e-12)
+        assert c.width < 0.08 - cfg.open_clearance + 1e-9
+        np.testing.assert_allclose(c.T_part_ee[:3, 1] @ d, 1.0, atol=1e-9)  # fingers close along it
+        np.testing.assert_allclose(c.T_part_ee[:3, 3], 0.5 * (a + b), atol=1e-12)
+    # Only the narrow end fits the gripper.
+    assert max(c.T_part_ee[2, 3] for c in cands) < length * (0.06 / 2 - r0) / (r1 - r0) + 0.005
