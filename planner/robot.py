@@ -23,6 +23,17 @@ log = logging.getLogger(__name__)
 PANDA_READY = (0.0, -0.785398, 0.0, -2.356194, 0.0, 1.570796, 0.785398)
 # Franka's datasheet joint acceleration limits (rad/s^2); URDFs carry no acceleration limits.
 PANDA_ACCEL_LIMITS = (15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0)
+# The Panda's links from the elbow out: kept above the table by the planner, speed-capped by real/.
+PANDA_BODY_LINKS = (
+    "panda_link3",
+    "panda_link4",
+    "panda_link5",
+    "panda_link6",
+    "panda_link7",
+    "panda_hand",
+    "panda_leftfinger",
+    "panda_rightfinger",
+)
 
 
 def default_urdf() -> Path:
@@ -50,16 +61,7 @@ class RobotConfig:
     accel_limits: tuple[float, ...] = PANDA_ACCEL_LIMITS  # rad/s^2 per arm joint (URDF has none)
     seed: tuple[float, ...] = PANDA_READY  # rad, IK seed / rest posture, one per arm joint
     # Links whose origins must stay above the table (cheap collision proxy for the static scene).
-    clearance_frames: tuple[str, ...] = (
-        "panda_link3",
-        "panda_link4",
-        "panda_link5",
-        "panda_link6",
-        "panda_link7",
-        "panda_hand",
-        "panda_leftfinger",
-        "panda_rightfinger",
-    )
+    clearance_frames: tuple[str, ...] = PANDA_BODY_LINKS
     # The arm's body as spheres along the segments between consecutive frame origins (the
     # gripper is checked separately with boxes): (frame names in chain order, radius in metres).
     body_chain: tuple[str, ...] = (

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from chord.errors import ChordError
+from planner.robot import PANDA_BODY_LINKS
 
 
 @dataclass(frozen=True)
@@ -52,16 +53,7 @@ class RobotLimits:
         )
 
 
-_PANDA_LINKS = (
-    "panda_link3",
-    "panda_link4",
-    "panda_link5",
-    "panda_link6",
-    "panda_link7",
-    "panda_hand",
-    "panda_leftfinger",
-    "panda_rightfinger",
-)
+_PANDA_LINKS = PANDA_BODY_LINKS
 
 # Franka Emika Panda, "Robot and interface specifications" (FCI docs), joint space limits.
 PANDA = RobotLimits(
