@@ -109,6 +109,7 @@ def _npz_schema(path: Path) -> Any:
 def subcommands() -> dict[str, Callable[..., Any]]:
     """Name -> function for every stage that exists; the functions import their heavy parts lazily."""
     from chord.assets.cli import assets
+    from chord.run import run
     from chord.viz.cli import view
     from flowgen.cli import flow
     from planner.cli import plan
@@ -116,7 +117,7 @@ def subcommands() -> dict[str, Callable[..., Any]]:
     from sim.cli import bench, sim
 
     return {
-        "check": check, "assets": assets, "flow": flow, "plan": plan, "real": real, "sim": sim, "bench": bench, "view": view,
+        "check": check, "assets": assets, "flow": flow, "plan": plan, "real": real, "sim": sim, "bench": bench, "view": view, "run": run,
     }  # fmt: skip
 
 

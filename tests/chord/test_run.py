@@ -1,0 +1,143 @@
+"""`chord run` end to end on a small pick-banana run, and its one-line stage errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from chord.cli import main
+from chord.errors import ChordError
+from chord.run import StageError, run_stage
+
+SMALL = [
+    "--iterations", "40", "--gaussians-per-object", "400", "--near-surface-target", "800",
+    "--control-points-per-object", "8", "--width", "104", "--height", "58", "--split-iteration", "10",
+    "--flow-points-per-object", "256", "--device", "cpu",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("scenes")
+    assert main(["assets", "tasks", "--out", str(out), "--only", "pick_banana"]) == 0
+    return out / "pick_banana" / "scene.yaml"
+
+
+def _chord(args: list[str]) -> int:
+    """main()'s exit status, also when a stage ends the run with SystemExit (a failed sim verdict)."""
+    try:
+        return main(args)
+    except SystemExit as e:
+        return int(e.code)
+
+
+def test_run_writes_every_stage_output_and_a_summary_with_the_numbers(scene: Path, tmp_path: Path, capsys):
+    from flowgen.evaluate import flow_error
+    from flowgen.flow import ObjectFlow
+    from planner.plan import Plan
+
+    out = tmp_path / "run"
+    rc = _chord(["run", str(scene), "--out", str(out), *SMALL])
+    printed = capsys.readouterr().out
+    for name in (
+        "flow.npz",
+        "preview.mp4",
+        "config.json",
+        "plan.npz",
+        "sim.json",
+        "recording.rrd",
+        "summary.json",
+    ):
+        assert (out / name).is_file(), name
+    assert (out / "plots" / "flow.png").is_file() and (out / "plots" / "losses.png").is_file()
+
+    summary = json.loads((out / "summary.json").read_text())
+    # The flow was made with the flags given, and its error is the real one against the ground truth.
+    record = json.loads((out / "config.json").read_text())
+    assert record["config"]["iterations"] == 40 and record["config"]["prior"] == "video"
+    reference = ObjectFlow.load(scene.parent / "reference" / "flow.npz")
+    (expected,) = flow_error(ObjectFlow.load(out / "flow.npz"), reference, ["banana"])
+    (got,) = summary["flow_error"]
+    assert got["name"] == "banana" and got["mean_mm"] == pytest.approx(expected.mean_mm)
+    assert 1.0 < got["mean_mm"] < 150.0 and got["motion_mm"] == pytest.approx(150, abs=5)
+    assert f"banana: {expected.mean_mm:.1f} mm mean, {expected.final_mm:.1f} mm at the last frame" in printed
+
+    # The verdict judged the plan against the generated flow's own goal (issue 9) and was written
+    # into the plan; the flow's distance from the ground truth is the summary's flow error.
+    verdict = json.loads((out / "sim.json").read_text())
+    assert verdict["goal_flow_sha256"] == ObjectFlow.load(out / "flow.npz").content_hash()
+    assert summary["sim_judged_against"] == "generated flow's own goal"
+    plan = Plan.load(out / "plan.npz")
+    assert plan.validation is not None and plan.validation["success"] == verdict["success"]
+    assert summary["sim"]["success"] == verdict["success"] and rc == (0 if verdict["success"] else 1)
+    assert summary["plan"].startswith(f"{out / 'plan.npz'}: grasp of 'banana', {len(plan.t)} waypoints")
+
+    assert set(summary["seconds"]) >= {"flow", "plan", "sim", "view"}
+    assert all(v >= 0 for v in summary["seconds"].values()) and summary["seconds"]["flow"] > 0.5
+    tail = printed[printed.rindex("chord run: pick_banana:") :]
+    assert ("SUCCESS" if verdict["success"] else f"FAILURE ({verdict['cause']})") in tail
+    assert summary["plan"] in tail and f"flow {summary['seconds']['flow']:.1f}" in tail
+    assert f"rerun {out / 'recording.rrd'}" in tail and str(out / "preview.mp4") in tail
+
+
+def _scene_copy(scene: Path, tmp_path: Path, **changes) -> Path:
+    folder = tmp_path / "scene"
+    shutil.copytree(scene.parent, folder)
+    doc = yaml.safe_load((folder / "scene.yaml").read_text())
+    doc.update(changes)
+    (folder / "scene.yaml").write_text(yaml.safe_dump(doc))
+    return folder / "scene.yaml"
+
+
+def test_a_failing_stage_prints_one_line_naming_it(scene: Path, tmp_path: Path, capsys):
+    path = _scene_copy(scene, tmp_path, frames=33)  # the reference video has 41
+    out = tmp_path / "run"
+    assert _chord(["run", str(path), "--out", str(out), *SMALL]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert (
+        err.startswith("chord run: error: flow: ")
+        and "the video has 41 frames, but the scene asks for 33" in err
+    )
+    assert not (out / "plan.npz").exists()
+
+
+def test_verbose_raises_the_stage_error_chained_to_the_stage_own_exception(scene: Path, tmp_path: Path):
+    path = _scene_copy(scene, tmp_path, frames=33)
+    with pytest.raises(StageError) as info:
+        main(["run", str(path), "--out", str(tmp_path / "run"), *SMALL, "--verbose"])
+    assert info.value.stage == "flow" and isinstance(info.value.__cause__, ChordError)
+    assert "the scene asks for 33" in str(info.value.__cause__)
+
+
+def test_an_unexpected_exception_becomes_one_line_with_its_type():
+    def plan_that_breaks():
+        print("half a report")
+        raise RuntimeError("no grasp\n  on any of 0 candidates")
+
+    seconds: dict[str, float] = {}
+    with pytest.raises(StageError) as info:
+        run_stage("plan", seconds, plan_that_breaks)
+    assert str(info.value) == "plan: RuntimeError: no grasp on any of 0 candidates"
+    assert isinstance(info.value.__cause__, RuntimeError) and "plan" in seconds
+    _, lines = run_stage("sim", seconds, lambda: print("a\nb"))
+    assert lines == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--task", "pick_banana"], "give --out DIR"),
+        (["run", "--out", "x"], "give a SCENE or --task NAME"),
+        (["run", "--task", "fly_kite", "--out", "{tmp}/run"], "assets: task 'fly_kite' is unknown"),
+        (["run", "{tmp}/nowhere.yaml", "--out", "{tmp}/run"], "chord run: error: scene: "),
+    ],
+)
+def test_bad_arguments_are_one_line(tmp_path: Path, capsys, args: list[str], message: str):
+    assert _chord([a.replace("{tmp}", str(tmp_path)) for a in args]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
