@@ -107,6 +107,7 @@ def run_flow(
         if ckpt is not None:
             start = _restore(ckpt, model, optimizer, generator)
             log.info("resuming %s from iteration %d", out, start)
+            _trim_run_log(out / "run.log", start)
     out.mkdir(parents=True, exist_ok=True)
     record = {
         "config": config.to_dict(),
@@ -250,6 +251,20 @@ def _restore(
     optimizer.load_state_dict(state)
     generator.set_state(ckpt.tensors["rng"])
     return ckpt.iteration
+
+
+def _trim_run_log(path: Path, start: int) -> None:
+    """Drop the lines a killed run logged past its last checkpoint: they are about to be redone."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line)["iteration"] < start:
+                kept.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            break  # a line torn by the kill ends what can be trusted
+    write_text_atomic(path, "".join(f"{line}\n" for line in kept))
 
 
 def _jsonable_groups(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -96,6 +96,12 @@ def test_killed_run_resumes_to_the_same_parameters_bit_for_bit(scene: Path, tmp_
         ObjectFlow.load(whole / "flow.npz").points, ObjectFlow.load(killed / "flow.npz").points
     )
 
+    # The log reads as one run: every logged iteration once, in order, as in the uninterrupted one.
+    def logged(run):
+        return [json.loads(line)["iteration"] for line in (run / "run.log").read_text().splitlines()]
+
+    assert logged(killed) == logged(whole)
+
 
 def _scene_copy(scene: Path, tmp_path: Path, change) -> Path:
     folder = tmp_path / "scene"
