@@ -1,0 +1,74 @@
+"""Planning flows for ``chord bench --full``: each task's flow generated once by ``chord flow``.
+
+The full benchmark plans method "ours" (and the "rigid" ablation) from a flow distilled by the
+flow stage instead of the task's reference flow, so the table measures the whole chain. Each task's
+run lives in ``OUT/flows/<task>/`` (the ``chord flow`` run folder): a finished ``flow.npz`` there is
+reused, a killed run (config.json without flow.npz) is resumed from its newest checkpoint, so an
+interrupted benchmark is cheap to run again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from chord.errors import ChordError
+from flowgen.config import FlowConfig
+
+log = logging.getLogger(__name__)
+
+
+def _check_recorded(run_dir: Path, config: FlowConfig) -> None:
+    """Raise ChordError when the finished run in ``run_dir`` was made with other optimisation settings."""
+    record = run_dir / "config.json"
+    try:
+        old = FlowConfig.from_dict(json.loads(record.read_text())["config"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ChordError(f"bench --full: {record} is unreadable ({e}); remove {run_dir} to regenerate") from e
+    # Unset fields of the request resolve as they did for the recorded run (the video's size).
+    old = old.resolved(old.width or 1, old.height or 1)
+    new = config.resolved(old.width or 1, old.height or 1)
+    if old.optimisation_hash() != new.optimisation_hash():
+        changed = sorted(k for k, v in new.to_dict().items() if old.to_dict().get(k) != v)
+        raise ChordError(
+            f"bench --full: the flow in {run_dir} was made with other settings ({changed}); "
+            f"remove {run_dir} to regenerate it, or choose another --out"
+        )
+
+
+def generated_flows(
+    scenes: list[Path],  # task scene.yaml files
+    root: Path,  # OUT/flows: one chord flow run folder per task
+    config: FlowConfig = FlowConfig(),  # the flow optimisation (chord flow's defaults: the video-fit prior)
+) -> dict[tuple[str, str], Path]:
+    """Generate (or reuse, or resume) each task's flow; returns {(task, "ours"): flow.npz}.
+
+    Each flow is made by the ``chord flow`` command function on the scene's own reference video,
+    as ``chord run`` does. Raises chord.run.StageError (one line naming the stage and task) when a
+    flow fails, and ChordError when a finished flow was made with other settings.
+    """
+    from chord.run import run_stage
+    from chord.scene import Scene
+    from flowgen.cli import flow
+
+    flows: dict[tuple[str, str], Path] = {}
+    seconds: dict[str, float] = {}
+    for sp in scenes:
+        task = Scene.load(sp).name
+        run_dir = root / task
+        stage = f"flow {task}"
+        if (run_dir / "flow.npz").is_file():
+            _check_recorded(run_dir, config)
+            log.info("bench --full: reusing the finished flow %s", run_dir / "flow.npz")
+        elif (run_dir / "config.json").is_file():
+            _check_recorded(run_dir, config)
+            log.info("bench --full: resuming the flow run in %s", run_dir)
+            run_stage(stage, seconds, flow, resume=run_dir)
+        else:
+            log.info("bench --full: generating the flow of %s in %s", task, run_dir)
+            run_stage(stage, seconds, flow, sp, out=run_dir, config=config)
+        flows[(task, "ours")] = run_dir / "flow.npz"
+    if seconds:
+        log.info("bench --full: flow seconds %s", {k: round(v, 1) for k, v in seconds.items()})
+    return flows
