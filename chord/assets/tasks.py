@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +47,7 @@ from chord.assets.reference import (
     write_video,
 )
 from chord.assets.urdf import write_asset
-from chord.atomic import write_text_atomic
+from chord.atomic import atomic_dir, write_text_atomic
 from chord.errors import ChordError
 from chord.scene import Camera, Pose, Reference, Scene, SceneObject
 
@@ -222,17 +220,8 @@ def build_task(
     out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "scene.yaml").is_file())):
         raise ChordError(f"{out}: exists and is not a scene folder (no scene.yaml); refusing to overwrite it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary folder
-    try:
+    with atomic_dir(out) as tmp:
         _build(task, tmp, resolution, points_per_object, seed)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out / "scene.yaml"
 
 

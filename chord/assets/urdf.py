@@ -19,8 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,7 @@ from scipy.spatial.transform import Rotation
 
 from chord.assets.collision import VhacdSettings, convex_pieces
 from chord.assets.model import Asset, Joint, Link
-from chord.atomic import write_text_atomic
+from chord.atomic import atomic_dir, write_text_atomic
 from chord.errors import ChordError
 
 log = logging.getLogger(__name__)
@@ -97,17 +95,8 @@ def write_asset(asset: Asset, out: str | Path, vhacd: VhacdSettings | None = Non
     out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / RECORD).is_file())):
         raise ChordError(f"{out}: exists and is not an asset folder (no {RECORD}); refusing to overwrite it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary folder
-    try:
+    with atomic_dir(out) as tmp:
         _write(asset, tmp, vhacd)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     links = {lk.name: out / "links" / f"{lk.name}.ply" for lk in asset.links} if asset.articulated else {}
     return AssetFiles(out, out / "mesh.ply", out / "model.urdf", out / RECORD, links)
 

@@ -194,3 +194,24 @@ def test_atomic_write_gives_the_usual_file_mode(tmp_path: Path):
     finally:
         os.umask(old)
     assert (tmp_path / "a.bin").stat().st_mode & 0o777 == 0o644
+
+
+def test_atomic_dir_replaces_on_success_and_leaves_the_old_folder_on_failure(tmp_path: Path):
+    from chord.atomic import atomic_dir
+
+    target = tmp_path / "asset"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "half.txt").write_text("half")
+        raise RuntimeError("killed mid-build")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["asset"]  # no temporary folder left
+    assert [p.name for p in target.iterdir()] == ["old.txt"]
+    old = os.umask(0o022)
+    try:
+        with atomic_dir(target) as tmp:
+            (tmp / "new.txt").write_text("new")
+    finally:
+        os.umask(old)
+    assert [p.name for p in target.iterdir()] == ["new.txt"]
+    assert target.stat().st_mode & 0o777 == 0o755
