@@ -29,6 +29,8 @@ from flowgen.wan.folder import check_video_shape, validate_model_folder
 from flowgen.wan.models import (
     ExpertSwitch,
     WanComponents,
+    attention_context,
+    compile_blocks,
     load_text_encoder,
     load_wan_components,
     torch_dtype,
@@ -86,6 +88,16 @@ class RFSDSPrior:
         self.config = config
         self.c = components
         self.device = torch.device(device)
+        if config.linear_precision == "fp8":
+            from flowgen.wan.fp8 import linears_to_fp8
+
+            for model in (components.transformer, components.transformer_2):
+                if model is not None:
+                    linears_to_fp8(model)
+        if config.compile_blocks and self.device.type == "cuda":  # CPU runs are tests: no compiler needed
+            for model in (components.transformer, components.transformer_2):
+                if model is not None:
+                    compile_blocks(model)
         self.experts = ExpertSwitch(components, self.device, config.experts_resident)
         self.last: SDSStep | None = None
         self._prompt: Tensor | None = None  # [1, L, D] transformer dtype
@@ -112,6 +124,9 @@ class RFSDSPrior:
         else:
             self._condition, self._mask = ti2v_condition(vae, image, t)
         self._shape = (t, h, w)
+        if self.device.type == "cuda":
+            # The VAE encoder's conv3d shapes are fixed for the whole run: cuDNN autotuning pays once.
+            torch.backends.cudnn.benchmark = True
 
     def _encode_text(self, prompt: str, negative: str) -> None:
         cfg = self.config
@@ -190,16 +205,17 @@ class RFSDSPrior:
         ts = torch.cat([timestep, timestep])
         text = torch.cat([self._prompt.expand(n, -1, -1), self._negative.expand(n, -1, -1)])
         chunk = self.config.transformer_batch or 2 * n
-        outs = [
-            model(
-                hidden_states=xs[i : i + chunk],
-                timestep=ts[i : i + chunk],
-                encoder_hidden_states=text[i : i + chunk],
-                encoder_hidden_states_image=None,
-                return_dict=False,
-            )[0].float()
-            for i in range(0, 2 * n, chunk)
-        ]
+        with attention_context(self.config.attention):
+            outs = [
+                model(
+                    hidden_states=xs[i : i + chunk],
+                    timestep=ts[i : i + chunk],
+                    encoder_hidden_states=text[i : i + chunk],
+                    encoder_hidden_states_image=None,
+                    return_dict=False,
+                )[0].float()
+                for i in range(0, 2 * n, chunk)
+            ]
         out = torch.cat(outs)
         v_cond, v_uncond = out[:n], out[n:]
         return v_uncond + cfg * (v_cond - v_uncond)

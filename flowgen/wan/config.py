@@ -11,6 +11,8 @@ WEIGHTINGS = ("uniform", "tau")
 REDUCTIONS = ("sum", "mean")
 RESIDENCY = ("both", "one")
 DTYPES = ("bfloat16", "float16", "float32")
+ATTENTION = ("auto", "cudnn", "flash", "efficient", "math")
+LINEAR_PRECISIONS = ("native", "fp8")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,11 @@ class WanPriorConfig:
     )
     vae_checkpoint: bool = True  # recompute the VAE encoder per 4-frame chunk in backward (memory plan)
     transformer_batch: int = 0  # most videos per transformer forward (CFG pair counts 2); 0: all at once
+    attention: str = (
+        "auto"  # scaled-dot-product kernel of the experts: "auto" (torch picks), "cudnn", "flash", ...
+    )
+    compile_blocks: bool = False  # torch.compile each expert's transformer blocks (once, on the first step)
+    linear_precision: str = "native"  # experts' linear layers: "native" (their dtype) or "fp8" (fast mode)
     cache_dir: Path | None = None  # prompt-embedding cache; None: $XDG_CACHE_HOME/chord/wan_prompts
 
     def __post_init__(self) -> None:
@@ -65,6 +72,8 @@ class WanPriorConfig:
         one_of("experts_resident", RESIDENCY)
         one_of("dtype", DTYPES)
         one_of("vae_dtype", DTYPES)
+        one_of("attention", ATTENTION)
+        one_of("linear_precision", LINEAR_PRECISIONS)
         if not 0.0 < self.tau_min < self.tau_max < 1.0:
             raise ValueError(
                 f"WanPriorConfig: need 0 < tau_min < tau_max < 1, got tau_min={self.tau_min}, tau_max={self.tau_max}"
@@ -89,3 +98,37 @@ class WanPriorConfig:
             )
         if self.transformer_batch < 0:
             raise ValueError(f"WanPriorConfig.transformer_batch is {self.transformer_batch}, expected >= 0")
+
+
+# The two speed modes of the RF-SDS step; benchmarks/RESULTS.md has the measurements behind them
+# (H200, 41x832x464, 4 draws x CFG pair: baseline 16.5 s / 120 GiB, exact 11.4 s / 50 GiB, fast 9.1 s).
+# "exact": the seed's computation in bf16 with the full VAE-encoder backward (recomputed per chunk),
+# compiled blocks, one expert on the GPU and the other in pinned host memory (fits an 80 GB card).
+# "fast": the experts' block linears in FP8 as well (both experts fit on the GPU at 15 GiB each);
+# checked against exact by the cosine of the SDS gradient (GUARD_MIN_COS).
+MODES: dict[str, dict[str, object]] = {
+    "exact": {
+        "linear_precision": "native",
+        "vae_checkpoint": True,
+        "compile_blocks": True,
+        "experts_resident": "one",
+    },
+    "fast": {
+        "linear_precision": "fp8",
+        "vae_checkpoint": True,
+        "compile_blocks": True,
+        "experts_resident": "both",
+    },
+}
+# Quality guard of a fast path: cosine of its SDS gradient with exact mode's on the same video and
+# draw, in latent space (g) and on the pixels (d loss / d video). The bf16 rounding of two exact
+# kernels (eager vs compiled) alone gives 0.993 / 0.998 at the seed's shape with random weights:
+# classifier-free guidance (scale 12-25) amplifies any difference between the two branches.
+GUARD_MIN_COS = {"g": 0.95, "video_grad": 0.98}
+
+
+def mode_settings(mode: str) -> dict[str, object]:
+    """The WanPriorConfig fields a speed mode sets ("exact" or "fast")."""
+    if mode not in MODES:
+        raise ValueError(f"Wan speed mode is {mode!r}, expected one of {tuple(MODES)}")
+    return dict(MODES[mode])
