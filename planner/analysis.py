@@ -78,6 +78,7 @@ class FlowAnalysis:
             "objects": {
                 o.name: {
                     "parts": [len(p.indices) for p in o.parts],
+                    "parts_merged": o.merged,
                     "moving": [bool(p.moving) for p in o.parts],
                     "outlier_fraction": o.outlier_fraction,
                     "noise_sigma_mm": 1000 * o.noise_sigma,

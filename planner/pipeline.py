@@ -22,6 +22,7 @@ from chord.errors import ChordError, ContractError
 from chord.transforms import matrix_to_quat, pose_to_matrix
 from flowgen.flow import ObjectFlow
 from planner.analysis import FlowAnalysis, analyse_flow
+from planner.geometry import GEOMETRIES, SceneGeometry, flow_geometry, mesh_geometry
 from planner.grasp import (
     GraspCandidate,
     GraspConfig,
@@ -62,6 +63,9 @@ class PlannerConfig:
     max_track_rotation_deg: float = 3.0  # degrees: likewise for orientation
     scene_tolerance: float = 0.10  # metres: scene object origins within the flow's boxes + this
     max_duration: float = 120.0  # seconds: a longer plan means a near-singular path: an error
+    # surfaces for grasps and collisions: "flow" (the flow's denoised points) or "mesh" (the
+    # scene's meshes carried by the flow's part tracks, planner.geometry; needs the scene)
+    geometry: str = "flow"
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,7 @@ def _waypoints(
 def _choose(
     robot: Robot,
     analysis: FlowAnalysis,
+    geometry: SceneGeometry,
     table_height: float,
     T_world_base: np.ndarray,
     config: PlannerConfig,
@@ -141,8 +146,8 @@ def _choose(
     rng = np.random.default_rng(config.segment.seed)
     part = analysis.target
     track = part.track.T_world_part
-    # Denoised geometry: every part's points averaged in its own frame, outliers left out.
-    part_traj, other = _scene_points(analysis)
+    # Denoised flow points (or meshes carried by the parts), outliers left out.
+    part_traj, other = geometry.part, geometry.other
     # Collision checks on subsets: a few thousand points resolve a gripper finger well enough.
     if other.shape[1] > 3000:
         other = other[:, rng.choice(other.shape[1], 3000, replace=False)]
@@ -217,13 +222,6 @@ def _choose(
         f"antipodal {stats['grasp']}, push {stats['push']}; gripper max width "
         f"{1000 * config.grasp.gripper.max_width:.0f} mm"
     )
-
-
-def _scene_points(analysis: FlowAnalysis) -> tuple[np.ndarray, np.ndarray]:
-    """(part [T, n, 3], rest [T, m, 3]): denoised trajectories of the target part and the rest."""
-    clean, clean_idx = analysis.denoised()
-    is_part = np.isin(clean_idx, analysis.target.indices)
-    return clean[:, is_part], clean[:, ~is_part]
 
 
 def _frame_of_waypoints(phases: dict[str, tuple[int, int]], K: int) -> np.ndarray:
@@ -332,6 +330,10 @@ def plan_flow(
         movable = [config.target_object]
     if movable is not None and not movable:
         raise ChordError(f"no movable object of the scene is in the flow {list(flow.object_names)}")
+    if config.geometry not in GEOMETRIES or (config.geometry == "mesh" and scene is None):
+        raise ChordError(
+            f'geometry: {config.geometry!r}, expected one of {list(GEOMETRIES)} ("mesh" needs the scene)'
+        )
 
     analysis = analyse_flow(flow, config.segment, objects=movable)
     if analysis.nonrigid:
@@ -340,9 +342,12 @@ def plan_flow(
             1000 * analysis.target.track.residual_max_rms,
         )
     pts = flow.points.astype(np.float64)
+    geometry = mesh_geometry(analysis, scene) if config.geometry == "mesh" else flow_geometry(analysis)
     t_analysis = time.perf_counter()
     if config.base_pose is not None:
-        return _plan_at_base(flow, scene, analysis, robot, base, table_height, config, t_start, t_analysis)
+        return _plan_at_base(
+            flow, scene, analysis, geometry, robot, base, table_height, config, t_start, t_analysis
+        )
     bases = auto_base_poses(analysis.target, pts, table_height)
     if not bases:
         raise ChordError(
@@ -352,7 +357,7 @@ def plan_flow(
     for base in bases:
         try:
             return _plan_at_base(
-                flow, scene, analysis, robot, base, table_height, config, t_start, t_analysis
+                flow, scene, analysis, geometry, robot, base, table_height, config, t_start, t_analysis
             )
         except ChordError as e:
             log.info("base at %s: %s", np.round(base[:3], 2).tolist(), e)
@@ -390,6 +395,7 @@ def _plan_at_base(
     flow: ObjectFlow,
     scene,
     analysis: FlowAnalysis,
+    geometry: SceneGeometry,
     robot: Robot,
     base: np.ndarray,  # [7] T_world_base xyz + wxyz
     table_height: float,
@@ -400,7 +406,7 @@ def _plan_at_base(
     """The planner after flow analysis, for one robot base placement."""
     T_world_base = pose_to_matrix(base[:3], base[3:])
     T_base_world = np.linalg.inv(T_world_base)
-    cand, grasp_stats = _choose(robot, analysis, table_height, T_world_base, config)
+    cand, grasp_stats = _choose(robot, analysis, geometry, table_height, T_world_base, config)
     t_grasp = time.perf_counter()
 
     track = analysis.target.track.T_world_part
@@ -410,7 +416,7 @@ def _plan_at_base(
     table_z = float((T_base_world @ np.array([0, 0, table_height, 1.0]))[2])
     w = np.ones(len(T_base))
     w[phases["follow"][0] : phases["follow"][1]] = 3.0  # the part's track matters most
-    part_traj, other = _scene_points(analysis)
+    part_traj, other = geometry.part, geometry.other
     # The static scene (points that stay put) as obstacles for the optimiser, base frame.
     still = np.linalg.norm(other - other[:1], axis=-1).max(0) < 0.005 if other.shape[1] else np.zeros(0, bool)
     static = other[0, still]
@@ -526,6 +532,7 @@ def _plan_at_base(
             "open_width_mm": 1000 * opening,
             "hold_width_mm": 1000 * hold,
             "search": grasp_stats,
+            "geometry": geometry.source,
         },
         "tracking": {
             "waypoint_position_max_mm": 1000 * float(ep[f0:f1].max()),

@@ -5,12 +5,20 @@ few neighbouring points (plus the "static" hypothesis), scored by how many traje
 explains over all frames; the best is refined (robust Kabsch on its inliers, LO-RANSAC), its
 points removed, and the search repeats. Points that no part explains are outliers (label -1).
 The inlier threshold adapts to the flow's noise, estimated from trajectory roughness.
+
+That estimate sees frame-to-frame jitter, not slow drift (a 2D tracker sliding along a smooth
+surface), and drift can split one rigid object into pieces whose motions differ by more than the
+threshold. So parts of one object are then merged, pair by pair, while one rigid track fitted to
+both keeps each within ``merge_tolerance`` / ``merge_angle_deg`` of its own track over the whole
+motion: a relative motion that small is not an articulation worth planning for (the defaults are
+the simulated success check's rigid tolerances, 2 cm / 15 deg).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -22,7 +30,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SegmentConfig:
-    """RANSAC settings for rigid-part segmentation."""
+    """RANSAC settings for rigid-part segmentation, and the merge of parts that move together."""
 
     inlier_threshold: float = 0.008  # metres: RMS-over-frames residual of an inlier, before noise
     noise_factor: float = 3.0  # threshold >= noise_factor * expected noise residual
@@ -33,7 +41,20 @@ class SegmentConfig:
     min_part_fraction: float = 0.05  # a part holds at least this share of its object's points
     max_parts: int = 4  # parts per object at most
     motion_threshold: float = 0.01  # metres: a part whose points move less than this is static
+    # Two parts of one object merge when one rigid track fitted to both keeps each part's points
+    # within merge_tolerance (RMS over its points, at every frame) and merge_angle_deg of its own
+    # track: smaller relative motions are tracking drift, not joints. 0 disables merging.
+    merge_tolerance: float = 0.02  # metres, world frame
+    merge_angle_deg: float = 15.0  # degrees
     seed: int = 0  # RNG seed: segmentation is deterministic
+
+    def __post_init__(self) -> None:
+        if not (self.merge_tolerance >= 0 and np.isfinite(self.merge_tolerance)):
+            raise ValueError(f"SegmentConfig.merge_tolerance is {self.merge_tolerance}, expected metres >= 0")
+        if not (self.merge_angle_deg >= 0 and np.isfinite(self.merge_angle_deg)):
+            raise ValueError(
+                f"SegmentConfig.merge_angle_deg is {self.merge_angle_deg}, expected degrees >= 0"
+            )
 
 
 @dataclass(frozen=True)
@@ -57,6 +78,7 @@ class ObjectSegmentation:
     parts: tuple[Part, ...]  # sorted: largest part first
     threshold: float  # metres, the inlier threshold used
     noise_sigma: float  # metres, estimated per-axis noise of the flow
+    merged: int = 0  # RANSAC parts merged into others (relative motion within the merge tolerance)
 
     @property
     def outlier_fraction(self) -> float:
@@ -85,6 +107,63 @@ def _residuals(M: np.ndarray, traj: np.ndarray) -> np.ndarray:
 def _motion_extent(M: np.ndarray, pts0: np.ndarray) -> float:
     """Largest displacement (m) of points pts0 [n, 3] under motions M [T, 4, 4]."""
     return float(np.linalg.norm(apply(M, pts0) - pts0[None], axis=-1).max())
+
+
+def track_deviation(
+    M_a: np.ndarray,  # [T, 4, 4] world motion from frame 0
+    M_b: np.ndarray,  # [T, 4, 4] world motion from frame 0
+    pts0: np.ndarray,  # [n, 3] frame-0 points, world metres
+) -> tuple[float, float]:
+    """How far two motions carry the same points apart: (metres, degrees), each the worst frame.
+
+    Metres: the RMS over ``pts0`` of |M_a(t) p - M_b(t) p|; degrees: the rotation between them.
+    """
+    rel = np.linalg.inv(M_a) @ M_b  # |M_b p - M_a p| = |rel p - p|: M_a is rigid
+    dist = np.sqrt(((apply(rel, pts0) - pts0) ** 2).sum(-1).mean(-1)).max()
+    return float(dist), float(np.degrees(rotation_angle(rel[:, :3, :3]).max()))
+
+
+def merge_parts(
+    traj: np.ndarray,  # [T, n, 3] world metres, one object's trajectories
+    groups: list[np.ndarray],  # per part: indices into traj's points
+    tracks: list[RigidTrack],  # per part: its fitted track
+    config: SegmentConfig,
+    name: str = "object",
+) -> tuple[list[np.ndarray], list[RigidTrack]]:
+    """Merge parts whose relative motion is within the merge tolerance; see the module docstring.
+
+    Greedy: each round refits one track to the union of every pair and merges the pair whose
+    worse part deviates least from the union's track (relative to merge_tolerance and
+    merge_angle_deg), until no pair is within both. Returns the new groups and tracks.
+    """
+    groups, tracks = list(groups), list(tracks)
+    if config.merge_tolerance <= 0 or config.merge_angle_deg <= 0:
+        return groups, tracks
+    while len(groups) > 1:
+        best: tuple[float, int, int, np.ndarray, RigidTrack, list[tuple[float, float]]] | None = None
+        for i, j in combinations(range(len(groups)), 2):
+            # The union's track deviates from at least one of them by half their relative rotation.
+            rel = np.linalg.inv(tracks[i].motion) @ tracks[j].motion
+            if np.degrees(rotation_angle(rel[:, :3, :3]).max()) > 2 * config.merge_angle_deg:
+                continue
+            union = np.sort(np.concatenate([groups[i], groups[j]]))  # track.weights follow this order
+            merged = robust_track(traj[:, union])
+            devs = [track_deviation(tracks[k].motion, merged.motion, traj[0, groups[k]]) for k in (i, j)]
+            score = max(max(d / config.merge_tolerance, a / config.merge_angle_deg) for d, a in devs)
+            if score <= 1.0 and (best is None or score < best[0]):
+                best = (score, i, j, union, merged, devs)
+        if best is None:
+            break
+        _, i, j, union, merged, devs = best
+        log.info(
+            "segment %s: merged parts of %d and %d points: one track keeps them within %.1f mm / %.1f deg "
+            "and %.1f mm / %.1f deg of their own (merge tolerance %.0f mm / %.0f deg)",
+            name, len(groups[i]), len(groups[j]), 1000 * devs[0][0], devs[0][1], 1000 * devs[1][0],
+            devs[1][1], 1000 * config.merge_tolerance, config.merge_angle_deg,
+        )  # fmt: skip
+        groups = [g for k, g in enumerate(groups) if k not in (i, j)] + [union]
+        tracks = [t for k, t in enumerate(tracks) if k not in (i, j)] + [merged]
+    return groups, tracks
 
 
 def segment_object(
@@ -150,12 +229,13 @@ def segment_object(
     # Final assignment: each point to the motion that explains it best, if any does.
     R = np.stack([_residuals(M, traj) for M in motions])  # [P, n]
     labels = np.where(R.min(0) < thr, R.argmin(0), -1)
+    groups = [np.flatnonzero(labels == j) for j in range(len(motions))]
+    groups = [g for g in groups if len(g) >= min_pts]
+    tracks = [robust_track(traj[:, g]) for g in groups]
+    found = len(groups)
+    groups, tracks = merge_parts(traj, groups, tracks, config, name)
     parts: list[Part] = []
-    for j in range(len(motions)):
-        members = np.flatnonzero(labels == j)
-        if len(members) < min_pts:
-            continue
-        track = robust_track(traj[:, members])
+    for members, track in zip(groups, tracks, strict=True):
         motion = _motion_extent(track.motion, traj[0, members])
         parts.append(Part(name, indices[members], track, motion, motion >= config.motion_threshold))
     parts.sort(key=lambda p: -len(p.indices))
@@ -170,7 +250,7 @@ def segment_object(
         1000 * thr,
         1000 * sigma,
     )
-    return ObjectSegmentation(name, indices, labels, tuple(parts), float(thr), sigma)
+    return ObjectSegmentation(name, indices, labels, tuple(parts), float(thr), sigma, found - len(parts))
 
 
 def max_rotation_deg(track: RigidTrack) -> float:

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 METHODS = ("ours", "video_flow", "rigid")
 RESULTS = "results.jsonl"
+MANIFEST = "planning_flows.json"  # (task, method) -> content hash of the planning flow of OUT's trials
+FLOW_DIR_LAYOUT = "DIR/<task>/flow.npz (one folder per task, named as the scene's name; a `chord flow --out DIR/<task>` run folder)"
 _ROW_ORDER = {"video_flow": 0, "ours": 1, "rigid": 2}  # table rows as in the seed's Table 1, then ablations
 
 
@@ -60,6 +62,9 @@ class BenchConfig:
     workers: int = 0  # processes; 0 = os.cpu_count()
     physics_hz: float = 240.0  # control/physics steps per second
     substeps: int = 2  # PyBullet sub-steps per step
+    # grasp/collision surfaces for every method: "mesh" (the scene's meshes carried by the flow's
+    # parts: a one-view flow such as video flow has no far side to grasp) or "flow" (its points)
+    geometry: str = "mesh"
 
     def __post_init__(self) -> None:
         if self.trials < 1:
@@ -73,6 +78,8 @@ class BenchConfig:
             lo, hi = getattr(self, key)
             if not 0 < lo <= hi:
                 raise ChordError(f"bench {key} is {(lo, hi)}, expected 0 < low <= high")
+        if self.geometry not in ("flow", "mesh"):
+            raise ChordError(f"bench geometry is {self.geometry!r}, expected 'flow' or 'mesh'")
         if self.position_noise < 0 or self.yaw_noise_deg < 0:
             raise ChordError("bench position_noise and yaw_noise_deg must be >= 0")
 
@@ -174,7 +181,7 @@ def planner_config(method: str, config: BenchConfig):
     from planner.pipeline import PlannerConfig
     from planner.segment import SegmentConfig
 
-    cfg = PlannerConfig(base_pose=tuple(config.base_pose))
+    cfg = PlannerConfig(base_pose=tuple(config.base_pose), geometry=config.geometry)
     if method == "rigid":
         # One part per object, and every trajectory an inlier of it: a whole-object robust Kabsch fit.
         cfg = replace(cfg, segment=SegmentConfig(max_parts=1, inlier_threshold=1.0))
@@ -277,6 +284,66 @@ def _read_results(path: Path) -> list[dict[str, Any]]:
     return out
 
 
+def user_flows(scenes: list[Path], flow_dir: Path) -> dict[tuple[str, str], Path]:  # scene.yaml files
+    """{(task, "ours"): flow.npz} from a folder of flows the user generated (``FLOW_DIR_LAYOUT``).
+
+    Every flow is loaded and checked against its scene's objects. Raises ChordError naming the
+    missing or mismatched file and the expected layout.
+    """
+    from flowgen.flow import ObjectFlow
+
+    flow_dir = Path(flow_dir)
+    if not flow_dir.is_dir():
+        raise ChordError(f"bench --flow-dir: {flow_dir} is not a folder; expected {FLOW_DIR_LAYOUT}")
+    out: dict[tuple[str, str], Path] = {}
+    for sp in scenes:
+        scene = _load("scene", str(sp))
+        path = flow_dir / scene.name / "flow.npz"
+        if not path.is_file():
+            present = sorted(p.name for p in flow_dir.iterdir() if p.is_dir())
+            raise ChordError(
+                f"bench --flow-dir: {path} not found for task {scene.name!r}; expected {FLOW_DIR_LAYOUT} "
+                f"(folders in {flow_dir}: {present})"
+            )
+        flow = ObjectFlow.load(path)
+        missing = [n for n in scene.object_names if n not in flow.object_names]
+        if missing:
+            raise ChordError(
+                f"bench --flow-dir: {path} has objects {list(flow.object_names)}, but task {scene.name!r} "
+                f"needs {scene.object_names} (missing {missing}): not a flow of this task"
+            )
+        out[(scene.name, "ours")] = path
+    return out
+
+
+def _check_manifest(out: Path, flows: dict[tuple[str, str], Path], config: BenchConfig) -> None:
+    """Write OUT's planning-flow manifest, or refuse to resume trials planned from other flows.
+
+    Trial keys do not name the planning flow, so a rerun into the same OUT with other flows (a
+    newer video flow, another --flow-dir) would silently reuse the old records. Raises ChordError
+    naming the task, method and OUT.
+    """
+    hashes = {
+        f"{task}|{method}": _load("flow", str(path)).content_hash()
+        for (task, method), path in sorted(flows.items())
+        if method in config.methods
+    }
+    path = out / MANIFEST
+    if path.is_file() and (out / RESULTS).is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ChordError(f"bench: {path} is unreadable ({e}); choose another --out") from e
+        changed = sorted(k for k, v in hashes.items() if k in old and old[k] != v)
+        if changed:
+            raise ChordError(
+                f"bench: {out} holds trials planned from other flows for {changed} (see {path}); "
+                "choose another --out, or delete it to start over"
+            )
+        hashes = {**old, **hashes}
+    write_text_atomic(path, json.dumps(hashes, indent=2, sort_keys=True) + "\n")
+
+
 def _articulated(scene) -> bool:
     """Whether the scene's reference flow moves a part about a joint (the planner's analysis)."""
     from sim.goal import flow_goal
@@ -333,6 +400,7 @@ def run_bench(
 
             flows[(scene.name, "video_flow")] = cached_video_flow(scene, out / "video_flow")
     trials = make_trials(scenes, config, flows)
+    _check_manifest(out, flows, config)
     path = out / RESULTS
     done = {r["key"]: r for r in _read_results(path)}
     write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in done.values()))

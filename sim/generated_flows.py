@@ -37,10 +37,32 @@ def _check_recorded(run_dir: Path, config: FlowConfig) -> None:
         )
 
 
+def check_flow_prior(config: FlowConfig, model_dir: Path | None) -> None:
+    """Raise ChordError, before any flow is generated, when the prior's inputs are missing or wrong.
+
+    The Wan prior needs ``model_dir``, a complete local Wan 2.2 diffusers folder (checked from its
+    JSON files only, so this is fast); the video fit takes no model folder.
+    """
+    if config.prior == "wan":
+        if model_dir is None:
+            raise ChordError(
+                "bench --full --prior wan needs --model-dir DIR: a local Wan 2.2 diffusers folder"
+            )
+        from flowgen.wan.folder import validate_model_folder
+
+        validate_model_folder(model_dir)  # ModelFolderError lists every missing file
+    elif model_dir is not None:
+        raise ChordError(
+            f"bench --full: --model-dir {str(model_dir)!r} is for --prior wan; the {config.prior!r} prior "
+            "fits each task's reference video and takes no model folder"
+        )
+
+
 def generated_flows(
     scenes: list[Path],  # task scene.yaml files
     root: Path,  # OUT/flows: one chord flow run folder per task
     config: FlowConfig = FlowConfig(),  # the flow optimisation (chord flow's defaults: the video-fit prior)
+    model_dir: Path | None = None,  # Wan 2.2 diffusers folder, for config.prior == "wan"
 ) -> dict[tuple[str, str], Path]:
     """Generate (or reuse, or resume) each task's flow; returns {(task, "ours"): flow.npz}.
 
@@ -67,7 +89,7 @@ def generated_flows(
             run_stage(stage, seconds, flow, resume=run_dir)
         else:
             log.info("bench --full: generating the flow of %s in %s", task, run_dir)
-            run_stage(stage, seconds, flow, sp, out=run_dir, config=config)
+            run_stage(stage, seconds, flow, sp, out=run_dir, config=config, model_dir=model_dir)
         flows[(task, "ours")] = run_dir / "flow.npz"
     if seconds:
         log.info("bench --full: flow seconds %s", {k: round(v, 1) for k, v in seconds.items()})

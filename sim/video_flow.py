@@ -6,7 +6,14 @@ video). Points are picked on each object's pixels in the first frame, tracked fr
 pyramidal Lucas-Kanade (OpenCV) with a forward-backward check, and lifted to 3D with the rendered
 depth under the tracked pixel. Classical tracking drifts, loses points under occlusion and lifts
 points at depth edges onto the wrong surface: those are the baseline's errors, kept as they are.
-A lost point stays where it was last seen and is marked not visible from then on.
+
+A track is kept only if it lives through the whole video: the tracker never lost it (status and
+forward-backward check) and it stayed on its own object's pixels (the object masks a video
+segmenter would give). A lost track has no position after it is lost, and freezing it where it
+was last seen (an earlier version did) invents a static point on a moving part: on the laptop,
+whose lid's tracks are all lost as it turns edge-on, that made the lid look still. An object
+with fewer than ``min_tracks`` whole-video tracks keeps all of its tracks instead, each frozen
+where it was lost and marked not visible from then on, so the flow still names every object.
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ from chord.scene import Scene
 from flowgen.flow import ObjectFlow
 
 log = logging.getLogger(__name__)
+
+# Bumped when the baseline's output changes, so a cached video flow of an older version is redone.
+VERSION = 2
 
 
 def _cv2():
@@ -89,14 +99,38 @@ def track_points(
     return pos, alive
 
 
+def select_tracks(
+    visible: np.ndarray,  # [T, N] bool: tracked and on its own object at frame t
+    object_index: np.ndarray,  # [N] int, the object each track started on
+    num_objects: int,
+    min_tracks: int,
+) -> tuple[np.ndarray, list[int]]:
+    """Tracks to keep [N] bool, and each object's count of whole-video tracks.
+
+    A track is kept if it is visible in every frame; an object with fewer than ``min_tracks``
+    such tracks keeps all of its tracks (so the flow still names it).
+    """
+    whole = visible.all(axis=0)
+    keep = whole.copy()
+    counts = []
+    for i in range(num_objects):
+        mine = object_index == i
+        counts.append(int(whole[mine].sum()))
+        if counts[-1] < min_tracks:
+            keep |= mine
+    return keep, counts
+
+
 def video_flow(
     scene: Scene,
     resolution: tuple[int, int] = (416, 232),  # pixels (width, height) of the rendered reference
     points_per_object: int = 1500,
     seed: int = 0,
+    min_tracks: int = 8,  # an object with fewer whole-video tracks keeps its lost ones (frozen)
 ) -> ObjectFlow:
     """The reference motion's flow as a 2D tracker plus rendered depth sees it (prior ``"video"``).
 
+    Only tracks alive and on their object in every frame are kept (see the module docstring).
     Raises ChordError if the scene has no reference flow or motion, or an object has no URDF or
     no pixels in the first frame.
     """
@@ -144,31 +178,37 @@ def video_flow(
     T = len(pos)
     depth = rendered.depth[np.arange(T)[:, None], rows, cols]  # [T, N]
     points = backproject(cam, pos.astype(np.float64) + 0.5, depth)
-    # Once lost, a point stays where it was last lifted (the tracker has nothing newer).
-    for t in range(1, T):
-        lost = ~alive[t]
-        points[t, lost] = points[t - 1, lost]
     obj = np.concatenate(index)
     on_object = rendered.labels[np.arange(T)[:, None], rows, cols] == obj[None]
+    visible = alive & on_object
+    keep, counts = select_tracks(visible, obj, len(urdfs), min_tracks)
+    kept = dict(zip(urdfs, counts, strict=True))
+    # A lost point that is kept stays where it was last lifted (the tracker has nothing newer).
+    for t in range(1, T):
+        lost = ~visible[t]
+        points[t, lost] = points[t - 1, lost]
+    visible = np.minimum.accumulate(visible, axis=0)
     log.info(
-        "video flow %s: %d points, %.0f%% still tracked at the last frame, %.0f%% on their object",
-        scene.name, len(obj), 100 * alive[-1].mean(), 100 * on_object.mean(),
+        "video flow %s: %d tracks, whole-video tracks kept per object %s, %.0f%% still tracked at the last frame",
+        scene.name, len(obj), kept, 100 * alive[-1].mean(),
     )  # fmt: skip
     return ObjectFlow(
-        points=points.astype(np.float32),
-        object_index=obj,
+        points=points[:, keep].astype(np.float32),
+        object_index=obj[keep],
         times=motion.times.astype(np.float32),
         object_names=tuple(urdfs),
         fps=float(scene.fps),
         prior="video",
         prompt=scene.prompt,
         camera=cam.to_dict(),
-        visible=alive & on_object,
+        visible=visible[:, keep],
         provenance={
             "method": "pyramidal Lucas-Kanade (OpenCV) on the rendered reference video, lifted with rendered depth",
             "resolution": [W, H],
             "points_per_object": points_per_object,
+            "whole_video_tracks": kept,
             "seed": seed,
+            "version": VERSION,
             "chord": __version__,
             "opencv": cv2.__version__,
         },
@@ -178,7 +218,10 @@ def video_flow(
 def cached_video_flow(scene: Scene, folder: Path) -> Path:
     """``folder/<scene>.npz``: the scene's video flow, computed on first use."""
     path = Path(folder) / f"{scene.name}.npz"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        video_flow(scene).save(path)
+    if path.is_file() and ObjectFlow.load(path).provenance.get("version") == VERSION:
+        return path
+    if path.is_file():
+        log.info("%s: made by an older video-flow baseline; redoing it", path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    video_flow(scene).save(path)
     return path

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import trimesh
 
 from chord.scene import Camera, Pose, Scene, SceneObject
 from chord.transforms import matrix_to_quat, wxyz_to_xyzw
@@ -56,7 +57,8 @@ def box_scene(folder: Path) -> Scene:
     """A scene with one movable box whose URDF frame is its centre."""
     urdf = write_box_urdf(folder / "box.urdf")
     mesh = folder / "box.obj"
-    mesh.write_text("v 0 0 0\n")  # the simulator reads the URDF; the scene only needs a mesh path
+    # The simulator reads the URDF; the planner's mesh geometry (the bench's default) reads this.
+    trimesh.creation.box(extents=BOX).export(mesh)
     pose = Pose((BOX_XY[0], BOX_XY[1], BOX[2] / 2), (1.0, 0.0, 0.0, 0.0))
     cam = Camera.from_look_at((1.2, 0.0, 0.6), (0.5, 0.0, 0.05), width=208, height=116)
     return Scene(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
 import numpy as np
 import pytest
 
+from chord.errors import ChordError
 from chord.scene import Reference
 from sim import bench as B
 from tests.sim import scaffold as S
@@ -89,8 +91,6 @@ def test_table_and_summary():
 def test_bench_runs_in_parallel_and_resumes(tmp_path, monkeypatch):
     scene = S.box_scene(tmp_path)
     flow_path = S.lift_flow().save(tmp_path / "flow.npz")
-    import dataclasses
-
     scene = dataclasses.replace(scene, reference=Reference(flow=flow_path))
     scene_path = scene.save(tmp_path / "scene.yaml")
     cfg = B.BenchConfig(
@@ -137,3 +137,38 @@ def test_plot_shows_success_with_intervals_and_tracking_error():
     row = summarise(records)[0]
     assert rate_bar.get_height() == pytest.approx(0.75)
     assert track_bar.get_height() == pytest.approx(row["track_mean_mm"]) == pytest.approx(6.5)
+
+
+def test_user_flows_layout_and_errors(tmp_path):
+    scene_path = S.box_scene(tmp_path).save(tmp_path / "scene.yaml")
+    flows = tmp_path / "wan_flows"
+    with pytest.raises(ChordError, match=r"is not a folder; expected DIR/<task>/flow.npz"):
+        B.user_flows([scene_path], flows)
+    (flows / "pick_banana").mkdir(parents=True)
+    with pytest.raises(ChordError, match=r"wan_flows/box_lift/flow.npz not found for task 'box_lift'") as e:
+        B.user_flows([scene_path], flows)
+    assert "['pick_banana']" in str(e.value) and "DIR/<task>/flow.npz" in str(e.value)
+    (flows / "box_lift").mkdir()
+    other = S.lift_flow()
+    other = dataclasses.replace(other, object_names=("crate",))
+    other.save(flows / "box_lift" / "flow.npz")
+    with pytest.raises(ChordError, match=r"needs \['box'\] \(missing \['box'\]\): not a flow of this task"):
+        B.user_flows([scene_path], flows)
+    good = S.lift_flow().save(flows / "box_lift" / "flow.npz")
+    B._CACHE.clear()  # the bad flow was cached under the same path
+    assert B.user_flows([scene_path], flows) == {("box_lift", "ours"): good}
+
+
+def test_manifest_refuses_to_resume_with_other_flows(tmp_path):
+    a = S.lift_flow().save(tmp_path / "a.npz")
+    b = S.lift_flow(lift=0.10).save(tmp_path / "b.npz")
+    out = tmp_path / "bench"
+    out.mkdir()
+    cfg = B.BenchConfig(methods=("ours", "video_flow"))
+    B._check_manifest(out, {("t", "ours"): a, ("t", "video_flow"): a, ("t", "rigid"): b}, cfg)
+    manifest = json.loads((out / B.MANIFEST).read_text())
+    assert manifest == {"t|ours": S.lift_flow().content_hash(), "t|video_flow": manifest["t|ours"]}
+    (out / B.RESULTS).write_text("")
+    B._check_manifest(out, {("t", "ours"): a}, cfg)  # the same flow: fine
+    with pytest.raises(ChordError, match=r"planned from other flows for \['t\|ours'\]"):
+        B._check_manifest(out, {("t", "ours"): b}, cfg)

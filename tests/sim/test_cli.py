@@ -71,3 +71,38 @@ def test_sim_without_reference_flow_is_a_clear_error(tmp_path, capsys):
     plan_path = S.ik_plan(S.lift_flow()).save(tmp_path / "plan.npz")
     assert main(["sim", str(plan_path), "--scene", str(scene_path)]) == 1
     assert "no reference flow" in capsys.readouterr().err
+
+
+def test_bench_plans_ours_from_a_flow_dir(files, capsys):
+    scene_path, _, tmp = files
+    flows = tmp / "gpu_flows"
+    (flows / "box_lift").mkdir(parents=True)
+    # A "generated" flow that lifts 9 cm where the reference lifts 12 cm: judged against the reference.
+    S.lift_flow(lift=0.09).save(flows / "box_lift" / "flow.npz")
+    out = tmp / "bench"
+    args = [
+        "bench",
+        str(scene_path),
+        "--out",
+        str(out),
+        "--trials",
+        "1",
+        "--methods",
+        "ours",
+        "--workers",
+        "1",
+    ]
+    base = ["--base-pose", "0", "0", "0", "1", "0", "0", "0", "--position-noise", "0", "--yaw-noise-deg", "0"]
+    assert main([*args, *base, "--flow-dir", str(flows)]) == 0
+    rec = json.loads((out / "results.jsonl").read_text().splitlines()[0])
+    # The planner followed the generated flow's 9 cm lift; the reference asks for 12 cm: a flow failure.
+    assert not rec["success"] and rec["cause"] == "flow", rec["reason"]
+    assert "final pose of the part is 30.0 mm" in rec["reason"]
+    assert "box_lift|ours" in json.loads((out / "planning_flows.json").read_text())
+    assert "ours" in capsys.readouterr().out
+
+    # The same OUT with the reference flow would mix trials of two flows: refused.
+    assert main([*args, *base]) == 1
+    assert "planned from other flows" in capsys.readouterr().err
+    assert main([*args, *base, "--flow-dir", str(tmp / "nowhere")]) == 1
+    assert "expected DIR/<task>/flow.npz" in capsys.readouterr().err

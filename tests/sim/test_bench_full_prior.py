@@ -1,0 +1,48 @@
+"""`chord bench --full --prior wan --model-dir DIR`: the model folder is checked before any flow is made."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chord.errors import ChordError
+from flowgen.config import FlowConfig
+from sim.generated_flows import check_flow_prior
+
+
+def test_wan_without_a_model_dir_is_refused():
+    with pytest.raises(ChordError, match="needs --model-dir"):
+        check_flow_prior(FlowConfig(prior="wan"), None)
+
+
+def test_a_missing_model_dir_is_named(tmp_path: Path):
+    with pytest.raises(ChordError, match=r"Wan model folder .*nowhere does not exist"):
+        check_flow_prior(FlowConfig(prior="wan"), tmp_path / "nowhere")
+
+
+def test_an_incomplete_model_dir_lists_what_is_missing(tmp_path: Path):
+    with pytest.raises(ChordError, match=r"is incomplete; missing \d+ item\(s\)(.|\n)*transformer_2"):
+        check_flow_prior(FlowConfig(prior="wan"), tmp_path)
+
+
+def test_a_model_dir_for_the_video_prior_is_refused(tmp_path: Path):
+    with pytest.raises(ChordError, match="is for --prior wan"):
+        check_flow_prior(FlowConfig(prior="video"), tmp_path)
+    check_flow_prior(FlowConfig(prior="video"), None)  # the CPU default needs nothing
+
+
+def test_the_cli_refuses_prior_flags_without_full(tmp_path: Path):
+    from chord.cli import main
+
+    assert main(["bench", "--out", str(tmp_path / "b"), "--prior", "wan", "--tasks-dir", str(tmp_path)]) != 0
+
+
+def test_the_cli_checks_the_model_dir_before_generating_flows(tmp_path: Path, capsys):
+    from chord.cli import main
+
+    rc = main(["bench", "--full", "--prior", "wan", "--model-dir", str(tmp_path / "none"),
+               "--out", str(tmp_path / "b"), "--workers", "1"])  # fmt: skip
+    assert rc != 0
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "b" / "flows").exists()
