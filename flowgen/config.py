@@ -60,6 +60,11 @@ class FlowConfig:
     # control points for 4D reconstruction of videos, supplementary A.3).
     control_points_per_object: int | None = None
     near_surface_target: int = 7500  # |S_i|: voxel centres near the surface, found by binary search
+    # Objects whose asset record lists several links (the URDF's rigid parts): control points are
+    # drawn per part, points bind only to their part's control points, and rigidity edges across
+    # parts weigh cross_part_rigidity. None: on for the video fit, off for wan (the seed's A.1).
+    part_aware: bool | None = None
+    cross_part_rigidity: float = 0.0  # weight in [0, 1] of rigidity edges between two parts
     flow_points_per_object: int = 2048  # surface points per object exported to flow.npz
     seed: int = 0  # seeds every random draw (Gaussians, control points, noise, frame batches)
     checkpoint_every: int = 50  # iterations between atomic checkpoints
@@ -91,6 +96,8 @@ class FlowConfig:
         for name in ("width", "height"):
             v = getattr(self, name)
             need(v is None or (isinstance(v, int) and v >= 16), name, v, "None or pixels >= 16")
+        c = self.cross_part_rigidity
+        need(isinstance(c, (int, float)) and 0.0 <= c <= 1.0, "cross_part_rigidity", c, "a number in [0, 1]")
 
     @property
     def num_control_points(self) -> int:
@@ -98,6 +105,11 @@ class FlowConfig:
         if self.control_points_per_object is not None:
             return self.control_points_per_object
         return 60 if self.prior == "wan" else 20
+
+    @property
+    def uses_parts(self) -> bool:
+        """Whether objects with several links get per-part control points (default: video fit only)."""
+        return self.part_aware if self.part_aware is not None else self.prior == "video"
 
     def resolved(self, width: int, height: int) -> FlowConfig:
         """Every None filled with the prior's default; ``width``/``height`` are the default size."""
@@ -127,6 +139,7 @@ class FlowConfig:
             height=self.height or height,
             gaussians_per_object=self.gaussians_per_object or (20000 if wan else 3000),
             control_points_per_object=self.num_control_points,
+            part_aware=self.uses_parts,
             schedule=schedule,
         )
 

@@ -6,7 +6,7 @@ The samples are bound to their object's control points exactly like Gaussians
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,10 +33,14 @@ def export_flow(
     provenance: dict[str, Any] | None = None,
     k: int = 4,
     seed: int = 0,
+    part_of: Callable[[np.ndarray, int], np.ndarray]
+    | None = None,  # (world points [n, 3], object) -> [n] part
+    control_part: torch.Tensor | None = None,  # [K] long, part of each control point (with part_of)
 ) -> ObjectFlow:
     """ObjectFlow of ``points_per_object`` surface samples per object through all T frames.
 
-    Mesh i belongs to control-point object i of ``deformation``. Times are arange(T) / fps.
+    Mesh i belongs to control-point object i of ``deformation``. Times are arange(T) / fps. With
+    ``part_of`` and ``control_part``, samples bind within their part, as the Gaussians do.
     Raises ValueError for mismatched lengths; ContractError (from ObjectFlow) for bad metadata.
     """
     meshes = list(meshes)
@@ -59,7 +63,13 @@ def export_flow(
     dev, dtype = deformation.positions.device, deformation.positions.dtype
     points = torch.as_tensor(np.concatenate(pts), dtype=dtype, device=dev)
     object_index = torch.as_tensor(np.concatenate(idx), device=dev)
-    binding = bind(points, object_index, deformation.positions, deformation.object_index, k)
+    point_part = None
+    if part_of is not None and control_part is not None:
+        labels = [part_of(p, i) for i, p in enumerate(pts)]
+        point_part = torch.as_tensor(np.concatenate(labels), dtype=torch.long, device=dev)
+    binding = bind(
+        points, object_index, deformation.positions, deformation.object_index, k, point_part, control_part
+    )
     moved, _ = skin(deformation, binding)
     num_frames = deformation.num_frames
     return ObjectFlow(

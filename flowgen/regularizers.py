@@ -56,10 +56,11 @@ def spatial_rigidity(
     positions: Tensor,  # [K, 3] rest control points p_k
     motion: ControlMotion,  # F frames
     edges: Tensor,  # [E, 2] from knn_edges
+    weights: Tensor | None = None,  # [E] >= 0 per edge (part_edge_weights); None: all 1
 ) -> Tensor:
     """ARAP-style local rigidity on the control-point graph, metres^2.
 
-    mean over frames and edges of |(p'_j - p'_i) - R_i (p_j - p_i)|^2 with p' = p + t: each
+    mean over frames and edges of w_e |(p'_j - p'_i) - R_i (p_j - p_i)|^2 with p' = p + t: each
     control point's own rotation must carry its neighbours along. Zero for any rigid motion of
     an object; grows with stretch, shear and disagreeing rotations.
     """
@@ -70,7 +71,25 @@ def spatial_rigidity(
     rest_edge = positions[j] - positions[i]  # [E, 3]
     pred = torch.einsum("feab,eb->fea", motion.R[:, i], rest_edge)
     r = (moved[:, j] - moved[:, i]) - pred
-    return (r * r).sum(dim=-1).mean()
+    sq = (r * r).sum(dim=-1)  # [F, E]
+    if weights is None:
+        return sq.mean()
+    return (sq * weights.to(sq)[None]).mean()
+
+
+def part_edge_weights(
+    edges: Tensor,  # [E, 2] from knn_edges
+    control_part: Tensor,  # [K] long: rigid part of each control point (unique across objects)
+    cross_part_weight: float = 0.0,  # weight of an edge between two parts (a joint lies between)
+) -> Tensor:
+    """[E] rigidity weight per edge: 1 inside a part, ``cross_part_weight`` across a part boundary.
+
+    Across a hinge the two sides turn by different rotations, which full-weight ARAP resists.
+    """
+    if not 0.0 <= cross_part_weight <= 1.0:
+        raise ValueError(f"cross_part_weight is {cross_part_weight}, expected a value in [0, 1]")
+    same = control_part[edges[:, 0]] == control_part[edges[:, 1]]
+    return torch.where(same, 1.0, float(cross_part_weight)).to(torch.float32)
 
 
 def ground_penetration(

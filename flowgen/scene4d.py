@@ -22,14 +22,26 @@ from chord.errors import ChordError
 from chord.mesh import load_mesh
 from chord.scene import Camera, Scene, SceneObject
 from flowgen.config import FlowConfig, ScheduleConfig
-from flowgen.control_points import ControlPointConfig, ObjectControlPoints, control_points_from_mesh
+from flowgen.control_points import (
+    ControlPointConfig,
+    ObjectControlPoints,
+    control_points_from_mesh,
+    split_by_part,
+)
 from flowgen.export import export_flow
 from flowgen.fenwick import Deformation
 from flowgen.flow import ObjectFlow
 from flowgen.gaussians import Gaussians, gaussians_from_meshes
-from flowgen.regularizers import ground_penetration, knn_edges, spatial_rigidity, temporal_smoothness
+from flowgen.parts import ObjectParts, object_parts
+from flowgen.regularizers import (
+    ground_penetration,
+    knn_edges,
+    part_edge_weights,
+    spatial_rigidity,
+    temporal_smoothness,
+)
 from flowgen.render import RenderOutput, render
-from flowgen.skinning import bind, skin
+from flowgen.skinning import bind, blend, skin, skin_weights
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +73,14 @@ class Scene4D:
         device: torch.device,
         seed: int = 0,
         skin_neighbors: int = 4,
+        parts: list[ObjectParts | None] | None = None,  # [O] rigid parts per object (None: one part)
+        cross_part_rigidity: float = 0.0,  # rigidity weight of control-point edges across parts
     ):
         self.meshes, self.poses, self.movable = meshes, np.asarray(poses), list(movable)
+        self.parts = list(parts) if parts is not None else [None] * len(meshes)
+        # Global part ids: object o's part p is part_offset[o] + p; an object without parts is one part.
+        counts = [1 if pt is None else pt.count for pt in self.parts]
+        self.part_offset = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         self.device, self.seed, self.table_height = device, seed, float(table_height)
         self.gaussians = gaussians.to(device)
         self.control_points = control_points
@@ -76,21 +94,58 @@ class Scene4D:
         self._cp_mask = moving_cp[None, :, None]
         for p in (d.rot_nodes, d.trans_nodes):
             p.register_hook(lambda g: g * self._cp_mask)
+        self.control_part = torch.as_tensor(
+            np.concatenate(
+                [
+                    self.part_offset[i] + (np.zeros(len(c.positions), np.int64) if c.part is None else c.part)
+                    for i, c in enumerate(control_points)
+                ]
+            ),
+            device=device,
+        )
         g = self.gaussians
-        self.gaussian_binding = bind(g.means, g.object_index, d.positions, d.object_index, skin_neighbors)
+        self.gaussian_binding = bind(
+            g.means, g.object_index, d.positions, d.object_index, skin_neighbors,
+            self._point_parts(g.means, g.object_index), self.control_part,
+        )  # fmt: skip
         # S_i of the movable objects: the points the temporal and ground regularisers move.
         near = [torch.as_tensor(c.near_surface, dtype=torch.float32) for c in control_points]
         near_obj = [torch.full((len(n),), i, dtype=torch.long) for i, n in enumerate(near)]
         keep = [i for i, m in enumerate(self.movable) if m and len(near[i])]
         self.near_rest = torch.cat([near[i] for i in keep]).to(device)
+        near_index = torch.cat([near_obj[i] for i in keep]).to(device)
         self.near_binding = bind(
-            self.near_rest,
-            torch.cat([near_obj[i] for i in keep]).to(device),
-            d.positions,
-            d.object_index,
-            skin_neighbors,
-        )
-        self.edges = knn_edges(d.positions, d.object_index)
+            self.near_rest, near_index, d.positions, d.object_index, skin_neighbors,
+            self._point_parts(self.near_rest, near_index), self.control_part,
+        )  # fmt: skip
+        # Rigidity edges: the k nearest within each part, plus the whole object's kNN edges that
+        # cross a part boundary, weighted cross_part_rigidity (a joint lies between).
+        within = knn_edges(d.positions, self.control_part)
+        across = knn_edges(d.positions, d.object_index)
+        across = across[self.control_part[across[:, 0]] != self.control_part[across[:, 1]]]
+        self.edges = torch.cat([within, across])
+        self.edge_weights = part_edge_weights(self.edges, self.control_part, cross_part_rigidity).to(device)
+        # Revolute joints: points on the axis belong to both sides, so each is bound once to the
+        # parent part and once to the child part; the two must move together (joint_attachment).
+        self.joint_bindings = None
+        anchors, sides = [], ([], [])
+        for o, pt in enumerate(self.parts):
+            for j in () if pt is None else pt.joints:
+                anchors.append(torch.as_tensor(j.anchors, dtype=torch.float32))
+                for side, part in zip(sides, (j.parent, j.child), strict=True):
+                    side.append(
+                        torch.full((len(j.anchors),), int(self.part_offset[o]) + part, dtype=torch.long)
+                    )
+        if anchors:
+            a = torch.cat(anchors).to(device)
+            obj = self.control_part.new_tensor(
+                [int(d.object_index[self.control_part == int(s_)][0]) for s_ in torch.cat(sides[0]).tolist()]
+            )
+            self.joint_bindings = tuple(
+                bind(a, obj, d.positions, d.object_index, skin_neighbors, torch.cat(side).to(device),
+                     self.control_part)
+                for side in sides
+            )  # fmt: skip
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
@@ -107,20 +162,43 @@ class Scene4D:
         cp_config = ControlPointConfig(
             num_control_points=config.num_control_points, target_near_surface=config.near_surface_target
         )
-        control_points = []
+        control_points: list[ObjectControlPoints] = []
+        parts: list[ObjectParts | None] = []
         for i, (obj, mesh, pose) in enumerate(zip(scene.objects, meshes, poses, strict=True)):
             if obj.movable:
                 log.info("control points for %s (K=%d)", obj.name, cp_config.num_control_points)
                 try:
-                    control_points.append(
-                        control_points_from_mesh(mesh, pose, cp_config, seed=config.seed + i)
-                    )
+                    cps = control_points_from_mesh(mesh, pose, cp_config, seed=config.seed + i)
+                    pt = object_parts(obj, seed=config.seed + i) if config.uses_parts else None
+                    if pt is not None:
+                        cps = split_by_part(cps, pt.label, cp_config.num_control_points, seed=config.seed + i)
                 except ChordError as e:
                     raise ChordError(f"object {obj.name!r}: {e}") from e
+                control_points.append(cps)
+                parts.append(pt)
             else:
                 control_points.append(_static_control_point(mesh, pose))
+                parts.append(None)
         return cls(meshes, poses, [o.movable for o in scene.objects], gaussians, control_points,
-                   scene.frames, scene.table_height, device, seed=config.seed)  # fmt: skip
+                   scene.frames, scene.table_height, device, seed=config.seed, parts=parts,
+                   cross_part_rigidity=config.cross_part_rigidity)  # fmt: skip
+
+    def _point_parts(self, points: Tensor, object_index: Tensor) -> Tensor:
+        """[N] long global part id of each rest point [N, 3] of object ``object_index`` [N]."""
+        out = torch.as_tensor(self.part_offset, device=points.device)[object_index.to(points.device)]
+        for o, pt in enumerate(self.parts):
+            if pt is None:
+                continue
+            sel = (object_index == o).nonzero().flatten().to(points.device)
+            labels = pt.label(points[sel].detach().cpu().numpy())
+            out[sel] = out[sel] + torch.as_tensor(labels, device=points.device)
+        return out
+
+    def part_of(self, points: np.ndarray, obj: int) -> np.ndarray:
+        """[n] global part ids of world points [n, 3] of object ``obj`` (for the flow export)."""
+        pt = self.parts[obj]
+        base = int(self.part_offset[obj])
+        return base + (np.zeros(len(points), np.int64) if pt is None else pt.label(points))
 
     # -- optimisation -----------------------------------------------------------------------
     @property
@@ -189,15 +267,30 @@ class Scene4D:
         return self.render_frames(torch.zeros(1, dtype=torch.long), camera, background)
 
     def regularisers(self) -> dict[str, Tensor]:
-        """Temporal smoothness and ground penetration on S_i, local rigidity on the control points."""
+        """Temporal smoothness and ground penetration on S_i, local rigidity on the control points.
+
+        With parts, "spatial" also holds the joint attachment (logged alone as "joint"): the mean
+        squared distance, metres^2, between each joint-axis point carried by the parent part and
+        by the child part; zero for any turn about the joint's axis.
+        """
         d = self.deformation
         motion = d()
         near, _ = skin(d, self.near_binding)
-        return {
+        out = {
             "temporal": temporal_smoothness(near),
-            "spatial": spatial_rigidity(d.positions, motion, self.edges),
+            "spatial": spatial_rigidity(d.positions, motion, self.edges, self.edge_weights),
             "ground": ground_penetration(near, self.table_height, rest=self.near_rest),
         }
+        if self.joint_bindings is not None:
+            w = skin_weights
+            parent, child = (
+                blend(b, w(b, d.positions, d.cov_log_scales, d.cov_quats), motion, d.positions)[0]
+                for b in self.joint_bindings
+            )
+            joint = ((parent - child) ** 2).sum(dim=-1).mean()
+            out["spatial"] = out["spatial"] + joint
+            out["joint"] = joint
+        return out
 
     # -- checkpoint state -------------------------------------------------------------------
     def state_tensors(self) -> dict[str, Tensor]:
@@ -226,6 +319,7 @@ class Scene4D:
                 self.meshes, self.poses, self.deformation, scene.object_names, scene.fps, prior,
                 points_per_object=points_per_object, prompt=scene.prompt,
                 camera=scene.camera.to_dict(), provenance=provenance, seed=self.seed,
+                part_of=self.part_of, control_part=self.control_part,
             )  # fmt: skip
 
     def write_preview(self, path: str | Path, camera: Camera, fps: float) -> Path:

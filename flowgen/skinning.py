@@ -47,9 +47,13 @@ def bind(
     control_positions: Tensor,  # [K, 3] p_k
     control_object: Tensor,  # [K] long, non-decreasing
     k: int = 4,
+    point_part: Tensor | None = None,  # [N] long, rigid part of each point within its object
+    control_part: Tensor | None = None,  # [K] long, rigid part of each control point
 ) -> SkinBinding:
-    """Bind points to their k nearest control points of their own object.
+    """Bind points to their k nearest control points of their own object (and part, if given).
 
+    With parts, a point blends only control points of its own part, so a hinge's two sides move
+    independently; a point whose part has no control points falls back to the whole object's.
     Raises ValueError for shape mismatches or a point whose object has no control points.
     """
     points = torch.as_tensor(points)
@@ -75,10 +79,15 @@ def bind(
         c0, c1 = int(cps[0]), int(cps[-1]) + 1
         kk = min(k, c1 - c0)
         d = torch.cdist(points[pts], control_positions[c0:c1])  # [n_o, K_o]
-        nearest = d.topk(kk, dim=1, largest=False).indices + c0
+        if point_part is not None and control_part is not None:
+            other = point_part.to(points.device)[pts, None] != control_part.to(points.device)[None, c0:c1]
+            other &= ~other.all(dim=1, keepdim=True)  # no control point in its part: use them all
+            d = d.masked_fill(other, float("inf"))
+        dk, nearest = d.topk(kk, dim=1, largest=False)
+        nearest = nearest + c0
         neighbors[pts, :kk] = nearest
         neighbors[pts, kk:] = nearest[:, :1]
-        valid[pts, :kk] = True
+        valid[pts, :kk] = torch.isfinite(dk)
         groups.append((pts, c0, c1))
     order = torch.cat([g[0] for g in groups])
     inverse = None
