@@ -27,6 +27,7 @@ def flow(
     tau_schedule: Literal["uniform", "annealed"] = "uniform",
     wan_mode: Literal["exact", "fast"] = "exact",
     experts_resident: Literal["both", "one"] | None = None,
+    wan_dtype: Literal["bfloat16", "float32"] = "bfloat16",
     rerun: Path | None = None,
     config: Annotated[FlowConfig, tyro.conf.OmitArgPrefixes, tyro.conf.AvoidSubcommands] = FlowConfig(),
 ) -> None:
@@ -55,6 +56,8 @@ def flow(
             ~20% faster; gradient checked against exact, docs/wan_prior.md).
         experts_resident: Wan A14B: keep both experts on the GPU, or one (the other waits in pinned host
             memory); default: the mode's ("one" for exact, "both" for fast).
+        wan_dtype: Wan weights' dtype: "bfloat16" (the checkpoints') or "float32" (CPU tests, or to
+            measure bf16's own rounding).
         rerun: also write a rerun recording of the finished run here (.rrd).
         config: the optimisation (defaults: the prior's).
     """
@@ -70,6 +73,7 @@ def flow(
         tau_schedule = inputs.get("tau_schedule", tau_schedule)
         experts_resident = inputs.get("experts_resident", experts_resident)
         wan_mode = inputs.get("wan_mode", wan_mode)
+        wan_dtype = inputs.get("wan_dtype", wan_dtype)
     elif scene is None or out is None:
         raise ChordError(
             "give a SCENE and --out DIR (or --resume DIR), e.g. `chord flow scene.yaml --out runs/x`"
@@ -78,6 +82,18 @@ def flow(
     sc = Scene.load(scene)
     if not sc.movable_objects:
         raise ChordError(f"scene {sc.name!r} has no movable object: nothing for the prior to move")
+    from flowgen import distributed
+
+    ctx = distributed.init_from_env(config.device)  # under torchrun: join the job, pick this rank's GPU
+    try:
+        _flow(sc, scene, out, resume, video, masks, depth, no_depth, model_dir, tau_schedule, wan_mode,
+              experts_resident, wan_dtype, rerun, config, quiet=ctx is not None and not ctx.main)  # fmt: skip
+    finally:
+        distributed.shutdown()
+
+
+def _flow(sc, scene, out, resume, video, masks, depth, no_depth, model_dir, tau_schedule, wan_mode,
+          experts_resident, wan_dtype, rerun, config, quiet: bool) -> None:  # fmt: skip
     inputs: dict[str, Any] = {}
     if config.prior == "video":
         prior = _video_prior(sc, video, masks, depth, no_depth, inputs)
@@ -88,11 +104,12 @@ def flow(
         if model_dir is None:
             raise ChordError("--prior wan needs --model-dir DIR: a local Wan 2.2 diffusers folder")
         config = config.resolved(sc.camera.width, sc.camera.height)
-        prior = _wan_prior(model_dir, config, sc, tau_schedule, wan_mode, experts_resident)
+        prior = _wan_prior(model_dir, config, sc, tau_schedule, wan_mode, experts_resident, wan_dtype)
         inputs.update(
             model_dir=str(model_dir),
             tau_schedule=tau_schedule,
             wan_mode=wan_mode,
+            wan_dtype=wan_dtype,
             experts_resident=prior.config.experts_resident,
         )
 
@@ -101,6 +118,8 @@ def flow(
 
     provenance = {"chord": __version__, "scene": str(sc.path), "prior": config.prior, "inputs": inputs}
     result = run_flow(sc, prior, config, out, resume=resume is not None, provenance=provenance, inputs=inputs)
+    if quiet:  # ranks other than 0 of a torchrun job: rank 0 reports
+        return
     print(f"chord flow: wrote {result.out_dir / 'flow.npz'} ({result.flow.num_frames} frames, "
           f"{result.flow.num_points} points) in {result.seconds:.0f} s; preview {result.out_dir / 'preview.mp4'}")  # fmt: skip
     if sc.reference is not None and sc.reference.flow is not None:
@@ -164,11 +183,17 @@ def _video_prior(sc, video, masks, depth, no_depth: bool, inputs: dict[str, Any]
         depth=None if depth is None else str(depth),
     )
     log.info("video fit: %s%s%s", video, " + masks" if masks else "", " + depth" if depth else "")
-    return VideoFitPrior.from_files(video, masks, sc.object_names, depth=depth)
+    return VideoFitPrior.from_files(video, masks, sc.object_names, depth=depth, camera=sc.camera)
 
 
 def _wan_prior(
-    model_dir: Path, config: FlowConfig, sc, tau_schedule: str, mode: str, experts_resident: str | None
+    model_dir: Path,
+    config: FlowConfig,
+    sc,
+    tau_schedule: str,
+    mode: str,
+    experts_resident: str | None,
+    dtype: str = "bfloat16",
 ):
     from flowgen.optimize import resolve_device
     from flowgen.rfsds import make_wan_prior
@@ -181,6 +206,8 @@ def _wan_prior(
     wan = WanPriorConfig(
         model_dir=model_dir,
         tau_schedule=tau_schedule,
+        dtype=dtype,
+        vae_dtype=dtype,
         **settings,
         samples_per_video=config.batch,
         cfg_start=config.schedule.cfg_scale.start,

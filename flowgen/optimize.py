@@ -14,6 +14,7 @@ on a CPU the result equals an uninterrupted run's bit for bit.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -27,6 +28,7 @@ from tqdm import tqdm
 from chord.atomic import write_text_atomic
 from chord.errors import ChordError
 from chord.scene import Scene
+from flowgen import distributed
 from flowgen.checkpoint import Checkpoint, load_latest_checkpoint, save_checkpoint
 from flowgen.config import FlowConfig
 from flowgen.flow import ObjectFlow
@@ -71,6 +73,9 @@ def run_flow(
     Raises ChordError before any long work for: an output folder holding another run (without
     ``resume``), a resume whose config differs, a scene with no movable object, and whatever the
     prior's ``prepare`` rejects (e.g. a video that does not match the scene).
+
+    Inside a torchrun job (``flowgen.distributed``) every rank runs this; the prior's draws are
+    split over the ranks, the gradients summed, and rank 0 alone writes the run folder.
     """
     out = Path(out_dir)
     ckpt_dir = out / "checkpoints"
@@ -80,6 +85,15 @@ def run_flow(
         raise ChordError(f"scene {scene.name!r} has no movable object: nothing for the prior to move")
     device = resolve_device(config.device)
     width, height = config.width, config.height
+    ctx = distributed.current()
+    main = ctx is None or ctx.main
+    if ctx is not None:
+        if not hasattr(prior, "set_shard"):
+            raise ChordError(
+                f"--prior {prior.name} does not run in several processes (its frames are cheap): "
+                "run it without torchrun"
+            )
+        prior.set_shard(ctx.rank, ctx.world)
 
     torch.manual_seed(config.seed)
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
@@ -101,6 +115,12 @@ def run_flow(
     )
 
     optimizer = torch.optim.Adam(model.param_groups(config.schedule), eps=1e-15)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if ctx is not None:
+        d = model.deformation
+        sums = [model.gaussians.means.double().sum(), d.positions.double().sum()]
+        distributed.check_same(ctx, "Gaussians and control points", torch.stack(sums))
+        distributed.sync_parameters(ctx, params)
     start = 0
     if resume:
         ckpt = load_latest_checkpoint(ckpt_dir)
@@ -108,19 +128,28 @@ def run_flow(
             start = _restore(ckpt, model, optimizer, generator)
             log.info("resuming %s from iteration %d", out, start)
             _trim_run_log(out / "run.log", start)
-    out.mkdir(parents=True, exist_ok=True)
     record = {
         "config": config.to_dict(),
         "scene": str(scene.path),
         "prior": prior.name,
         "inputs": inputs or {},
+        "processes": 1 if ctx is None else ctx.world,
     }
-    write_text_atomic(out / "config.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out / "config.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
 
     logs: dict[str, float] = {}
     t0 = time.perf_counter()
-    bar = tqdm(range(start, config.iterations), initial=start, total=config.iterations, desc="chord flow")
-    with (out / "run.log").open("a", encoding="utf-8") as run_log:
+    bar = tqdm(
+        range(start, config.iterations),
+        initial=start,
+        total=config.iterations,
+        desc="chord flow",
+        disable=not main,
+    )
+    log_file = (out / "run.log").open("a", encoding="utf-8") if main else contextlib.nullcontext()
+    with log_file as run_log:
         for it in bar:
             progress = it / max(config.iterations - 1, 1)
             lrs = model.set_learning_rates(optimizer, config.schedule, progress)
@@ -132,21 +161,25 @@ def run_flow(
                     config.split_frame,
                     config.split_frame,
                 )
-            logs = _step(model, prior, optimizer, config, camera, progress, generator)
+            logs = _step(model, prior, optimizer, config, camera, progress, generator, ctx, params)
             logs.update(lrs)
             bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items() if k in _SHOWN})
-            if it % 10 == 0 or it + 1 == config.iterations:
-                run_log.write(json.dumps({"iteration": it, **logs}) + "\n")
-                run_log.flush()
             done = it + 1
-            if done % config.checkpoint_every == 0 or done == config.iterations:
-                save_checkpoint(ckpt_dir, _snapshot(done, model, optimizer, generator, config))
-            if config.preview_every and done % config.preview_every == 0 and done != config.iterations:
-                model.write_preview(out / f"preview_{done:06d}.mp4", camera, scene.fps)
+            if main:
+                if it % 10 == 0 or it + 1 == config.iterations:
+                    run_log.write(json.dumps({"iteration": it, **logs}) + "\n")
+                    run_log.flush()
+                if done % config.checkpoint_every == 0 or done == config.iterations:
+                    save_checkpoint(ckpt_dir, _snapshot(done, model, optimizer, generator, config))
+                if config.preview_every and done % config.preview_every == 0 and done != config.iterations:
+                    model.write_preview(out / f"preview_{done:06d}.mp4", camera, scene.fps)
 
     flow = model.export_flow(scene, prior.name, config.flow_points_per_object, provenance or {})
-    flow.save(out / "flow.npz")
-    model.write_preview(out / "preview.mp4", camera, scene.fps)
+    if main:
+        flow.save(out / "flow.npz")
+        model.write_preview(out / "preview.mp4", camera, scene.fps)
+    if ctx is not None:
+        distributed.barrier(ctx)  # the others return once rank 0's outputs are complete
     return RunResult(flow, out, config.iterations, time.perf_counter() - t0, logs)
 
 
@@ -161,6 +194,8 @@ def _step(
     camera,
     progress: float,
     generator: torch.Generator,
+    ctx: distributed.DistContext | None = None,
+    params: list[torch.Tensor] | None = None,  # the optimised tensors (all-reduced across ranks)
 ) -> dict[str, float]:
     sched = config.schedule
     if prior.name == "video":
@@ -171,6 +206,13 @@ def _step(
     background = getattr(prior, "render_background", (1.0, 1.0, 1.0))
     rendered = model.render_frames(frames.flatten(), camera, background)
     shape = (*frames.shape, *rendered.rgb.shape[1:])
+    extra = {}
+    if getattr(prior, "wants_points", False):  # priors with a 3D term see the deformed Gaussians too
+        means, _ = model.deformed_gaussians(frames.flatten())
+        extra = {
+            "points": means.reshape(*frames.shape, *means.shape[1:]),  # [B, T', N, 3] world metres
+            "point_object": model.gaussians.object_index,  # [N] object of each Gaussian
+        }
     prior_loss = prior.loss(
         rendered.rgb.reshape(shape),
         progress=progress,
@@ -178,18 +220,25 @@ def _step(
         masks=rendered.object_masks.reshape(*frames.shape, *rendered.object_masks.shape[1:]),
         frame_indices=frames.to(rendered.rgb.device),
         depth=rendered.depth.reshape(*frames.shape, *rendered.depth.shape[1:]),
+        **extra,
     )
     reg = model.regularisers()
     w_t, w_s = sched.temporal_weight.at(progress), sched.spatial_weight.at(progress)
-    total = (
-        prior_loss.loss + w_t * reg["temporal"] + w_s * reg["spatial"] + sched.ground_weight * reg["ground"]
-    )
+    reg_total = w_t * reg["temporal"] + w_s * reg["spatial"] + sched.ground_weight * reg["ground"]
+    # Ranks sum their gradients: the prior's share is already scaled by the whole batch, the
+    # regularisers (the same on every rank) count once in total.
+    ranks = 1 if ctx is None else ctx.world
+    total = prior_loss.loss + reg_total / ranks
     optimizer.zero_grad(set_to_none=True)
     total.backward()
+    loss_value, prior_value = float(total.detach()), float(prior_loss.loss.detach())
+    if ctx is not None:
+        distributed.all_reduce_gradients(ctx, params)
+        loss_value, prior_value = distributed.sum_scalars(ctx, [loss_value, prior_value], total.device)
     optimizer.step()
     return {
-        "loss": float(total.detach()),
-        "prior": float(prior_loss.loss.detach()),
+        "loss": loss_value,
+        "prior": prior_value,
         **{k: float(v.detach()) for k, v in reg.items()},
         **prior_loss.logs,
         "w_temporal": w_t,

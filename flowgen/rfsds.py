@@ -106,6 +106,22 @@ class RFSDSPrior:
         self._mask: Tensor | None = None  # TI2V [1, 1, F, h, w]
         self._shape: tuple[int, int, int] | None = None  # (T, H, W) prepared for
         self.encoder_calls = 0  # text-encoder runs by this prior (0 on a cache hit)
+        self.shard = (0, 1)  # (rank, ranks): this process scores draws rank::ranks of each step
+
+    def set_shard(self, rank: int, ranks: int) -> None:
+        """Score only this rank's share of every step's draws (flowgen.distributed).
+
+        Raises ChordError when the step's draws do not split evenly over ``ranks``.
+        """
+        n = self.config.samples_per_video
+        if ranks < 1 or not 0 <= rank < ranks or n % ranks:
+            from chord.errors import ChordError
+
+            raise ChordError(
+                f"{n} (tau, eps) draws per step do not split over {ranks} processes: use a process count "
+                f"that divides {n} (or --batch a multiple of the process count)"
+            )
+        self.shard = (rank, ranks)
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -221,15 +237,23 @@ class RFSDSPrior:
         return v_uncond + cfg * (v_cond - v_uncond)
 
     @torch.no_grad()
-    def sds_gradient(self, z: Tensor, progress: float, generator: torch.Generator) -> SDSStep:
-        """One RF-SDS draw for clean latents z [B, C, F, h, w] (float32): tau, eps, v_hat and g."""
+    def sds_gradient(
+        self, z: Tensor, progress: float, generator: torch.Generator, rows: slice | None = None
+    ) -> SDSStep:
+        """One RF-SDS draw for clean latents z [B, C, F, h, w] (float32): tau, eps, v_hat and g.
+
+        With ``rows`` only those draws are scored, but the noise of all B is drawn (in the same
+        order), so ranks sharing a generator split exactly the draws of a single process.
+        """
         z = z.detach().float()
-        b = z.shape[0]
         s = cfg_scale(self.config, progress)
-        tau = self.sample_tau(progress, generator, b)
+        tau = self.sample_tau(progress, generator, z.shape[0])
         eps = torch.randn(z.shape, generator=generator, device=generator.device, dtype=torch.float32).to(
             z.device
         )
+        if rows is not None:
+            z, tau, eps = z[rows], tau[rows], eps[rows]
+        b = z.shape[0]
         tb = tau.view(b, 1, 1, 1, 1)
         z_tau = (1 - tb) * z + tb * eps
         v_hat, experts = self.velocity(z_tau, tau, s)
@@ -238,14 +262,17 @@ class RFSDSPrior:
             g[:, :, 0] = 0  # frame 0 is the given first frame, not generated: no gradient there
         return SDSStep(tau=tau, eps=eps, z=z, v_hat=v_hat, g=g, expert=experts, cfg=s)
 
-    def _surrogate(self, z: Tensor, g: Tensor) -> Tensor:
+    def _surrogate(self, z: Tensor, g: Tensor, total: tuple[int, int] | None = None) -> Tensor:
         """0.5 ||z - sg(z - g)||^2, scaled by the reduction, with gradient exactly g x scale.
+
+        ``total`` = (rows, elements) of the whole step when z is one rank's share of it.
 
         Written as <z - sg(z), g> + 0.5 ||g||^2: the same value (the first term is exactly 0) and
         the same gradient in exact arithmetic, but autograd's z - (z - g) would round g's low bits
         away in float32 wherever |g| << |z|.
         """
-        scale = 1.0 / z.shape[0] if self.config.reduction == "sum" else 1.0 / z.numel()
+        rows, elements = total if total is not None else (z.shape[0], z.numel())
+        scale = 1.0 / rows if self.config.reduction == "sum" else 1.0 / elements
         return scale * (((z - z.detach()) * g).sum() + 0.5 * (g * g).sum())
 
     def encode(self, video: Tensor) -> Tensor:  # [B, T, H, W, 3] in [0, 1] -> [B, C, F, h, w]
@@ -290,9 +317,14 @@ class RFSDSPrior:
                     "for each video: the Wan prior scores whole videos"
                 )
         z = self.draws(self.encode(video))
-        step = self.sds_gradient(z, progress, generator)
+        rank, ranks = self.shard
+        rows = None
+        if ranks > 1:
+            per = z.shape[0] // ranks
+            rows = slice(rank * per, (rank + 1) * per)
+        step = self.sds_gradient(z, progress, generator, rows)
         self.last = step
-        loss = self._surrogate(z, step.g)
+        loss = self._surrogate(z if rows is None else z[rows], step.g, (z.shape[0], z.numel()))
         logs = {
             "tau": float(step.tau.mean()),
             "cfg": step.cfg,
