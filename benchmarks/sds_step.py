@@ -36,6 +36,8 @@ iterations: 21 frames 8.0, 41 frames 17.7, 61 frames 23.5, 240p 4.2).
     PYTHONPATH=. python benchmarks/sds_step.py --shapes 21x464x832,61x464x832,41x240x416 \\
         --variants exact,fast --no-guard
     PYTHONPATH=. python benchmarks/sds_step.py --tiny --device cpu                    # CPU check
+    PYTHONPATH=. torchrun --standalone --nproc-per-node 4 benchmarks/sds_step.py --variants exact,fast
+                                        # multi-GPU scaling: each rank scores 1 of the 4 draws
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -56,6 +59,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.wan_smoke import A14B_TRANSFORMER, VAE21, materialise  # noqa: E402
+from flowgen import distributed  # noqa: E402
 from flowgen.prior import PriorContext  # noqa: E402
 from flowgen.rfsds import RFSDSPrior, cfg_scale  # noqa: E402
 from flowgen.wan import WanPriorConfig, check_video_shape  # noqa: E402
@@ -183,6 +187,9 @@ def make_prior(comps, settings: dict, bench: Bench, device, cache: Path, tiny: b
         **settings,
     )
     prior = RFSDSPrior(cfg, comps, device)
+    ctx = distributed.current()
+    if ctx is not None:
+        prior.set_shard(ctx.rank, ctx.world)
     prior.prepare(
         PriorContext(
             first_frame=bench.first_frame,
@@ -210,7 +217,9 @@ def ours_step(bench: Bench, prior: RFSDSPrior, clock: Clock, seed: int) -> dict[
         g = torch.Generator().manual_seed(seed)
         clock.sync()
         t0 = time.perf_counter()
-        optimize._step(model, prior, bench.optimizer, bench.config, bench.camera, PROGRESS, g)
+        params = [p for group in bench.optimizer.param_groups for p in group["params"]]
+        ctx = distributed.current()
+        optimize._step(model, prior, bench.optimizer, bench.config, bench.camera, PROGRESS, g, ctx, params)
         clock.sync()
         total = time.perf_counter() - t0
     finally:
@@ -351,7 +360,18 @@ def main() -> None:
             raise SystemExit(f"--variants: {v!r} is not one of {VARIANTS}")
     for s in shapes:
         check_video_shape("i2v-a14b", *(int(x) for x in s.split("x")))
+    ctx = distributed.init_from_env(args.device)  # under torchrun: this rank's share of the draws
     device = torch.device(args.device)
+    if ctx is not None:
+        if device.type == "cuda":
+            device = torch.device("cuda", ctx.local_rank)
+        if not ctx.main:
+            sys.stdout = open(os.devnull, "w")  # rank 0 reports
+        bad = [v for v in variants if v == "baseline"]
+        if bad:
+            raise SystemExit("under torchrun only our variants run (the baseline is one process)")
+        args.no_guard = True
+        print(f"{ctx.world} processes ({ctx.backend}): each scores {4 // ctx.world} of the 4 draws")
     cuda = device.type == "cuda"
     if cuda:
         print(f"device {torch.cuda.get_device_name()}, torch {torch.__version__}", flush=True)
@@ -451,6 +471,7 @@ def main() -> None:
     bad = [r for r in rows if not r.get("failed") and not math.isfinite(r["total"])]
     if bad:
         raise SystemExit(f"non-finite timings: {bad}")
+    distributed.shutdown()
     if failed_guard:
         raise SystemExit(f"quality guard failed: {failed_guard}")
 

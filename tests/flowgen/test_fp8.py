@@ -137,3 +137,34 @@ def test_one_resident_expert_switch_keeps_host_copies_and_swaps_without_copying_
     torch.testing.assert_close(_run(sw.get(0)), ref_hi)
     assert sw.swaps == 3  # 0, 1, (1 again: no swap), 0
     assert not torch.equal(ref_lo, ref_lo8)
+
+
+def _script(*args: str, torchrun: bool = False):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"] if torchrun else []
+    cmd = [sys.executable, *launcher, "benchmarks/sds_step.py", "--tiny", "--device", "cpu",
+           "--shapes", "9x32x64", "--iters", "1", *args]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=env, check=False)
+
+
+@pytest.mark.slow
+def test_the_sds_step_benchmark_runs_tiny_with_its_guard_and_under_torchrun():
+    """benchmarks/sds_step.py (the device run) keeps working: tiny models on CPU, one process with
+    the quality guard, then two gloo processes splitting the draws (the multi-GPU scaling run)."""
+    out = _script("--variants", "exact-v0,fast")
+    assert out.returncode == 0, out.stderr[-3000:]
+    guard = [
+        line for line in out.stdout.splitlines() if line.strip().startswith("fast ") and "cos(g)" in line
+    ]
+    assert guard and all(line.rstrip().endswith("ok") for line in guard), out.stdout
+    out = _script("--variants", "exact,fast", torchrun=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "2 processes (gloo): each scores 2 of the 4 draws" in out.stdout
+    rows = [line for line in out.stdout.splitlines() if "s/it" in line]
+    assert len(rows) == 2  # rank 0 alone reports
