@@ -183,7 +183,10 @@ def _video_prior(sc, video, masks, depth, no_depth: bool, inputs: dict[str, Any]
         depth=None if depth is None else str(depth),
     )
     log.info("video fit: %s%s%s", video, " + masks" if masks else "", " + depth" if depth else "")
-    return VideoFitPrior.from_files(video, masks, sc.object_names, depth=depth, camera=sc.camera)
+    movable = [o.movable for o in sc.objects]
+    return VideoFitPrior.from_files(
+        video, masks, sc.object_names, depth=depth, camera=sc.camera, movable=movable
+    )
 
 
 def _wan_prior(

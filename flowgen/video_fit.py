@@ -1,9 +1,11 @@
 """The video-fit prior: 4D reconstruction of a given video (the seed's reconstruction of generated videos).
 
 The rendered frames are pulled towards the video's frames (L1) and, when object masks are given,
-each object's rendered coverage towards its mask (L1). With the same regularisers as the
-distillation, it lets a user bring a video made elsewhere, and it tests the whole optimisation on
-a CPU against known motion.
+each object's rendered coverage towards its mask (L1). With depth maps and the camera, each
+object's observed surface, back-projected to 3D, and its deformed Gaussians are pulled together
+(a robust two-sided chamfer), the term that reaches across large rotations. With the same
+regularisers as the distillation, it lets a user bring a video made elsewhere, and it tests the
+whole optimisation on a CPU against known motion.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from chord.errors import ChordError
+from chord.scene import Camera
 from flowgen.prior import PriorContext, PriorLoss
 from flowgen.video_io import load_video
 
@@ -41,6 +44,24 @@ class VideoFitConfig:
     # turn: 8.6 deg off at weight 1, 0.8 deg at 10; banana 8.1 -> 4.1 mm; 30 overshoots on the
     # banana, 23 mm at the last frame). Used only when depth maps are given.
     depth_weight: float = 10.0
+    # 3D term (needs depth, masks and the camera): each object's depth pixels back-projected to
+    # world points, pulled to the nearest of its deformed Gaussians, and its Gaussians that the
+    # render shows pulled to the nearest observed point; robust distance, metres, the mean of the
+    # two directions. Per-pixel image losses see nothing of a target the render does not overlap
+    # (a laptop lid that must turn 95 deg); nearest points in 3D do. 0 turns it off.
+    point_weight: float = 3.0
+    # Robust distance sqrt(d^2 + s^2) - s, metres: quadratic within s, then every point pulls
+    # equally hard however far (a flying pixel or a mask error cannot dominate).
+    point_scale: float = 0.005
+    # Observed points per object and frame (a fixed random subset of its depth pixels).
+    points_per_object: int = 256
+    # Softness of the 3D correspondences, metres: each point is pulled to the mean of the other
+    # side's points weighted by exp(-d^2 / (2 r^2)), r falling linearly from point_reach at the
+    # start to 0 (the nearest point) at progress point_reach_until. The nearest observed point of
+    # a laptop lid standing open behind its hinge is on the hinge: that pull cannot turn it; the
+    # closed lid's points a few cm further can. Coarse to fine, like the image pyramid.
+    point_reach: float = 0.1
+    point_reach_until: float = 0.5  # fraction of the run, in (0, 1]
 
 
 class VideoFitPrior:
@@ -61,6 +82,8 @@ class VideoFitPrior:
         num_objects: int | None = None,  # O, objects in scene order (needed with masks)
         config: VideoFitConfig = VideoFitConfig(),
         depth: np.ndarray | None = None,  # [T, H, W] float metres along the optical axis (RGB-D)
+        camera: Camera | None = None,  # the camera the video was taken with (any resolution)
+        movable: list[bool] | None = None,  # [O] objects that may move (None: all); 3D term on those only
     ):
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ChordError(f"video frames must be uint8 [T, H, W, 3], got {frames.dtype} {frames.shape}")
@@ -89,7 +112,14 @@ class VideoFitPrior:
             if not np.isfinite(depth[masks > 0]).all():
                 raise ChordError("depth maps hold non-finite values on the objects")
         self.frames_np, self.masks_np, self.num_objects, self.config = frames, masks, num_objects, config
-        self.depth_np = depth
+        self.depth_np, self.camera = depth, camera
+        if movable is not None and num_objects is not None and len(movable) != num_objects:
+            raise ValueError(f"movable has {len(movable)} entries, expected one per object ({num_objects})")
+        self.movable = list(movable) if movable is not None else None
+        self.observed: torch.Tensor | None = None  # [T, O, M, 3] back-projected points, world metres
+        self.observed_valid: torch.Tensor | None = None  # [T, O, M] bool
+        self.target_labels: torch.Tensor | None = None  # [T, H, W] long: object or -1, render resolution
+        self.render_camera: Camera | None = None  # the camera at the render resolution
         self.target_depth: torch.Tensor | None = None  # [T, H, W, 1] metres, NaN off the objects
         self.target: torch.Tensor | None = None  # [T, H, W, 3] float at the render resolution
         self.target_masks: torch.Tensor | None = None  # [T, H, W, O] float
@@ -102,11 +132,14 @@ class VideoFitPrior:
         masks: str | Path | None,
         object_names: list[str],
         depth: str | Path | None = None,
+        camera: Camera | None = None,
+        movable: list[bool] | None = None,
     ) -> VideoFitPrior:
         """Load a video (MP4 or PNG folder), optional masks (``chord.masks``) and depth (``chord.depth``).
 
         ``object_names`` are the scene's objects in order; mask labels are matched by name, and
-        objects the masks do not name get no mask loss term of their own.
+        objects the masks do not name get no mask loss term of their own. ``camera`` (the scene's)
+        turns on the 3D term when depth is given; ``movable`` (one per object) spares it the static ones.
         """
         from chord.assets.reference import load_depth, load_masks
 
@@ -123,7 +156,17 @@ class VideoFitPrior:
             lookup = np.array([object_names.index(n) + 1 for n in names] + [0], dtype=np.int64)
             labels = lookup[raw.astype(np.int64)]  # -1 indexes the trailing 0
         depth_maps = None if depth is None else load_depth(depth)
-        return cls(frames, labels, len(object_names), depth=depth_maps)
+        return cls(frames, labels, len(object_names), depth=depth_maps, camera=camera, movable=movable)
+
+    @property
+    def wants_points(self) -> bool:
+        """Whether loss() needs the deformed Gaussian means (the 3D term is on)."""
+        return (
+            self.config.point_weight > 0
+            and self.depth_np is not None
+            and self.masks_np is not None
+            and self.camera is not None
+        )
 
     @property
     def size(self) -> tuple[int, int]:
@@ -164,6 +207,22 @@ class VideoFitPrior:
             d = torch.from_numpy(np.where(self.masks_np > 0, self.depth_np, np.nan)).to(device)[:, None]
             d = F.interpolate(d.float(), size=(context.height, context.width), mode="nearest")
             self.target_depth = d[:, 0, :, :, None]
+        if self.wants_points:
+            assert self.masks_np is not None and self.depth_np is not None and self.camera is not None
+            self.observed, self.observed_valid = observed_points(
+                self.depth_np, self.masks_np, self.num_objects, self.camera.resized(W, H),
+                self.config.points_per_object,
+            )  # fmt: skip
+            self.observed, self.observed_valid = self.observed.to(device), self.observed_valid.to(device)
+            tm = self.target_masks
+            self.target_labels = torch.where(tm.sum(dim=-1) > 0.5, tm.argmax(dim=-1), -1)
+            self.render_camera = self.camera.resized(context.width, context.height)
+            counts = self.observed_valid.sum(dim=-1).float().mean(dim=0).tolist()
+            log.info(
+                "video fit: 3D term on, observed points per frame by object %s", [round(c) for c in counts]
+            )
+        elif self.depth_np is not None and self.camera is None:
+            log.info("video fit: no camera given, so no 3D term (depth is compared per pixel only)")
         if (W, H) != (context.width, context.height):
             log.info(
                 "video fit: resampled the video from %dx%d to %dx%d", W, H, context.width, context.height
@@ -178,6 +237,8 @@ class VideoFitPrior:
         masks: torch.Tensor | None = None,  # [B, T', H, W, O] rendered per-object coverage
         frame_indices: torch.Tensor | None = None,  # [B, T'] which frames of the video were rendered
         depth: torch.Tensor | None = None,  # [B, T', H, W, 1] rendered expected depth, metres
+        points: torch.Tensor | None = None,  # [B, T', N, 3] deformed Gaussian means, world metres
+        point_object: torch.Tensor | None = None,  # [N] long: object of each Gaussian
     ) -> PriorLoss:
         if self.target is None:
             raise RuntimeError("VideoFitPrior.prepare() must run before loss()")
@@ -205,7 +266,173 @@ class VideoFitPrior:
                 depth_l1 = (depth[seen] - target[seen]).abs().mean()
                 loss = loss + cfg.depth_weight * depth_l1
                 logs["depth"] = float(depth_l1.detach())
+        if (
+            self.observed is not None
+            and points is not None
+            and point_object is not None
+            and depth is not None
+        ):
+            until = max(cfg.point_reach_until, 1e-6)
+            reach = cfg.point_reach * max(0.0, 1.0 - progress / until)
+            point = self._point_loss(points, point_object, idx, depth, reach)
+            if point is not None:
+                loss = loss + cfg.point_weight * point
+                logs["points"] = float(point.detach())
+                logs["point_reach"] = reach
         return PriorLoss(loss, logs)
+
+    def _point_loss(
+        self,
+        points: torch.Tensor,  # [B, T', N, 3] world metres
+        point_object: torch.Tensor,  # [N] long
+        idx: torch.Tensor,  # [B, T'] frame of each rendered image
+        depth: torch.Tensor,  # [B, T', H, W, 1] rendered expected depth, metres
+        reach: float,  # metres, chamfer()'s
+    ) -> torch.Tensor | None:
+        """Mean over (image, movable object) pairs of the two-sided robust chamfer; None if no pair has
+        points. Static objects are skipped: their Gaussians never move, so the term could only cost time."""
+        assert self.observed is not None and self.observed_valid is not None
+        assert self.render_camera is not None and self.target_labels is not None
+        assert self.target_depth is not None
+        if points.shape[:2] != idx.shape or points.shape[2] != point_object.shape[0]:
+            raise ValueError(
+                f"points {tuple(points.shape)} and point_object {tuple(point_object.shape)} do not match "
+                f"the rendered frames {tuple(idx.shape)}"
+            )
+        groups = [(point_object == o).nonzero().flatten() for o in range(self.num_objects)]
+        terms = []
+        for b, t in np.ndindex(*idx.shape):
+            f = int(idx[b, t])
+            for o, sel in enumerate(groups):
+                if self.movable is not None and not self.movable[o]:
+                    continue
+                observed = self.observed[f, o][self.observed_valid[f, o]]
+                if len(observed) < _MIN_OBSERVED or len(sel) == 0:
+                    continue
+                model = points[b, t, sel]
+                seen = visible_points(
+                    model.detach(), depth[b, t, ..., 0], self.render_camera,
+                    self.target_labels[f], self.target_depth[f, ..., 0], o,
+                )  # fmt: skip
+                terms.append(chamfer(model, observed, seen, self.config.point_scale, reach))
+        if not terms:
+            return None
+        return torch.stack(terms).mean()
+
+
+_MIN_OBSERVED = 8  # an object seen in fewer depth pixels of a frame gets no 3D term there
+_VISIBLE_TOLERANCE = 0.01  # m: a Gaussian this far behind the rendered depth still counts as seen
+
+
+def backproject(
+    depth: np.ndarray,  # [H, W] metres along the optical axis
+    camera: Camera,  # at the depth map's resolution (OpenCV axes, pixel centres at +0.5)
+) -> np.ndarray:
+    """[H, W, 3] world points of every pixel of a depth map (NaN where the depth is NaN).
+
+    Raises ValueError when the camera's size is not the depth map's.
+    """
+    H, W = depth.shape
+    if (camera.width, camera.height) != (W, H):
+        raise ValueError(
+            f"camera is {camera.width}x{camera.height} pixels, the depth map {W}x{H}: resize the camera"
+        )
+    z = np.asarray(depth, dtype=np.float64)
+    x = (np.arange(W) + 0.5 - camera.cx)[None, :] / camera.fx * z
+    y = (np.arange(H) + 0.5 - camera.cy)[:, None] / camera.fy * z
+    T = camera.T_world_cam.matrix()
+    return np.stack([x, y, z], axis=-1) @ T[:3, :3].T + T[:3, 3]
+
+
+def observed_points(
+    depth: np.ndarray,  # [T, H, W] metres along the optical axis
+    masks: np.ndarray,  # [T, H, W] int labels: 0 background, i+1 = object i
+    num_objects: int,  # O
+    camera: Camera,  # at the depth maps' resolution
+    per_object: int,  # M: at most this many points per object and frame
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each object's depth pixels per frame as world points: ([T, O, M, 3] float, [T, O, M] bool valid).
+
+    An object seen in more than M pixels of a frame keeps a seeded random subset of them.
+    """
+    T = depth.shape[0]
+    rng = np.random.default_rng(seed)
+    out = np.zeros((T, num_objects, per_object, 3), np.float32)
+    valid = np.zeros((T, num_objects, per_object), bool)
+    for t in range(T):
+        world = backproject(depth[t], camera)
+        ok = np.isfinite(depth[t]) & (depth[t] > 0)
+        for o in range(num_objects):
+            pix = np.flatnonzero(ok & (masks[t] == o + 1))
+            if len(pix) > per_object:
+                pix = np.sort(rng.choice(pix, per_object, replace=False))
+            out[t, o, : len(pix)] = world.reshape(-1, 3)[pix]
+            valid[t, o, : len(pix)] = True
+    return torch.from_numpy(out), torch.from_numpy(valid)
+
+
+def visible_points(
+    points: torch.Tensor,  # [N, 3] world metres, one object's
+    rendered_depth: torch.Tensor,  # [H, W] metres: the render's expected depth
+    camera: Camera,  # at the render's resolution
+    labels: torch.Tensor,  # [H, W] long: the object the video shows at each pixel, -1 none
+    observed_depth: torch.Tensor,  # [H, W] metres, NaN off the objects
+    obj: int,  # the object the points belong to
+    tolerance: float = _VISIBLE_TOLERANCE,  # metres
+) -> torch.Tensor:
+    """[N] bool: the point is in the image, on the render's front surface, and the video does not
+    show another object in front of it there (an occluder the model need not explain)."""
+    T = torch.as_tensor(camera.T_world_cam.matrix(), dtype=points.dtype, device=points.device)
+    p = (points - T[:3, 3]) @ T[:3, :3]  # world -> camera: R^T (x - t)
+    z = p[:, 2]
+    H, W = rendered_depth.shape
+    zs = z.clamp_min(1e-6)
+    col = torch.floor(camera.fx * p[:, 0] / zs + camera.cx).long()
+    row = torch.floor(camera.fy * p[:, 1] / zs + camera.cy).long()
+    inside = (z > camera.near) & (col >= 0) & (col < W) & (row >= 0) & (row < H)
+    r, c = row.clamp(0, H - 1), col.clamp(0, W - 1)
+    front = z <= rendered_depth[r, c] + tolerance
+    other = labels[r, c]
+    occluded = (other >= 0) & (other != obj) & (observed_depth[r, c] < z - tolerance)
+    return inside & front & ~occluded
+
+
+def chamfer(
+    model: torch.Tensor,  # [N, 3] deformed Gaussian means of one object, world metres, differentiable
+    observed: torch.Tensor,  # [M, 3] its observed points, world metres
+    model_seen: torch.Tensor,  # [N] bool: model points the camera sees (pulled towards the observation)
+    scale: float,  # metres, robust distance's transition
+    reach: float = 0.0,  # metres: softness of the correspondence (0: the nearest point)
+) -> torch.Tensor:
+    """Robust two-sided chamfer: mean of (observed -> model) and (seen model -> observed) robust
+    distances sqrt(d^2 + s^2) - s from each point to its correspondence.
+
+    With ``reach`` 0 the correspondence is the nearest point on the other side; otherwise it is
+    the mean of the other side's points weighted by exp(-d^2 / (2 reach^2)), which sees past the
+    nearest point: a lid standing open behind its hinge is pulled only towards the hinge by the
+    nearest observed points (no turn), but forwards by the closed lid's points a few cm beyond.
+    Correspondences are found without gradient.
+    """
+
+    def robust(d2: torch.Tensor) -> torch.Tensor:
+        return (d2 + scale * scale).sqrt() - scale
+
+    def correspond(query: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # [n, 3]
+        with torch.no_grad():
+            d = torch.cdist(query.detach(), target.detach())
+            if reach <= 0:
+                nearest = d.argmin(dim=1)
+            else:
+                w = torch.softmax(-(d * d) / (2 * reach * reach), dim=1)
+        return target[nearest] if reach <= 0 else w @ target
+
+    to_model = robust(((observed - correspond(observed, model)) ** 2).sum(dim=-1)).mean()
+    seen = model[model_seen]
+    if len(seen) == 0:
+        return to_model
+    to_observed = robust(((seen - correspond(seen, observed)) ** 2).sum(dim=-1)).mean()
+    return 0.5 * (to_model + to_observed)
 
 
 def _pyramid_l1(x: torch.Tensor, y: torch.Tensor, levels: int) -> torch.Tensor:
