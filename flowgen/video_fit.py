@@ -83,7 +83,8 @@ class VideoFitPrior:
         config: VideoFitConfig = VideoFitConfig(),
         depth: np.ndarray | None = None,  # [T, H, W] float metres along the optical axis (RGB-D)
         camera: Camera | None = None,  # the camera the video was taken with (any resolution)
-        movable: list[bool] | None = None,  # [O] objects that may move (None: all); 3D term on those only
+        movable: list[bool]
+        | None = None,  # [O] objects the 3D term applies to (None: all); chord flow: movable rigid ones
     ):
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ChordError(f"video frames must be uint8 [T, H, W, 3], got {frames.dtype} {frames.shape}")
