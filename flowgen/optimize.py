@@ -81,6 +81,8 @@ def run_flow(
     ckpt_dir = out / "checkpoints"
     config = config.resolved(scene.camera.width, scene.camera.height)
     _check_out_dir(out, config, resume)
+    if resume:
+        _check_prior_settings(out, prior)
     if not scene.movable_objects:
         raise ChordError(f"scene {scene.name!r} has no movable object: nothing for the prior to move")
     device = resolve_device(config.device)
@@ -133,6 +135,7 @@ def run_flow(
         "scene": str(scene.path),
         "prior": prior.name,
         "inputs": inputs or {},
+        "prior_settings": prior_settings(prior),
         "processes": 1 if ctx is None else ctx.world,
     }
     if main:
@@ -244,6 +247,34 @@ def _step(
         "w_temporal": w_t,
         "w_spatial": w_s,
     }
+
+
+def prior_settings(prior: MotionPrior) -> dict[str, Any]:
+    """The prior's own settings (its ``config`` dataclass) as JSON values, recorded for --resume."""
+    import dataclasses
+
+    cfg = getattr(prior, "config", None)
+    if cfg is None or not dataclasses.is_dataclass(cfg):
+        return {}
+    return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+
+
+def _check_prior_settings(out: Path, prior: MotionPrior) -> None:
+    """A resumed run must use the prior settings it started with (e.g. a changed video-fit default)."""
+    try:
+        recorded = json.loads((out / "config.json").read_text()).get("prior_settings")
+    except (OSError, json.JSONDecodeError):
+        return  # _check_out_dir has already vouched for the file
+    if recorded is None:
+        return  # a run from before prior settings were recorded
+    now = prior_settings(prior)
+    changed = sorted(k for k in set(recorded) | set(now) if recorded.get(k) != now.get(k))
+    if changed:
+        raise ChordError(
+            f"--resume: the {prior.name} prior's settings differ from the run in {str(out)!r} in {changed} "
+            f"(recorded {[recorded.get(k) for k in changed]}, now {[now.get(k) for k in changed]}); "
+            "resume with the same version and settings, or start a new --out"
+        )
 
 
 def _check_out_dir(out: Path, config: FlowConfig, resume: bool) -> None:

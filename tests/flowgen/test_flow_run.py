@@ -166,3 +166,18 @@ def test_a_cousin_only_object_is_built_from_its_measurements():
 
     mesh = object_mesh(SceneObject("b", Pose(), cousin={"kind": "box", "size": [0.05, 0.04, 0.03]}))
     np.testing.assert_allclose(np.ptp(mesh.vertices, axis=0), [0.05, 0.04, 0.03], atol=1e-6)
+
+
+def test_resume_refuses_changed_prior_settings(scene, tmp_path, capsys):
+    """A video-fit default changed since the run started (recorded in config.json) is not resumed over."""
+    run = tmp_path / "run"
+    short = [("4" if a == "60" else a) for a in SMALL]
+    assert main(["flow", str(scene), "--out", str(run), *short]) == 0
+    record = json.loads((run / "config.json").read_text())
+    assert record["prior_settings"]["point_weight"] > 0  # the video fit's own settings are recorded
+    record["prior_settings"]["point_weight"] = 99.0
+    (run / "config.json").write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main(["flow", "--resume", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert "prior's settings differ" in err and "point_weight" in err and "99.0" in err, err
