@@ -324,22 +324,6 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.nn.functional.cosine_similarity(a.flatten().double(), b.flatten().double(), dim=0))
 
 
-def to_device_both(prior: RFSDSPrior) -> None:
-    """Put both experts back on the device from the switch's host copies (after a one-resident run)."""
-    sw = prior.experts
-    for index, host in sw._host.items():
-        for t, h in zip(_tensors(sw._model(index)), host, strict=True):
-            t.data = h.to(sw.device, non_blocking=True)
-    sw._host.clear()
-    sw._on_device = None
-
-
-def _tensors(model):
-    from flowgen.wan.models import _tensors as tensors
-
-    return tensors(model)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shapes", default="41x464x832", help="comma list of FRAMESxHEIGHTxWIDTH")
@@ -438,8 +422,7 @@ def main() -> None:
                 rows.append({"variant": name, "shape": shape, "failed": str(e).splitlines()[0], "oom": oom})
             if name != "baseline" and shape == shapes[0] and not rows[-1].get("failed") and not args.no_guard:
                 guards[name] = guard_grads(bench, prior, fixed_video[shape])
-            if prior.experts._host:
-                to_device_both(prior)
+            prior.experts.make_all_resident()  # the next variant may want both experts on the GPU
             bench.optimizer.zero_grad(set_to_none=True)
             del prior
             if cuda:

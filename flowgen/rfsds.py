@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from chord.errors import ChordError
 from flowgen.prior import PriorContext, PriorLoss
 from flowgen.schedules import linear
 from flowgen.wan.condition import encode_video, i2v_condition, ti2v_condition, video_to_vae_input
@@ -115,8 +116,6 @@ class RFSDSPrior:
         """
         n = self.config.samples_per_video
         if ranks < 1 or not 0 <= rank < ranks or n % ranks:
-            from chord.errors import ChordError
-
             raise ChordError(
                 f"{n} (tau, eps) draws per step do not split over {ranks} processes: use a process count "
                 f"that divides {n} (or --batch a multiple of the process count)"

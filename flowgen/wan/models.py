@@ -212,8 +212,7 @@ class ExpertSwitch:
         if resident == "one" and components.transformer_2 is not None:
             for index in (0, 1):
                 self._host[index] = [self._to_host(t.data) for t in _tensors(self._model(index))]
-                for t, h in zip(_tensors(self._model(index)), self._host[index], strict=True):
-                    t.data = h
+                self._point(index, on_device=False)
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
 
@@ -225,6 +224,11 @@ class ExpertSwitch:
 
     def _model(self, index: int) -> Any:
         return self.c.transformer if index == 0 else self.c.transformer_2
+
+    def _point(self, index: int, on_device: bool) -> None:
+        """Make expert ``index`` use its host copies, or fresh device copies uploaded from them."""
+        for t, h in zip(_tensors(self._model(index)), self._host[index], strict=True):
+            t.data = h.to(self.device, non_blocking=True) if on_device else h
 
     def index_for(self, tau: float) -> int:
         """0 (high-noise ``transformer``) when tau >= boundary, else 1 (``transformer_2``).
@@ -238,20 +242,24 @@ class ExpertSwitch:
         return 0 if t >= self.c.boundary_ratio * self.c.num_train_timesteps else 1
 
     def get(self, index: int) -> Any:
-        model = self._model(index)
         if self._host and self._on_device != index:
             if self._on_device is not None:  # drop the old device copy first: the peak stays one expert
-                for t, h in zip(
-                    _tensors(self._model(self._on_device)), self._host[self._on_device], strict=True
-                ):
-                    t.data = h
+                self._point(self._on_device, on_device=False)
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
-            for t, h in zip(_tensors(model), self._host[index], strict=True):
-                t.data = h.to(self.device, non_blocking=True)
+            self._point(index, on_device=True)
             self._on_device = index
             self.swaps += 1
-        return model
+        return self._model(index)
+
+    def make_all_resident(self) -> None:
+        """Upload every expert and stop swapping (as if built with ``resident="both"``)."""
+        for index in self._host:
+            if index != self._on_device:
+                self._point(index, on_device=True)
+        self._host.clear()
+        self._on_device = None
+        self.resident = "both"
 
 
 def _tensors(model: Any) -> list[torch.Tensor]:

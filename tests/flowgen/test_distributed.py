@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 
 from chord.cli import main
+from chord.errors import ChordError
+from flowgen import distributed
 from flowgen.checkpoint import load_latest_checkpoint
 from tests.flowgen.wan_tiny import save_tiny_wan
-
-pytestmark = pytest.mark.slow
 
 ARGS = [
     "--prior", "wan", "--wan-dtype", "float32", "--iterations", "12", "--checkpoint-every", "2",
@@ -79,6 +79,7 @@ def _rank_of(pid: int) -> int | None:
     return None
 
 
+@pytest.mark.slow
 def test_two_processes_follow_one_and_a_killed_rank_resumes(setup, tmp_path, monkeypatch):
     scene, wan, root = setup
     monkeypatch.setenv("XDG_CACHE_HOME", str(root / "cache"))
@@ -129,3 +130,27 @@ def test_two_processes_follow_one_and_a_killed_rank_resumes(setup, tmp_path, mon
     resumed = np.load(killed / "flow.npz")["points"]
     # gloo sums in a fixed order on a CPU: the resumed run is the uninterrupted one, bit for bit
     np.testing.assert_array_equal(resumed, f2)
+
+
+def test_draws_that_do_not_split_over_the_processes_are_refused(setup, tmp_path, monkeypatch):
+    from flowgen.rfsds import make_wan_prior
+    from flowgen.wan import WanPriorConfig
+
+    _, wan, _ = setup
+    prior = make_wan_prior(WanPriorConfig(model_dir=wan, cache_dir=tmp_path, dtype="float32",
+                                          vae_dtype="float32"), "cpu")  # fmt: skip
+    prior.set_shard(1, 2)
+    assert prior.shard == (1, 2)
+    with pytest.raises(ChordError, match="4 \\(tau, eps\\) draws per step do not split over 3 processes"):
+        prior.set_shard(0, 3)
+    assert prior.shard == (1, 2)
+
+
+def test_a_partial_torchrun_environment_is_refused(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for key in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(ChordError, match="WORLD_SIZE is set but RANK is not: launch with torchrun"):
+        distributed.init_from_env("cpu")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert distributed.init_from_env("cpu") is None and distributed.current() is None

@@ -9,6 +9,7 @@ from torch import nn
 from flowgen.wan.config import WanPriorConfig, mode_settings
 from flowgen.wan.fp8 import E4M3_MAX, Float8Linear, linears_to_fp8, quantize_rows
 from flowgen.wan.models import ExpertSwitch, WanComponents, attention_context
+from tests.flowgen.wan_tiny import tiny_transformer
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -50,23 +51,7 @@ def test_float8_linear_matches_the_linear_and_keeps_shape_dtype_and_bias():
 
 
 def _transformer(seed: int):
-    from diffusers import WanTransformer3DModel
-
-    torch.manual_seed(seed)
-    return WanTransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=16,
-        in_channels=36,
-        out_channels=16,
-        text_dim=32,
-        freq_dim=256,
-        ffn_dim=64,
-        num_layers=2,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32,
-    ).eval()
+    return tiny_transformer("i2v-a14b", seed, head_dim=16, ffn_dim=64)  # FP8 needs multiples of 16
 
 
 def _run(model, seed=3):
@@ -137,6 +122,10 @@ def test_one_resident_expert_switch_keeps_host_copies_and_swaps_without_copying_
     torch.testing.assert_close(_run(sw.get(0)), ref_hi)
     assert sw.swaps == 3  # 0, 1, (1 again: no swap), 0
     assert not torch.equal(ref_lo, ref_lo8)
+    sw.make_all_resident()  # both experts usable at once, no more swaps
+    torch.testing.assert_close(_run(sw.get(1)), ref_lo8)
+    torch.testing.assert_close(_run(sw.get(0)), ref_hi)
+    assert sw.swaps == 3 and sw.resident == "both"
 
 
 def _script(*args: str, torchrun: bool = False):

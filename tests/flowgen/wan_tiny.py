@@ -157,7 +157,8 @@ def content_vae(seed: int = 0, residual_scale: float = 0.1):
     return vae
 
 
-def tiny_transformer(variant: str, seed: int = 0):
+def tiny_transformer(variant: str, seed: int = 0, head_dim: int = 12, ffn_dim: int = 32):
+    """A 2-layer, 2-head Wan transformer; ``head_dim``/``ffn_dim`` multiples of 16 suit FP8 tests."""
     from diffusers import WanTransformer3DModel
 
     torch.manual_seed(seed)
@@ -165,12 +166,12 @@ def tiny_transformer(variant: str, seed: int = 0):
     return WanTransformer3DModel(
         patch_size=(1, 2, 2),
         num_attention_heads=2,
-        attention_head_dim=12,
+        attention_head_dim=head_dim,
         in_channels=cin,
         out_channels=cout,
         text_dim=TEXT_DIM,
         freq_dim=256,
-        ffn_dim=32,
+        ffn_dim=ffn_dim,
         num_layers=2,
         cross_attn_norm=True,
         qk_norm="rms_norm_across_heads",
