@@ -207,15 +207,16 @@ def _step(
     else:
         frames = torch.arange(model.num_frames).unsqueeze(0)
     background = getattr(prior, "render_background", (1.0, 1.0, 1.0))
-    rendered = model.render_frames(frames.flatten(), camera, background)
-    shape = (*frames.shape, *rendered.rgb.shape[1:])
-    extra = {}
+    extra, deformed = {}, None
     if getattr(prior, "wants_points", False):  # priors with a 3D term see the deformed Gaussians too
-        means, _ = model.deformed_gaussians(frames.flatten())
+        deformed = model.deformed_gaussians(frames.flatten())
+        means = deformed[0]
         extra = {
             "points": means.reshape(*frames.shape, *means.shape[1:]),  # [B, T', N, 3] world metres
             "point_object": model.gaussians.object_index,  # [N] object of each Gaussian
         }
+    rendered = model.render_frames(frames.flatten(), camera, background, deformed=deformed)
+    shape = (*frames.shape, *rendered.rgb.shape[1:])
     prior_loss = prior.loss(
         rendered.rgb.reshape(shape),
         progress=progress,

@@ -252,10 +252,14 @@ class Scene4D:
         return means, quats
 
     def render_frames(
-        self, frames: Tensor, camera: Camera, background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+        self,
+        frames: Tensor,
+        camera: Camera,
+        background: tuple[float, float, float] = (1.0, 1.0, 1.0),
+        deformed: tuple[Tensor, Tensor] | None = None,  # deformed_gaussians(frames), if already made
     ) -> RenderOutput:
         """Render ``frames`` [F] (long) of the deforming scene: RGB, alpha, depth, object masks."""
-        means, quats = self.deformed_gaussians(frames)
+        means, quats = self.deformed_gaussians(frames) if deformed is None else deformed
         g = self.gaussians
         return render(means, quats, g.scales, g.opacities, g.colors, g.object_index, self.num_objects,
                       camera, background=background)  # fmt: skip
