@@ -28,6 +28,7 @@ def flow(
     wan_mode: Literal["exact", "fast"] = "exact",
     experts_resident: Literal["both", "one"] | None = None,
     wan_dtype: Literal["bfloat16", "float32"] = "bfloat16",
+    wan_attention: Literal["native", "fp8"] | None = None,
     rerun: Path | None = None,
     config: Annotated[FlowConfig, tyro.conf.OmitArgPrefixes, tyro.conf.AvoidSubcommands] = FlowConfig(),
 ) -> None:
@@ -54,6 +55,9 @@ def flow(
         tau_schedule: Wan prior: noise levels drawn uniformly, or annealed from high to low.
         wan_mode: Wan prior speed: "exact" (bf16, fits an 80 GB GPU) or "fast" (expert linears in FP8,
             ~20% faster; gradient checked against exact, docs/wan_prior.md).
+        wan_attention: Wan experts' self-attention: "native" (the default of both modes) or "fp8"
+            (cuDNN FP8 attention on Hopper, pip install nvidia-cudnn-frontend; -1 s a step in fast mode,
+            but its gradient falls below the fast mode's guard: docs/wan_prior.md).
         experts_resident: Wan A14B: keep both experts on the GPU, or one (the other waits in pinned host
             memory); default: the mode's ("one" for exact, "both" for fast).
         wan_dtype: Wan weights' dtype: "bfloat16" (the checkpoints') or "float32" (CPU tests, or to
@@ -74,6 +78,7 @@ def flow(
         experts_resident = inputs.get("experts_resident", experts_resident)
         wan_mode = inputs.get("wan_mode", wan_mode)
         wan_dtype = inputs.get("wan_dtype", wan_dtype)
+        wan_attention = inputs.get("wan_attention", wan_attention)
     elif scene is None or out is None:
         raise ChordError(
             "give a SCENE and --out DIR (or --resume DIR), e.g. `chord flow scene.yaml --out runs/x`"
@@ -87,13 +92,14 @@ def flow(
     ctx = distributed.init_from_env(config.device)  # under torchrun: join the job, pick this rank's GPU
     try:
         _flow(sc, scene, out, resume, video, masks, depth, no_depth, model_dir, tau_schedule, wan_mode,
-              experts_resident, wan_dtype, rerun, config, quiet=ctx is not None and not ctx.main)  # fmt: skip
+              experts_resident, wan_dtype, wan_attention, rerun, config,
+              quiet=ctx is not None and not ctx.main)  # fmt: skip
     finally:
         distributed.shutdown()
 
 
 def _flow(sc, scene, out, resume, video, masks, depth, no_depth, model_dir, tau_schedule, wan_mode,
-          experts_resident, wan_dtype, rerun, config, quiet: bool) -> None:  # fmt: skip
+          experts_resident, wan_dtype, wan_attention, rerun, config, quiet: bool) -> None:  # fmt: skip
     inputs: dict[str, Any] = {}
     if config.prior == "video":
         prior = _video_prior(sc, video, masks, depth, no_depth, inputs)
@@ -104,12 +110,15 @@ def _flow(sc, scene, out, resume, video, masks, depth, no_depth, model_dir, tau_
         if model_dir is None:
             raise ChordError("--prior wan needs --model-dir DIR: a local Wan 2.2 diffusers folder")
         config = config.resolved(sc.camera.width, sc.camera.height)
-        prior = _wan_prior(model_dir, config, sc, tau_schedule, wan_mode, experts_resident, wan_dtype)
+        prior = _wan_prior(
+            model_dir, config, sc, tau_schedule, wan_mode, experts_resident, wan_dtype, wan_attention
+        )
         inputs.update(
             model_dir=str(model_dir),
             tau_schedule=tau_schedule,
             wan_mode=wan_mode,
             wan_dtype=wan_dtype,
+            wan_attention=prior.config.attention_precision,
             experts_resident=prior.config.experts_resident,
         )
 
@@ -201,6 +210,7 @@ def _wan_prior(
     mode: str,
     experts_resident: str | None,
     dtype: str = "bfloat16",
+    attention: str | None = None,
 ):
     from flowgen.optimize import resolve_device
     from flowgen.rfsds import make_wan_prior
@@ -210,6 +220,8 @@ def _wan_prior(
     settings = mode_settings(mode)
     if experts_resident is not None:
         settings["experts_resident"] = experts_resident
+    if attention is not None:
+        settings["attention_precision"] = attention
     wan = WanPriorConfig(
         model_dir=model_dir,
         tau_schedule=tau_schedule,

@@ -95,6 +95,19 @@ class RFSDSPrior:
             for model in (components.transformer, components.transformer_2):
                 if model is not None:
                     linears_to_fp8(model)
+        if config.attention_precision == "fp8":
+            from flowgen.wan.fp8_attention import check_cudnn_fp8, self_attention_to_fp8
+
+            if self.device.type == "cuda":
+                check_cudnn_fp8(self.device)
+            kernel = "cudnn" if self.device.type == "cuda" else "emulated"  # CPU: tests
+            for model in (components.transformer, components.transformer_2):
+                if model is not None:
+                    self_attention_to_fp8(model, kernel)
+        if config.vae_channels_last and components.vae is not None:
+            from flowgen.wan.condition import vae_channels_last
+
+            vae_channels_last(components.vae)
         if config.compile_blocks and self.device.type == "cuda":  # CPU runs are tests: no compiler needed
             for model in (components.transformer, components.transformer_2):
                 if model is not None:
@@ -283,7 +296,14 @@ class RFSDSPrior:
             raise ValueError(
                 f"video has shape {tuple(video.shape)}, expected [B, {t}, {h}, {w}, 3] as prepared"
             )
-        return encode_video(self.c.vae, video_to_vae_input(video.to(self.device)), self.config.vae_checkpoint)
+        cfg = self.config
+        return encode_video(
+            self.c.vae,
+            video_to_vae_input(video.to(self.device)),
+            cfg.vae_checkpoint,
+            keep_caches=cfg.vae_keep_caches,
+            channels_last=cfg.vae_channels_last,
+        )
 
     def draws(self, z: Tensor) -> Tensor:
         """[B, ...] latents -> [B * samples_per_video, ...]: one VAE encode per rendered video, and

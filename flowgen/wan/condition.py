@@ -68,14 +68,27 @@ def encoder_mode_checkpointed(vae, x: Tensor) -> Tensor:  # [B, 3, T, H, W] -> [
     return h[:, : vae.config.z_dim]  # DiagonalGaussianDistribution: mean first, then logvar
 
 
-def encode_video(vae, x: Tensor, checkpoint: bool = False) -> Tensor:
+def encode_video(
+    vae,
+    x: Tensor,
+    checkpoint: bool = False,
+    keep_caches: bool = False,
+    channels_last: bool = False,
+) -> Tensor:
     """Normalised float32 latent mode of ``x`` ([B, 3, T, H, W] in [-1, 1]) -> [B, C, F, h, w].
 
     ``checkpoint`` runs the videos one at a time through ``encoder_mode_checkpointed`` (same values,
     far less memory in backward); otherwise ``vae.encode`` exactly as the pipeline calls it.
+    ``keep_caches`` (with ``checkpoint``) drops the outer, per-video level of recomputation: autograd
+    keeps every 4-frame step's input and causal-conv caches, and backward runs the encoder forward
+    once less (-0.5 s at 41x832x464; the peak, set by one step's backward, stayed at 21 GiB).
+    ``channels_last`` hands the encoder its input in ``torch.channels_last_3d`` (the encoder's conv
+    weights must already be in it: ``vae_channels_last``); cuDNN's conv3d kernels prefer that layout.
     """
     x = x.to(vae.dtype)
-    if checkpoint and torch.is_grad_enabled() and x.requires_grad:
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    if checkpoint and torch.is_grad_enabled() and x.requires_grad and not keep_caches:
         # Two levels: autograd keeps only each video's input (the causal-conv caches of one video,
         # ~1 GiB per 4-frame step at 832x464, exist only while that video is back-propagated), and
         # inside it only each step's input and caches.
@@ -92,6 +105,20 @@ def encode_video(vae, x: Tensor, checkpoint: bool = False) -> Tensor:
         mu = vae.encode(x).latent_dist.mode()
     mean, inv_std = latent_stats(vae, mu.device)
     return (mu.float() - mean) * inv_std
+
+
+def vae_channels_last(vae) -> None:
+    """Put the VAE encoder's (and quant conv's) conv3d weights in ``torch.channels_last_3d``, in place
+    (``Module.to(memory_format=)`` cannot: the encoder also holds 4-D conv2d weights)."""
+    set_conv3d_layout(vae, torch.channels_last_3d)
+
+
+def set_conv3d_layout(vae, memory_format: torch.memory_format) -> None:
+    """Lay out every conv3d weight of the VAE's encoder and quant conv in ``memory_format``."""
+    for part in (vae.encoder, vae.quant_conv):
+        for m in part.modules():
+            if isinstance(m, torch.nn.Conv3d):
+                m.weight.data = m.weight.data.contiguous(memory_format=memory_format)
 
 
 def i2v_condition(vae, image: Tensor, num_frames: int) -> Tensor:  # image [1, 3, H, W] in [-1, 1]

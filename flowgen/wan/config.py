@@ -13,6 +13,7 @@ RESIDENCY = ("both", "one")
 DTYPES = ("bfloat16", "float16", "float32")
 ATTENTION = ("auto", "cudnn", "flash", "efficient", "math")
 LINEAR_PRECISIONS = ("native", "fp8")
+ATTENTION_PRECISIONS = ("native", "fp8")
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,16 @@ class WanPriorConfig:
         "both"  # A14B: "both" experts on the GPU (57 GiB), or "one" (the idle one waits on CPU)
     )
     vae_checkpoint: bool = True  # recompute the VAE encoder per 4-frame chunk in backward (memory plan)
+    vae_keep_caches: bool = False  # with vae_checkpoint: keep each chunk's input + caches (+11 GiB at
+    # 832x464) instead of also recomputing the whole video: one encoder forward less per step
+    vae_channels_last: bool = False  # VAE encoder weights and input in torch.channels_last_3d
     transformer_batch: int = 0  # most videos per transformer forward (CFG pair counts 2); 0: all at once
     attention: str = (
         "auto"  # scaled-dot-product kernel of the experts: "auto" (torch picks), "cudnn", "flash", ...
     )
     compile_blocks: bool = False  # torch.compile each expert's transformer blocks (once, on the first step)
     linear_precision: str = "native"  # experts' linear layers: "native" (their dtype) or "fp8" (fast mode)
+    attention_precision: str = "native"  # experts' self-attention: "native" or "fp8" (cuDNN, Hopper)
     cache_dir: Path | None = None  # prompt-embedding cache; None: $XDG_CACHE_HOME/chord/wan_prompts
 
     def __post_init__(self) -> None:
@@ -74,6 +79,7 @@ class WanPriorConfig:
         one_of("vae_dtype", DTYPES)
         one_of("attention", ATTENTION)
         one_of("linear_precision", LINEAR_PRECISIONS)
+        one_of("attention_precision", ATTENTION_PRECISIONS)
         if not 0.0 < self.tau_min < self.tau_max < 1.0:
             raise ValueError(
                 f"WanPriorConfig: need 0 < tau_min < tau_max < 1, got tau_min={self.tau_min}, tau_max={self.tau_max}"
@@ -100,22 +106,29 @@ class WanPriorConfig:
             raise ValueError(f"WanPriorConfig.transformer_batch is {self.transformer_batch}, expected >= 0")
 
 
-# The two speed modes of the RF-SDS step; benchmarks/RESULTS.md has the measurements behind them
-# (H200, 41x832x464, 4 draws x CFG pair: baseline 16.5 s / 120 GiB, exact 11.4 s / 50 GiB, fast 9.1 s).
-# "exact": the seed's computation in bf16 with the full VAE-encoder backward (recomputed per chunk),
-# compiled blocks, one expert on the GPU and the other in pinned host memory (fits an 80 GB card).
-# "fast": the experts' block linears in FP8 as well (both experts fit on the GPU at 15 GiB each);
-# checked against exact by the cosine of the SDS gradient (GUARD_MIN_COS).
+# The two speed modes of the RF-SDS step; benchmarks/RESULTS.md has the measurements behind them.
+# "exact": the seed's computation in bf16 with the full VAE-encoder backward (recomputed per 4-frame
+# step, channels-last), compiled expert blocks, one expert on the GPU and the other in pinned
+# host memory (fits an 80 GB card).
+# "fast": exact plus the experts' block linears in FP8 (both experts fit on the GPU at 15 GiB each);
+# checked against exact by the cosine of the SDS gradient (GUARD_MIN_COS). FP8 self-attention
+# (attention_precision="fp8") is faster still but fails that guard, so it is opt-in.
 MODES: dict[str, dict[str, object]] = {
     "exact": {
         "linear_precision": "native",
+        "attention_precision": "native",
         "vae_checkpoint": True,
+        "vae_keep_caches": True,
+        "vae_channels_last": True,
         "compile_blocks": True,
         "experts_resident": "one",
     },
     "fast": {
         "linear_precision": "fp8",
+        "attention_precision": "native",  # FP8 attention: -1.5 s but below the guard (RESULTS.md)
         "vae_checkpoint": True,
+        "vae_keep_caches": True,
+        "vae_channels_last": True,
         "compile_blocks": True,
         "experts_resident": "both",
     },

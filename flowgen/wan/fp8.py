@@ -59,14 +59,22 @@ class Float8Linear(nn.Module):
         self.register_buffer("bias", bias)  # [N] in the layer's dtype, or None
 
     def forward(self, x: Tensor) -> Tensor:  # [..., K] -> [..., N]
-        lead = x.shape[:-1]
+        x2, m = self._rows(x)
+        q, scale = quantize_rows(x2)
+        return self._product(q, scale, m, x.shape[:-1], x.dtype)
+
+    def _rows(self, x: Tensor) -> tuple[Tensor, int]:
+        """``x`` as [M padded to a multiple of 16, K] (cuBLAS FP8's rule), and M."""
         x2 = x.reshape(-1, self.in_features)
         m = x2.shape[0]
-        pad = (-m) % 16  # cuBLAS FP8 wants every dimension a multiple of 16
+        pad = (-m) % 16
         if pad:
             x2 = torch.nn.functional.pad(x2, (0, 0, 0, pad))
-        q, scale = quantize_rows(x2)
-        out_dtype = x.dtype if x.dtype in (torch.bfloat16, torch.float16) else torch.bfloat16
+        return x2, m
+
+    def _product(self, q: Tensor, scale: Tensor, m: int, lead: torch.Size, dtype: torch.dtype) -> Tensor:
+        """FP8 rows ``q`` [M', K] with float32 row scales [M', 1] -> [*lead, N] in ``dtype``."""
+        out_dtype = dtype if dtype in (torch.bfloat16, torch.float16) else torch.bfloat16
         y = torch._scaled_mm(
             q,
             self.weight_fp8.t(),
@@ -75,11 +83,34 @@ class Float8Linear(nn.Module):
             out_dtype=out_dtype,
             use_fast_accum=True,
         )
-        if pad:
+        if y.shape[0] != m:
             y = y[:m]
         if self.bias is not None:
             y = y + self.bias.to(y.dtype)
-        return y.to(x.dtype).reshape(*lead, self.out_features)
+        return y.to(dtype).reshape(*lead, self.out_features)
+
+    @staticmethod
+    def shared_input(x: Tensor, layers: tuple[Float8Linear, ...]) -> tuple[Tensor, ...]:
+        """Each layer applied to the same ``x``, which is quantised once (q, k and v projections)."""
+        if len({layer.in_features for layer in layers}) != 1 or layers[0].in_features != x.shape[-1]:
+            raise ValueError(
+                f"shared_input: layers take {[layer.in_features for layer in layers]} features, x has {x.shape[-1]}"
+            )
+        x2, m = layers[0]._rows(x)
+        q, scale = quantize_rows(x2)
+        return tuple(layer._product(q, scale, m, x.shape[:-1], x.dtype) for layer in layers)
+
+    def from_fp8(self, x8: Tensor, descale: Tensor, dtype: torch.dtype) -> Tensor:
+        """The layer on an already-FP8 input ``x8`` [..., K] whose values are x8 * ``descale`` (a
+        float32 scalar tensor: one scale for the whole tensor, handed to cuBLAS as every row's)."""
+        if x8.dtype != E4M3 or x8.shape[-1] != self.in_features:
+            raise ValueError(
+                f"from_fp8 needs [..., {self.in_features}] float8_e4m3fn, got {tuple(x8.shape)} {x8.dtype}"
+            )
+        x2, m = self._rows(x8.view(torch.uint8))  # padding is defined for integers, not float8
+        x2 = x2.view(E4M3)
+        scale = descale.reshape(1, 1).float().expand(x2.shape[0], 1).contiguous()
+        return self._product(x2, scale, m, x8.shape[:-1], dtype)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, fp8=e4m3 row-wise"

@@ -24,16 +24,21 @@ def setup(tmp_path_factory):
     return root / "tasks" / "pick_banana" / "scene.yaml", save_tiny_wan(root / "wan", "i2v-a14b")
 
 
-@pytest.mark.parametrize(("mode", "resident"), [("exact", "one"), ("fast", "both")])
-def test_wan_speed_modes_run_and_are_recorded(setup, tmp_path, monkeypatch, mode, resident):
+@pytest.mark.parametrize(
+    ("mode", "attention", "resident"),
+    [("exact", None, "one"), ("fast", None, "both"), ("fast", "fp8", "both")],
+)
+def test_wan_speed_modes_run_and_are_recorded(setup, tmp_path, monkeypatch, mode, attention, resident):
     scene, folder = setup
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     run = tmp_path / "run"
+    extra = ["--wan-attention", attention] if attention else []
     rc = main(["flow", str(scene), "--out", str(run), "--prior", "wan", "--model-dir", str(folder),
-               "--wan-mode", mode, *TINY])  # fmt: skip
+               "--wan-mode", mode, *extra, *TINY])  # fmt: skip
     assert rc == 0
     inputs = json.loads((run / "config.json").read_text())["inputs"]
     assert inputs["wan_mode"] == mode and inputs["experts_resident"] == resident
+    assert inputs["wan_attention"] == (attention or "native")  # FP8 attention is opt-in in both modes
     flow = ObjectFlow.load(run / "flow.npz")
     assert flow.num_frames == 41
     logs = [json.loads(line) for line in (run / "run.log").read_text().splitlines()]

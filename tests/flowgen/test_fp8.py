@@ -95,6 +95,14 @@ def test_fp8_config_converts_the_experts_when_the_prior_is_built(tmp_path):
         WanPriorConfig(model_dir=tmp_path, linear_precision="int4")
     with pytest.raises(ValueError, match="attention is 'fa9'"):
         WanPriorConfig(model_dir=tmp_path, attention="fa9")
+    with pytest.raises(ValueError, match="attention_precision is 'int8'"):
+        WanPriorConfig(model_dir=tmp_path, attention_precision="int8")
+    # FP8 attention is opt-in: neither mode turns it on (it fails the fast mode's guard)
+    assert (
+        mode_settings("fast")["attention_precision"]
+        == mode_settings("exact")["attention_precision"]
+        == "native"
+    )
 
 
 def test_attention_kernel_choice_reaches_the_transformer():

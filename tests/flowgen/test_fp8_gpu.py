@@ -78,3 +78,37 @@ def test_pinned_one_resident_switch_on_the_gpu():
     torch.testing.assert_close(out, ref_lo)
     assert abs(torch.cuda.memory_allocated() - on_one) < 0.1 * on_one  # one expert resident at a time
     assert all(p.device.type == "cpu" for p in hi.parameters())
+
+
+def test_cudnn_fp8_attention_matches_its_emulation_and_bf16_attention():
+    from flowgen.wan.fp8_attention import attention_fp8
+
+    g = torch.Generator(device="cuda").manual_seed(0)
+    q, k, v = (
+        torch.randn(2, 1024, 4, 128, generator=g, device="cuda", dtype=torch.bfloat16) for _ in range(3)
+    )
+    a8, da = attention_fp8(q, k, v, "cudnn")
+    b8, db = attention_fp8(q, k, v, "emulated")
+    a, b = a8.float() * da.reshape(()), b8.float() * db.reshape(())
+    ref = torch.nn.functional.scaled_dot_product_attention(
+        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+    ).transpose(1, 2)
+    c_emul, c_bf16 = _cos(a, b), _cos(a, ref.float())
+    print(f"\ncuDNN FP8 attention: cos vs emulation {c_emul:.5f}, vs bf16 SDPA {c_bf16:.5f}")
+    assert c_emul > 0.999 and 0.99 < c_bf16 < 1.0
+
+
+def test_fp8_attention_and_linears_compiled_stay_close_to_bf16():
+    from flowgen.wan.fp8_attention import self_attention_to_fp8
+    from flowgen.wan.models import compile_blocks
+
+    m = _model(4)
+    ref = _run(m)
+    linears_to_fp8(m)
+    self_attention_to_fp8(m, "cudnn")
+    eager = _run(m)
+    compile_blocks(m)
+    compiled = _run(m)
+    c_eager, c_comp = _cos(eager, ref), _cos(compiled, ref)
+    print(f"\nFP8 linears + FP8 attention vs bf16: eager cos {c_eager:.5f}, compiled cos {c_comp:.5f}")
+    assert 0.98 < c_eager < 1.0 and _cos(compiled, eager) > 0.999

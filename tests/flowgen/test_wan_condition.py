@@ -89,3 +89,36 @@ def test_checkpointed_encode_video_has_the_plain_gradient(pipes):
     (ckpt,) = torch.autograd.grad((encode_video(vae, x, checkpoint=True) * w).sum(), x)
     torch.testing.assert_close(ckpt, plain, rtol=1e-4, atol=1e-6)  # batch-1 vs batch-2 kernels: ~2e-7
     assert plain[1].abs().sum() > 0 and plain[0].abs().sum() > 0
+
+
+def test_keeping_the_caches_and_channels_last_give_the_same_latent_and_gradient():
+    """The VAE memory plans of the speed modes change what autograd keeps and the memory layout,
+    not the values: latent and vector-Jacobian product match the plain encode."""
+    from diffusers import AutoencoderKLWan
+
+    from flowgen.wan.condition import encode_video, set_conv3d_layout, vae_channels_last
+
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(base_dim=8, dim_mult=[1, 1, 1, 1], num_res_blocks=1).eval().requires_grad_(False)
+    x0 = torch.rand(2, 3, 9, 16, 16) * 2 - 1
+    cot = torch.randn(2, 16, 3, 2, 2)
+
+    def run(**kw):
+        x = x0.clone().requires_grad_(True)
+        z = encode_video(vae, x, **kw)
+        (z * cot).sum().backward()
+        return z.detach(), x.grad
+
+    z_ref, g_ref = run(checkpoint=False)
+    for kw in ({"checkpoint": True}, {"checkpoint": True, "keep_caches": True}):
+        z, g = run(**kw)
+        torch.testing.assert_close(z, z_ref, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-6)
+    vae_channels_last(vae)
+    conv = next(m for m in vae.encoder.modules() if isinstance(m, torch.nn.Conv3d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
+    z, g = run(checkpoint=True, keep_caches=True, channels_last=True)
+    torch.testing.assert_close(z, z_ref, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(g, g_ref, rtol=1e-3, atol=1e-6)
+    set_conv3d_layout(vae, torch.contiguous_format)
+    assert conv.weight.is_contiguous()
