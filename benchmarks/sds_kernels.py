@@ -4,8 +4,16 @@ At the seed's shape (41 frames 832x464 -> 16,588 tokens; 4 draws x CFG pair = 8 
   gemm       the expert's three linear shapes at M = 8 x 16,588 rows: bf16, FP8 per-tensor and FP8
              row-wise (``torch._scaled_mm``), plus the cost of quantising the activation
   attention  scaled-dot-product attention [8, 40 heads, 16,588, 128] under each SDPA kernel
+  attention-fp8  cuDNN's fused FP8 attention (flowgen.wan.fp8_attention) at that shape: time with and
+             without the per-tensor quantisation of q, k, v, and its output against bf16 SDPA (and
+             against the float32 emulation at a small shape)
   layers     a Wan A14B expert cut to --layers blocks (true width), eager vs ``torch.compile``d blocks,
-             bf16 vs FP8 linears; per block x 40 projects a whole expert forward
+             bf16 vs FP8 linears vs FP8 linears + FP8 self-attention; per block x 40 projects a whole
+             expert forward
+  vae        the Wan 2.1 VAE encoder on one 41x464x832 video, forward then backward, as the prior runs
+             it: recomputed per video and per 4-frame step, or per step only (keep_caches), with the
+             activations in the default or the channels-last-3d layout; peak memory and the gradient's
+             cosine against the default
 
     PYTHONPATH=. python benchmarks/sds_kernels.py
     PYTHONPATH=. python benchmarks/sds_kernels.py --sections gemm,attention
@@ -99,6 +107,102 @@ def attention() -> None:
             print(f"  {name:10s} unavailable: {str(e).splitlines()[0][:100]}")
 
 
+def attention_fp8() -> None:
+    from flowgen.wan.fp8_attention import attention_fp8, quantize_tensor, sdpa_fp8_emulated
+
+    g = torch.Generator(device="cuda").manual_seed(0)
+    # [B, S, H, D] as the Wan processor hands them over; rows of unit-RMS q and k as after RMSNorm
+    q, k, v = (torch.randn(ROWS, TOKENS, 40, 128, device="cuda", dtype=torch.bfloat16, generator=g)
+               for _ in range(3))  # fmt: skip
+    flops = 4 * ROWS * 40 * TOKENS * TOKENS * 128
+    print(f"\n[attention-fp8] [{ROWS}, {TOKENS}, 40, 128], {flops / 1e12:.0f} TFLOP")
+    t_ref = bench(lambda: torch.nn.functional.scaled_dot_product_attention(
+        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)), 1, 3)  # fmt: skip
+    ref = torch.nn.functional.scaled_dot_product_attention(
+        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+    )
+    ref = ref.transpose(1, 2)
+    o8, d_o = attention_fp8(q, k, v, "cudnn")
+    out = o8.float() * d_o.reshape(())
+    (q8, dq), (k8, dk), (v8, dv) = (quantize_tensor(x) for x in (q, k, v))
+    from flowgen.wan.fp8_attention import cudnn_sdpa_fp8, output_scale
+
+    so = output_scale(dv)
+    t_op = bench(lambda: cudnn_sdpa_fp8(q8, k8, v8, dq, dk, dv, so, 128**-0.5), 1, 3)
+    t_all = bench(lambda: attention_fp8(q, k, v, "cudnn"), 1, 3)
+    cos = float(torch.nn.functional.cosine_similarity(out.flatten().double(), ref.flatten().double(), dim=0))
+    rel = float((out - ref.float()).norm() / ref.float().norm())
+    print(f"  bf16 SDPA (torch default)   {t_ref * 1e3:7.1f} ms  {flops / t_ref / 1e12:5.0f} TFLOP/s")
+    print(f"  cuDNN FP8 kernel            {t_op * 1e3:7.1f} ms  {flops / t_op / 1e12:5.0f} TFLOP/s")
+    print(f"  + quantising q, k, v (eager) {t_all * 1e3:6.1f} ms  {flops / t_all / 1e12:5.0f} TFLOP/s")
+    print(f"  vs bf16: cos {cos:.5f}  relative error {rel:.4f}", flush=True)
+    # the same inputs through the float32 emulation, at a shape whose S x S scores fit in memory
+    qs, ks, vs = (x[:1, :2048, :8].contiguous() for x in (q, k, v))
+    a8, da = attention_fp8(qs, ks, vs, "cudnn")
+    b8, db = attention_fp8(qs, ks, vs, "emulated")
+    a, b = a8.float() * da.reshape(()), b8.float() * db.reshape(())
+    cos_e = float(torch.nn.functional.cosine_similarity(a.flatten().double(), b.flatten().double(), dim=0))
+    print(f"  cuDNN vs float32 emulation at [1, 2048, 8, 128]: cos {cos_e:.5f}", flush=True)
+    _ = sdpa_fp8_emulated  # (imported for the reader: the emulation is what the test suite checks on CPU)
+
+
+def vae(frames: int = 41, height: int = 464, width: int = 832) -> None:
+    from accelerate import init_empty_weights
+    from diffusers import AutoencoderKLWan
+
+    from benchmarks.wan_smoke import VAE21
+    from flowgen.wan.condition import encode_video, set_conv3d_layout
+
+    print(f"\n[vae] Wan 2.1 VAE encoder, one {frames}x{height}x{width} video, forward + backward (bf16)")
+    torch.backends.cudnn.benchmark = True
+    with init_empty_weights():
+        model = AutoencoderKLWan(**VAE21)
+    model = materialise(model, torch.device("cuda"), torch.bfloat16, 3)
+    g = torch.Generator(device="cuda").manual_seed(0)
+    x0 = torch.rand(1, 3, frames, height, width, device="cuda", generator=g) * 2 - 1
+    cot = None
+    ref = None
+    cases = (("per video + per step", False, False, False), ("per step (keep caches)", True, False, False),
+             ("per step, channels-last", True, True, False), ("per step, compiled encoder", True, False, True),
+             ("per step, channels-last, compiled", True, True, True))  # fmt: skip
+    for name, keep, cl, compiled in cases:
+        set_conv3d_layout(model, torch.channels_last_3d if cl else torch.contiguous_format)
+        model.encoder._compiled_call_impl = None
+        if compiled:
+            model.encoder.compile()
+        x = x0.clone().requires_grad_(True)
+
+        def run(x=x, keep=keep, cl=cl):
+            z = encode_video(model, x, checkpoint=True, keep_caches=keep, channels_last=cl)
+            nonlocal cot
+            if cot is None:
+                cot = torch.randn(z.shape, device="cuda", generator=g)
+            x.grad = None
+            (z * cot).sum().backward()
+            return z
+
+        t0 = time.perf_counter()
+        try:
+            with torch.no_grad():
+                t_fwd = bench(lambda x=x, keep=keep, cl=cl: encode_video(model, x, True, keep, cl), 1, 3)
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+            run()
+        except Exception as e:  # a compile failure: report it, go on
+            print(f"  {name:38s} failed: {str(e).splitlines()[0][:120]}", flush=True)
+            continue
+        first = time.perf_counter() - t0 - 4 * t_fwd
+        peak = (torch.cuda.max_memory_allocated() - base) / 2**30
+        t_all = bench(run, 1, 3)
+        grad = x.grad.detach().float().clone()
+        ref = grad if ref is None else ref
+        cos = float(
+            torch.nn.functional.cosine_similarity(grad.flatten().double(), ref.flatten().double(), dim=0)
+        )
+        print(f"  {name:38s} forward {t_fwd:5.2f} s  forward+backward {t_all:5.2f} s  peak +{peak:5.1f} GiB"
+              f"  cos(grad) vs first {cos:.5f}  (first calls {first:.0f} s)", flush=True)  # fmt: skip
+
+
 def layers(n_layers: int) -> None:
     from accelerate import init_empty_weights
     from diffusers import WanTransformer3DModel
@@ -119,10 +223,14 @@ def layers(n_layers: int) -> None:
             return m(hidden_states=x, timestep=t, encoder_hidden_states=text, return_dict=False)[0]
 
     ref = None
-    for name in ("bf16", "bf16-compiled", "fp8", "fp8-compiled"):
+    from flowgen.wan.fp8_attention import self_attention_to_fp8
+
+    for name in ("bf16", "bf16-compiled", "fp8", "fp8-compiled", "fp8+attn-compiled"):
         m = make()
         if name.startswith("fp8"):
             linears_to_fp8(m)
+        if "attn" in name:
+            self_attention_to_fp8(m, "cudnn")
         t0 = time.perf_counter()
         if name.endswith("compiled"):
             compile_blocks(m)
@@ -142,7 +250,7 @@ def layers(n_layers: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sections", default="gemm,attention,layers")
+    ap.add_argument("--sections", default="gemm,attention,attention-fp8,layers,vae")
     ap.add_argument("--layers", type=int, default=4, help="blocks in the cut-down expert")
     args = ap.parse_args()
     if not torch.cuda.is_available():
@@ -153,6 +261,12 @@ def main() -> None:
         gemm()
     if "attention" in sections:
         attention()
+    if "attention-fp8" in sections:
+        attention_fp8()
+        torch.cuda.empty_cache()
+    if "vae" in sections:
+        vae()
+        torch.cuda.empty_cache()
     if "layers" in sections:
         layers(args.layers)
 
