@@ -91,6 +91,8 @@ def run(
     out: Path | None = None,
     task: str = "",
     model_dir: Path | None = None,
+    wan_mode: Literal["exact", "fast"] = "exact",
+    wan_attention: Literal["native", "fp8"] | None = None,
     resume: bool = False,
     judge: Literal["flow", "reference"] = "flow",
     config: Annotated[FlowConfig, tyro.conf.OmitArgPrefixes, tyro.conf.AvoidSubcommands] = FlowConfig(),
@@ -113,6 +115,8 @@ def run(
         task: build this task scene (pick_banana, lower_lamp, close_laptop) under OUT/scenes/ first
             (kept if already there) and run on it.
         model_dir: local Wan 2.2 diffusers folder, for --prior wan.
+        wan_mode: Wan prior speed mode, "exact" or "fast" (as `chord flow`; docs/wan_prior.md).
+        wan_attention: Wan experts' self-attention, "native" or the opt-in "fp8" (as `chord flow`).
         resume: continue a killed run in OUT: the flow resumes from its newest checkpoint with the
             config recorded there; the later stages run again.
         judge: what the sim's success is judged against: "flow", the generated flow's own goal (the
@@ -128,6 +132,9 @@ def run(
         raise ChordError(
             "give a SCENE or --task NAME (not both), e.g. `chord run --task pick_banana --out runs/banana`"
         )
+    from flowgen.cli import check_wan_options
+
+    check_wan_options(config.prior, model_dir, wan_mode, wan_attention)  # before any stage runs
     seconds: dict[str, float] = {}
     if task:
         scene = out / "scenes" / task / "scene.yaml"
@@ -139,7 +146,8 @@ def run(
     sc, _ = run_stage("scene", seconds, Scene.load, scene)
     reference = sc.reference.flow if sc.reference is not None else None
 
-    _flow_stage(scene, out, model_dir, resume, config, seconds)
+    wan = {"model_dir": model_dir, "wan_mode": wan_mode, "wan_attention": wan_attention}
+    _flow_stage(scene, out, wan, resume, config, seconds)
     flow_path = out / "flow.npz"
     errors, _ = run_stage("flow error", seconds, _flow_errors, flow_path, reference, sc)
 
@@ -185,7 +193,7 @@ def run(
 def _flow_stage(
     scene: Path,
     out: Path,
-    model_dir: Path | None,
+    wan: dict[str, Any],  # chord flow's Wan options: model_dir, wan_mode, wan_attention
     resume: bool,
     config: FlowConfig,
     seconds: dict[str, float],
@@ -198,7 +206,7 @@ def _flow_stage(
             raise StageError("flow", ChordError(f"--resume: {out} holds a run of {recorded}, not of {scene}"))
         run_stage("flow", seconds, flow, resume=out)
     else:
-        run_stage("flow", seconds, flow, scene, out=out, model_dir=model_dir, config=config)
+        run_stage("flow", seconds, flow, scene, out=out, config=config, **wan)
 
 
 def _recorded_scene(out: Path) -> Path | None:

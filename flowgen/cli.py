@@ -101,6 +101,7 @@ def flow(
 def _flow(sc, scene, out, resume, video, masks, depth, no_depth, model_dir, tau_schedule, wan_mode,
           experts_resident, wan_dtype, wan_attention, rerun, config, quiet: bool) -> None:  # fmt: skip
     inputs: dict[str, Any] = {}
+    check_wan_options(config.prior, model_dir, wan_mode, wan_attention, experts_resident)
     if config.prior == "video":
         prior = _video_prior(sc, video, masks, depth, no_depth, inputs)
         w, h = prior.size
@@ -202,6 +203,74 @@ def _video_prior(sc, video, masks, depth, no_depth: bool, inputs: dict[str, Any]
     )
 
 
+def check_wan_options(
+    prior: str,
+    model_dir: Path | None = None,
+    wan_mode: str = "exact",
+    wan_attention: str | None = None,
+    experts_resident: str | None = None,
+) -> None:
+    """Raise ChordError when Wan-only options are given with another prior (they would do nothing)."""
+    if prior == "wan":
+        return
+    wan_only = {
+        "--model-dir": model_dir is not None,
+        "--wan-mode": wan_mode != "exact",
+        "--wan-attention": wan_attention is not None,
+        "--experts-resident": experts_resident is not None,
+    }
+    given = [k for k, v in wan_only.items() if v]
+    if given:
+        raise ChordError(f"{', '.join(given)} apply to --prior wan, not --prior {prior}")
+
+
+def wan_prior_config(
+    model_dir: Path,
+    config: FlowConfig,
+    tau_schedule: str = "uniform",
+    mode: str = "exact",
+    experts_resident: str | None = None,
+    dtype: str = "bfloat16",
+    attention: str | None = None,
+):
+    """The WanPriorConfig ``chord flow --prior wan`` builds from its options (no file is read)."""
+    from flowgen.wan import WanPriorConfig
+    from flowgen.wan.config import mode_settings
+
+    settings = mode_settings(mode)
+    if experts_resident is not None:
+        settings["experts_resident"] = experts_resident
+    if attention is not None:
+        settings["attention_precision"] = attention
+    return WanPriorConfig(
+        model_dir=model_dir,
+        tau_schedule=tau_schedule,
+        dtype=dtype,
+        vae_dtype=dtype,
+        **settings,
+        samples_per_video=config.batch,
+        cfg_start=config.schedule.cfg_scale.start,
+        cfg_end=config.schedule.cfg_scale.end,
+    )
+
+
+def default_prior_settings(config: FlowConfig, model_dir: Path | None = None) -> dict[str, Any]:
+    """The prior settings (config.json's "prior_settings") that ``chord flow`` with no prior options
+    records for ``config``: the video fit's VideoFitConfig, or the Wan prior's exact-mode config."""
+    import dataclasses
+    import json
+
+    if config.prior == "wan":
+        if model_dir is None:
+            raise ChordError("--prior wan needs --model-dir DIR: a local Wan 2.2 diffusers folder")
+        cfg = wan_prior_config(model_dir, config.resolved(config.width or 1, config.height or 1))
+    else:
+        from flowgen.video_fit import VideoFitConfig
+
+        cfg = VideoFitConfig()
+    return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+
+
 def _wan_prior(
     model_dir: Path,
     config: FlowConfig,
@@ -214,24 +283,8 @@ def _wan_prior(
 ):
     from flowgen.optimize import resolve_device
     from flowgen.rfsds import make_wan_prior
-    from flowgen.wan import WanPriorConfig
-    from flowgen.wan.config import mode_settings
 
-    settings = mode_settings(mode)
-    if experts_resident is not None:
-        settings["experts_resident"] = experts_resident
-    if attention is not None:
-        settings["attention_precision"] = attention
-    wan = WanPriorConfig(
-        model_dir=model_dir,
-        tau_schedule=tau_schedule,
-        dtype=dtype,
-        vae_dtype=dtype,
-        **settings,
-        samples_per_video=config.batch,
-        cfg_start=config.schedule.cfg_scale.start,
-        cfg_end=config.schedule.cfg_scale.end,
-    )
+    wan = wan_prior_config(model_dir, config, tau_schedule, mode, experts_resident, dtype, attention)
     device = resolve_device(config.device)
     if device.type != "cuda":
         log.warning("the Wan prior on %s: expect hours per iteration; it is meant for a GPU", device)

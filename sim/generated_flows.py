@@ -19,11 +19,13 @@ from flowgen.config import FlowConfig
 log = logging.getLogger(__name__)
 
 
-def _check_recorded(run_dir: Path, config: FlowConfig) -> None:
-    """Raise ChordError when the finished run in ``run_dir`` was made with other optimisation settings."""
+def _check_recorded(run_dir: Path, config: FlowConfig, model_dir: Path | None = None) -> None:
+    """Raise ChordError when the run in ``run_dir`` was made with other optimisation settings, or
+    with other prior settings (e.g. the video fit's loss weights) than this version's defaults."""
     record = run_dir / "config.json"
     try:
-        old = FlowConfig.from_dict(json.loads(record.read_text())["config"])
+        recorded = json.loads(record.read_text())
+        old = FlowConfig.from_dict(recorded["config"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ChordError(f"bench --full: {record} is unreadable ({e}); remove {run_dir} to regenerate") from e
     # Unset fields of the request resolve as they did for the recorded run (the video's size).
@@ -35,6 +37,18 @@ def _check_recorded(run_dir: Path, config: FlowConfig) -> None:
             f"bench --full: the flow in {run_dir} was made with other settings ({changed}); "
             f"remove {run_dir} to regenerate it, or choose another --out"
         )
+    settings = recorded.get("prior_settings")
+    if settings is not None:  # runs from before prior settings were recorded cannot be compared
+        from flowgen.cli import default_prior_settings
+
+        now = default_prior_settings(new, model_dir)
+        changed = sorted(k for k in set(settings) | set(now) if settings.get(k) != now.get(k))
+        if changed:
+            raise ChordError(
+                f"bench --full: the flow in {run_dir} was made with other {new.prior} prior settings "
+                f"({changed}: recorded {[settings.get(k) for k in changed]}, now {[now.get(k) for k in changed]}); "
+                f"remove {run_dir} to regenerate it, or choose another --out"
+            )
 
 
 def check_flow_prior(config: FlowConfig, model_dir: Path | None) -> None:
@@ -81,10 +95,10 @@ def generated_flows(
         run_dir = root / task
         stage = f"flow {task}"
         if (run_dir / "flow.npz").is_file():
-            _check_recorded(run_dir, config)
+            _check_recorded(run_dir, config, model_dir)
             log.info("bench --full: reusing the finished flow %s", run_dir / "flow.npz")
         elif (run_dir / "config.json").is_file():
-            _check_recorded(run_dir, config)
+            _check_recorded(run_dir, config, model_dir)
             log.info("bench --full: resuming the flow run in %s", run_dir)
             run_stage(stage, seconds, flow, resume=run_dir)
         else:

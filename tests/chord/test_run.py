@@ -135,6 +135,15 @@ def test_an_unexpected_exception_becomes_one_line_with_its_type():
         (["run", "--out", "x"], "give a SCENE or --task NAME"),
         (["run", "--task", "fly_kite", "--out", "{tmp}/run"], "assets: task 'fly_kite' is unknown"),
         (["run", "{tmp}/nowhere.yaml", "--out", "{tmp}/run"], "chord run: error: scene: "),
+        # Wan options with the default video-fit prior would do nothing: refused before any stage
+        (
+            ["run", "--task", "pick_banana", "--out", "{tmp}/run", "--wan-mode", "fast"],
+            "chord run: error: --wan-mode apply to --prior wan, not --prior video",
+        ),
+        (
+            ["run", "--task", "pick_banana", "--out", "{tmp}/run", "--wan-attention", "fp8"],
+            "chord run: error: --wan-attention apply to --prior wan",
+        ),
     ],
 )
 def test_bad_arguments_are_one_line(tmp_path: Path, capsys, args: list[str], message: str):

@@ -51,3 +51,12 @@ def test_an_unknown_wan_mode_is_refused(setup, tmp_path, capsys):
         main(["flow", str(scene), "--out", str(tmp_path / "r"), "--prior", "wan", "--model-dir", str(folder),
               "--wan-mode", "turbo", *TINY])  # fmt: skip
     assert "turbo" in capsys.readouterr().err
+
+
+def test_wan_options_with_the_video_prior_are_refused_not_ignored(setup, tmp_path, capsys):
+    scene, folder = setup
+    rc = main(["flow", str(scene), "--out", str(tmp_path / "r"), "--model-dir", str(folder),
+               "--wan-attention", "fp8", *TINY])  # fmt: skip
+    assert rc != 0
+    assert "--model-dir, --wan-attention apply to --prior wan, not --prior video" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # refused before anything was written

@@ -70,3 +70,11 @@ def test_full_bench_plans_from_flows_it_generates_once_and_reuses(tmp_path: Path
         bench([scene], out=out, full=True, trials=1, methods=("ours",), workers=1)
     with pytest.raises(ChordError, match="generated .--full. flows"):
         bench([scene], out=out, trials=1, methods=("ours",), workers=1)
+    # A finished flow whose prior settings are not this version's defaults (an older video-fit
+    # weight) is not reused either: its config.json names the setting.
+    record["prior_settings"]["depth_weight"] = 1.0
+    (run_dir / "config.json").write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main([*args, "--workers", "1", *SMALL]) != 0
+    err = capsys.readouterr().err
+    assert "other video prior settings (['depth_weight']" in err and "recorded [1.0], now [10.0]" in err
