@@ -6,6 +6,7 @@ import json
 import logging
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 import tyro
 
@@ -22,6 +23,7 @@ def plan(
     base_pose: tuple[float, float, float, float, float, float, float] | None = None,
     velocity_scale: float = 0.5,
     accel_scale: float = 0.5,
+    geometry: Literal["flow", "mesh"] = "flow",
     rerun: Path | None = None,
 ) -> None:
     """Plan a robot trajectory from object flow: grasp (or push) the moving part, follow it, release.
@@ -43,6 +45,8 @@ def plan(
             automatically 0.5 m from the moving part, facing it (recorded in the plan).
         velocity_scale: fraction of the URDF joint velocity limits the plan may use.
         accel_scale: fraction of the joint acceleration limits the plan may use.
+        geometry: grasp and collision surfaces: "flow" (the flow's own points) or "mesh" (the scene's
+            meshes carried by the flow's fitted parts; needs --scene; `chord bench`'s default).
         rerun: also write a rerun recording (.rrd) of the scene, the flow coloured by part and the plan.
     """
     from chord.atomic import write_text_atomic
@@ -66,7 +70,10 @@ def plan(
         target_object=target_object,
         velocity_scale=velocity_scale,
         accel_scale=accel_scale,
+        geometry=geometry,
     )
+    if geometry == "mesh" and sc is None:
+        raise ChordError("--geometry mesh carries the scene's meshes along the flow: give --scene SCENE")
     result = plan_flow(f, sc, cfg)
     result.plan.save(out)
     config_path = out.with_suffix(".config.json")

@@ -73,6 +73,14 @@ def test_chord_plan_writes_a_valid_plan(tmp_path, capsys):
     } <= set(entities)
     # chord check understands the plan it wrote.
     assert main(["check", str(out)]) == 0
+    # The scene's meshes as grasp geometry (the bench's default) are a flag away.
+    mesh_out = tmp_path / "mesh" / "plan.npz"
+    rc = main(
+        ["plan", str(flow_path), "--scene", str(scene_path), "--out", str(mesh_out), "--geometry", "mesh"]
+    )
+    assert rc == 0
+    assert json.loads(mesh_out.with_suffix(".config.json").read_text())["config"]["geometry"] == "mesh"
+    assert cfg["config"]["geometry"] == "flow"
 
 
 def test_chord_plan_reports_errors_in_one_line(tmp_path, capsys):
@@ -85,3 +93,7 @@ def test_chord_plan_reports_errors_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "p.npz").exists()
     assert main(["plan", str(flow_path), "--velocity-scale", "1.5"]) == 1
     assert "--velocity-scale is 1.5" in capsys.readouterr().err
+    assert main(["plan", str(flow_path), "--geometry", "mesh"]) == 1
+    assert (
+        "--geometry mesh carries the scene's meshes along the flow: give --scene" in capsys.readouterr().err
+    )
