@@ -130,6 +130,9 @@ def run_flow(
             start = _restore(ckpt, model, optimizer, generator)
             log.info("resuming %s from iteration %d", out, start)
             _trim_run_log(out / "run.log", start)
+    initialise = getattr(prior, "initialise", None)
+    if start == 0 and initialise is not None:  # a prior that can place the parts before the first step
+        initialise(model)
     record = {
         "config": config.to_dict(),
         "scene": str(scene.path),

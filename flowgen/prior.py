@@ -44,7 +44,11 @@ class MotionPrior(Protocol):
     name: str  # written into flow.npz meta ("video", "wan", ...)
 
     def prepare(self, context: PriorContext) -> None:
-        """Called once before optimisation; heavy set-up (encoding prompts, loading video) goes here."""
+        """Called once before optimisation; heavy set-up (encoding prompts, loading video) goes here.
+
+        A prior may also define ``initialise(model)``, called once after ``prepare`` on a fresh run
+        (not on a resumed one), to set the Scene4D's deformation before the first step (the video
+        fit starts hinged parts where the depth video shows them)."""
 
     def loss(
         self,

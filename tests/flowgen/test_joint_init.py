@@ -1,0 +1,99 @@
+"""Hinged parts started where the depth video shows them (flowgen.joint_init)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from chord.cli import main
+from flowgen.joint_init import _rotations, hinge_angles
+
+
+def _slab(
+    n: int, size: tuple[float, float, float], offset: tuple[float, float, float], seed: int
+) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 3, generator=g) * torch.tensor(size) + torch.tensor(offset)
+
+
+def test_hinge_angles_recover_a_lid_closing_frame_by_frame():
+    base = _slab(600, (0.3, 0.2, 0.02), (0.0, 0.0, 0.0), 0)  # a keyboard slab on the table
+    lid = _slab(600, (0.3, 0.01, 0.2), (0.0, 0.19, 0.02), 1)  # the lid standing open at the back
+    pivot, axis = torch.tensor([0.0, 0.2, 0.02]), torch.tensor([1.0, 0.0, 0.0])
+    truth = np.deg2rad(np.linspace(0.0, -95.0, 9))  # closing by 95 deg over 9 frames
+    noise = torch.Generator().manual_seed(2)
+    observed = []
+    for a in truth:
+        r = _rotations(axis, torch.tensor([a], dtype=torch.float32))[0]
+        posed = (lid - pivot) @ r.T + pivot
+        pts = torch.cat([base[::3], posed[::3]])  # a subset of each, as a depth camera sees them
+        observed.append(pts + 0.001 * torch.randn(pts.shape, generator=noise))
+    found = hinge_angles(base, lid, pivot, axis, observed, step_deg=1.0)
+    assert found[0] == 0.0
+    np.testing.assert_allclose(np.rad2deg(found), np.rad2deg(truth), atol=1.5)
+    # The search stays near the previous frame's angle: a window too narrow for the motion lags
+    # behind it (which is how it avoids jumping to a far, spurious minimum on a noisy frame).
+    slow = hinge_angles(base, lid, pivot, axis, observed, step_deg=1.0, window_deg=4.0)
+    assert np.rad2deg(slow[-1]) > -40.0
+
+
+@pytest.fixture(scope="module")
+def laptop(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("scenes")
+    assert main(["assets", "tasks", "--out", str(out), "--only", "close_laptop"]) == 0
+    return out / "close_laptop" / "scene.yaml"
+
+
+def test_the_video_fit_starts_the_laptop_lid_where_its_depth_video_shows_it(laptop: Path):
+    from chord.scene import Scene
+    from flowgen.config import FlowConfig
+    from flowgen.scene4d import Scene4D
+    from flowgen.video_fit import VideoFitConfig, VideoFitPrior, observed_points
+
+    sc = Scene.load(laptop)
+    ref = sc.reference.video.parent
+    cfg = FlowConfig(gaussians_per_object=1500, control_points_per_object=12).resolved(208, 116)
+    model = Scene4D.build(sc, cfg)
+    prior = VideoFitPrior.from_files(
+        ref / "frames" if (ref / "frames").is_dir() else sc.reference.video, ref / "masks.npz",
+        sc.object_names, depth=ref / "depth.npz", camera=sc.camera,
+    )  # fmt: skip
+    found = prior.initialise(model)
+    ((key, degrees),) = found.items()
+    assert abs(degrees[-1]) == pytest.approx(95.0, abs=4.0)  # the task closes the lid by 95 deg
+    assert degrees[0] == 0.0 and abs(degrees[8]) < abs(degrees[24]) < abs(degrees[40])
+
+    # The lid's Gaussians at the last frame now lie on the observed points; at rest they did not.
+    laptop_index = sc.object_names.index("laptop")
+    H, W = prior.depth_np.shape[1:3]
+    obs, valid = observed_points(
+        prior.depth_np, prior.masks_np, prior.num_objects, sc.camera.resized(W, H), 400
+    )
+    last = obs[-1, laptop_index][valid[-1, laptop_index]]
+    T = sc.frames
+    with torch.no_grad():
+        means, _ = model.deformed_gaussians(torch.tensor([0, T - 1]))
+    own = model.gaussians.object_index == laptop_index
+
+    def gap(points: torch.Tensor) -> float:  # mean distance from each observed point to the model, m
+        return float(torch.cdist(last, points[own]).amin(dim=1).mean())
+
+    print(
+        f"\nobserved-to-model gap at the last frame: started {gap(means[1]):.4f} m, at rest {gap(means[0]):.4f} m"
+    )
+    assert gap(means[1]) < 0.008 < 0.012 < gap(means[0])  # measured 6.4 vs 15.9 mm (the base matches both)
+    # the base did not move, and frame 0 is still the rest pose
+    omega, trans = model.deformation.frame_vectors()
+    base_cp = model.control_part == int(model.part_offset[laptop_index]) + 0
+    assert float(omega[:, base_cp].abs().max()) == 0.0 and float(trans[:, base_cp].abs().max()) == 0.0
+    assert float(omega[0].abs().max()) == 0.0 and float(trans[0].abs().max()) == 0.0
+    assert key == (laptop_index, 1)
+    # Off, or a turn below the threshold (the lid's 95 deg < 120): nothing is touched.
+    for off in (VideoFitConfig(hinge_init=False), VideoFitConfig(hinge_init_min_deg=120.0)):
+        model2 = Scene4D.build(sc, cfg)
+        prior.config = off
+        assert prior.initialise(model2) == {}
+        assert float(model2.deformation.frame_vectors()[0].abs().max()) == 0.0
