@@ -257,8 +257,7 @@ def wan_prior_config(
 def default_prior_settings(config: FlowConfig, model_dir: Path | None = None) -> dict[str, Any]:
     """The prior settings (config.json's "prior_settings") that ``chord flow`` with no prior options
     records for ``config``: the video fit's VideoFitConfig, or the Wan prior's exact-mode config."""
-    import dataclasses
-    import json
+    from flowgen.optimize import settings_dict
 
     if config.prior == "wan":
         if model_dir is None:
@@ -268,7 +267,7 @@ def default_prior_settings(config: FlowConfig, model_dir: Path | None = None) ->
         from flowgen.video_fit import VideoFitConfig
 
         cfg = VideoFitConfig()
-    return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+    return settings_dict(cfg)
 
 
 def _wan_prior(

@@ -66,7 +66,9 @@ def initialise_hinges(
     """
     d = model.deformation
     g = model.gaussians
-    gpart = model._point_parts(g.means, g.object_index)
+    means = g.means.detach().float().cpu()
+    gobj = g.object_index.cpu()
+    gpart = model._point_parts(g.means, g.object_index).cpu()
     rng = torch.Generator().manual_seed(seed)
     omega, trans = (x.detach().clone() for x in d.frame_vectors())
     found = {}
@@ -80,10 +82,9 @@ def initialise_hinges(
         frames = [observed[t, o][valid[t, o]].float().cpu() for t in range(observed.shape[0])]
         for joint in parts.joints:
             child = int(model.part_offset[o]) + joint.child
-            means = g.means.detach().float().cpu()
-            own = g.object_index.cpu() == o
-            moving = subsample(means[own & (gpart.cpu() == child)])
-            static = subsample(means[own & (gpart.cpu() != child)])
+            own = gobj == o
+            moving = subsample(means[own & (gpart == child)])
+            static = subsample(means[own & (gpart != child)])
             anchors = torch.as_tensor(joint.anchors, dtype=torch.float32)
             pivot, axis = anchors[0], anchors[-1] - anchors[0]
             axis = axis / axis.norm()

@@ -260,6 +260,13 @@ def prior_settings(prior: MotionPrior) -> dict[str, Any]:
     cfg = getattr(prior, "config", None)
     if cfg is None or not dataclasses.is_dataclass(cfg):
         return {}
+    return settings_dict(cfg)
+
+
+def settings_dict(cfg: Any) -> dict[str, Any]:
+    """A prior's config dataclass as the JSON values config.json records (paths as strings)."""
+    import dataclasses
+
     return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
 
 
