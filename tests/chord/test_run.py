@@ -150,3 +150,16 @@ def test_bad_arguments_are_one_line(tmp_path: Path, capsys, args: list[str], mes
     assert _chord([a.replace("{tmp}", str(tmp_path)) for a in args]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
+
+
+def test_the_wan_options_of_chord_run_reach_chord_flow(tmp_path: Path, monkeypatch):
+    import flowgen.cli
+    from chord.run import _flow_stage
+    from flowgen.config import FlowConfig
+
+    got: list[dict] = []
+    monkeypatch.setattr(flowgen.cli, "flow", lambda *a, **k: got.append(k))
+    wan = {"model_dir": tmp_path / "wan", "wan_mode": "fast", "wan_attention": "fp8"}
+    _flow_stage(tmp_path / "scene.yaml", tmp_path / "run", wan, False, FlowConfig(prior="wan"), {})
+    assert got[0]["wan_mode"] == "fast" and got[0]["wan_attention"] == "fp8"
+    assert got[0]["model_dir"] == tmp_path / "wan" and got[0]["out"] == tmp_path / "run"

@@ -181,3 +181,24 @@ def test_resume_refuses_changed_prior_settings(scene, tmp_path, capsys):
     assert main(["flow", "--resume", str(run)]) == 1
     err = capsys.readouterr().err
     assert "prior's settings differ" in err and "point_weight" in err and "99.0" in err, err
+
+
+def test_the_prior_places_the_parts_on_a_fresh_run_only(scene: Path, tmp_path: Path, monkeypatch):
+    """``initialise(model)`` (the video fit's hinge start) runs before the first step of a new run;
+    a resumed run takes its nodes from the checkpoint and must not be re-initialised."""
+    from flowgen.video_fit import VideoFitPrior
+
+    calls: list[int] = []
+    real = VideoFitPrior.initialise
+
+    def counting(self, model):
+        calls.append(int(model.deformation.rot_nodes.abs().sum() > 0))  # 0: the nodes are at rest
+        return real(self, model)
+
+    monkeypatch.setattr(VideoFitPrior, "initialise", counting)
+    short = [a if a != "60" else "10" for a in SMALL]  # 10 iterations, checkpoints every 5
+    run = tmp_path / "run"
+    assert main(["flow", str(scene), "--out", str(run), *short]) == 0
+    assert calls == [0]  # once, on the fresh model
+    assert main(["flow", "--resume", str(run)]) == 0
+    assert calls == [0]  # not again on resume
