@@ -21,10 +21,10 @@ def main() -> None:
 
     import pybullet_data
 
-    from chord.assets.collision import VhacdSettings
-    from chord.assets.intake import IntakeConfig, intake_scan
-    from chord.assets.tasks import TASKS, build_task, parse_resolution
-    from chord.assets.urdf import write_asset
+    from assets.collision import VhacdSettings
+    from assets.intake import IntakeConfig, intake_scan
+    from assets.tasks import TASKS, build_task, parse_resolution
+    from assets.urdf import write_asset
 
     res = parse_resolution(args.resolution)
     with tempfile.TemporaryDirectory() as tmp:

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
-from chord.scene import Scene
-from flowgen.flow import ObjectFlow
+from core.flow import ObjectFlow
+from core.scene import Scene
 from flowgen.parts import object_parts
 from planner.rigid import kabsch
 

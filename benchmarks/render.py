@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from chord.scene import Camera
+from core.scene import Camera
 from flowgen.render import render
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from chord.viz.flow import log_flow
 from chord.viz.readback import read_recording
 from chord.viz.record import open_recording
-from flowgen.flow import ObjectFlow
+from core.flow import ObjectFlow
 
 
 def make_flow(n: int, T: int, seed: int = 0) -> ObjectFlow:

@@ -172,7 +172,7 @@ class Bench:
 
 
 def make_bench(shape: str, device: torch.device, tiny: bool) -> Bench:
-    from chord.scene import Scene
+    from core.scene import Scene
     from flowgen.config import FlowConfig
     from flowgen.scene4d import Scene4D
 

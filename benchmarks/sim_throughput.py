@@ -28,9 +28,9 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    from chord.assets.tasks import build_task
-    from chord.scene import Scene
-    from flowgen.flow import ObjectFlow
+    from assets.tasks import build_task
+    from core.flow import ObjectFlow
+    from core.scene import Scene
     from planner.pipeline import PlannerConfig, plan_flow
     from sim.bench import BenchConfig, Trial, run_trial, trial_seed
     from sim.evaluate import simulate

@@ -14,10 +14,10 @@ import shutil
 import time
 from pathlib import Path
 
-from chord.cli import main as chord
-from chord.scene import Scene
+from chord.cli.main import main as chord
+from core.flow import ObjectFlow
+from core.scene import Scene
 from flowgen.evaluate import flow_error
-from flowgen.flow import ObjectFlow
 
 
 def run() -> None:

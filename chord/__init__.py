@@ -1,9 +1,13 @@
-"""chord: make a robot do what a sentence says to objects it has never seen.
+"""chord, the application: the ``chord`` command and what composes the stages.
 
-The pipeline is four stages, one package each: ``flowgen`` (4D object flow from a video model),
-``planner`` (flow to joint trajectory), ``sim`` (PyBullet validation) and ``real`` (safe replay on
-an arm). This package holds what they share: the scene spec, the file-contract machinery and the
-``chord`` command. It never imports torch.
+This is the top layer. It imports the shared core (``core``) and the stages (``assets``,
+``flowgen``, ``planner``, ``sim``, ``real``); nothing imports it. ``chord.cli`` holds one module a
+subcommand (they parse options, call the stages' library functions and print); ``chord.run`` is
+``chord run`` (the whole chain on one scene) and ``chord.bench_full`` the whole-chain benchmark's
+flow generation; ``chord.viz`` writes rerun recordings and plots of every stage. Importing it is
+torch-free.
 """
 
-__version__ = "0.1.0"
+from core import __version__
+
+__all__ = ["__version__"]

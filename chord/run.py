@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import tyro
 
-from chord.errors import ChordError
+from core.errors import ChordError
 from flowgen.config import FlowConfig
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def run(
             it), or "reference", the scene's ground-truth flow (flow and execution errors together).
         config: the flow optimisation (as `chord flow`; defaults: the prior's).
     """
-    from chord.scene import Scene
+    from core.scene import Scene
 
     if out is None:
         raise ChordError("give --out DIR, e.g. `chord run scenes/pick_banana/scene.yaml --out runs/banana`")
@@ -132,14 +132,14 @@ def run(
         raise ChordError(
             "give a SCENE or --task NAME (not both), e.g. `chord run --task pick_banana --out runs/banana`"
         )
-    from flowgen.cli import check_wan_options
+    from chord.cli.flow import check_wan_options
 
     check_wan_options(config.prior, model_dir, wan_mode, wan_attention)  # before any stage runs
     seconds: dict[str, float] = {}
     if task:
         scene = out / "scenes" / task / "scene.yaml"
         if not scene.is_file():
-            from chord.assets.tasks import build_task
+            from assets.tasks import build_task
 
             run_stage("assets", seconds, build_task, task, scene.parent)
     assert scene is not None
@@ -151,7 +151,7 @@ def run(
     flow_path = out / "flow.npz"
     errors, _ = run_stage("flow error", seconds, _flow_errors, flow_path, reference, sc)
 
-    from planner.cli import plan
+    from chord.cli.plan import plan
 
     plan_path = out / "plan.npz"
     _, plan_lines = run_stage("plan", seconds, plan, flow_path, scene=scene, out=plan_path)
@@ -163,7 +163,7 @@ def run(
     _, _ = run_stage("sim", seconds, _judge, plan_path, scene, flow_path, goal, sim_path)
     verdict = json.loads(sim_path.read_text())
 
-    from chord.viz.cli import view
+    from chord.cli.view import view
 
     recording, plots = out / "recording.rrd", out / "plots"
     run_stage("view", seconds, view, out, out=recording, plots=plots)
@@ -182,7 +182,7 @@ def run(
         "plots": str(plots),
         "preview": next((str(p) for p in (out / "preview.mp4", out / "preview.gif") if p.exists()), None),
     }
-    from chord.atomic import write_text_atomic
+    from core.atomic import write_text_atomic
 
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     print(format_summary(summary, sc.name))
@@ -198,7 +198,7 @@ def _flow_stage(
     config: FlowConfig,
     seconds: dict[str, float],
 ) -> None:
-    from flowgen.cli import flow
+    from chord.cli.flow import flow
 
     if resume and (out / "config.json").is_file():
         recorded = _recorded_scene(out)
@@ -229,8 +229,8 @@ def _flow_errors(flow_path: Path, reference: Path | None, sc: Any) -> list[dict[
         return []
     from dataclasses import asdict
 
+    from core.flow import ObjectFlow
     from flowgen.evaluate import flow_error
-    from flowgen.flow import ObjectFlow
 
     names = [o.name for o in sc.movable_objects]
     return [asdict(e) for e in flow_error(ObjectFlow.load(flow_path), ObjectFlow.load(reference), names)]
@@ -238,7 +238,7 @@ def _flow_errors(flow_path: Path, reference: Path | None, sc: Any) -> list[dict[
 
 def _judge(plan_path: Path, scene: Path, flow_path: Path, reference: Path | None, sim_path: Path) -> bool:
     """``chord sim`` with the verdict written to plan.npz and sim.json; returns success."""
-    from sim.cli import sim
+    from chord.cli.sim import sim
 
     try:
         if reference is not None:

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from chord.atomic import atomic_write, write_text_atomic
-from chord.errors import ChordError
+from core.atomic import atomic_write, write_text_atomic
+from core.errors import ChordError
 
 LATEST = "latest.json"
 

@@ -169,6 +169,6 @@ class FlowConfig:
         return cls(**d)
 
     def save(self, path: str | Path) -> None:
-        from chord.atomic import write_text_atomic
+        from core.atomic import write_text_atomic
 
         write_text_atomic(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")

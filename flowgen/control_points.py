@@ -38,7 +38,7 @@ import trimesh
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from chord.errors import ChordError
+from core.errors import ChordError
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Several processes distilling one asset: ``torchrun --nproc-per-node N -m chord.cli flow ...``.
+"""Several processes distilling one asset: ``torchrun --nproc-per-node N -m chord flow ...``.
 
 Each rank holds the whole model it needs (the 4D scene, and for the Wan prior the VAE and the
 expert), renders the same video, and scores its own share of the step's (tau, eps) draws: the
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from chord.errors import ChordError
+from core.errors import ChordError
 
 log = logging.getLogger(__name__)
 

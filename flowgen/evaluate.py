@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chord.errors import ChordError
-from flowgen.flow import ObjectFlow
+from core.errors import ChordError
+from core.flow import ObjectFlow
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 import trimesh
 
-from chord.mesh import sample_surface
+from core.flow import ObjectFlow
+from core.mesh import sample_surface
 from flowgen.fenwick import Deformation
-from flowgen.flow import ObjectFlow
 from flowgen.skinning import bind, skin
 
 

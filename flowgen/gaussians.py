@@ -18,9 +18,9 @@ import trimesh
 from scipy.spatial import cKDTree
 from torch import Tensor
 
-from chord.atomic import atomic_write
-from chord.errors import ContractError
-from chord.mesh import sample_surface
+from core.atomic import atomic_write
+from core.errors import ContractError
+from core.mesh import sample_surface
 
 GAUSSIANS_SCHEMA = "chord.gaussians"
 GAUSSIANS_VERSION = 1
@@ -127,7 +127,7 @@ def gaussians_from_meshes(
     flatness: float = 0.1,
     neighbors: int = 3,
 ) -> Gaussians:
-    """Gaussians on the surfaces of ``meshes`` (metres, from chord.mesh.load_mesh), posed in world.
+    """Gaussians on the surfaces of ``meshes`` (metres, from core.mesh.load_mesh), posed in world.
 
     count_per_object: samples per object (an int for all, or one per mesh).
     opacity: initial opacity in (0, 1). flatness: normal scale / tangent scale.

@@ -25,13 +25,13 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from chord.atomic import write_text_atomic
-from chord.errors import ChordError
-from chord.scene import Scene
+from core.atomic import write_text_atomic
+from core.errors import ChordError
+from core.flow import ObjectFlow
+from core.scene import Scene
 from flowgen import distributed
 from flowgen.checkpoint import Checkpoint, load_latest_checkpoint, save_checkpoint
 from flowgen.config import FlowConfig
-from flowgen.flow import ObjectFlow
 from flowgen.prior import MotionPrior, PriorContext
 from flowgen.scene4d import Scene4D
 

@@ -17,8 +17,8 @@ import numpy as np
 import trimesh
 from scipy.spatial import cKDTree
 
-from chord.errors import ChordError
-from chord.scene import SceneObject
+from core.errors import ChordError
+from core.scene import SceneObject
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def object_parts(obj: SceneObject, seed: int = 0) -> ObjectParts | None:
     folder = Path(obj.urdf).parent
     if not (folder / "asset.json").is_file():
         return None
-    from chord.assets.urdf import read_record
+    from core.asset import read_record
 
     record = read_record(folder)
     links = record.get("links", [])

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from chord.atomic import atomic_write
-from chord.scene import Camera
+from core.atomic import atomic_write
+from core.scene import Camera
 
 if TYPE_CHECKING:
     from torch import Tensor

@@ -5,7 +5,7 @@ returns RGB, alpha, expected depth and per-object coverage masks. On CUDA tensor
 gsplat's ``rasterization``; on CPU tensors it runs :mod:`flowgen.raster_torch`, a pure-PyTorch
 twin of the same kernels, so both give the same images (docs/rendering.md states the bounds).
 
-Conventions (gsplat's): world metres; the camera is ``chord.scene.Camera`` with OpenCV axes
+Conventions (gsplat's): world metres; the camera is ``core.scene.Camera`` with OpenCV axes
 (x right, y down, z forward), view matrix ``inv(T_world_cam)``; pixel centres at +0.5; quaternions
 wxyz (normalised inside); 0.3 px^2 EWA dilation; depth = camera-space z.
 """
@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from chord.errors import MissingDependencyError
-from chord.scene import Camera
+from core.errors import MissingDependencyError
+from core.scene import Camera
 from flowgen import raster_torch
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from chord.errors import ChordError
+from core.errors import ChordError
 from flowgen.prior import PriorContext, PriorLoss
 from flowgen.schedules import linear
 from flowgen.wan.condition import encode_video, i2v_condition, ti2v_condition, video_to_vae_input

@@ -18,9 +18,10 @@ import torch
 import trimesh
 from torch import Tensor
 
-from chord.errors import ChordError
-from chord.mesh import load_mesh
-from chord.scene import Camera, Scene, SceneObject
+from core.errors import ChordError
+from core.flow import ObjectFlow
+from core.mesh import object_mesh
+from core.scene import Camera, Scene
 from flowgen.config import FlowConfig, ScheduleConfig
 from flowgen.control_points import (
     ControlPointConfig,
@@ -30,7 +31,6 @@ from flowgen.control_points import (
 )
 from flowgen.export import export_flow
 from flowgen.fenwick import Deformation
-from flowgen.flow import ObjectFlow
 from flowgen.gaussians import Gaussians, gaussians_from_meshes
 from flowgen.parts import ObjectParts, object_parts
 from flowgen.regularizers import (
@@ -46,16 +46,6 @@ from flowgen.skinning import bind, blend, skin, skin_weights
 log = logging.getLogger(__name__)
 
 _PARAMS = ("rot_nodes", "trans_nodes", "cov_log_scales", "cov_quats")
-
-
-def object_mesh(obj: SceneObject) -> trimesh.Trimesh:
-    """The object's mesh in its own frame, metres: its mesh file, or built from its cousin parameters."""
-    if obj.mesh is not None:
-        return load_mesh(obj.mesh, obj.units)
-    from chord.assets.cousins import build_cousin
-    from chord.assets.params import params_from_dict
-
-    return build_cousin(params_from_dict(dict(obj.cousin))).mesh()
 
 
 class Scene4D:
@@ -152,7 +142,7 @@ class Scene4D:
     def build(cls, scene: Scene, config: FlowConfig, device: torch.device | str = "cpu") -> Scene4D:
         """Load the scene's meshes and build Gaussians and control points (seed A.1).
 
-        Raises ChordError for unreadable or implausible meshes (chord.mesh) and for objects too
+        Raises ChordError for unreadable or implausible meshes (core.mesh) and for objects too
         small for the requested number of control points.
         """
         device = torch.device(device)

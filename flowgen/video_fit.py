@@ -18,10 +18,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from chord.errors import ChordError
-from chord.scene import Camera
+from core.errors import ChordError
+from core.rgbd import load_video
+from core.scene import Camera
 from flowgen.prior import PriorContext, PriorLoss
-from flowgen.video_io import load_video
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ class VideoFitPrior:
         objects the masks do not name get no mask loss term of their own. ``camera`` (the scene's)
         turns on the 3D term when depth is given; ``movable`` (one per object) spares it the static ones.
         """
-        from chord.assets.reference import load_depth, load_masks
+        from core.rgbd import load_depth, load_masks
 
         frames = load_video(video)
         labels = None

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from chord.errors import ChordError
-from flowgen.flow import ObjectFlow
+from core.errors import ChordError
+from core.flow import ObjectFlow
 from planner.articulation import Joint, fit_joint
 from planner.rigid import apply
 from planner.segment import ObjectSegmentation, Part, SegmentConfig, segment_object

@@ -44,7 +44,7 @@ def flow_geometry(analysis: FlowAnalysis) -> SceneGeometry:
 
 def mesh_geometry(
     analysis: FlowAnalysis,
-    scene,  # chord.scene.Scene: objects with a mesh and their poses at the flow's frame 0
+    scene,  # core.scene.Scene: objects with a mesh and their poses at the flow's frame 0
     samples: int = 4000,  # surface samples per object mesh
     max_distance: float = 0.08,  # m: a sample farther than this from its object's flow points is dropped
     seed: int = 0,
@@ -56,7 +56,7 @@ def mesh_geometry(
     """
     from trimesh.sample import sample_surface
 
-    from chord.mesh import load_mesh
+    from core.mesh import load_mesh
 
     clean, _ = analysis.denoised()
     parts, others = [], []

@@ -18,9 +18,10 @@ import numpy as np
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
-from chord.errors import ChordError, ContractError
-from chord.transforms import matrix_to_quat, pose_to_matrix
-from flowgen.flow import ObjectFlow
+from core.errors import ChordError, ContractError
+from core.flow import ObjectFlow
+from core.plan import Plan
+from core.transforms import matrix_to_quat, pose_to_matrix
 from planner.analysis import FlowAnalysis, analyse_flow
 from planner.geometry import GEOMETRIES, SceneGeometry, flow_geometry, mesh_geometry
 from planner.grasp import (
@@ -32,7 +33,6 @@ from planner.grasp import (
     part_frame_points,
     push_candidates,
 )
-from planner.plan import Plan
 from planner.robot import Robot, RobotConfig
 from planner.segment import SegmentConfig
 from planner.timing import TimedPath, parameterize
@@ -301,7 +301,7 @@ def _interp_pose(Ta: np.ndarray, Tb: np.ndarray, u: float) -> np.ndarray:
 
 def plan_flow(
     flow: ObjectFlow,
-    scene=None,  # chord.scene.Scene or None
+    scene=None,  # core.scene.Scene or None
     config: PlannerConfig = PlannerConfig(),
     robot: Robot | None = None,
 ) -> PlanResult:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chord.errors import ChordError, MissingDependencyError
+from core.errors import ChordError, MissingDependencyError
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from flowgen.flow import ObjectFlow
+from core.flow import ObjectFlow
 from planner.rigid import apply
 
 

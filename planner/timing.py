@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chord.errors import ChordError, MissingDependencyError
+from core.errors import ChordError, MissingDependencyError
 
 log = logging.getLogger(__name__)
 

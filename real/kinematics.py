@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from chord.errors import ChordError
+from core.errors import ChordError
 from real.limits import RobotLimits
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chord.errors import ChordError
+from core.errors import ChordError
 from planner.robot import PANDA_BODY_LINKS
 
 

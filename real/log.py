@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from chord.contract import ArrayChecker, read_npz, require_meta, write_npz
-from chord.errors import ContractError
+from core.contract import ArrayChecker, read_npz, require_meta, write_npz
+from core.errors import ContractError
 
 LOG_SCHEMA = "chord.real_log"
 LOG_VERSION = 1

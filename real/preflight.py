@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from chord.errors import ChordError
+from core.errors import ChordError
 from real.kinematics import ArmKinematics
 from real.limits import RobotLimits
 
@@ -191,7 +191,7 @@ def _worst(values: np.ndarray, limit: np.ndarray) -> tuple[int, int, float]:  # 
 
 
 def preflight(
-    plan: Any,  # planner.plan.Plan
+    plan: Any,  # core.plan.Plan
     limits: RobotLimits,
     kinematics: ArmKinematics | None,
     config: SafetyConfig,

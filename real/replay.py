@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chord.errors import ChordError
+from core.errors import ChordError
 from real.limits import limits_for
 from real.log import ExecutionLog
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chord.errors import ChordError
+from core.errors import ChordError
 from real.limits import RobotLimits
 
 log = logging.getLogger(__name__)

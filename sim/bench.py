@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from chord.atomic import write_text_atomic
-from chord.errors import ChordError
+from core.atomic import write_text_atomic
+from core.errors import ChordError
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +134,8 @@ def sample_perturbation(scene, config: BenchConfig, seed: int) -> dict[str, Any]
 
 def apply_perturbation(scene, flows: list, pert: dict[str, Any]) -> tuple[Any, list]:
     """The scene with moved objects, and each flow with each object's points moved alike."""
-    from chord.scene import Pose
-    from flowgen.flow import ObjectFlow
+    from core.flow import ObjectFlow
+    from core.scene import Pose
 
     D = {}
     objects = []
@@ -205,11 +205,11 @@ def _load(kind: str, path: str):
     key = f"{kind}:{path}"
     if key not in _CACHE:
         if kind == "scene":
-            from chord.scene import Scene
+            from core.scene import Scene
 
             _CACHE[key] = Scene.load(path)
         else:
-            from flowgen.flow import ObjectFlow
+            from core.flow import ObjectFlow
 
             _CACHE[key] = ObjectFlow.load(path)
     return _CACHE[key]
@@ -290,7 +290,7 @@ def user_flows(scenes: list[Path], flow_dir: Path) -> dict[tuple[str, str], Path
     Every flow is loaded and checked against its scene's objects. Raises ChordError naming the
     missing or mismatched file and the expected layout.
     """
-    from flowgen.flow import ObjectFlow
+    from core.flow import ObjectFlow
 
     flow_dir = Path(flow_dir)
     if not flow_dir.is_dir():

@@ -29,11 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from chord.errors import ChordError
-from chord.scene import Scene
-from chord.transforms import pose_to_matrix
-from flowgen.flow import ObjectFlow
-from planner.plan import Plan
+from core.errors import ChordError
+from core.flow import ObjectFlow
+from core.plan import Plan
+from core.scene import Scene
+from core.transforms import pose_to_matrix
 from sim.goal import FlowGoal, FlowGoalError, GoalBinding, bind_goal, flow_goal
 from sim.rollout import Rollout, execute
 from sim.world import SimConfig, SimWorld

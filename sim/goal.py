@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chord.errors import ChordError
-from chord.scene import Scene
-from flowgen.flow import ObjectFlow
+from core.errors import ChordError
+from core.flow import ObjectFlow
+from core.scene import Scene
 from planner.analysis import analyse_flow
 from planner.articulation import Joint
 from sim.world import SimWorld

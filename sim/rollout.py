@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chord.errors import ChordError
-from chord.transforms import pose_to_matrix, xyzw_to_wxyz
-from planner.plan import Plan
+from core.errors import ChordError
+from core.plan import Plan
+from core.transforms import pose_to_matrix, xyzw_to_wxyz
 from sim.world import SimWorld
 
 log = logging.getLogger(__name__)

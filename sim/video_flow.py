@@ -1,7 +1,7 @@
 """The seed's baseline, "video flow": 3D flow from 2D point tracks on the reference video.
 
 The task's reference motion (``reference/motion.json``) is replayed and rendered from the scene
-camera (TinyRenderer: colour and depth, as :mod:`chord.assets.reference` renders the reference
+camera (TinyRenderer: colour and depth, as :mod:`assets.reference` renders the reference
 video). Points are picked on each object's pixels in the first frame, tracked frame to frame by
 pyramidal Lucas-Kanade (OpenCV) with a forward-backward check, and lifted to 3D with the rendered
 depth under the tracked pixel. Classical tracking drifts, loses points under occlusion and lifts
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from chord import __version__
-from chord.errors import ChordError, MissingDependencyError
-from chord.scene import Scene
-from flowgen.flow import ObjectFlow
+from core import __version__
+from core.errors import ChordError, MissingDependencyError
+from core.flow import ObjectFlow
+from core.scene import Scene
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,8 @@ def _cv2():
 
 
 def load_motion(path: Path):
-    """A reference ``motion.json`` (chord.assets.reference.Motion.to_json) as a Motion."""
-    from chord.assets.reference import Motion
+    """A reference ``motion.json`` (assets.reference.Motion.to_json) as a Motion."""
+    from assets.reference import Motion
 
     if not path.is_file():
         raise ChordError(
@@ -134,7 +134,7 @@ def video_flow(
     Raises ChordError if the scene has no reference flow or motion, or an object has no URDF or
     no pixels in the first frame.
     """
-    from chord.assets.reference import render_motion
+    from assets.reference import render_motion
 
     cv2 = _cv2()
     if scene.reference is None or scene.reference.flow is None:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from chord.errors import ChordError
-from chord.scene import Scene
-from chord.transforms import matrix_to_quat, pose_to_matrix, wxyz_to_xyzw, xyzw_to_wxyz
+from core.errors import ChordError
+from core.scene import Scene
+from core.transforms import matrix_to_quat, pose_to_matrix, wxyz_to_xyzw, xyzw_to_wxyz
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ def flow_colors(
 
 def log_flow(
     rec: Recording,
-    flow,  # flowgen.flow.ObjectFlow
+    flow,  # core.flow.ObjectFlow
     *,
     parts: np.ndarray | None = None,  # [N] int part label per point (-1 = none); colours by part
     max_tracks: int = 1000,  # line strips per object (a random subset beyond this)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from chord.transforms import pose_to_matrix
 from chord.viz.record import PLAN_TIME, Recording, safe_name
+from core.transforms import pose_to_matrix
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def _plan_urdf(plan) -> Path | None:
 
 def log_plan(
     rec: Recording,
-    plan,  # planner.plan.Plan
+    plan,  # core.plan.Plan
     *,
     urdf: str | Path | None = None,  # arm model; default: plan.robot if it is a URDF file, or the Panda
     robot: bool = True,  # animate the arm from its URDF

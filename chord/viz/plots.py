@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from chord.atomic import atomic_write
 from chord.viz.record import color
+from core.atomic import atomic_write
 
 
 def _pyplot():
@@ -31,7 +31,7 @@ def _save(fig, path: Path) -> Path:
 
 
 def plot_flow(
-    flow,  # flowgen.flow.ObjectFlow
+    flow,  # core.flow.ObjectFlow
     path: str | Path,
     *,
     max_tracks: int = 150,  # trajectories drawn per object

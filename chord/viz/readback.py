@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from chord.errors import ChordError
+from core.errors import ChordError
 
 
 @dataclass

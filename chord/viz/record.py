@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from chord.errors import ChordError
+from core.errors import ChordError
 
 log = logging.getLogger(__name__)
 

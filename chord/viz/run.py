@@ -29,8 +29,9 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chord.errors import ChordError, ContractError
 from chord.viz.record import Recording
+from core.contract import npz_schema
+from core.errors import ChordError, ContractError
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,6 @@ def _scene_from_configs(folder: Path) -> Path | None:
 
 def find_run_contents(folder: str | Path) -> RunContents:
     """Look through ``folder`` (not recursively); raises ChordError if it is not a folder."""
-    from chord.cli import _npz_schema
-
     folder = Path(folder)
     if not folder.is_dir():
         raise ChordError(f"run folder {str(folder)!r} does not exist or is not a folder")
@@ -83,7 +82,7 @@ def find_run_contents(folder: str | Path) -> RunContents:
     c.scene = c.scene or _scene_from_configs(folder)
     for npz in sorted(folder.glob("*.npz")):
         try:
-            schema = _npz_schema(npz)
+            schema = npz_schema(npz)
         except ContractError as e:
             log.warning("skipping %s: %s", npz, e)
             continue
@@ -126,15 +125,15 @@ def log_run(
             "run.log, preview.mp4, sim.json, bench results)"
         )
     if c.scene is not None:
-        from chord.scene import Scene
+        from core.scene import Scene
 
         vscene.log_scene(rec, Scene.load(c.scene, check_files=False))
     if c.flow is not None:
-        from flowgen.flow import ObjectFlow
+        from core.flow import ObjectFlow
 
         vflow.log_flow(rec, ObjectFlow.load(c.flow), max_tracks=max_tracks)
     for p in c.plans:
-        from planner.plan import Plan
+        from core.plan import Plan
 
         plan = Plan.load(p)
         prefix = "world/plan" if len(c.plans) == 1 else f"world/plan_{p.stem}"

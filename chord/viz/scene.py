@@ -6,14 +6,14 @@ import logging
 
 import numpy as np
 
-from chord.errors import ChordError
-from chord.transforms import wxyz_to_xyzw
 from chord.viz.record import Recording, safe_name
+from core.errors import ChordError
+from core.transforms import wxyz_to_xyzw
 
 log = logging.getLogger(__name__)
 
 
-def log_scene(rec: Recording, scene, *, table_size: float = 1.2) -> list[str]:  # scene: chord.scene.Scene
+def log_scene(rec: Recording, scene, *, table_size: float = 1.2) -> list[str]:  # scene: core.scene.Scene
     """Log every object's mesh (world frame, vertex colours), the table top and the camera, statically.
 
     Entities: ``world/scene/<object>`` (Mesh3D), ``world/table`` (Boxes3D, ``table_size`` metres
@@ -22,7 +22,7 @@ def log_scene(rec: Recording, scene, *, table_size: float = 1.2) -> list[str]:  
     """
     import rerun as rr
 
-    from chord.mesh import load_mesh, mesh_colors
+    from core.mesh import load_mesh, mesh_colors
 
     logged = []
     centres = []
@@ -65,7 +65,7 @@ def log_scene(rec: Recording, scene, *, table_size: float = 1.2) -> list[str]:  
     return logged
 
 
-def log_camera(rec: Recording, camera, entity: str = "world/camera") -> None:  # camera: chord.scene.Camera
+def log_camera(rec: Recording, camera, entity: str = "world/camera") -> None:  # camera: core.scene.Camera
     """Log the scene camera: its pose (T_world_cam, OpenCV axes) and pinhole intrinsics."""
     import rerun as rr
 

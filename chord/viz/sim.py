@@ -27,7 +27,7 @@ def carried_path(
 def log_rollout(
     rec: Recording,
     rollout,  # sim.rollout.Rollout
-    flow=None,  # flowgen.flow.ObjectFlow the rollout should follow (its centroid path is drawn)
+    flow=None,  # core.flow.ObjectFlow the rollout should follow (its centroid path is drawn)
     *,
     urdf: str | Path | None = None,  # arm URDF to animate with the measured joints (None: no arm)
     joint_names: tuple[str, ...] | None = None,  # arm joint names of rollout.q (with urdf)

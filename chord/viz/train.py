@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from chord.errors import ChordError
-from chord.transforms import matrix_to_quat, wxyz_to_xyzw
 from chord.viz.record import FRAME, ITERATION, Recording, color, safe_name
+from core.errors import ChordError
+from core.transforms import matrix_to_quat, wxyz_to_xyzw
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from chord.errors import ChordError
+from core.errors import ChordError
 
 VAE_TEMPORAL = 4  # frames per latent frame after the first (both Wan 2.1 and 2.2 VAEs)
 SIZE_MULTIPLE = {"i2v-a14b": 16, "ti2v-5b": 32}  # VAE stride x transformer patch (8x2, 16x2)

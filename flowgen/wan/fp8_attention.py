@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from chord.errors import MissingDependencyError
+from core.errors import MissingDependencyError
 from flowgen.wan.fp8 import E4M3, E4M3_MAX, Float8Linear
 
 log = logging.getLogger(__name__)

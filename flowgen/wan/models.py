@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from chord.errors import MissingDependencyError
+from core.errors import MissingDependencyError
 from flowgen.wan.folder import WanFolder
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from chord.atomic import atomic_write
+from core.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chord.errors import ChordError
+from core.errors import ChordError
 
 BACKENDS = ("fake", "franka", "ur", "xarm")
 

@@ -14,7 +14,7 @@ import logging
 
 import numpy as np
 
-from chord.errors import MissingDependencyError
+from core.errors import MissingDependencyError
 from real.limits import RobotLimits, limits_for
 from real.robot import Robot, RobotState
 

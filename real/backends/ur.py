@@ -12,7 +12,7 @@ import logging
 
 import numpy as np
 
-from chord.errors import ChordError, MissingDependencyError
+from core.errors import ChordError, MissingDependencyError
 from real.limits import RobotLimits, limits_for
 from real.robot import Robot, RobotState
 

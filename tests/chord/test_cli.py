@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chord.cli import main, subcommands
-from tests.chord.test_contracts import make_flow, make_plan, make_scene
+from chord.cli.main import main, subcommands
+from tests.core.test_contracts import make_flow, make_plan, make_scene
 
 
 def run_chord(*args: str) -> subprocess.CompletedProcess:
     exe = shutil.which("chord")
-    cmd = [exe] if exe else [sys.executable, "-m", "chord.cli"]
+    cmd = [exe] if exe else [sys.executable, "-m", "chord"]
     return subprocess.run([*cmd, *args], capture_output=True, text=True)
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chord.cli import main
-from chord.errors import ChordError
+from chord.cli.main import main
 from chord.run import StageError, run_stage
+from core.errors import ChordError
 
 SMALL = [
     "--iterations", "40", "--gaussians-per-object", "400", "--near-surface-target", "800",
@@ -36,9 +36,9 @@ def _chord(args: list[str]) -> int:
 
 
 def test_run_writes_every_stage_output_and_a_summary_with_the_numbers(scene: Path, tmp_path: Path, capsys):
+    from core.flow import ObjectFlow
+    from core.plan import Plan
     from flowgen.evaluate import flow_error
-    from flowgen.flow import ObjectFlow
-    from planner.plan import Plan
 
     out = tmp_path / "run"
     rc = _chord(["run", str(scene), "--out", str(out), *SMALL])
@@ -153,12 +153,12 @@ def test_bad_arguments_are_one_line(tmp_path: Path, capsys, args: list[str], mes
 
 
 def test_the_wan_options_of_chord_run_reach_chord_flow(tmp_path: Path, monkeypatch):
-    import flowgen.cli
+    import chord.cli.flow
     from chord.run import _flow_stage
     from flowgen.config import FlowConfig
 
     got: list[dict] = []
-    monkeypatch.setattr(flowgen.cli, "flow", lambda *a, **k: got.append(k))
+    monkeypatch.setattr(chord.cli.flow, "flow", lambda *a, **k: got.append(k))
     wan = {"model_dir": tmp_path / "wan", "wan_mode": "fast", "wan_attention": "fp8"}
     _flow_stage(tmp_path / "scene.yaml", tmp_path / "run", wan, False, FlowConfig(prior="wan"), {})
     assert got[0]["wan_mode"] == "fast" and got[0]["wan_attention"] == "fp8"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from chord.errors import ChordError
+from core.errors import ChordError
 from flowgen.checkpoint import Checkpoint, load_latest_checkpoint, save_checkpoint
 
 

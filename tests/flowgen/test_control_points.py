@@ -115,7 +115,7 @@ def test_farthest_point_sampling_spreads_out():
 
 
 def test_too_many_control_points_is_an_error():
-    from chord.errors import ChordError
+    from core.errors import ChordError
 
     box = trimesh.creation.box(extents=(0.05, 0.05, 0.05))
     config = ControlPointConfig(num_control_points=10**6, target_near_surface=500)

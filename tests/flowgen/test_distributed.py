@@ -1,4 +1,4 @@
-"""`torchrun -m chord.cli flow` with 2 CPU processes (gloo) on a tiny random Wan folder.
+"""`torchrun -m chord flow` with 2 CPU processes (gloo) on a tiny random Wan folder.
 
 The two processes split each step's 4 (tau, eps) draws 2 + 2 and sum their gradients, so the run
 must follow the single-process one: the same step loss, flows within 1 mm. A rank killed with
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chord.cli import main
-from chord.errors import ChordError
+from chord.cli.main import main
+from core.errors import ChordError
 from flowgen import distributed
 from flowgen.checkpoint import load_latest_checkpoint
 from tests.flowgen.wan_tiny import save_tiny_wan
@@ -52,7 +52,7 @@ def _env(root: Path) -> dict[str, str]:
 
 def torchrun(root: Path, *args: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "chord.cli", "flow", *args]  # fmt: skip
+           "-m", "chord", "flow", *args]  # fmt: skip
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(root))
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import torch
 import trimesh
 
+from core.flow import ObjectFlow
 from flowgen.control_points import ControlPointConfig, control_points_from_mesh
 from flowgen.export import export_flow
 from flowgen.fenwick import Deformation
-from flowgen.flow import ObjectFlow
 
 
 def test_export_moves_one_object_rigidly_and_keeps_the_other(tmp_path):

@@ -25,7 +25,7 @@ import pytest
 import torch
 import trimesh
 
-from chord.scene import Camera, Pose, Scene, SceneObject
+from core.scene import Camera, Pose, Scene, SceneObject
 from flowgen.config import FlowConfig, ScheduleConfig
 from flowgen.evaluate import flow_error
 from flowgen.optimize import run_flow

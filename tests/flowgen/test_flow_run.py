@@ -16,9 +16,9 @@ import pytest
 import torch
 import yaml
 
-from chord.cli import main
+from chord.cli.main import main
+from core.flow import ObjectFlow
 from flowgen.checkpoint import load_latest_checkpoint
-from flowgen.flow import ObjectFlow
 
 SMALL = [
     "--iterations", "60", "--checkpoint-every", "5", "--gaussians-per-object", "400",
@@ -37,7 +37,7 @@ def scene(tmp_path_factory) -> Path:
 def chord(*args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "chord.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+        [sys.executable, "-m", "chord", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
     )
 
 
@@ -118,8 +118,8 @@ def _no_movable(doc, folder):
 
 
 def _empty_masks(doc, folder):
-    from chord.assets.reference import load_masks, save_masks
-    from chord.scene import Scene
+    from core.rgbd import load_masks, save_masks
+    from core.scene import Scene
 
     labels, names = load_masks(folder / "reference" / "masks.npz")
     save_masks(
@@ -161,8 +161,8 @@ def test_an_existing_run_is_not_overwritten_and_resume_checks_the_config(scene, 
 
 def test_a_cousin_only_object_is_built_from_its_measurements():
     """A scene may describe an object by measurements alone; flowgen builds its mesh."""
-    from chord.scene import Pose, SceneObject
-    from flowgen.scene4d import object_mesh
+    from core.mesh import object_mesh
+    from core.scene import Pose, SceneObject
 
     mesh = object_mesh(SceneObject("b", Pose(), cousin={"kind": "box", "size": [0.05, 0.04, 0.03]}))
     np.testing.assert_allclose(np.ptp(mesh.vertices, axis=0), [0.05, 0.04, 0.03], atol=1e-6)

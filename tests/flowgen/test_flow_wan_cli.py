@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from chord.cli import main
-from flowgen.flow import ObjectFlow
+from chord.cli.main import main
+from core.flow import ObjectFlow
 from tests.flowgen.wan_tiny import save_tiny_wan
 
 TINY = [

@@ -7,7 +7,7 @@ import pytest
 import torch
 import trimesh
 
-from chord.errors import ContractError
+from core.errors import ContractError
 from flowgen.gaussians import Gaussians, gaussians_from_meshes, normal_to_quat
 from flowgen.rotations import quat_to_matrix
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from chord.cli import main
+from chord.cli.main import main
 from flowgen.joint_init import _rotations, hinge_angles
 
 
@@ -48,7 +48,7 @@ def laptop(tmp_path_factory) -> Path:
 
 
 def test_the_video_fit_starts_the_laptop_lid_where_its_depth_video_shows_it(laptop: Path):
-    from chord.scene import Scene
+    from core.scene import Scene
     from flowgen.config import FlowConfig
     from flowgen.scene4d import Scene4D
     from flowgen.video_fit import VideoFitConfig, VideoFitPrior, observed_points

@@ -9,7 +9,7 @@ import pytest
 import torch
 import trimesh
 
-from chord.scene import Camera
+from core.scene import Camera
 from flowgen.control_points import ControlPointConfig, control_points_from_mesh, split_by_part
 from flowgen.gaussians import gaussians_from_meshes
 from flowgen.parts import parts_from_meshes

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from chord.scene import Camera, Pose
+from core.scene import Camera, Pose
 from flowgen import preview
 from flowgen.preview import render_preview, render_preview_frames, write_preview
 from flowgen.render import render

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from chord.scene import Camera, Pose
+from core.scene import Camera, Pose
 from flowgen import raster_torch
 from flowgen.render import check_resolution, render
 

@@ -15,7 +15,7 @@ import math
 import pytest
 import torch
 
-from chord.scene import Camera
+from core.scene import Camera
 from flowgen.render import render
 
 pytestmark = [

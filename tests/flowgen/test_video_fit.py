@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from chord.errors import ChordError
+from core.errors import ChordError
+from core.rgbd import load_video
 from flowgen.prior import MotionPrior, PriorContext
 from flowgen.video_fit import VideoFitConfig, VideoFitPrior, _centroid_loss, _pyramid_l1
-from flowgen.video_io import load_video
 
 
 def frames(T=5, H=16, W=28, seed=0) -> np.ndarray:
@@ -185,8 +185,8 @@ def test_empty_and_bad_masks_are_refused():
 
 
 def test_masks_file_labels_are_matched_to_scene_objects_by_name(tmp_path: Path):
-    from chord.assets.reference import save_masks
-    from chord.scene import Camera
+    from core.rgbd import save_masks
+    from core.scene import Camera
 
     video = frames(T=2)
     for i in range(2):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from chord.scene import Camera, Pose
+from core.scene import Camera, Pose
 from flowgen.prior import PriorContext
 from flowgen.video_fit import (
     VideoFitConfig,
@@ -41,8 +41,8 @@ def _box_distance(points: np.ndarray) -> np.ndarray:  # [n, 3] world -> [n] m to
 def test_backprojected_pybullet_depth_lands_on_the_box_and_the_table():
     import pybullet as p
 
-    from chord.assets.bullet import World
-    from chord.transforms import matrix_to_quat, wxyz_to_xyzw
+    from assets.bullet import World
+    from core.transforms import matrix_to_quat, wxyz_to_xyzw
 
     cam = Camera.from_look_at((0.45, -0.3, 0.35), (0.0, 0.0, 0.03), fov_y_deg=40, width=208, height=116)
     with World(table_height=0.0) as world:

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from chord.errors import ChordError
+from core.errors import ChordError
 from flowgen.wan import ModelFolderError, WanPriorConfig, check_video_shape, validate_model_folder
 from tests.flowgen.wan_tiny import save_tiny_wan
 

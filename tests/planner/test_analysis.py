@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chord.errors import ChordError
+from core.errors import ChordError
 from planner import synthetic
 from planner.analysis import analyse_flow
 from planner.articulation import fit_joint

@@ -8,16 +8,16 @@ import sys
 
 import numpy as np
 
-from chord.cli import main
-from chord.scene import Camera, Pose, Scene, SceneObject
+from chord.cli.main import main
+from core.plan import Plan
+from core.scene import Camera, Pose, Scene, SceneObject
 from planner import synthetic
-from planner.plan import Plan
 
 
 def test_planner_imports_without_torch():
     code = (
-        "import sys, planner, planner.pipeline, planner.cli, planner.synthetic, planner.analysis;"
-        "import chord.cli; chord.cli.subcommands();"
+        "import sys, planner, planner.pipeline, chord.cli.plan, planner.synthetic, planner.analysis;"
+        "import chord.cli.main; chord.cli.main.subcommands();"
         "bad = [m for m in ('torch', 'gsplat', 'diffusers') if m in sys.modules];"
         "assert not bad, bad"
     )

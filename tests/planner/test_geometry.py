@@ -7,9 +7,9 @@ import pytest
 import trimesh
 from scipy.spatial.transform import Rotation
 
-from chord.errors import ChordError
-from chord.scene import Camera, Pose, Scene, SceneObject
-from flowgen.flow import ObjectFlow
+from core.errors import ChordError
+from core.flow import ObjectFlow
+from core.scene import Camera, Pose, Scene, SceneObject
 from planner.analysis import analyse_flow
 from planner.geometry import flow_geometry, mesh_geometry
 from planner.grasp import antipodal_candidates, part_frame_points

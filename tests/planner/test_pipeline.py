@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from chord.errors import ChordError, ContractError
-from chord.scene import Camera, Pose, Scene, SceneObject
-from chord.transforms import pose_to_matrix
+from core.errors import ChordError, ContractError
+from core.plan import Plan
+from core.scene import Camera, Pose, Scene, SceneObject
+from core.transforms import pose_to_matrix
 from planner import synthetic
 from planner.pipeline import PlannerConfig, plan_flow
-from planner.plan import Plan
 from planner.robot import Robot
 
 

@@ -1,4 +1,4 @@
-"""The planner on the task scenes of chord.assets (ground-truth flows of the seed's three tasks)."""
+"""The planner on the task scenes of assets (ground-truth flows of the seed's three tasks)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import math
 import numpy as np
 import pytest
 
-from chord.scene import Scene
-from flowgen.flow import ObjectFlow
+from core.flow import ObjectFlow
+from core.scene import Scene
 from planner.pipeline import plan_flow
 from planner.robot import Robot
 
-tasks = pytest.importorskip("chord.assets.tasks")
+tasks = pytest.importorskip("assets.tasks")
 
 
 def _build(name, tmp_path, points=1500):

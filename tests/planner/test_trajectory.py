@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chord.errors import ChordError
+from core.errors import ChordError
 from planner.robot import Robot
 from planner.timing import limit_ratios, parameterize
 from planner.trajectory import ik_path, optimise, tracking_errors

@@ -7,10 +7,10 @@ import io
 import numpy as np
 import pytest
 
-from chord.cli import main
-from chord.errors import ChordError
+from chord.cli.main import main
+from chord.cli.real import confirm
+from core.errors import ChordError
 from real.backends.fake import FakeRobot
-from real.cli import confirm
 from real.limits import PANDA
 from real.log import ExecutionLog
 from tests.real.plans import READY, make_plan, min_jerk, safe_plan

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from chord.scene import Camera, Pose, Scene, SceneObject
-from chord.transforms import matrix_to_quat, wxyz_to_xyzw
-from flowgen.flow import ObjectFlow
-from planner.plan import Plan
+from core.flow import ObjectFlow
+from core.plan import Plan
+from core.scene import Camera, Pose, Scene, SceneObject
+from core.transforms import matrix_to_quat, wxyz_to_xyzw
 from sim.world import default_robot_urdf
 
 BOX = (0.04, 0.04, 0.06)  # m

@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from chord.errors import ChordError
-from chord.scene import Reference
+from core.errors import ChordError
+from core.scene import Reference
 from sim import bench as B
 from tests.sim import scaffold as S
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from chord.cli import main
-from chord.errors import ChordError
+from chord.cli.main import main
+from core.errors import ChordError
 
 # Tiny video-fit settings (as tests/chord/test_run.py's), passed through to `chord flow`.
 SMALL = [
@@ -20,9 +20,9 @@ SMALL = [
 
 
 def test_full_bench_plans_from_flows_it_generates_once_and_reuses(tmp_path: Path, monkeypatch, capsys):
-    import flowgen.cli
+    import chord.cli.flow
     import sim.bench
-    from flowgen.flow import ObjectFlow
+    from core.flow import ObjectFlow
 
     scenes = tmp_path / "scenes"
     assert main(["assets", "tasks", "--out", str(scenes), "--only", "pick_banana"]) == 0
@@ -59,13 +59,13 @@ def test_full_bench_plans_from_flows_it_generates_once_and_reuses(tmp_path: Path
     def no_flow(*a, **k):
         raise AssertionError("the flow was generated again")
 
-    monkeypatch.setattr(flowgen.cli, "flow", no_flow)
+    monkeypatch.setattr(chord.cli.flow, "flow", no_flow)
     assert main([*args, "--workers", "1", *SMALL]) == 0
     assert handed[-1] == handed[0]
 
     # Other flow settings than the finished flow's, or a bench without --full in the same OUT: refused.
     with pytest.raises(ChordError, match="other settings.*iterations"):
-        from sim.cli import bench
+        from chord.cli.sim import bench
 
         bench([scene], out=out, full=True, trials=1, methods=("ours",), workers=1)
     with pytest.raises(ChordError, match="generated .--full. flows"):

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from chord.errors import ChordError
+from chord.bench_full import check_flow_prior
+from core.errors import ChordError
 from flowgen.config import FlowConfig
-from sim.generated_flows import check_flow_prior
 
 
 def test_wan_without_a_model_dir_is_refused():
@@ -33,13 +33,13 @@ def test_a_model_dir_for_the_video_prior_is_refused(tmp_path: Path):
 
 
 def test_the_cli_refuses_prior_flags_without_full(tmp_path: Path):
-    from chord.cli import main
+    from chord.cli.main import main
 
     assert main(["bench", "--out", str(tmp_path / "b"), "--prior", "wan", "--tasks-dir", str(tmp_path)]) != 0
 
 
 def test_the_cli_checks_the_model_dir_before_generating_flows(tmp_path: Path, capsys):
-    from chord.cli import main
+    from chord.cli.main import main
 
     rc = main(["bench", "--full", "--prior", "wan", "--model-dir", str(tmp_path / "none"),
                "--out", str(tmp_path / "b"), "--workers", "1"])  # fmt: skip

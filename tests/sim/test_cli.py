@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from chord.cli import main
-from chord.scene import Reference
-from planner.plan import Plan
+from chord.cli.main import main
+from core.plan import Plan
+from core.scene import Reference
 from tests.sim import scaffold as S
 
 

@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from chord.transforms import matrix_to_quat
-from planner.plan import Plan
+from core.plan import Plan
+from core.transforms import matrix_to_quat
 from planner.synthetic import hinged_lid
 from sim.evaluate import EvalConfig, flow_mismatch, simulate, with_verdict
 from sim.goal import flow_goal

@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("cv2")
 
-from chord.assets.bullet import project
-from chord.scene import Camera
+from assets.bullet import project
+from core.scene import Camera
 from sim.video_flow import backproject, select_tracks, track_points
 
 
@@ -65,8 +65,8 @@ def test_backproject_inverts_projection():
 
 @pytest.mark.slow
 def test_banana_video_flow_sees_the_lift(tmp_path):
-    from chord.assets.tasks import BANANA_LIFT, build_task
-    from chord.scene import Scene
+    from assets.tasks import BANANA_LIFT, build_task
+    from core.scene import Scene
     from sim.video_flow import video_flow
 
     scene = Scene.load(build_task("pick_banana", tmp_path / "pick_banana", points_per_object=200))

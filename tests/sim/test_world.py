@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from chord.errors import ChordError
-from chord.scene import Pose
+from core.errors import ChordError
+from core.scene import Pose
 from sim.goal import bind_goal, flow_goal
 from sim.world import SimConfig, SimWorld
 from tests.sim import scaffold as S

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import trimesh
 
-from chord.scene import Camera, Pose, Scene, SceneObject
-from chord.transforms import matrix_to_quat
-from planner.plan import Plan
+from core.plan import Plan
+from core.scene import Camera, Pose, Scene, SceneObject
+from core.transforms import matrix_to_quat
 from planner.synthetic import rigid_pick
 
 READY = np.array([0.0, -0.785398, 0.0, -2.356194, 0.0, 1.570796, 0.785398])

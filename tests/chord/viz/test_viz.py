@@ -9,9 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from chord.cli import main
-from chord.errors import ChordError
-from chord.transforms import pose_to_matrix, quat_to_matrix, xyzw_to_wxyz
+from chord.cli.main import main
 from chord.viz.flow import log_flow
 from chord.viz.plan import log_grasps, log_plan
 from chord.viz.readback import read_recording
@@ -19,6 +17,8 @@ from chord.viz.record import open_recording
 from chord.viz.robot import forward_kinematics, load_urdf
 from chord.viz.sim import carried_path, log_rollout
 from chord.viz.train import covariance_axes, log_control_points, read_run_log
+from core.errors import ChordError
+from core.transforms import pose_to_matrix, quat_to_matrix, xyzw_to_wxyz
 
 # rerun reports bad arguments as warnings and drops the data: here they fail the test.
 pytestmark = pytest.mark.filterwarnings("error::rerun.error_utils.RerunWarning")

@@ -1,0 +1,252 @@
+"""``chord assets ...``: build digital cousins, take in scans, and write the task scenes.
+
+Registered as one entry ("assets") in chord/cli/main.py; this module dispatches its own nested
+subcommands. Heavy parts (PyBullet, open3d) are imported when a command runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Annotated, Any, Union
+
+import tyro
+
+from core.cousin_params import (
+    COUSIN_KINDS,
+    BananaParams,
+    BoxParams,
+    CylinderParams,
+    LampParams,
+    LaptopParams,
+)
+
+log = logging.getLogger(__name__)
+
+
+# One flat dataclass per kind (the measurements plus the output options) so that every flag
+# follows the kind on the command line: `chord assets cousin banana --length 0.19 --out DIR`.
+@dataclass(frozen=True)
+class BananaCommand(BananaParams):
+    """A banana lying on its side, bent in the table plane (length tip to tip, curvature, thickness)."""
+
+    out: Path = Path("assets/banana")  # output folder (replaced if it holds an asset)
+    name: str = "banana"  # asset name (URDF robot name)
+
+
+@dataclass(frozen=True)
+class LampCommand(LampParams):
+    """A desk lamp: base, lower and upper arm, conical head; revolute joints about y with limits."""
+
+    out: Path = Path("assets/lamp")  # output folder (replaced if it holds an asset)
+    name: str = "lamp"  # asset name (URDF robot name)
+
+
+@dataclass(frozen=True)
+class LaptopCommand(LaptopParams):
+    """A laptop: base and lid on a hinge at the back edge, open at opening_deg."""
+
+    out: Path = Path("assets/laptop")  # output folder (replaced if it holds an asset)
+    name: str = "laptop"  # asset name (URDF robot name)
+
+
+@dataclass(frozen=True)
+class BoxCommand(BoxParams):
+    """A box standing on the table (a book, a block)."""
+
+    out: Path = Path("assets/box")  # output folder (replaced if it holds an asset)
+    name: str = "box"  # asset name (URDF robot name)
+
+
+@dataclass(frozen=True)
+class CylinderCommand(CylinderParams):
+    """An upright solid cylinder (a mug, a can)."""
+
+    out: Path = Path("assets/cylinder")  # output folder (replaced if it holds an asset)
+    name: str = "cylinder"  # asset name (URDF robot name)
+
+
+_COUSIN_COMMANDS: dict[str, tuple[type, type]] = {
+    "banana": (BananaCommand, BananaParams),
+    "lamp": (LampCommand, LampParams),
+    "laptop": (LaptopCommand, LaptopParams),
+    "box": (BoxCommand, BoxParams),
+    "cylinder": (CylinderCommand, CylinderParams),
+}
+assert set(_COUSIN_COMMANDS) == set(COUSIN_KINDS)
+
+CousinKind = Union[  # noqa: UP007 (tyro needs a runtime Union of Annotated members)
+    tuple(Annotated[c, tyro.conf.subcommand(k, prefix_name=False)] for k, (c, _) in _COUSIN_COMMANDS.items())
+]
+
+
+@dataclass(frozen=True)
+class Cousin:
+    """Build a digital cousin from measured dimensions: mesh.ply, model.urdf, asset.json.
+
+    Examples::
+
+      chord assets cousin banana --length 0.19 --curvature 6 --thickness 0.036 --out assets/banana
+      chord assets cousin laptop --width 0.32 --depth 0.22 --opening-deg 100 --out assets/laptop
+      chord assets cousin lamp --lower-arm-length 0.3 --head-limits-deg -45 120 --out assets/lamp
+    """
+
+    kind: tyro.conf.OmitArgPrefixes[CousinKind]  # type: ignore[valid-type]
+
+
+@dataclass(frozen=True)
+class Intake:
+    """Take in a scanned mesh (OBJ/PLY/GLB): clean it, stand it on the table, write mesh + rigid URDF.
+
+    Examples::
+
+      chord assets intake scan.glb --out assets/mug            (units and up guessed)
+      chord assets intake duck.obj --scale 0.05 --up +y --out assets/duck
+    """
+
+    scan: tyro.conf.Positional[Path]  # the mesh file
+    out: Path = Path("assets/scan")  # output folder (replaced if it holds an asset)
+    name: str | None = None  # asset name (default: the file's stem)
+    units: str = "auto"  # m, cm, mm, or auto (guessed from the size)
+    scale: float | None = None  # metres per file unit; overrides units
+    up: str = "auto"  # +x -x +y -y +z -z, or auto: the table plane in the scan, else +z (+y for glTF)
+    table: str = "auto"  # auto: find and cut away a table plane in the scan; none
+    max_faces: int = 20_000  # decimation budget, triangles
+    min_component: float = 0.05  # drop pieces smaller than this fraction of the largest (by area)
+    density: float = 500.0  # kg/m^3
+
+
+@dataclass(frozen=True)
+class Parts:
+    """Build an articulated asset from a scan split into pieces, listed in a YAML parts file.
+
+    The parts file names each piece's mesh and the joints between them (origin, axis, limits in
+    the scan's frame); docs/assets.md has a complete example.
+
+    Examples::
+
+      chord assets parts laptop_parts.yaml --out assets/laptop_scan
+    """
+
+    spec: tyro.conf.Positional[Path]  # the parts file (YAML)
+    out: Path = Path("assets/parts")  # output folder (replaced if it holds an asset)
+    density: float = 500.0  # kg/m^3
+
+
+@dataclass(frozen=True)
+class Tasks:
+    """Write the three task scenes (pick banana, lower lamp, close laptop) with reference flow and video.
+
+    Each scene folder holds scene.yaml, assets/, and reference/ (flow.npz, video.mp4, frames/,
+    masks.npz, motion.json). Takes a few seconds at 208x116.
+
+    Examples::
+
+      chord assets tasks --out scenes
+      chord assets tasks --out scenes --resolution 832x464 --only pick_banana
+    """
+
+    out: Path = Path("scenes")  # parent folder; one sub-folder per task
+    resolution: str = "208x116"  # reference video WIDTHxHEIGHT (the scene camera is 832x464)
+    points_per_object: int = 4000  # flow points sampled on each object
+    only: tuple[str, ...] = ()  # task names to build (default: all)
+
+
+Command = Union[  # noqa: UP007
+    Annotated[Cousin, tyro.conf.subcommand("cousin", prefix_name=False)],
+    Annotated[Intake, tyro.conf.subcommand("intake", prefix_name=False)],
+    Annotated[Parts, tyro.conf.subcommand("parts", prefix_name=False)],
+    Annotated[Tasks, tyro.conf.subcommand("tasks", prefix_name=False)],
+]
+
+
+def assets(command: tyro.conf.OmitArgPrefixes[Command]) -> None:  # type: ignore[valid-type]
+    """Build object assets and task scenes: digital cousins, scan intake, the three task scenes.
+
+    Every asset folder holds mesh.ply (flowgen's static snapshot, vertex colours), model.urdf
+    (mass/inertia from the mesh, convex collision pieces, joint limits and damping; joint value 0 is
+    the rest pose of mesh.ply) and asset.json.
+
+    Examples::
+
+      chord assets cousin banana --length 0.19 --curvature 6 --thickness 0.036 --out assets/banana
+      chord assets intake scan.ply --units mm --out assets/mug
+      chord assets parts laptop_parts.yaml --out assets/laptop_scan
+      chord assets tasks --out scenes
+    """
+    if isinstance(command, Cousin):
+        _cousin(command.kind)
+    elif isinstance(command, Intake):
+        _intake(command)
+    elif isinstance(command, Parts):
+        _parts(command)
+    elif isinstance(command, Tasks):
+        _tasks(command)
+    else:  # pragma: no cover - tyro only builds the members of Command
+        raise TypeError(f"unknown assets command {command!r}")
+
+
+def _cousin(cmd: Any) -> None:
+    from assets.urdf import write_asset
+    from core.cousins import build_cousin
+
+    params_cls = next(p for c, p in _COUSIN_COMMANDS.values() if isinstance(cmd, c))
+    params = params_cls(**{f.name: getattr(cmd, f.name) for f in fields(params_cls)})
+    asset = build_cousin(params, cmd.name)
+    files = write_asset(asset, cmd.out)
+    _summary(files)
+
+
+def _intake(cmd: Intake) -> None:
+    from assets.intake import IntakeConfig, intake_scan
+    from assets.urdf import write_asset
+
+    config = IntakeConfig(
+        units=cmd.units, scale=cmd.scale, up=cmd.up, table=cmd.table, max_faces=cmd.max_faces,
+        min_component=cmd.min_component, density=cmd.density,
+    )  # fmt: skip
+    asset, report = intake_scan(cmd.scan, config, cmd.name)
+    print(
+        f"{cmd.scan}: scale {report.scale:g} m/unit ({report.units}), table {'found' if report.table_found else 'not found'}, "
+        f"{report.components_kept} piece(s) kept, {report.components_dropped} dropped, "
+        f"{report.faces_in} -> {report.faces_out} faces, {'closed' if report.watertight else 'open (partial scan)'}"
+    )
+    _summary(write_asset(asset, cmd.out))
+
+
+def _parts(cmd: Parts) -> None:
+    from assets.intake import intake_parts
+    from assets.urdf import write_asset
+
+    _summary(write_asset(intake_parts(cmd.spec, cmd.density), cmd.out))
+
+
+def _tasks(cmd: Tasks) -> None:
+    from assets.tasks import TASKS, build_task, parse_resolution
+    from core.errors import ChordError
+
+    resolution = parse_resolution(cmd.resolution)
+    names = list(cmd.only) or list(TASKS)
+    unknown = [n for n in names if n not in TASKS]
+    if unknown:
+        raise ChordError(f"--only: task {unknown[0]!r} is unknown; expected some of {sorted(TASKS)}")
+    for name in names:
+        scene = build_task(name, cmd.out / name, resolution, cmd.points_per_object)
+        print(f"{scene}: written (reference video {cmd.resolution})")
+
+
+def _summary(files: Any) -> None:
+    from core.asset import read_record
+
+    rec = read_record(files.folder)
+    joints = ", ".join(
+        f"{j['name']} [{j['limits_deg_absolute'][0]:.0f}, {j['limits_deg_absolute'][1]:.0f}] deg"
+        for j in rec["joints"]
+        if "limits_deg_absolute" in j
+    )
+    print(
+        f"{files.folder}: {rec['name']!r}, {len(rec['links'])} link(s), {rec['mass']:.3f} kg"
+        + (f", joints {joints}" if joints else "")
+        + f"\n  mesh {files.mesh}\n  urdf {files.urdf}"
+    )
