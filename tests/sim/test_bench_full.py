@@ -20,7 +20,7 @@ SMALL = [
 
 
 def test_full_bench_plans_from_flows_it_generates_once_and_reuses(tmp_path: Path, monkeypatch, capsys):
-    import chord.cli.flow
+    import flowgen.generate
     import sim.bench
     from core.flow import ObjectFlow
 
@@ -59,7 +59,8 @@ def test_full_bench_plans_from_flows_it_generates_once_and_reuses(tmp_path: Path
     def no_flow(*a, **k):
         raise AssertionError("the flow was generated again")
 
-    monkeypatch.setattr(chord.cli.flow, "flow", no_flow)
+    monkeypatch.setattr(flowgen.generate, "generate_flow", no_flow)
+    monkeypatch.setattr(flowgen.generate, "resume_flow", no_flow)
     assert main([*args, "--workers", "1", *SMALL]) == 0
     assert handed[-1] == handed[0]
 
