@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
+import numbers
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -78,38 +80,76 @@ class Reason:
 
 @dataclass(frozen=True)
 class SafetyConfig:
-    """Thresholds of the pre-flight checks. Positions are in the robot base frame."""
+    """Thresholds of the pre-flight checks (the ``chord real`` flags). Positions are in the robot base frame.
+
+    Raises ChordError, naming the field and its value, when a number is not finite or out of range.
+    """
 
     speed_scale: float = 0.25  # fraction (0, 1] of the joint velocity/acceleration/jerk limits allowed
-    first_run: bool = True  # caps tool and link speed at FIRST_RUN_SPEED (m/s)
-    cartesian_speed_max: float = 1.0  # m/s, tool and link speed cap when not in first-run mode
-    joint_margin: float = 0.05  # rad, keep-out band inside each joint position limit
-    workspace_min: tuple[float, float, float] = (-0.9, -0.9, -0.1)  # m, base frame, box corner
-    workspace_max: tuple[float, float, float] = (0.9, 0.9, 1.2)  # m, base frame, box corner
+    first_run: bool = True  # caps tool and link speed at FIRST_RUN_SPEED (0.25 m/s)
+    cartesian_speed_max: float = 1.0  # m/s (> 0), tool and link speed cap when not in first-run mode
+    joint_margin: float = 0.05  # rad (>= 0), keep-out band inside each joint position limit
+    workspace_min: tuple[float, float, float] = (-0.9, -0.9, -0.1)  # m, base frame, low box corner (x y z)
+    workspace_max: tuple[float, float, float] = (0.9, 0.9, 1.2)  # m, base frame, high box corner (x y z)
     table_z: float = 0.0  # m, table surface height in the base frame
-    link_clearance: float = 0.03  # m, every checked link origin stays this far above the table
-    tcp_clearance: float = 0.005  # m, the tool point stays this far above the table
-    start_tolerance: float = 0.01  # rad, max |q_robot - q_plan[0]| per joint
-    max_sample_gap: float = 0.1  # s, longest time between waypoints (finite differences stay meaningful)
-    rest_velocity: float = 0.01  # rad/s, joint speed counted as "at rest" at both ends
-    slowdown: float = 1.0  # >= 1, the plan's timeline is stretched by this factor before checking
+    link_clearance: float = 0.03  # m (>= 0), every checked link origin stays this far above the table
+    tcp_clearance: float = 0.005  # m (>= 0), the tool point stays this far above the table
+    start_tolerance: float = 0.01  # rad (>= 0), max |q_robot - q_plan[0]| per joint
+    max_sample_gap: float = 0.1  # s (> 0), longest gap between waypoints (for meaningful differences)
+    rest_velocity: float = 0.01  # rad/s (>= 0), joint speed counted as "at rest" at both ends
+    slowdown: float = 1.0  # >= 1, the plan's timeline is stretched by this factor before checking and running
 
     def __post_init__(self) -> None:
+        def refuse(name: str, expected: str) -> ChordError:
+            return ChordError(f"safety config: {name} is {getattr(self, name)!r}, expected {expected}")
+
+        scalars = [
+            f.name for f in fields(self) if f.name not in ("first_run", "workspace_min", "workspace_max")
+        ]
+        for name in scalars:
+            if not _finite_real(getattr(self, name)):
+                raise refuse(name, "a finite number")
+        if not isinstance(self.first_run, bool):
+            raise refuse("first_run", "True or False")
         if not 0.0 < self.speed_scale <= 1.0:
-            raise ValueError(f"speed_scale is {self.speed_scale}, expected a fraction in (0, 1]")
+            raise refuse("speed_scale", "a fraction in (0, 1]")
         if not self.slowdown >= 1.0:
-            raise ValueError(f"slowdown is {self.slowdown}, expected >= 1 (it may only slow a plan down)")
-        lo, hi = np.asarray(self.workspace_min), np.asarray(self.workspace_max)
-        if lo.shape != (3,) or hi.shape != (3,) or not (lo < hi).all():
-            raise ValueError(f"workspace box min {self.workspace_min} must be below max {self.workspace_max}")
+            raise refuse("slowdown", ">= 1 (it may only slow a plan down)")
+        for name in ("cartesian_speed_max", "max_sample_gap"):
+            if not getattr(self, name) > 0:
+                raise refuse(name, "> 0")
         for name in ("joint_margin", "link_clearance", "tcp_clearance", "start_tolerance", "rest_velocity"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} is {getattr(self, name)}, expected >= 0")
+            if not getattr(self, name) >= 0:
+                raise refuse(name, ">= 0")
+        for name in ("workspace_min", "workspace_max"):
+            corner = getattr(self, name)
+            if not (
+                isinstance(corner, (Sequence, np.ndarray))
+                and len(corner) == 3
+                and all(map(_finite_real, corner))
+            ):
+                raise refuse(name, "3 finite numbers (x y z, metres)")
+            object.__setattr__(self, name, tuple(float(x) for x in corner))
+        inverted = [
+            f"{axis}: {lo} >= {hi}"
+            for axis, lo, hi in zip("xyz", self.workspace_min, self.workspace_max, strict=True)
+            if not lo < hi
+        ]
+        if inverted:
+            raise ChordError(
+                f"safety config: workspace_min {self.workspace_min} must be below workspace_max "
+                f"{self.workspace_max} on every axis ({', '.join(inverted)})"
+            )
 
     @property
     def speed_cap(self) -> float:
         """m/s, the tool and link speed cap in force."""
         return min(self.cartesian_speed_max, FIRST_RUN_SPEED) if self.first_run else self.cartesian_speed_max
+
+
+def _finite_real(v: Any) -> bool:
+    """True for a finite int/float (numpy scalars included), False for bools, NaN, inf and the rest."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
 
 
 @dataclass(frozen=True)
