@@ -100,8 +100,8 @@ class SegmentConfig:
     # Two parts of one object merge when one rigid track fitted to both keeps each part's points
     # within merge_tolerance (RMS over its points, at every frame) and merge_angle_deg of its own
     # track: smaller relative motions are tracking drift, not joints. 0 disables merging.
-    merge_tolerance: float = 0.02  # metres, world frame
-    merge_angle_deg: float = 15.0  # degrees
+    merge_tolerance: float = 0.02  # metres (world): merged track to each part's own, RMS; 0 = no merging
+    merge_angle_deg: float = 15.0  # degrees: likewise for rotation; 0 = no merging
     seed: int = 0  # RNG seed: segmentation is deterministic
 
     def __post_init__(self) -> None:
@@ -149,9 +149,8 @@ class GraspConfig:
     gripper: GripperGeometry = field(default_factory=GripperGeometry)
     anchors: int = 300  # surface points tried as the first contact
     friction_cone_deg: float = 20.0  # degrees: half-angle of the friction cone at each contact
-    line_tolerance: float = (
-        0.004  # metres: second contact within this of the closing line (or 1.5 x point spacing)
-    )
+    # metres: second contact within this of the closing line (or 1.5 x point spacing)
+    line_tolerance: float = 0.004
     approach_angles: int = 8  # approach directions tried about each closing line
     open_clearance: float = 0.02  # metres: finger opening beyond the part's width on approach
     squeeze: float = 0.01  # metres: commanded width below the part's width when holding
@@ -206,7 +205,7 @@ class PlannerConfig:
     # surfaces for grasps and collisions: "mesh" (the scene's meshes carried by the flow's fitted
     # parts, planner.geometry: they have the far side a one-view flow lacks; needs the scene),
     # "flow" (the flow's own denoised points), "auto" (mesh when a scene is given, else flow)
-    geometry: Geometry = "flow"
+    geometry: Geometry = "auto"
 
     def __post_init__(self) -> None:
         if self.base_pose is not None:
