@@ -3,7 +3,7 @@
 The arm is the chain of movable joints from the URDF root to the tool-centre-point (TCP) frame;
 every other movable joint (the gripper fingers) is locked. All poses here are in the robot base
 frame (the URDF root link) unless a name says otherwise. PyBullet's default IK is not used: it is
-measured at a 38 mm median error (SPEC.md).
+measured at a 38 mm median error (docs/design.md).
 """
 
 from __future__ import annotations
