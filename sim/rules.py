@@ -24,22 +24,16 @@ from sim.checks import check_number
 class EvalConfig:
     """Success thresholds; units in each comment."""
 
-    position_tolerance: float = 0.02  # m: final part position error (rigid goals; articulated: the parent)
-    angle_tolerance_deg: float = (
-        15.0  # degrees: final part orientation error (rigid goals; articulated: the parent)
-    )
+    position_tolerance: float = 0.02  # m: final part position error (rigid; articulated: its parent's)
+    angle_tolerance_deg: float = 15.0  # degrees: final part orientation error (likewise)
     joint_tolerance_fraction: float = 0.10  # of the flow's joint range (articulated goals)
     slip_tolerance: float = 0.02  # m: the part may move this much relative to the tool while held
     ik_position_tolerance: float = 0.005  # m: FK(q) against the plan's own ee_pose
     ik_angle_tolerance_deg: float = 2.0  # degrees: likewise for orientation
     ik_limit_tolerance: float = 1e-3  # rad: plan joints beyond the URDF limits by more than this
     grasp_window: float = 0.15  # s: fingers must touch the part within this of the first frame
-    joint_axis_tolerance_deg: float = (
-        25.0  # degrees: a URDF joint plays the flow's joint if their axes agree this well
-    )
-    joint_offset_tolerance: float = (
-        0.05  # m: and (revolute) the flow's axis passes this close to the URDF joint's
-    )
+    joint_axis_tolerance_deg: float = 25.0  # degrees: a URDF joint plays the flow's joint if axes agree
+    joint_offset_tolerance: float = 0.05  # m: and (revolute) the flow's axis passes this close to its axis
 
     def __post_init__(self) -> None:
         """Raises ConfigError (a ValueError) for a value out of range; NaN is never in range."""
