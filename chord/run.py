@@ -16,17 +16,19 @@ from __future__ import annotations
 import io
 import json
 import logging
-import sys
 import time
 from collections.abc import Callable
 from contextlib import redirect_stdout
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import tyro
 
-from core.errors import ChordError
+from core.errors import ChordError, ContractError
+from core.record import RunRecord
 from flowgen.config import FlowConfig
+from flowgen.generate import FlowSummary, WanOptions
 
 log = logging.getLogger(__name__)
 
@@ -46,55 +48,29 @@ class StageError(ChordError):
         super().__init__(f"{stage}: {text}")
 
 
-class _Tee(io.TextIOBase):
-    """Writes through to ``stream`` and keeps a copy, so a stage's printed report can be summarised."""
-
-    def __init__(self, stream: Any):
-        self.stream = stream
-        self.copy = io.StringIO()
-
-    def write(self, s: str) -> int:
-        self.copy.write(s)
-        return self.stream.write(s)
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-    @property
-    def lines(self) -> list[str]:
-        return self.copy.getvalue().splitlines()
-
-
-def run_stage(
-    name: str, seconds: dict[str, float], fn: Callable[..., T], *args: Any, **kwargs: Any
-) -> tuple[T, list[str]]:
-    """Call one stage; returns its result and the lines it printed, and records its wall time in ``seconds``.
+def run_stage(name: str, seconds: dict[str, float], fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call one stage; returns its result and records its wall time in ``seconds``.
 
     Raises StageError (a ChordError, so ``chord`` prints it as one line) from any exception of the
     stage, chained to it so that ``--verbose`` shows the stage's own traceback. KeyboardInterrupt
     and SystemExit pass through.
     """
-    tee = _Tee(sys.stdout)
     t0 = time.perf_counter()
     try:
-        with redirect_stdout(tee):
-            result = fn(*args, **kwargs)
+        return fn(*args, **kwargs)
     except Exception as e:
         raise StageError(name, e) from e
     finally:
         seconds[name] = time.perf_counter() - t0
-    return result, tee.lines
 
 
 def run(
     scene: tyro.conf.Positional[Path | None] = None,
     out: Path | None = None,
     task: str = "",
-    model_dir: Path | None = None,
-    wan_mode: Literal["exact", "fast"] = "exact",
-    wan_attention: Literal["native", "fp8"] | None = None,
     resume: bool = False,
     judge: Literal["flow", "reference"] = "flow",
+    wan: Annotated[WanOptions, tyro.conf.OmitArgPrefixes, tyro.conf.AvoidSubcommands] = WanOptions(),
     config: Annotated[FlowConfig, tyro.conf.OmitArgPrefixes, tyro.conf.AvoidSubcommands] = FlowConfig(),
 ) -> None:
     """Run the whole chain on one scene: 4D flow, plan, PyBullet verdict, rerun recording, summary.
@@ -114,14 +90,12 @@ def run(
         out: output folder of the run.
         task: build this task scene (pick_banana, lower_lamp, close_laptop) under OUT/scenes/ first
             (kept if already there) and run on it.
-        model_dir: local Wan 2.2 diffusers folder, for --prior wan.
-        wan_mode: Wan prior speed mode, "exact" or "fast" (as `chord flow`; docs/wan_prior.md).
-        wan_attention: Wan experts' self-attention, "native" or the opt-in "fp8" (as `chord flow`).
         resume: continue a killed run in OUT: the flow resumes from its newest checkpoint with the
             config recorded there; the later stages run again.
         judge: what the sim's success is judged against: "flow", the generated flow's own goal (the
             plan did what the flow asked; the flow's distance from the ground truth is reported beside
             it), or "reference", the scene's ground-truth flow (flow and execution errors together).
+        wan: the Wan 2.2 prior's model folder and speed options (as `chord flow`; --prior wan only).
         config: the flow optimisation (as `chord flow`; defaults: the prior's).
     """
     from core.scene import Scene
@@ -132,9 +106,9 @@ def run(
         raise ChordError(
             "give a SCENE or --task NAME (not both), e.g. `chord run --task pick_banana --out runs/banana`"
         )
-    from chord.cli.flow import check_wan_options
+    from flowgen.generate import check_prior_options
 
-    check_wan_options(config.prior, model_dir, wan_mode, wan_attention)  # before any stage runs
+    check_prior_options(config.prior, wan)  # before any stage runs
     seconds: dict[str, float] = {}
     if task:
         scene = out / "scenes" / task / "scene.yaml"
@@ -143,35 +117,39 @@ def run(
 
             run_stage("assets", seconds, build_task, task, scene.parent)
     assert scene is not None
-    sc, _ = run_stage("scene", seconds, Scene.load, scene)
+    sc = run_stage("scene", seconds, Scene.load, scene)
     reference = sc.reference.flow if sc.reference is not None else None
 
-    wan = {"model_dir": model_dir, "wan_mode": wan_mode, "wan_attention": wan_attention}
-    _flow_stage(scene, out, wan, resume, config, seconds)
-    flow_path = out / "flow.npz"
-    errors, _ = run_stage("flow error", seconds, _flow_errors, flow_path, reference, sc)
+    flow = _flow_stage(scene, out, wan, resume, config, seconds)
+    flow_path = flow.flow_path
+    errors = [asdict(e) for e in flow.errors]
 
     from chord.cli.plan import plan
 
     plan_path = out / "plan.npz"
-    _, plan_lines = run_stage("plan", seconds, plan, flow_path, scene=scene, out=plan_path)
+    tee = io.StringIO()
+    with redirect_stdout(tee):
+        run_stage("plan", seconds, plan, flow_path, scene=scene, out=plan_path)
+    plan_lines = tee.getvalue().splitlines()
+    print(tee.getvalue(), end="")
 
     sim_path = out / "sim.json"
     goal = reference if judge == "reference" else None
     if judge == "reference" and reference is None:
         raise ChordError(f"--judge reference: scene {sc.name!r} has no reference flow")
-    _, _ = run_stage("sim", seconds, _judge, plan_path, scene, flow_path, goal, sim_path)
+    run_stage("sim", seconds, _judge, plan_path, scene, flow_path, goal, sim_path)
     verdict = json.loads(sim_path.read_text())
 
-    from chord.cli.view import view
+    from chord.viz.run import record_run, write_plots
 
     recording, plots = out / "recording.rrd", out / "plots"
-    run_stage("view", seconds, view, out, out=recording, plots=plots)
+    run_stage("view", seconds, record_run, out, recording)
+    run_stage("plots", seconds, write_plots, out, plots)
 
     summary = {
         "scene": str(scene),
         "out": str(out),
-        "prior": _recorded_prior(out),
+        "prior": flow.prior,
         "flow_error": errors,
         "plan": plan_lines[0] if plan_lines else "",
         "sim": {k: verdict.get(k) for k in ("success", "cause", "reason")},
@@ -191,49 +169,19 @@ def run(
 
 
 def _flow_stage(
-    scene: Path,
-    out: Path,
-    wan: dict[str, Any],  # chord flow's Wan options: model_dir, wan_mode, wan_attention
-    resume: bool,
-    config: FlowConfig,
-    seconds: dict[str, float],
-) -> None:
-    from chord.cli.flow import flow
+    scene: Path, out: Path, wan: WanOptions, resume: bool, config: FlowConfig, seconds: dict[str, float]
+) -> FlowSummary:
+    from flowgen.generate import generate_flow, resume_flow
 
-    if resume and (out / "config.json").is_file():
-        recorded = _recorded_scene(out)
-        if recorded is not None and recorded.resolve() != scene.resolve():
+    if resume and RunRecord.exists(out):
+        try:
+            recorded = RunRecord.load(out).scene
+        except ContractError as e:
+            raise StageError("flow", ChordError(f"--resume: {e}")) from e
+        if recorded.resolve() != scene.resolve():
             raise StageError("flow", ChordError(f"--resume: {out} holds a run of {recorded}, not of {scene}"))
-        run_stage("flow", seconds, flow, resume=out)
-    else:
-        run_stage("flow", seconds, flow, scene, out=out, config=config, **wan)
-
-
-def _recorded_scene(out: Path) -> Path | None:
-    try:
-        return Path(json.loads((out / "config.json").read_text())["scene"])
-    except (json.JSONDecodeError, KeyError, TypeError, OSError):
-        return None  # chord flow --resume reports an unreadable record itself
-
-
-def _recorded_prior(out: Path) -> str | None:
-    try:
-        return json.loads((out / "config.json").read_text())["config"]["prior"]
-    except (json.JSONDecodeError, KeyError, TypeError, OSError):
-        return None
-
-
-def _flow_errors(flow_path: Path, reference: Path | None, sc: Any) -> list[dict[str, float | str]]:
-    """Per movable object: the generated flow's error against the scene's reference flow (mm)."""
-    if reference is None:
-        return []
-    from dataclasses import asdict
-
-    from core.flow import ObjectFlow
-    from flowgen.evaluate import flow_error
-
-    names = [o.name for o in sc.movable_objects]
-    return [asdict(e) for e in flow_error(ObjectFlow.load(flow_path), ObjectFlow.load(reference), names)]
+        return run_stage("flow", seconds, resume_flow, out)
+    return run_stage("flow", seconds, generate_flow, scene, out, config, wan=wan)
 
 
 def _judge(plan_path: Path, scene: Path, flow_path: Path, reference: Path | None, sim_path: Path) -> bool:

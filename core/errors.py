@@ -10,7 +10,7 @@ class ChordError(Exception):
 
 
 class ContractError(ChordError, ValueError):
-    """A file or object breaks its contract (SPEC.md "File contracts").
+    """A file or object breaks its contract (docs/design.md "File contracts").
 
     The message always names the file (when there is one), the field and the offending value.
     """

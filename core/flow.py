@@ -1,6 +1,6 @@
 """Dense 3D object flow: where every sampled surface point of every object is at each frame.
 
-This is flowgen's output and the planner's input (SPEC.md, ``flow.npz``). It imports numpy
+This is flowgen's output and the planner's input (docs/design.md, ``flow.npz``). It imports numpy
 only, so the planner can read flows without torch.
 
 File layout (schema ``chord.flow``, version 1), an uncompressed ``.npz``:

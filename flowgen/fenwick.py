@@ -1,5 +1,5 @@
 """The deformation sequence: per control point, per frame, a rotation and a translation, stored
-in a Fenwick tree over the frames (seed A.1; SPEC.md "The 4D representation").
+in a Fenwick tree over the frames (seed A.1; docs/design.md "The method").
 
 Indexing. Frames are 0-based, t = 0..T-1. Frame 0 is the rest pose (the static snapshot the video
 prior is conditioned on) and has no parameters. Tree nodes are 1-based, j = 1..T-1, and node j

@@ -2,7 +2,7 @@
 
 One run writes into its output folder::
 
-    config.json          the resolved FlowConfig (plus scene and prior identity)
+    config.json          the run record (core.record.RunRecord): resolved FlowConfig, scene, prior
     run.log              one JSON line per logged iteration (losses, learning rates, seconds)
     checkpoints/         atomic checkpoints every `checkpoint_every` iterations + latest.json
     flow.npz             the dense object flow (written last, atomically)
@@ -25,9 +25,11 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from core import __version__
 from core.atomic import write_text_atomic
-from core.errors import ChordError
+from core.errors import ChordError, ContractError
 from core.flow import ObjectFlow
+from core.record import RunRecord
 from core.scene import Scene
 from flowgen import distributed
 from flowgen.checkpoint import Checkpoint, load_latest_checkpoint, save_checkpoint
@@ -133,17 +135,18 @@ def run_flow(
     initialise = getattr(prior, "initialise", None)
     if start == 0 and initialise is not None:  # a prior that can place the parts before the first step
         initialise(model)
-    record = {
-        "config": config.to_dict(),
-        "scene": str(scene.path),
-        "prior": prior.name,
-        "inputs": inputs or {},
-        "prior_settings": prior_settings(prior),
-        "processes": 1 if ctx is None else ctx.world,
-    }
+    record = RunRecord(
+        scene=Path(str(scene.path)),
+        prior=prior.name,
+        config=config.to_dict(),
+        prior_settings=prior_settings(prior),
+        inputs=inputs or {},
+        processes=1 if ctx is None else ctx.world,
+        chord_version=__version__,
+    )
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / "config.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
+        record.save(out)
 
     logs: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -270,14 +273,16 @@ def settings_dict(cfg: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
 
 
+def _recorded(out: Path) -> RunRecord:
+    try:
+        return RunRecord.load(out)
+    except ContractError as e:
+        raise ChordError(f"--resume: {e}") from e
+
+
 def _check_prior_settings(out: Path, prior: MotionPrior) -> None:
     """A resumed run must use the prior settings it started with (e.g. a changed video-fit default)."""
-    try:
-        recorded = json.loads((out / "config.json").read_text()).get("prior_settings")
-    except (OSError, json.JSONDecodeError):
-        return  # _check_out_dir has already vouched for the file
-    if recorded is None:
-        return  # a run from before prior settings were recorded
+    recorded = _recorded(out).prior_settings
     now = prior_settings(prior)
     changed = sorted(k for k in set(recorded) | set(now) if recorded.get(k) != now.get(k))
     if changed:
@@ -289,17 +294,16 @@ def _check_prior_settings(out: Path, prior: MotionPrior) -> None:
 
 
 def _check_out_dir(out: Path, config: FlowConfig, resume: bool) -> None:
-    config_path = out / "config.json"
     if resume:
-        if not config_path.exists():
+        if not RunRecord.exists(out):
             raise ChordError(
                 f"--resume: {str(out)!r} holds no run (no config.json); start it without --resume"
             )
         try:
-            old = FlowConfig.from_dict(json.loads(config_path.read_text())["config"])
-            old = old.resolved(old.width or config.width, old.height or config.height)
-        except (ValueError, KeyError, TypeError, json.JSONDecodeError) as e:
-            raise ChordError(f"--resume: {config_path} is unreadable ({e})") from e
+            old = FlowConfig.from_dict(_recorded(out).config)
+        except (ValueError, TypeError) as e:
+            raise ChordError(f"--resume: {out / 'config.json'} holds an unreadable flow config ({e})") from e
+        old = old.resolved(old.width or config.width, old.height or config.height)
         if old.optimisation_hash() != config.optimisation_hash():
             changed = sorted(k for k, v in config.to_dict().items() if old.to_dict().get(k) != v)
             raise ChordError(

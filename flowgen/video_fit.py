@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from core.errors import ChordError
 from core.rgbd import load_video
-from core.scene import Camera
+from core.scene import Camera, Scene
 from flowgen.prior import PriorContext, PriorLoss
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,7 @@ class VideoFitPrior:
         self.target: torch.Tensor | None = None  # [T, H, W, 3] float at the render resolution
         self.target_masks: torch.Tensor | None = None  # [T, H, W, O] float
         self.plate: torch.Tensor | None = None  # [H, W, 3] the static background estimate
+        self.inputs: dict[str, str | None] = {}  # the files it was made from (for_scene), for the run record
 
     @classmethod
     def from_files(
@@ -167,6 +168,50 @@ class VideoFitPrior:
             labels = lookup[raw.astype(np.int64)]  # -1 indexes the trailing 0
         depth_maps = None if depth is None else load_depth(depth)
         return cls(frames, labels, len(object_names), depth=depth_maps, camera=camera, movable=movable)
+
+    @classmethod
+    def for_scene(
+        cls,
+        scene: Scene,
+        video: str | Path | None = None,  # None: the scene's reference video (its frames/ folder if any)
+        masks: str | Path | None = None,  # None with video None: the reference's masks.npz, if any
+        depth: str | Path | None = None,  # None with video None: the reference's depth.npz, if any
+        use_depth: bool = True,  # False: an RGB (+ masks) fit even when depth maps exist
+    ) -> VideoFitPrior:
+        """The video fit of ``scene``: its reference RGB-D video unless another video is given.
+
+        The 3D term is applied to the scene's movable rigid objects only: on jointed ones it cost
+        accuracy (lamp head 1.0 -> 2.2 deg off, whole-chain lamp 7/8 -> 4/8) and did not save the
+        laptop (docs/flowgen.md). ``inputs`` on the result records the files used. Raises
+        ChordError for a missing file, or no video given to a scene without a reference video.
+        """
+        from flowgen.parts import object_parts
+
+        if video is None:
+            if scene.reference is None or scene.reference.video is None:
+                raise ChordError(
+                    f"--prior video needs --video PATH: scene {scene.name!r} has no reference video"
+                )
+            ref = scene.reference.video.parent
+            video = ref / "frames" if (ref / "frames").is_dir() else scene.reference.video
+            masks = masks or ((ref / "masks.npz") if (ref / "masks.npz").exists() else None)
+            depth = depth or ((ref / "depth.npz") if (ref / "depth.npz").exists() else None)
+        if not use_depth:
+            depth = None
+        for what, path in (("--video", video), ("--masks", masks), ("--depth", depth)):
+            if path is not None and not Path(path).exists():
+                raise ChordError(f"{what} {str(path)!r} does not exist")
+        log.info("video fit: %s%s%s", video, " + masks" if masks else "", " + depth" if depth else "")
+        rigid_movable = [o.movable and object_parts(o) is None for o in scene.objects]
+        prior = cls.from_files(
+            video, masks, scene.object_names, depth=depth, camera=scene.camera, movable=rigid_movable
+        )
+        prior.inputs = {
+            "video": str(video),
+            "masks": None if masks is None else str(masks),
+            "depth": None if depth is None else str(depth),
+        }
+        return prior
 
     @property
     def wants_points(self) -> bool:

@@ -16,62 +16,16 @@ faces against its motion, and the tool follows that point.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.spatial import cKDTree
 
+from planner.config import GraspConfig as GraspConfig  # re-exported: callers import it from here
+from planner.config import GripperGeometry as GripperGeometry
 from planner.rigid import apply
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class GripperGeometry:
-    """Collision boxes of a parallel gripper in the TCP frame (metres); defaults: Franka hand."""
-
-    max_width: float = 0.08  # metres, widest finger opening
-    finger_width: float = 0.02  # metres along x
-    finger_thickness: float = 0.012  # metres along y (each finger)
-    finger_length: float = 0.05  # metres along z, fingertip at z = finger_tip
-    finger_tip: float = 0.006  # metres: fingertips reach this far past the TCP along z
-    palm_half: tuple[float, float] = (0.035, 0.105)  # metres, palm half-extents along x and y
-    palm_z: tuple[float, float] = (-0.12, -0.045)  # metres, palm extent along z (behind fingers)
-
-    def boxes(self, opening: float) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Axis-aligned (lo [3], hi [3]) boxes in the TCP frame for a finger opening (m)."""
-        h = opening / 2
-        fz = (self.finger_tip - self.finger_length, self.finger_tip)
-        fx = self.finger_width / 2
-        return [
-            (np.array([-fx, h, fz[0]]), np.array([fx, h + self.finger_thickness, fz[1]])),
-            (np.array([-fx, -h - self.finger_thickness, fz[0]]), np.array([fx, -h, fz[1]])),
-            (
-                np.array([-self.palm_half[0], -self.palm_half[1], self.palm_z[0]]),
-                np.array([self.palm_half[0], self.palm_half[1], self.palm_z[1]]),
-            ),
-        ]
-
-
-@dataclass(frozen=True)
-class GraspConfig:
-    """How grasp candidates are generated, filtered and ranked."""
-
-    gripper: GripperGeometry = field(default_factory=GripperGeometry)
-    anchors: int = 300  # surface points tried as the first contact
-    friction_cone_deg: float = 20.0  # half-angle of the friction cone at each contact
-    line_tolerance: float = (
-        0.004  # metres: second contact within this of the closing line (or 1.5 x point spacing)
-    )
-    approach_angles: int = 8  # approach directions tried about each closing line
-    open_clearance: float = 0.02  # metres: finger opening beyond the part's width on approach
-    squeeze: float = 0.01  # metres: commanded width below the part's width when holding
-    collision_margin: float = 0.003  # metres: boxes grown by this against scene points
-    table_clearance: float = 0.005  # metres: boxes stay this far above the table top
-    approach_distance: float = 0.10  # metres: pre-grasp stand-off along -z
-    max_reach_checks: int = 25  # candidates tried for reachability (best first)
-    top_down_weight: float = 0.5  # score bonus for approaching from above
-    push_standoff: float = 0.002  # metres: fingertips this far off the surface when pushing
 
 
 @dataclass(frozen=True)

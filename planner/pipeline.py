@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,10 @@ from core.flow import ObjectFlow
 from core.plan import Plan
 from core.transforms import matrix_to_quat, pose_to_matrix
 from planner.analysis import FlowAnalysis, analyse_flow
-from planner.geometry import GEOMETRIES, SceneGeometry, flow_geometry, mesh_geometry
+from planner.config import PlannerConfig as PlannerConfig  # re-exported: callers import it from here
+from planner.config import config_dict as config_dict
+from planner.config import json_values
+from planner.geometry import SceneGeometry, flow_geometry, mesh_geometry
 from planner.grasp import (
     GraspCandidate,
     GraspConfig,
@@ -33,39 +36,11 @@ from planner.grasp import (
     part_frame_points,
     push_candidates,
 )
-from planner.robot import Robot, RobotConfig
-from planner.segment import SegmentConfig
+from planner.robot import Robot
 from planner.timing import TimedPath, parameterize
-from planner.trajectory import IKPath, OptimConfig, ik_path, optimise, tracking_errors
+from planner.trajectory import IKPath, ik_path, optimise, tracking_errors
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PlannerConfig:
-    """Everything the planner can be told; every field has a unit and frame."""
-
-    robot: RobotConfig = field(default_factory=RobotConfig)
-    segment: SegmentConfig = field(default_factory=SegmentConfig)
-    grasp: GraspConfig = field(default_factory=GraspConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    # T_world_base as xyz (m) + wxyz; None = automatic: facing the moving part from 0.5 m (-x
-    # first, then -y, +y, +x, then 0.35 / 0.65 m), the first placement that plans
-    base_pose: tuple[float, ...] | None = None
-    target_object: str = ""  # object to manipulate; "" = the (movable) one whose part moves most
-    approach_steps: int = 8  # waypoints from the pre-grasp pose to the grasp (and for retreat)
-    retreat_distance: float = 0.10  # metres backed off along the tool's -z after release
-    velocity_scale: float = 0.5  # fraction of the URDF joint velocity limits used
-    accel_scale: float = 0.5  # fraction of the joint acceleration limits used
-    gripper_time: float = 0.6  # seconds to close or open the gripper (arm holds still)
-    dt: float = 0.01  # seconds between output samples
-    max_track_error: float = 0.005  # metres: worse tracking of the part's track is an error
-    max_track_rotation_deg: float = 3.0  # degrees: likewise for orientation
-    scene_tolerance: float = 0.10  # metres: scene object origins within the flow's boxes + this
-    max_duration: float = 120.0  # seconds: a longer plan means a near-singular path: an error
-    # surfaces for grasps and collisions: "flow" (the flow's denoised points) or "mesh" (the
-    # scene's meshes carried by the flow's part tracks, planner.geometry; needs the scene)
-    geometry: str = "flow"
 
 
 @dataclass(frozen=True)
@@ -307,16 +282,15 @@ def plan_flow(
 ) -> PlanResult:
     """Plan a grasp-and-follow (or push-and-follow) trajectory for the flow's moving part.
 
-    Raises ChordError (with the values involved) for: a flow that does not match the scene, a
-    flow with no motion, no grasp or push that fits, an unreachable track, or a trajectory that
+    Grasps and collisions use the surfaces ``config.geometry`` names ("auto": the scene's meshes
+    carried by the flow's parts when a scene is given, the flow's own points when not); the
+    report's ``grasp.geometry`` says which were used. Raises ChordError (with the values
+    involved) for: a flow that does not match the scene, "mesh" geometry without a scene, a flow
+    with no motion, no grasp or push that fits, an unreachable track, or a trajectory that
     cannot be timed.
     """
     t_start = time.perf_counter()
     robot = Robot(config.robot) if robot is None else robot
-    if config.base_pose is not None:
-        base = np.asarray(config.base_pose, dtype=float)
-        if base.shape != (7,) or not np.isfinite(base).all() or abs(np.linalg.norm(base[3:]) - 1) > 1e-3:
-            raise ChordError(f"base_pose: {base.tolist()}, expected xyz (m) + unit quaternion wxyz")
     table_height = 0.0
     movable: list[str] | None = None
     if scene is not None:
@@ -330,10 +304,7 @@ def plan_flow(
         movable = [config.target_object]
     if movable is not None and not movable:
         raise ChordError(f"no movable object of the scene is in the flow {list(flow.object_names)}")
-    if config.geometry not in GEOMETRIES or (config.geometry == "mesh" and scene is None):
-        raise ChordError(
-            f'geometry: {config.geometry!r}, expected one of {list(GEOMETRIES)} ("mesh" needs the scene)'
-        )
+    surfaces = config.geometry_for(scene is not None)  # "auto" resolved; raises for mesh without scene
 
     analysis = analyse_flow(flow, config.segment, objects=movable)
     if analysis.nonrigid:
@@ -342,9 +313,10 @@ def plan_flow(
             1000 * analysis.target.track.residual_max_rms,
         )
     pts = flow.points.astype(np.float64)
-    geometry = mesh_geometry(analysis, scene) if config.geometry == "mesh" else flow_geometry(analysis)
+    geometry = mesh_geometry(analysis, scene) if surfaces == "mesh" else flow_geometry(analysis)
     t_analysis = time.perf_counter()
     if config.base_pose is not None:
+        base = np.asarray(config.base_pose, dtype=float)  # checked by PlannerConfig
         return _plan_at_base(
             flow, scene, analysis, geometry, robot, base, table_height, config, t_start, t_analysis
         )
@@ -403,28 +375,135 @@ def _plan_at_base(
     t_start: float,
     t_analysis: float,
 ) -> PlanResult:
-    """The planner after flow analysis, for one robot base placement."""
+    """The planner after flow analysis, for one robot base placement.
+
+    Grasp choice, IK along the waypoints, joint optimisation and its checks, timing, report:
+    one function each, below. Raises ChordError from any of them.
+    """
     T_world_base = pose_to_matrix(base[:3], base[3:])
     T_base_world = np.linalg.inv(T_world_base)
     cand, grasp_stats = _choose(robot, analysis, geometry, table_height, T_world_base, config)
     t_grasp = time.perf_counter()
 
+    T_world, T_base, phases, path = _waypoint_ik(robot, analysis, cand, T_base_world, config)
+    table_z = float((T_base_world @ np.array([0, 0, table_height, 1.0]))[2])
+    q_wp = _optimise_waypoints(robot, path, T_base, phases, geometry, T_base_world, table_z, config)
+    clearance, ep, er = _check_waypoints(robot, q_wp, T_base, T_world_base, phases, geometry, config)
+    t_opt = time.perf_counter()
+
+    opening, hold = _gripper_widths(cand, config.grasp)
+    timed = _time_waypoints(robot, q_wp, phases, opening, hold, config)
+    ee = _ee_poses(robot, timed.q)
+    t_time = time.perf_counter()
+
+    report = _report(
+        robot=robot,
+        analysis=analysis,
+        cand=cand,
+        grasp_stats=grasp_stats,
+        geometry=geometry,
+        opening=opening,
+        hold=hold,
+        T_base=T_base,
+        phases=phases,
+        ep=ep,
+        er=er,
+        timed=timed,
+        ee=ee,
+        table_z=table_z,
+        clearance=clearance,
+        base=base,
+        config=config,
+        stamps=(t_start, t_analysis, t_grasp, t_opt, t_time),
+    )
+    plan = Plan(
+        t=timed.t.astype(np.float64),
+        q=np.ascontiguousarray(timed.q, dtype=np.float64),
+        gripper=timed.gripper.astype(np.float64),
+        ee_pose=ee,
+        robot=str(robot.urdf),
+        joint_names=robot.joint_names,
+        base_pose=tuple(base.tolist()),
+        task=(scene.prompt if scene is not None else flow.prompt) or "follow the flow",
+        flow_sha256=flow.content_hash(),
+        report=json_values(report),
+    )
+    log.info(
+        "plan: %s, %d samples over %.2f s, tracking %.2f mm max, planned in %.2f s",
+        cand.kind,
+        len(timed.t),
+        timed.t[-1],
+        report["tracking"]["sampled_position_max_mm"],
+        report["planning_time_s"],
+    )
+    return PlanResult(plan, plan.report, analysis, cand, T_world, phases)
+
+
+def _waypoint_ik(
+    robot: Robot,
+    analysis: FlowAnalysis,
+    cand: GraspCandidate,
+    T_base_world: np.ndarray,  # [4, 4] world -> robot base
+    config: PlannerConfig,
+) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[int, int]], IKPath]:
+    """The grasp's TCP waypoints and warm-started IK along them (the starting joint path).
+
+    Returns T_world [K, 4, 4] (world TCP targets: approach, the part's track carrying the grasp,
+    retreat), the same in the base frame T_base [K, 4, 4], the phases' waypoint ranges, and the
+    IK path (best of 3 start postures at the grasp waypoint). Never raises: the optimiser and
+    :func:`_check_waypoints` judge the result.
+    """
     track = analysis.target.track.T_world_part
     T_world, phases = _waypoints(track, cand, config)
     T_base = T_base_world @ T_world
     path = ik_path(robot, T_base, starts=3, anchor=config.approach_steps)
-    table_z = float((T_base_world @ np.array([0, 0, table_height, 1.0]))[2])
+    return T_world, T_base, phases, path
+
+
+def _optimise_waypoints(
+    robot: Robot,
+    path: IKPath,
+    T_base: np.ndarray,  # [K, 4, 4] TCP targets, base frame
+    phases: dict[str, tuple[int, int]],
+    geometry: SceneGeometry,
+    T_base_world: np.ndarray,  # [4, 4]
+    table_z: float,  # metres: the table top's height in the base frame
+    config: PlannerConfig,
+) -> np.ndarray:
+    """Joint waypoints [K, J] (rad) from the IK path, optimised together (planner.trajectory).
+
+    The part's track weighs 3x the approach and retreat; the static scene (surface points that
+    stay within 5 mm of their first position, at most 4,000) is the optimiser's obstacle set.
+    """
     w = np.ones(len(T_base))
     w[phases["follow"][0] : phases["follow"][1]] = 3.0  # the part's track matters most
-    part_traj, other = geometry.part, geometry.other
+    other = geometry.other
     # The static scene (points that stay put) as obstacles for the optimiser, base frame.
     still = np.linalg.norm(other - other[:1], axis=-1).max(0) < 0.005 if other.shape[1] else np.zeros(0, bool)
     static = other[0, still]
     if len(static) > 4000:
         static = static[np.random.default_rng(0).choice(len(static), 4000, replace=False)]
     static_base = static @ T_base_world[:3, :3].T + T_base_world[:3, 3]
-    q_wp = optimise(robot, path.q, T_base, table_z, config.optim, w, obstacles=static_base)
-    clearance, where = arm_clearance(robot, q_wp, T_world_base, phases, part_traj, other)
+    return optimise(robot, path.q, T_base, table_z, config.optim, w, obstacles=static_base)
+
+
+def _check_waypoints(
+    robot: Robot,
+    q_wp: np.ndarray,  # [K, J] optimised joint waypoints
+    T_base: np.ndarray,  # [K, 4, 4] TCP targets, base frame
+    T_world_base: np.ndarray,  # [4, 4]
+    phases: dict[str, tuple[int, int]],
+    geometry: SceneGeometry,
+    config: PlannerConfig,
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """The optimised waypoints against every scene point and the part's track.
+
+    Returns the arm's smallest clearance to the scene (m), and the TCP position [K] (m) and
+    rotation [K] (rad) errors at every waypoint. Raises ChordError if the arm's body passes
+    through scene points, or if the track is missed by more than ``max_track_error`` /
+    ``max_track_rotation_deg``.
+    """
+    clearance, where = arm_clearance(robot, q_wp, T_world_base, phases, geometry.part, geometry.other)
     if clearance < 0.0:
         raise ChordError(
             f"arm collides with the scene: its body passes {1000 * -clearance:.0f} mm into scene points "
@@ -440,17 +519,51 @@ def _plan_at_base(
             f"{1000 * config.max_track_error:.1f} mm / {config.max_track_rotation_deg} deg); move the "
             "robot base (base_pose) or the object"
         )
-    t_opt = time.perf_counter()
+    return clearance, ep, er
 
-    # -- timing ------------------------------------------------------------------------------
+
+def _gripper_widths(cand: GraspCandidate, g: GraspConfig) -> tuple[float, float]:
+    """(opening, hold) widths in metres: open on approach and retreat, commanded while holding.
+
+    A grasp opens to its width plus the clearance (at most the gripper's widest) and squeezes
+    below its width while holding; a push keeps the fingers closed (0, 0).
+    """
+    if cand.kind == "grasp":
+        return min(g.gripper.max_width, cand.width + g.open_clearance), max(0.0, cand.width - g.squeeze)
+    return 0.0, 0.0
+
+
+@dataclass(frozen=True)
+class _Timed:
+    """The timed trajectory of one plan, sampled every ``config.dt``."""
+
+    t: np.ndarray  # [M] seconds from 0
+    q: np.ndarray  # [M, J] rad
+    gripper: np.ndarray  # [M] metres, commanded finger opening
+    phase_times: dict[str, tuple[float, float]]  # phase -> (start, end) seconds
+    follow_s: np.ndarray  # [F] path parameter of the follow phase's samples
+    follow_path: TimedPath  # the follow phase's time law and spline
+    v_max: np.ndarray  # [J] rad/s: the scaled velocity limits used
+    a_max: np.ndarray  # [J] rad/s^2: the scaled acceleration limits used
+
+
+def _time_waypoints(
+    robot: Robot,
+    q_wp: np.ndarray,  # [K, J] joint waypoints
+    phases: dict[str, tuple[int, int]],
+    opening: float,  # metres, gripper width on approach and retreat
+    hold: float,  # metres, gripper width while following
+    config: PlannerConfig,
+) -> _Timed:
+    """Time the waypoints: TOPP-RA on approach, follow and retreat, gripper dwells between.
+
+    Velocity and acceleration limits are the robot's scaled by ``velocity_scale`` /
+    ``accel_scale``; the gripper closes and opens in ``gripper_time`` with the arm still.
+    Raises ChordError if the whole plan takes longer than ``max_duration``.
+    """
     v_max = config.velocity_scale * robot.velocity_limits
     a_max = config.accel_scale * robot.accel_limits
-    g = config.grasp
-    if cand.kind == "grasp":
-        opening = min(g.gripper.max_width, cand.width + g.open_clearance)
-        hold = max(0.0, cand.width - g.squeeze)
-    else:
-        opening = hold = 0.0
+    f0, f1 = phases["follow"]
     segments: list[tuple[str, Any]] = [
         ("approach", parameterize(q_wp[phases["approach"][0] : phases["approach"][1]], v_max, a_max)),
         ("close", (opening, hold)),
@@ -461,7 +574,7 @@ def _plan_at_base(
     ts, qs, gs, phase_times = [], [], [], {}
     t0 = 0.0
     q_last = q_wp[0]
-    follow_s: tuple[np.ndarray, TimedPath, float] | None = None
+    follow_s: tuple[np.ndarray, TimedPath] | None = None
     for name, seg in segments:
         if isinstance(seg, TimedPath):
             local = _grid(seg.duration, config.dt)
@@ -469,7 +582,7 @@ def _plan_at_base(
             width = {"approach": opening, "follow": hold, "retreat": opening}[name]
             grip = np.full(len(local), width)
             if name == "follow":
-                follow_s = (s, seg, t0)
+                follow_s = (s, seg)
         else:
             local = _grid(config.gripper_time, config.dt)
             q = np.broadcast_to(q_last, (len(local), robot.dof))
@@ -486,20 +599,42 @@ def _plan_at_base(
             f"unusable joint path: timing it under the limits takes {t0:.0f} s (max_duration "
             f"{config.max_duration:.0f} s); it passes near a singularity or a joint limit"
         )
-    t_all = np.concatenate(ts)
-    q_all = np.concatenate(qs)
-    g_all = np.concatenate(gs)
-    ee = np.empty((len(q_all), 7))
-    for i, q in enumerate(q_all):
-        T = robot.fk(q)
+    assert follow_s is not None
+    return _Timed(
+        t=np.concatenate(ts),
+        q=np.concatenate(qs),
+        gripper=np.concatenate(gs),
+        phase_times=phase_times,
+        follow_s=follow_s[0],
+        follow_path=follow_s[1],
+        v_max=v_max,
+        a_max=a_max,
+    )
+
+
+def _ee_poses(robot: Robot, q: np.ndarray) -> np.ndarray:
+    """TCP poses [M, 7] in the base frame (xyz m + wxyz) of the joint samples q [M, J]."""
+    ee = np.empty((len(q), 7))
+    for i, qi in enumerate(q):
+        T = robot.fk(qi)
         ee[i, :3] = T[:3, 3]
         ee[i, 3:] = matrix_to_quat(T[:3, :3])
-    t_time = time.perf_counter()
+    return ee
 
-    # -- report ------------------------------------------------------------------------------
-    assert follow_s is not None
-    s_f, seg_f, _ = follow_s
-    # Tracking between the knots: the sample's path parameter locates it between two waypoints.
+
+def _sampled_tracking(
+    robot: Robot,
+    timed: _Timed,
+    T_base: np.ndarray,  # [K, 4, 4] TCP targets, base frame
+    phases: dict[str, tuple[int, int]],
+) -> tuple[list[float], list[float]]:
+    """TCP position (m) and rotation (rad) errors at every follow sample, between the waypoints.
+
+    Each sample's path parameter locates it between two waypoints of the part's track; its
+    target is the pose interpolated there (linear position, geodesic rotation).
+    """
+    f0, f1 = phases["follow"]
+    s_f, seg_f = timed.follow_s, timed.follow_path
     kf = np.interp(s_f, seg_f.knots, seg_f.index.astype(float))
     samp_ep, samp_er = [], []
     for s_val, k in zip(s_f, kf, strict=True):
@@ -508,11 +643,41 @@ def _plan_at_base(
         T = robot.fk(np.asarray(seg_f.spline(np.array([s_val])))[0])
         samp_ep.append(np.linalg.norm(T[:3, 3] - target[:3, 3]))
         samp_er.append(Rotation.from_matrix(target[:3, :3].T @ T[:3, :3]).magnitude())
+    return samp_ep, samp_er
+
+
+def _report(
+    *,
+    robot: Robot,
+    analysis: FlowAnalysis,
+    cand: GraspCandidate,
+    grasp_stats: dict[str, Any],  # candidate counts and rejection reasons from _choose
+    geometry: SceneGeometry,
+    opening: float,  # metres
+    hold: float,  # metres
+    T_base: np.ndarray,  # [K, 4, 4] TCP targets, base frame
+    phases: dict[str, tuple[int, int]],
+    ep: np.ndarray,  # [K] metres, TCP position error at each waypoint
+    er: np.ndarray,  # [K] rad, TCP rotation error at each waypoint
+    timed: _Timed,
+    ee: np.ndarray,  # [M, 7] TCP poses of the samples
+    table_z: float,  # metres, table top in the base frame
+    clearance: float,  # metres, the arm's smallest clearance to the scene
+    base: np.ndarray,  # [7] T_world_base xyz + wxyz
+    config: PlannerConfig,
+    stamps: tuple[float, float, float, float, float],  # perf_counter at start, analysis, grasp, opt, timing
+) -> dict[str, Any]:
+    """The plan's report (``plan.report``, docs/planner.md "The report"): what was chosen, how well
+    the timed trajectory tracks the part, its margins, limits and timings."""
+    t_start, t_analysis, t_grasp, t_opt, t_time = stamps
+    f0, f1 = phases["follow"]
+    samp_ep, samp_er = _sampled_tracking(robot, timed, T_base, phases)
+    t_all, q_all = timed.t, timed.q
     dt_all = np.diff(t_all)
     qd = np.diff(q_all, axis=0) / dt_all[:, None]
     qdd = np.diff(qd, axis=0) / (0.5 * (dt_all[1:] + dt_all[:-1]))[:, None]
     link_z = np.array([robot.fk_frames(q)[:, 2].min() for q in q_all[:: max(1, len(q_all) // 200)]])
-    report = {
+    return {
         "planner": "chord.planner v1 (pinocchio DLS IK + Gauss-Newton joint optimisation + TOPP-RA)",
         "planning_time_s": time.perf_counter() - t_start,
         "time_breakdown_s": {
@@ -553,49 +718,11 @@ def _plan_at_base(
         "duration_s": float(t_all[-1]),
         "base_pose": base.tolist(),
         "base_pose_automatic": config.base_pose is None,
-        "phases_s": {k: [float(a), float(b)] for k, (a, b) in phase_times.items()},
+        "phases_s": {k: [float(a), float(b)] for k, (a, b) in timed.phase_times.items()},
         "limits": {
-            "velocity_rad_s": v_max.tolist(),
-            "accel_rad_s2": a_max.tolist(),
+            "velocity_rad_s": timed.v_max.tolist(),
+            "accel_rad_s2": timed.a_max.tolist(),
             "velocity_scale": config.velocity_scale,
             "accel_scale": config.accel_scale,
         },
     }
-    plan = Plan(
-        t=t_all.astype(np.float64),
-        q=np.ascontiguousarray(q_all, dtype=np.float64),
-        gripper=g_all.astype(np.float64),
-        ee_pose=ee,
-        robot=str(robot.urdf),
-        joint_names=robot.joint_names,
-        base_pose=tuple(base.tolist()),
-        task=(scene.prompt if scene is not None else flow.prompt) or "follow the flow",
-        flow_sha256=flow.content_hash(),
-        report=_jsonable(report),
-    )
-    log.info(
-        "plan: %s, %d samples over %.2f s, tracking %.2f mm max, planned in %.2f s",
-        cand.kind,
-        len(t_all),
-        t_all[-1],
-        report["tracking"]["sampled_position_max_mm"],
-        report["planning_time_s"],
-    )
-    return PlanResult(plan, plan.report, analysis, cand, T_world, phases)
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, (np.floating, np.integer, np.bool_)):
-        return x.item()
-    return x
-
-
-def config_dict(config: PlannerConfig) -> dict[str, Any]:
-    """The resolved config as JSON-able data (written next to every output)."""
-    return _jsonable(asdict(config))

@@ -16,24 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import ChordError, MissingDependencyError
+from planner.config import PANDA_ACCEL_LIMITS as PANDA_ACCEL_LIMITS  # re-exported: real/ reads them here
+from planner.config import PANDA_BODY_LINKS as PANDA_BODY_LINKS
+from planner.config import PANDA_READY as PANDA_READY
+from planner.config import RobotConfig as RobotConfig
 
 log = logging.getLogger(__name__)
-
-# The Franka Panda's "ready" posture: a well-conditioned seed in the middle of the workspace.
-PANDA_READY = (0.0, -0.785398, 0.0, -2.356194, 0.0, 1.570796, 0.785398)
-# Franka's datasheet joint acceleration limits (rad/s^2); URDFs carry no acceleration limits.
-PANDA_ACCEL_LIMITS = (15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0)
-# The Panda's links from the elbow out: kept above the table by the planner, speed-capped by real/.
-PANDA_BODY_LINKS = (
-    "panda_link3",
-    "panda_link4",
-    "panda_link5",
-    "panda_link6",
-    "panda_link7",
-    "panda_hand",
-    "panda_leftfinger",
-    "panda_rightfinger",
-)
 
 
 def default_urdf() -> Path:
@@ -49,31 +37,6 @@ def _pin():
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise MissingDependencyError("the planner's kinematics need pinocchio: `pip install pin`") from e
     return pinocchio
-
-
-@dataclass(frozen=True)
-class RobotConfig:
-    """Which URDF, which frame is the tool, and the limits the planner must respect."""
-
-    urdf: str = ""  # URDF path; "" = Franka Panda from pybullet_data
-    tcp_frame: str = "panda_grasptarget"  # link/frame between the fingertips (the grasp point)
-    gripper_max_width: float = 0.08  # metres, widest opening of the gripper
-    accel_limits: tuple[float, ...] = PANDA_ACCEL_LIMITS  # rad/s^2 per arm joint (URDF has none)
-    seed: tuple[float, ...] = PANDA_READY  # rad, IK seed / rest posture, one per arm joint
-    # Links whose origins must stay above the table (cheap collision proxy for the static scene).
-    clearance_frames: tuple[str, ...] = PANDA_BODY_LINKS
-    # The arm's body as spheres along the segments between consecutive frame origins (the
-    # gripper is checked separately with boxes): (frame names in chain order, radius in metres).
-    body_chain: tuple[str, ...] = (
-        "panda_link1",
-        "panda_link3",
-        "panda_link4",
-        "panda_link5",
-        "panda_link6",
-        "panda_link7",
-        "panda_hand",
-    )
-    body_radius: float = 0.06  # metres: radius of the spheres
 
 
 @dataclass(frozen=True)

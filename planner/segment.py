@@ -23,38 +23,10 @@ from itertools import combinations
 import numpy as np
 from scipy.spatial import cKDTree
 
+from planner.config import SegmentConfig as SegmentConfig  # re-exported: callers import it from here
 from planner.rigid import RigidTrack, apply, kabsch, robust_track, rotation_angle
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SegmentConfig:
-    """RANSAC settings for rigid-part segmentation, and the merge of parts that move together."""
-
-    inlier_threshold: float = 0.008  # metres: RMS-over-frames residual of an inlier, before noise
-    noise_factor: float = 3.0  # threshold >= noise_factor * expected noise residual
-    hypotheses: int = 150  # random minimal-sample hypotheses per part search
-    sample_size: int = 4  # points per hypothesis (neighbours of a random point)
-    neighbours: int = 40  # a hypothesis samples among this many nearest neighbours
-    score_points: int = 800  # trajectories scored per hypothesis (subsample)
-    min_part_fraction: float = 0.05  # a part holds at least this share of its object's points
-    max_parts: int = 4  # parts per object at most
-    motion_threshold: float = 0.01  # metres: a part whose points move less than this is static
-    # Two parts of one object merge when one rigid track fitted to both keeps each part's points
-    # within merge_tolerance (RMS over its points, at every frame) and merge_angle_deg of its own
-    # track: smaller relative motions are tracking drift, not joints. 0 disables merging.
-    merge_tolerance: float = 0.02  # metres, world frame
-    merge_angle_deg: float = 15.0  # degrees
-    seed: int = 0  # RNG seed: segmentation is deterministic
-
-    def __post_init__(self) -> None:
-        if not (self.merge_tolerance >= 0 and np.isfinite(self.merge_tolerance)):
-            raise ValueError(f"SegmentConfig.merge_tolerance is {self.merge_tolerance}, expected metres >= 0")
-        if not (self.merge_angle_deg >= 0 and np.isfinite(self.merge_angle_deg)):
-            raise ValueError(
-                f"SegmentConfig.merge_angle_deg is {self.merge_angle_deg}, expected degrees >= 0"
-            )
 
 
 @dataclass(frozen=True)

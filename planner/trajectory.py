@@ -21,27 +21,10 @@ from scipy import sparse
 from scipy.sparse import linalg as splinalg
 from scipy.spatial import cKDTree
 
+from planner.config import OptimConfig as OptimConfig  # re-exported: callers import it from here
 from planner.robot import Robot, pose_error
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    """Weights and margins of the joint-space optimisation."""
-
-    w_position: float = 1.0  # per metre of TCP position error
-    w_rotation: float = 0.1  # per radian of TCP rotation error (0.1: 1 rad ~ 10 cm)
-    w_smooth: float = 0.02  # per rad of joint second difference between waypoints
-    w_limit: float = 0.1  # per rad inside the joint-limit margin (0.01 rad ~ 0.3 mm of tracking)
-    w_clearance: float = 1.0  # per metre of link below the clearance height
-    limit_margin: float = 0.05  # rad: keep joints this far inside their limits
-    link_clearance: float = 0.02  # metres: link origins stay this far above the table
-    w_collision: float = 1.0  # per metre of arm body (spheres) inside the static scene + margin
-    scene_clearance: float = 0.01  # metres: arm body spheres keep this far from static points
-    gripper_zone: float = 0.12  # metres: body spheres this close to the TCP are the gripper's
-    iterations: int = 15  # Gauss-Newton iterations at most
-    max_jump: float = 0.6  # rad: larger joint change between waypoints means a branch flip
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,13 @@ its own typed confirmation before it runs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from real.kinematics import ArmKinematics
 from real.limits import RobotLimits
+from real.preflight import PreflightReport, SafetyConfig, preflight
 
 # Peaks of the minimum-jerk profile s(u) = 10u^3 - 15u^4 + 6u^5 for a unit move in unit time.
 _PEAK_V, _PEAK_A, _PEAK_J = 1.875, 5.7735, 60.0
@@ -61,3 +65,29 @@ class ApproachMove:
         for arr in (self.t, self.q):
             h.update(np.ascontiguousarray(arr).tobytes())
         return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Approach:
+    """An approach move and its pre-flight verdict."""
+
+    move: ApproachMove  # the trajectory, on its own (unslowed) timeline
+    report: PreflightReport  # every pre-flight rule but the sim validation, which is waived
+
+
+def plan_approach(
+    current_q: np.ndarray,  # [J] rad, where the robot is
+    plan_start: np.ndarray,  # [J] rad, the plan's first waypoint
+    limits: RobotLimits,
+    kinematics: ArmKinematics | None,
+    config: SafetyConfig,
+) -> Approach:
+    """Plan the approach from ``current_q`` to ``plan_start`` and pre-flight it (robot state ``current_q``).
+
+    The report applies ``config`` as for a plan (its timeline stretched by ``config.slowdown``), so
+    the move must run on ``move.t * config.slowdown``. Never raises on a refused move: read ``report``.
+    """
+    t, q = approach_trajectory(current_q, plan_start, limits)
+    move = ApproachMove(t, q, limits.joint_names)
+    report = preflight(move, limits, kinematics, config, current_q, require_validation=False)
+    return Approach(move, report)

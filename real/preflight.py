@@ -1,16 +1,23 @@
 """Pre-flight checks: every reason to refuse a plan, decided before anything moves.
 
-Each check has its own reason code (``Reason``) and a message naming the offending value, the
-joint or frame, the time and the limit. A plan runs only if every check passes; a check that
-cannot be evaluated (e.g. derivatives of a plan with non-finite values) is skipped and the
-plan is refused by the check it depends on. Arrays of a loaded ``Plan`` are mutable, so the
+Each rule is one function, ``check_<rule>(...) -> CheckResult``, that takes only what it needs and
+returns its own reason code (``Reason``) with a message naming the offending value, the joint or
+frame, the time and the limit. A rule refuses what it cannot evaluate (a non-finite value, a
+timeline that does not increase, arrays of the wrong shape): NaN never passes a rule, whatever
+its arguments. ``preflight`` runs the rules in ``Reason.ALL`` order; a rule whose prerequisites
+did not pass (e.g. derivatives of a plan with non-finite values) is reported as skipped, and the
+plan is refused by the rule it depends on. Arrays of a loaded ``Plan`` are mutable, so the
 contract checks (finite values, increasing time) are repeated here rather than trusted.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from dataclasses import dataclass, field
+import math
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -66,36 +73,73 @@ class Reason:
         START_STATE,
     )
 
+    # The rules every check on the trajectory's values needs to have passed: finite arrays in
+    # the robot's joint order, on a strictly increasing timeline dense enough to differentiate.
+    GATES = (NONFINITE, JOINT_NAMES, TIME_NOT_INCREASING, SAMPLE_GAP)
+
 
 @dataclass(frozen=True)
 class SafetyConfig:
-    """Thresholds of the pre-flight checks. Positions are in the robot base frame."""
+    """Thresholds of the pre-flight checks (the ``chord real`` flags). Positions are in the robot base frame.
+
+    Raises ChordError, naming the field and its value, when a number is not finite or out of range.
+    """
 
     speed_scale: float = 0.25  # fraction (0, 1] of the joint velocity/acceleration/jerk limits allowed
-    first_run: bool = True  # caps tool and link speed at FIRST_RUN_SPEED (m/s)
-    cartesian_speed_max: float = 1.0  # m/s, tool and link speed cap when not in first-run mode
-    joint_margin: float = 0.05  # rad, keep-out band inside each joint position limit
-    workspace_min: tuple[float, float, float] = (-0.9, -0.9, -0.1)  # m, base frame, box corner
-    workspace_max: tuple[float, float, float] = (0.9, 0.9, 1.2)  # m, base frame, box corner
+    first_run: bool = True  # caps tool and link speed at FIRST_RUN_SPEED (0.25 m/s)
+    cartesian_speed_max: float = 1.0  # m/s (> 0), tool and link speed cap when not in first-run mode
+    joint_margin: float = 0.05  # rad (>= 0), keep-out band inside each joint position limit
+    workspace_min: tuple[float, float, float] = (-0.9, -0.9, -0.1)  # m, base frame, low box corner (x y z)
+    workspace_max: tuple[float, float, float] = (0.9, 0.9, 1.2)  # m, base frame, high box corner (x y z)
     table_z: float = 0.0  # m, table surface height in the base frame
-    link_clearance: float = 0.03  # m, every checked link origin stays this far above the table
-    tcp_clearance: float = 0.005  # m, the tool point stays this far above the table
-    start_tolerance: float = 0.01  # rad, max |q_robot - q_plan[0]| per joint
-    max_sample_gap: float = 0.1  # s, longest time between waypoints (finite differences stay meaningful)
-    rest_velocity: float = 0.01  # rad/s, joint speed counted as "at rest" at both ends
-    slowdown: float = 1.0  # >= 1, the plan's timeline is stretched by this factor before checking
+    link_clearance: float = 0.03  # m (>= 0), every checked link origin stays this far above the table
+    tcp_clearance: float = 0.005  # m (>= 0), the tool point stays this far above the table
+    start_tolerance: float = 0.01  # rad (>= 0), max |q_robot - q_plan[0]| per joint
+    max_sample_gap: float = 0.1  # s (> 0), longest gap between waypoints (for meaningful differences)
+    rest_velocity: float = 0.01  # rad/s (>= 0), joint speed counted as "at rest" at both ends
+    slowdown: float = 1.0  # >= 1, the plan's timeline is stretched by this factor before checking and running
 
     def __post_init__(self) -> None:
+        def refuse(name: str, expected: str) -> ChordError:
+            return ChordError(f"safety config: {name} is {getattr(self, name)!r}, expected {expected}")
+
+        scalars = [
+            f.name for f in fields(self) if f.name not in ("first_run", "workspace_min", "workspace_max")
+        ]
+        for name in scalars:
+            if not _finite_real(getattr(self, name)):
+                raise refuse(name, "a finite number")
+        if not isinstance(self.first_run, bool):
+            raise refuse("first_run", "True or False")
         if not 0.0 < self.speed_scale <= 1.0:
-            raise ValueError(f"speed_scale is {self.speed_scale}, expected a fraction in (0, 1]")
+            raise refuse("speed_scale", "a fraction in (0, 1]")
         if not self.slowdown >= 1.0:
-            raise ValueError(f"slowdown is {self.slowdown}, expected >= 1 (it may only slow a plan down)")
-        lo, hi = np.asarray(self.workspace_min), np.asarray(self.workspace_max)
-        if lo.shape != (3,) or hi.shape != (3,) or not (lo < hi).all():
-            raise ValueError(f"workspace box min {self.workspace_min} must be below max {self.workspace_max}")
+            raise refuse("slowdown", ">= 1 (it may only slow a plan down)")
+        for name in ("cartesian_speed_max", "max_sample_gap"):
+            if not getattr(self, name) > 0:
+                raise refuse(name, "> 0")
         for name in ("joint_margin", "link_clearance", "tcp_clearance", "start_tolerance", "rest_velocity"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} is {getattr(self, name)}, expected >= 0")
+            if not getattr(self, name) >= 0:
+                raise refuse(name, ">= 0")
+        for name in ("workspace_min", "workspace_max"):
+            corner = getattr(self, name)
+            if not (
+                isinstance(corner, (Sequence, np.ndarray))
+                and len(corner) == 3
+                and all(map(_finite_real, corner))
+            ):
+                raise refuse(name, "3 finite numbers (x y z, metres)")
+            object.__setattr__(self, name, tuple(float(x) for x in corner))
+        inverted = [
+            f"{axis}: {lo} >= {hi}"
+            for axis, lo, hi in zip("xyz", self.workspace_min, self.workspace_max, strict=True)
+            if not lo < hi
+        ]
+        if inverted:
+            raise ChordError(
+                f"safety config: workspace_min {self.workspace_min} must be below workspace_max "
+                f"{self.workspace_max} on every axis ({', '.join(inverted)})"
+            )
 
     @property
     def speed_cap(self) -> float:
@@ -103,8 +147,15 @@ class SafetyConfig:
         return min(self.cartesian_speed_max, FIRST_RUN_SPEED) if self.first_run else self.cartesian_speed_max
 
 
+def _finite_real(v: Any) -> bool:
+    """True for a finite int/float (numpy scalars included), False for bools, NaN, inf and the rest."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
 @dataclass(frozen=True)
 class CheckResult:
+    """The verdict of one pre-flight rule."""
+
     code: str  # a Reason code
     passed: bool | None  # None: skipped (could not be evaluated)
     message: str  # what was checked, and the offending value if it failed
@@ -154,44 +205,484 @@ class PreflightRefusedError(ChordError):
         super().__init__(f"refused before moving ({', '.join(self.reasons) or first.code}): {first.message}")
 
 
-def validation_ok(validation: Any, plan_sha256: str) -> tuple[CheckResult, CheckResult]:
-    """Check ``plan.validation`` = {"success": true, "plan_sha256": <hash>, "simulator": <name>, ...}."""
+# -- helpers shared by the rules --------------------------------------------------------------
+
+
+def _first_nonfinite(arrays: Mapping[str, Any]) -> str | None:
+    """'name[i, j] is nan; n non-finite value(s) in name' for the first array with one, else None."""
+    for name, values in arrays.items():
+        a = np.asarray(values, dtype=float)
+        idx = np.argwhere(~np.isfinite(a))
+        if len(idx):
+            return f"{name}{idx[0].tolist()} is {a[tuple(idx[0])]}; {len(idx)} non-finite value(s) in {name}"
+    return None
+
+
+def _timeline_problem(t: np.ndarray) -> str | None:  # t: [M] s
+    """Why ``t`` cannot be differentiated over (non-finite, < 2 waypoints, not increasing), or None."""
+    if t.ndim != 1:
+        return f"t has shape {t.shape}, expected [M]"
+    bad = _first_nonfinite({"t": t})
+    if bad:
+        return bad
+    if len(t) < 2:
+        return f"t has {len(t)} waypoint(s), at least 2 are needed"
+    dt = np.diff(t)
+    if not (dt > 0).all():
+        i = int(np.argmin(dt > 0))
+        return f"t does not strictly increase: t[{i}]={t[i]:.6g} s, t[{i + 1}]={t[i + 1]:.6g} s"
+    return None
+
+
+def _trajectory_problem(t: np.ndarray, q: np.ndarray, limits: RobotLimits) -> str | None:
+    """Why joints ``q`` [M, J] on ``t`` [M] cannot be checked against ``limits``, or None."""
+    problem = _timeline_problem(t)
+    if problem:
+        return problem
+    if q.shape != (len(t), limits.dof):
+        return (
+            f"q has shape {q.shape}, expected [{len(t)}, {limits.dof}] ({limits.model} joints per waypoint)"
+        )
+    return _first_nonfinite({"q": q})
+
+
+def _points_problem(t: np.ndarray, points: np.ndarray, frame_names: Sequence[str]) -> str | None:
+    """Why frame positions ``points`` [M, F, 3] on ``t`` [M] cannot be checked, or None."""
+    problem = _timeline_problem(t)
+    if problem:
+        return problem
+    shape = (len(t), len(frame_names), 3)
+    if points.shape != shape:
+        return f"frame positions have shape {points.shape}, expected {list(shape)} (waypoints, frames, xyz)"
+    return _first_nonfinite({"frame positions": points})
+
+
+def _cannot(code: str, problem: str) -> CheckResult:
+    return CheckResult(code, False, f"cannot be checked: {problem}")
+
+
+def _as_float(*arrays: Any) -> list[np.ndarray]:
+    return [np.asarray(a, dtype=float) for a in arrays]
+
+
+# -- the rules, in the order preflight runs them ----------------------------------------------
+
+
+def check_validated(validation: Any) -> CheckResult:
+    """``not_validated``: ``plan.validation`` is {"success": true, "simulator": <name>, ...}."""
     if not isinstance(validation, dict):
-        v = CheckResult(
+        return CheckResult(
             Reason.NOT_VALIDATED, False, f"plan.validation is {validation!r}: run it in sim first"
         )
-        return v, CheckResult(Reason.HASH_MISMATCH, None, "no validation record to compare")
     if validation.get("success") is not True or not isinstance(validation.get("simulator"), str):
-        v = CheckResult(
+        return CheckResult(
             Reason.NOT_VALIDATED,
             False,
             f"plan.validation success={validation.get('success')!r} simulator={validation.get('simulator')!r}; "
             "expected success=true from a named simulator",
         )
-    else:
-        v = CheckResult(Reason.NOT_VALIDATED, True, f"validated in {validation['simulator']}")
+    return CheckResult(Reason.NOT_VALIDATED, True, f"validated in {validation['simulator']}")
+
+
+def check_hash(validation: Any, plan_sha256: str) -> CheckResult:
+    """``hash_mismatch``: the validation record's ``plan_sha256`` is the plan's own content hash.
+
+    Skipped (passed None) when there is no record at all: ``not_validated`` refuses that plan.
+    """
+    if not isinstance(validation, dict):
+        return CheckResult(Reason.HASH_MISMATCH, None, "no validation record to compare")
     recorded = validation.get("plan_sha256")
     if recorded != plan_sha256:
-        h = CheckResult(
+        return CheckResult(
             Reason.HASH_MISMATCH,
             False,
             f"plan.validation.plan_sha256={recorded!r} but the plan hashes to {plan_sha256!r}: "
             "these are not the trajectories the simulator validated",
         )
-    else:
-        h = CheckResult(Reason.HASH_MISMATCH, True, f"hash {plan_sha256[:12]} matches the validated plan")
-    return v, h
+    return CheckResult(Reason.HASH_MISMATCH, True, f"hash {plan_sha256[:12]} matches the validated plan")
 
 
-def _worst(values: np.ndarray, limit: np.ndarray) -> tuple[int, int, float]:  # values: [K, J]
-    """(row, joint, ratio) of the largest |value| / limit."""
-    ratio = np.abs(values) / limit
+def validation_ok(validation: Any, plan_sha256: str) -> tuple[CheckResult, CheckResult]:
+    """(``not_validated``, ``hash_mismatch``) results for a plan's validation record."""
+    return check_validated(validation), check_hash(validation, plan_sha256)
+
+
+def check_finite(arrays: Mapping[str, Any]) -> CheckResult:
+    """``nonfinite``: every value of every named array (t, q, gripper, ee_pose, ...) is finite."""
+    bad = _first_nonfinite(arrays)
+    if bad:
+        return CheckResult(Reason.NONFINITE, False, bad)
+    return CheckResult(Reason.NONFINITE, True, "all values finite")
+
+
+def check_joint_names(names: Sequence[str], limits: RobotLimits) -> CheckResult:
+    """``joint_names``: the plan's joints are the robot's, by name and in the robot's order."""
+    names = tuple(names)
+    if names != limits.joint_names:
+        return CheckResult(
+            Reason.JOINT_NAMES,
+            False,
+            f"plan joints {list(names)} != {limits.model} joints {list(limits.joint_names)} (names and order must match)",
+        )
+    return CheckResult(Reason.JOINT_NAMES, True, f"{len(names)} joints in the robot's order")
+
+
+def check_time(t: np.ndarray) -> CheckResult:  # t: [M] s, the (slowed) timeline
+    """``time_not_increasing``: ``t`` is finite, starts at 0 and strictly increases over >= 2 waypoints."""
+    (t,) = _as_float(t)
+    bad = _first_nonfinite({"t": t})
+    if t.ndim != 1 or len(t) == 0 or bad:
+        return CheckResult(Reason.TIME_NOT_INCREASING, False, bad or f"t has shape {t.shape}, expected [M]")
+    dt = np.diff(t)
+    if not (len(t) >= 2 and t[0] == 0.0 and (dt > 0).all()):
+        i = int(np.argmax(dt <= 0)) if len(dt) and (dt <= 0).any() else 0
+        return CheckResult(
+            Reason.TIME_NOT_INCREASING,
+            False,
+            f"t must start at 0 and strictly increase; t[0]={t[0]:.6g}, t[{i}]={t[i]:.6g} s, t[{i + 1}]={t[min(i + 1, len(t) - 1)]:.6g} s",
+        )
+    return CheckResult(Reason.TIME_NOT_INCREASING, True, f"{len(t)} waypoints over {t[-1]:.3f} s")
+
+
+def check_sample_gap(
+    t: np.ndarray,  # [M] s, the (slowed) timeline
+    max_gap: float,  # s, SafetyConfig.max_sample_gap
+) -> CheckResult:
+    """``sample_gap``: no two consecutive waypoints are more than ``max_gap`` apart."""
+    (t,) = _as_float(t)
+    problem = _timeline_problem(t)
+    if problem:
+        return _cannot(Reason.SAMPLE_GAP, problem)
+    dt = np.diff(t)
+    i = int(np.argmax(dt))
+    if not dt[i] <= max_gap:
+        return CheckResult(
+            Reason.SAMPLE_GAP,
+            False,
+            f"{dt[i]:.3f} s between waypoints {i} and {i + 1} (t={t[i]:.3f} s) exceeds {max_gap} s",
+        )
+    return CheckResult(Reason.SAMPLE_GAP, True, f"largest waypoint gap {dt[i]:.4f} s")
+
+
+def _at_rest(
+    code: str,
+    seg: int,  # 0: the first segment, -1: the last
+    t: np.ndarray,
+    q: np.ndarray,
+    limits: RobotLimits,
+    speed_scale: float,
+    rest_velocity: float,
+) -> CheckResult:
+    t, q = _as_float(t, q)
+    problem = _trajectory_problem(t, q, limits)
+    if problem:
+        return _cannot(code, problem)
+    where = "first" if seg == 0 else "last"
+    dt = np.diff(t)
+    v = np.diff(q, axis=0)[seg] / dt[seg]  # [J] rad/s, the segment's mean speed
+    # The end segment's mean speed must be reachable from (or reducible to) zero within one
+    # segment under the scaled acceleration limit, plus a small tolerance.
+    allowed = rest_velocity + 0.5 * speed_scale * np.asarray(limits.acceleration) * dt[seg]  # [J] rad/s
+    j = int(np.argmax(np.abs(v) / allowed))
+    if not abs(v[j]) <= allowed[j]:
+        return CheckResult(
+            code,
+            False,
+            f"joint {limits.joint_names[j]} moves at {v[j]:.4g} rad/s over the {where} segment; at rest means <= {allowed[j]:.4g} rad/s",
+        )
+    return CheckResult(code, True, f"{where} segment speed within {allowed.min():.4g} rad/s of rest")
+
+
+def check_start_at_rest(
+    t: np.ndarray,  # [M] s, the (slowed) timeline
+    q: np.ndarray,  # [M, J] rad, in the robot's joint order
+    limits: RobotLimits,
+    speed_scale: float,  # fraction (0, 1] of the acceleration limits
+    rest_velocity: float,  # rad/s, speed tolerance of "at rest"
+) -> CheckResult:
+    """``start_not_at_rest``: the first segment's speed could be reached from rest within it."""
+    return _at_rest(Reason.START_NOT_AT_REST, 0, t, q, limits, speed_scale, rest_velocity)
+
+
+def check_final_at_rest(
+    t: np.ndarray,  # [M] s, the (slowed) timeline
+    q: np.ndarray,  # [M, J] rad, in the robot's joint order
+    limits: RobotLimits,
+    speed_scale: float,  # fraction (0, 1] of the acceleration limits
+    rest_velocity: float,  # rad/s, speed tolerance of "at rest"
+) -> CheckResult:
+    """``final_not_at_rest``: the last segment's speed could be brought to rest within it."""
+    return _at_rest(Reason.FINAL_NOT_AT_REST, -1, t, q, limits, speed_scale, rest_velocity)
+
+
+def check_joint_limits(
+    t: np.ndarray,  # [M] s, the (slowed) timeline (for the message)
+    q: np.ndarray,  # [M, J] rad, in the robot's joint order
+    limits: RobotLimits,
+    margin: float,  # rad, keep-out band inside each position limit
+) -> CheckResult:
+    """``joint_limit``: every joint stays inside its position limits less ``margin``."""
+    t, q = _as_float(t, q)
+    problem = _trajectory_problem(t, q, limits)
+    if problem:
+        return _cannot(Reason.JOINT_LIMIT, problem)
+    lower, upper = _as_float(limits.lower, limits.upper)
+    lo_m, hi_m = lower + margin, upper - margin
+    over = np.maximum(lo_m - q, q - hi_m)  # [M, J] > 0 where inside the margin band or beyond
+    k, j = np.unravel_index(int(np.argmax(over)), over.shape)
+    if not over[k, j] <= 0:
+        return CheckResult(
+            Reason.JOINT_LIMIT,
+            False,
+            f"joint {limits.joint_names[j]} = {q[k, j]:.4f} rad at t={t[k]:.3f} s is outside [{lo_m[j]:.4f}, {hi_m[j]:.4f}] "
+            f"(limits [{lower[j]:.4f}, {upper[j]:.4f}] less a {margin} rad margin)",
+        )
+    return CheckResult(
+        Reason.JOINT_LIMIT, True, f"closest approach to a limit {-over.max():.3f} rad inside the margin"
+    )
+
+
+def _derivative(t: np.ndarray, q: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """(d^order q / dt^order [M-order, J], its times [M-order]) by finite differences at midpoints."""
+    val, tt = q, t
+    for _ in range(order):
+        val = np.diff(val, axis=0) / np.diff(tt)[:, None]
+        tt = 0.5 * (tt[1:] + tt[:-1])
+    return val, tt
+
+
+def _within_scaled_limit(
+    code: str,
+    order: int,  # 1 velocity, 2 acceleration, 3 jerk
+    t: np.ndarray,
+    q: np.ndarray,
+    limits: RobotLimits,
+    speed_scale: float,
+) -> CheckResult:
+    what, unit = {1: ("velocity", "rad/s"), 2: ("acceleration", "rad/s^2"), 3: ("jerk", "rad/s^3")}[order]
+    t, q = _as_float(t, q)
+    problem = _trajectory_problem(t, q, limits)
+    if problem:
+        return _cannot(code, problem)
+    if len(t) <= order:
+        return CheckResult(code, True, "too few waypoints to have one")
+    val, tt = _derivative(t, q, order)
+    lim = np.asarray(getattr(limits, what), dtype=float)  # [J]
+    s = speed_scale
+    ratio = np.abs(val) / (s * lim)  # [K, J]; argmax finds a NaN first, and NaN fails below
     k, j = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
-    return int(k), int(j), float(ratio[k, j])
+    if not ratio[k, j] <= 1.0:
+        return CheckResult(
+            code,
+            False,
+            f"joint {limits.joint_names[j]} {what} {val[k, j]:.4g} {unit} at t={tt[k]:.3f} s exceeds "
+            f"{s} x {lim[j]:.4g} = {s * lim[j]:.4g} {unit}",
+        )
+    return CheckResult(code, True, f"peak {what} {100 * ratio[k, j]:.0f}% of {s} x the limit")
+
+
+def check_velocity(
+    t: np.ndarray,  # [M] s, the (slowed) timeline
+    q: np.ndarray,  # [M, J] rad, in the robot's joint order
+    limits: RobotLimits,
+    speed_scale: float,  # fraction (0, 1] of the datasheet limits allowed
+) -> CheckResult:
+    """``velocity_limit``: |dq/dt| (finite differences) <= speed_scale x the velocity limit, per joint."""
+    return _within_scaled_limit(Reason.VELOCITY_LIMIT, 1, t, q, limits, speed_scale)
+
+
+def check_acceleration(
+    t: np.ndarray,  # [M] s, the (slowed) timeline
+    q: np.ndarray,  # [M, J] rad, in the robot's joint order
+    limits: RobotLimits,
+    speed_scale: float,  # fraction (0, 1] of the datasheet limits allowed
+) -> CheckResult:
+    """``acceleration_limit``: |d2q/dt2| <= speed_scale x the acceleration limit (passes with < 3 waypoints)."""
+    return _within_scaled_limit(Reason.ACCELERATION_LIMIT, 2, t, q, limits, speed_scale)
+
+
+def check_jerk(
+    t: np.ndarray,  # [M] s, the (slowed) timeline
+    q: np.ndarray,  # [M, J] rad, in the robot's joint order
+    limits: RobotLimits,
+    speed_scale: float,  # fraction (0, 1] of the datasheet limits allowed
+) -> CheckResult:
+    """``jerk_limit``: |d3q/dt3| <= speed_scale x the jerk limit (passes with < 4 waypoints)."""
+    return _within_scaled_limit(Reason.JERK_LIMIT, 3, t, q, limits, speed_scale)
+
+
+def check_workspace(
+    t: np.ndarray,  # [M] s (for the message)
+    points: np.ndarray,  # [M, F, 3] m, frame origins in the base frame (ArmKinematics.points)
+    frame_names: Sequence[str],  # F names, the last is the tool
+    workspace_min: Sequence[float],  # (x, y, z) m, low box corner
+    workspace_max: Sequence[float],  # (x, y, z) m, high box corner
+) -> CheckResult:
+    """``workspace``: every frame origin stays inside the axis-aligned box, at every waypoint."""
+    t, p = _as_float(t, points)
+    problem = _points_problem(t, p, frame_names)
+    if problem:
+        return _cannot(Reason.WORKSPACE, problem)
+    lo, hi = _as_float(workspace_min, workspace_max)
+    out = np.maximum(lo - p, p - hi).max(axis=-1)  # [M, F] > 0 outside the box
+    k, f = np.unravel_index(int(np.argmax(out)), out.shape)
+    if not out[k, f] <= 0:
+        return CheckResult(
+            Reason.WORKSPACE,
+            False,
+            f"{frame_names[f]} at {np.round(p[k, f], 4).tolist()} m (t={t[k]:.3f} s) is outside the workspace box "
+            f"{list(workspace_min)}..{list(workspace_max)} m by {out[k, f]:.4f} m",
+        )
+    return CheckResult(
+        Reason.WORKSPACE, True, f"{len(frame_names)} frames inside the box, margin {-out.max():.3f} m"
+    )
+
+
+def check_table(
+    t: np.ndarray,  # [M] s (for the message)
+    points: np.ndarray,  # [M, F, 3] m, frame origins in the base frame
+    frame_names: Sequence[str],  # F names, the last is the tool
+    table_z: float,  # m, table surface height in the base frame
+    link_clearance: float,  # m, for every frame but the tool
+    tcp_clearance: float,  # m, for the tool (the last frame)
+) -> CheckResult:
+    """``table``: every link origin stays ``link_clearance`` and the tool ``tcp_clearance`` above the table."""
+    t, p = _as_float(t, points)
+    problem = _points_problem(t, p, frame_names)
+    if problem:
+        return _cannot(Reason.TABLE, problem)
+    floor = np.full(len(frame_names), table_z + link_clearance)  # [F] m
+    floor[-1] = table_z + tcp_clearance
+    below = floor - p[..., 2]  # [M, F] > 0 when too low
+    k, f = np.unravel_index(int(np.argmax(below)), below.shape)
+    if not below[k, f] <= 0:
+        return CheckResult(
+            Reason.TABLE,
+            False,
+            f"{frame_names[f]} at z={p[k, f, 2]:.4f} m (t={t[k]:.3f} s) is below the table at {table_z} m "
+            f"+ clearance {floor[f] - table_z:.3f} m",
+        )
+    return CheckResult(Reason.TABLE, True, f"lowest frame {-below.max():.3f} m above its clearance")
+
+
+def _speed_under_cap(
+    code: str,
+    frames: list[int],
+    t: np.ndarray,
+    points: np.ndarray,
+    frame_names: Sequence[str],
+    cap: float,
+    first_run: bool,
+) -> CheckResult:
+    t, p = _as_float(t, points)
+    problem = _points_problem(t, p, frame_names)
+    if problem:
+        return _cannot(code, problem)
+    if not frames:
+        return CheckResult(code, True, "no link frames")
+    speed = np.linalg.norm(np.diff(p[:, frames], axis=0), axis=-1) / np.diff(t)[:, None]  # [M-1, n] m/s
+    mode = "first-run cap" if first_run else "cap"
+    k, c = np.unravel_index(int(np.argmax(speed)), speed.shape)
+    if not speed[k, c] <= cap:
+        return CheckResult(
+            code,
+            False,
+            f"{frame_names[frames[c]]} moves at {speed[k, c]:.3f} m/s around t={0.5 * (t[k] + t[k + 1]):.3f} s, above the {mode} of {cap} m/s",
+        )
+    return CheckResult(code, True, f"peak {speed[k, c]:.3f} m/s <= {mode} {cap} m/s")
+
+
+def check_tcp_speed(
+    t: np.ndarray,  # [M] s, the (slowed) timeline
+    points: np.ndarray,  # [M, F, 3] m, frame origins in the base frame; the last frame is the tool
+    frame_names: Sequence[str],  # F names
+    cap: float,  # m/s, SafetyConfig.speed_cap
+    first_run: bool,  # names the cap "first-run cap" in the message
+) -> CheckResult:
+    """``tcp_speed``: the tool's speed between waypoints stays under ``cap``."""
+    return _speed_under_cap(Reason.TCP_SPEED, [len(frame_names) - 1], t, points, frame_names, cap, first_run)
+
+
+def check_link_speed(
+    t: np.ndarray,  # [M] s, the (slowed) timeline
+    points: np.ndarray,  # [M, F, 3] m, frame origins in the base frame; all but the last are links
+    frame_names: Sequence[str],  # F names
+    cap: float,  # m/s, SafetyConfig.speed_cap
+    first_run: bool,  # names the cap "first-run cap" in the message
+) -> CheckResult:
+    """``link_speed``: every checked link origin's speed between waypoints stays under ``cap``."""
+    frames = list(range(len(frame_names) - 1))
+    return _speed_under_cap(Reason.LINK_SPEED, frames, t, points, frame_names, cap, first_run)
+
+
+def check_start_state(
+    current_q: np.ndarray | None,  # [J] rad, the robot's joints now; None: no robot (offline)
+    q0: np.ndarray,  # [J] rad, the plan's first waypoint
+    limits: RobotLimits,
+    tolerance: float,  # rad, max |current_q - q0| per joint
+) -> CheckResult:
+    """``start_state``: the robot is within ``tolerance`` of the plan's start on every joint.
+
+    Skipped (passed None) without a robot state: an offline dry run cannot check it.
+    """
+    if current_q is None:
+        return CheckResult(Reason.START_STATE, None, "skipped: no robot state (offline dry run)")
+    cur, q0 = _as_float(current_q, q0)
+    if cur.shape != (limits.dof,) or not np.isfinite(cur).all():
+        return CheckResult(
+            Reason.START_STATE, False, f"robot state {cur.tolist()} is not {limits.dof} finite joints"
+        )
+    if q0.shape != (limits.dof,) or not np.isfinite(q0).all():
+        return _cannot(
+            Reason.START_STATE, f"the plan's start {q0.tolist()} is not {limits.dof} finite joints"
+        )
+    d = np.abs(cur - q0)
+    j = int(np.argmax(d))
+    if not d[j] <= tolerance:
+        return CheckResult(
+            Reason.START_STATE,
+            False,
+            f"robot joint {limits.joint_names[j]} is at {cur[j]:.4f} rad, the plan starts at {q0[j]:.4f} rad "
+            f"(|diff| {d[j]:.4f} > {tolerance} rad); use a separate approach move",
+        )
+    return CheckResult(Reason.START_STATE, True, f"robot within {d[j]:.4f} rad of the plan's start")
+
+
+# -- composition --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One pre-flight rule as ``preflight`` runs it."""
+
+    code: str  # the Reason code the check returns
+    check: Callable[[], CheckResult]  # evaluates the rule on the plan at hand
+    needs: tuple[str, ...] = ()  # codes that must have passed first; otherwise this rule is skipped
+    unavailable: str | None = None  # why it cannot be evaluated at all (no FK model, no robot state)
+
+
+def run_rules(rules: Sequence[Rule], report: PreflightReport) -> PreflightReport:
+    """Append each rule's result to ``report`` in order, skipping those whose ``needs`` did not pass."""
+    results: dict[str, CheckResult] = {}
+    for rule in rules:
+        blocked = [c for c in rule.needs if not results[c].passed]
+        if blocked:
+            # Name the rules that failed; the skipped ones among them were skipped for those.
+            failed = [c for c in blocked if results[c].passed is False]
+            result = CheckResult(rule.code, None, f"skipped: depends on {', '.join(failed or blocked)}")
+        elif rule.unavailable is not None:
+            result = CheckResult(rule.code, None, f"skipped: {rule.unavailable}")
+        else:
+            result = rule.check()
+            if result.code != rule.code:
+                raise AssertionError(f"rule {rule.code} returned a {result.code} result")
+        results[rule.code] = result
+        report.checks.append(result)
+    return report
 
 
 def preflight(
-    plan: Any,  # core.plan.Plan
+    plan: Any,  # core.plan.Plan, or a plan-like object (t, q, gripper, ee_pose, joint_names, validation)
     limits: RobotLimits,
     kinematics: ArmKinematics | None,
     config: SafetyConfig,
@@ -199,276 +690,94 @@ def preflight(
     *,
     require_validation: bool = True,  # False only for chord's own approach move (confirmed separately)
 ) -> PreflightReport:
-    """Run every check on ``plan`` for the robot described by ``limits``; never raises on a bad plan.
+    """Run every rule on ``plan`` for the robot described by ``limits``; never raises on a bad plan.
 
-    ``kinematics`` None skips the FK checks (and so refuses to pass). Returns the report; call
-    ``raise_if_refused`` to turn a refusal into PreflightRefusedError.
+    The plan's timeline is stretched by ``config.slowdown`` first. ``kinematics`` None skips the FK
+    checks (and so refuses to pass). Returns the report; call ``raise_if_refused`` to turn a
+    refusal into PreflightRefusedError.
     """
-    t = np.array(plan.t, dtype=float) * config.slowdown  # [M]
-    q = np.array(plan.q, dtype=float)  # [M, J]
-    names = tuple(plan.joint_names)
+    t = np.array(plan.t, dtype=float) * config.slowdown  # [M] s
+    q = np.array(plan.q, dtype=float)  # [M, J] rad
     sha = plan.content_hash()
-    report = PreflightReport(plan_sha256=sha, robot=limits.model)
-    add = report.checks.append
-    skipped: list[str] = []
+    gates = Reason.GATES
 
-    def skip(code: str) -> None:
-        add(CheckResult(code, None, f"skipped: depends on {', '.join(skipped)}"))
+    @functools.cache
+    def fk() -> np.ndarray:  # [M, F, 3] m, evaluated once, only if a cartesian rule runs
+        assert kinematics is not None
+        return kinematics.points(q)
 
+    frames = kinematics.frame_names if kinematics is not None else ()
+    no_fk = "depends on kinematics (no FK model)" if kinematics is None else None
+    s = config.speed_scale
     if require_validation:
-        for c in validation_ok(plan.validation, sha):
-            add(c)
+        validation = [
+            Rule(Reason.NOT_VALIDATED, lambda: check_validated(plan.validation)),
+            Rule(Reason.HASH_MISMATCH, lambda: check_hash(plan.validation, sha)),
+        ]
     else:
         waived = "waived: chord's own approach move, not sim-validated; confirmed on its own"
-        add(CheckResult(Reason.NOT_VALIDATED, True, waived))
-        add(CheckResult(Reason.HASH_MISMATCH, True, waived))
-
+        validation = [
+            Rule(code, lambda code=code: CheckResult(code, True, waived))
+            for code in (Reason.NOT_VALIDATED, Reason.HASH_MISMATCH)
+        ]
     arrays = {"t": plan.t, "q": plan.q, "gripper": plan.gripper, "ee_pose": plan.ee_pose}
-    bad = {k: np.argwhere(~np.isfinite(np.asarray(v, dtype=float))) for k, v in arrays.items()}
-    bad = {k: v for k, v in bad.items() if len(v)}
-    if bad:
-        k, idx = next(iter(bad.items()))
-        val = np.asarray(arrays[k], dtype=float)[tuple(idx[0])]
-        add(
-            CheckResult(
-                Reason.NONFINITE, False, f"{k}{list(idx[0])} is {val}; {len(idx)} non-finite value(s) in {k}"
-            )
-        )
-        skipped.append(Reason.NONFINITE)
-    else:
-        add(CheckResult(Reason.NONFINITE, True, "all values finite"))
-
-    if names != limits.joint_names:
-        add(
-            CheckResult(
-                Reason.JOINT_NAMES,
-                False,
-                f"plan joints {list(names)} != {limits.model} joints {list(limits.joint_names)} (names and order must match)",
-            )
-        )
-        skipped.append(Reason.JOINT_NAMES)
-    else:
-        add(CheckResult(Reason.JOINT_NAMES, True, f"{len(names)} joints in the robot's order"))
-
-    dt = np.diff(t)
-    if Reason.NONFINITE in skipped:
-        skip(Reason.TIME_NOT_INCREASING)
-        skip(Reason.SAMPLE_GAP)
-    else:
-        if len(t) < 2 or t[0] != 0.0 or (dt <= 0).any():
-            i = int(np.argmax(dt <= 0)) if len(dt) and (dt <= 0).any() else 0
-            add(
-                CheckResult(
-                    Reason.TIME_NOT_INCREASING,
-                    False,
-                    f"t must start at 0 and strictly increase; t[0]={t[0]:.6g}, t[{i}]={t[i]:.6g} s, t[{i + 1}]={t[min(i + 1, len(t) - 1)]:.6g} s",
-                )
-            )
-            skipped.append(Reason.TIME_NOT_INCREASING)
-            skip(Reason.SAMPLE_GAP)
-        else:
-            add(CheckResult(Reason.TIME_NOT_INCREASING, True, f"{len(t)} waypoints over {t[-1]:.3f} s"))
-            i = int(np.argmax(dt))
-            if dt[i] > config.max_sample_gap:
-                add(
-                    CheckResult(
-                        Reason.SAMPLE_GAP,
-                        False,
-                        f"{dt[i]:.3f} s between waypoints {i} and {i + 1} (t={t[i]:.3f} s) exceeds {config.max_sample_gap} s",
-                    )
-                )
-                skipped.append(Reason.SAMPLE_GAP)
-            else:
-                add(CheckResult(Reason.SAMPLE_GAP, True, f"largest waypoint gap {dt[i]:.4f} s"))
-
-    derivative_codes = (
-        Reason.START_NOT_AT_REST,
-        Reason.FINAL_NOT_AT_REST,
-        Reason.JOINT_LIMIT,
-        Reason.VELOCITY_LIMIT,
-        Reason.ACCELERATION_LIMIT,
-        Reason.JERK_LIMIT,
-        Reason.WORKSPACE,
-        Reason.TABLE,
-        Reason.TCP_SPEED,
-        Reason.LINK_SPEED,
-        Reason.START_STATE,
-    )
-    if skipped:
-        for code in derivative_codes:
-            skip(code)
-        _log_report(report)
-        return report
-
-    lower, upper, vmax, amax, jmax = limits.arrays()
-    s = config.speed_scale
-    v = np.diff(q, axis=0) / dt[:, None]  # [M-1, J] at segment midpoints
-    tv = 0.5 * (t[1:] + t[:-1])
-    # Starting/ending at rest: the end segment's mean speed must be reachable from (or reducible
-    # to) zero within one segment under the scaled acceleration limit, plus a small tolerance.
-    for code, seg, where in ((Reason.START_NOT_AT_REST, 0, "first"), (Reason.FINAL_NOT_AT_REST, -1, "last")):
-        allowed = config.rest_velocity + 0.5 * s * amax * dt[seg]
-        j = int(np.argmax(np.abs(v[seg]) / allowed))
-        if abs(v[seg, j]) > allowed[j]:
-            add(
-                CheckResult(
-                    code,
-                    False,
-                    f"joint {names[j]} moves at {v[seg, j]:.4g} rad/s over the {where} segment; at rest means <= {allowed[j]:.4g} rad/s",
-                )
-            )
-        else:
-            add(CheckResult(code, True, f"{where} segment speed within {allowed.min():.4g} rad/s of rest"))
-
-    lo_m, hi_m = lower + config.joint_margin, upper - config.joint_margin
-    over = np.maximum(lo_m - q, q - hi_m)  # [M, J] > 0 where inside the margin band or beyond
-    k, j = np.unravel_index(int(np.argmax(over)), over.shape)
-    if over[k, j] > 0:
-        add(
-            CheckResult(
-                Reason.JOINT_LIMIT,
-                False,
-                f"joint {names[j]} = {q[k, j]:.4f} rad at t={t[k]:.3f} s is outside [{lo_m[j]:.4f}, {hi_m[j]:.4f}] "
-                f"(limits [{lower[j]:.4f}, {upper[j]:.4f}] less a {config.joint_margin} rad margin)",
-            )
-        )
-    else:
-        add(
-            CheckResult(
-                Reason.JOINT_LIMIT,
-                True,
-                f"closest approach to a limit {-over.max():.3f} rad inside the margin",
-            )
-        )
-
-    derivs = [("velocity", Reason.VELOCITY_LIMIT, v, tv, vmax, "rad/s")]
-    if len(t) >= 3:
-        a = np.diff(v, axis=0) / np.diff(tv)[:, None]  # [M-2, J]
-        ta = 0.5 * (tv[1:] + tv[:-1])
-        derivs.append(("acceleration", Reason.ACCELERATION_LIMIT, a, ta, amax, "rad/s^2"))
-        if len(t) >= 4:
-            jk = np.diff(a, axis=0) / np.diff(ta)[:, None]  # [M-3, J]
-            derivs.append(("jerk", Reason.JERK_LIMIT, jk, 0.5 * (ta[1:] + ta[:-1]), jmax, "rad/s^3"))
-    for what, code, val, tt, lim, unit in derivs:
-        k, j, ratio = _worst(val, s * lim)
-        if ratio > 1.0:
-            add(
-                CheckResult(
-                    code,
-                    False,
-                    f"joint {names[j]} {what} {val[k, j]:.4g} {unit} at t={tt[k]:.3f} s exceeds "
-                    f"{s} x {lim[j]:.4g} = {s * lim[j]:.4g} {unit}",
-                )
-            )
-        else:
-            add(CheckResult(code, True, f"peak {what} {100 * ratio:.0f}% of {s} x the limit"))
-    for code in (Reason.ACCELERATION_LIMIT, Reason.JERK_LIMIT):
-        if not any(c.code == code for c in report.checks):
-            add(CheckResult(code, True, "too few waypoints to have one"))
-
-    if kinematics is None:
-        skipped.append("kinematics (no FK model)")
-        for code in (Reason.WORKSPACE, Reason.TABLE, Reason.TCP_SPEED, Reason.LINK_SPEED):
-            skip(code)
-    else:
-        _cartesian_checks(report, kinematics, q, t, config)
-
-    if current_q is None:
-        add(CheckResult(Reason.START_STATE, None, "skipped: no robot state (offline dry run)"))
-    else:
-        cur = np.asarray(current_q, dtype=float)
-        if cur.shape != q[0].shape or not np.isfinite(cur).all():
-            add(
-                CheckResult(
-                    Reason.START_STATE, False, f"robot state {cur.tolist()} is not {len(names)} finite joints"
-                )
-            )
-        else:
-            d = np.abs(cur - q[0])
-            j = int(np.argmax(d))
-            if d[j] > config.start_tolerance:
-                add(
-                    CheckResult(
-                        Reason.START_STATE,
-                        False,
-                        f"robot joint {names[j]} is at {cur[j]:.4f} rad, the plan starts at {q[0, j]:.4f} rad "
-                        f"(|diff| {d[j]:.4f} > {config.start_tolerance} rad); use a separate approach move",
-                    )
-                )
-            else:
-                add(CheckResult(Reason.START_STATE, True, f"robot within {d[j]:.4f} rad of the plan's start"))
+    rules = [
+        *validation,
+        Rule(Reason.NONFINITE, lambda: check_finite(arrays)),
+        Rule(Reason.JOINT_NAMES, lambda: check_joint_names(plan.joint_names, limits)),
+        Rule(Reason.TIME_NOT_INCREASING, lambda: check_time(t), needs=(Reason.NONFINITE,)),
+        Rule(
+            Reason.SAMPLE_GAP,
+            lambda: check_sample_gap(t, config.max_sample_gap),
+            needs=(Reason.NONFINITE, Reason.TIME_NOT_INCREASING),
+        ),
+        Rule(
+            Reason.START_NOT_AT_REST,
+            lambda: check_start_at_rest(t, q, limits, s, config.rest_velocity),
+            needs=gates,
+        ),
+        Rule(
+            Reason.FINAL_NOT_AT_REST,
+            lambda: check_final_at_rest(t, q, limits, s, config.rest_velocity),
+            needs=gates,
+        ),
+        Rule(Reason.JOINT_LIMIT, lambda: check_joint_limits(t, q, limits, config.joint_margin), needs=gates),
+        Rule(Reason.VELOCITY_LIMIT, lambda: check_velocity(t, q, limits, s), needs=gates),
+        Rule(Reason.ACCELERATION_LIMIT, lambda: check_acceleration(t, q, limits, s), needs=gates),
+        Rule(Reason.JERK_LIMIT, lambda: check_jerk(t, q, limits, s), needs=gates),
+        Rule(
+            Reason.WORKSPACE,
+            lambda: check_workspace(t, fk(), frames, config.workspace_min, config.workspace_max),
+            needs=gates,
+            unavailable=no_fk,
+        ),
+        Rule(
+            Reason.TABLE,
+            lambda: check_table(t, fk(), frames, config.table_z, config.link_clearance, config.tcp_clearance),
+            needs=gates,
+            unavailable=no_fk,
+        ),
+        Rule(
+            Reason.TCP_SPEED,
+            lambda: check_tcp_speed(t, fk(), frames, config.speed_cap, config.first_run),
+            needs=gates,
+            unavailable=no_fk,
+        ),
+        Rule(
+            Reason.LINK_SPEED,
+            lambda: check_link_speed(t, fk(), frames, config.speed_cap, config.first_run),
+            needs=gates,
+            unavailable=no_fk,
+        ),
+        Rule(
+            Reason.START_STATE,
+            lambda: check_start_state(current_q, q[0], limits, config.start_tolerance),
+            needs=gates,
+        ),
+    ]
+    report = run_rules(rules, PreflightReport(plan_sha256=sha, robot=limits.model))
     _log_report(report)
     return report
-
-
-def _cartesian_checks(
-    report: PreflightReport,
-    kinematics: ArmKinematics,
-    q: np.ndarray,  # [M, J] rad
-    t: np.ndarray,  # [M] s
-    config: SafetyConfig,
-) -> None:
-    add = report.checks.append
-    p = kinematics.points(q)  # [M, F, 3]
-    names = kinematics.frame_names
-    lo, hi = np.asarray(config.workspace_min), np.asarray(config.workspace_max)
-    out = np.maximum(lo - p, p - hi).max(axis=-1)  # [M, F] > 0 outside the box
-    k, f = np.unravel_index(int(np.argmax(out)), out.shape)
-    if out[k, f] > 0:
-        add(
-            CheckResult(
-                Reason.WORKSPACE,
-                False,
-                f"{names[f]} at {np.round(p[k, f], 4).tolist()} m (t={t[k]:.3f} s) is outside the workspace box "
-                f"{list(config.workspace_min)}..{list(config.workspace_max)} m by {out[k, f]:.4f} m",
-            )
-        )
-    else:
-        add(
-            CheckResult(
-                Reason.WORKSPACE, True, f"{len(names)} frames inside the box, margin {-out.max():.3f} m"
-            )
-        )
-
-    floor = np.full(len(names), config.table_z + config.link_clearance)
-    floor[-1] = config.table_z + config.tcp_clearance
-    below = floor - p[..., 2]  # [M, F] > 0 when too low
-    k, f = np.unravel_index(int(np.argmax(below)), below.shape)
-    if below[k, f] > 0:
-        add(
-            CheckResult(
-                Reason.TABLE,
-                False,
-                f"{names[f]} at z={p[k, f, 2]:.4f} m (t={t[k]:.3f} s) is below the table at {config.table_z} m "
-                f"+ clearance {floor[f] - config.table_z:.3f} m",
-            )
-        )
-    else:
-        add(CheckResult(Reason.TABLE, True, f"lowest frame {-below.max():.3f} m above its clearance"))
-
-    speed = np.linalg.norm(np.diff(p, axis=0), axis=-1) / np.diff(t)[:, None]  # [M-1, F] m/s
-    cap = config.speed_cap
-    mode = "first-run cap" if config.first_run else "cap"
-    for code, cols in (
-        (Reason.TCP_SPEED, [len(names) - 1]),
-        (Reason.LINK_SPEED, list(range(len(names) - 1))),
-    ):
-        if not cols:
-            add(CheckResult(code, True, "no link frames"))
-            continue
-        sp = speed[:, cols]
-        k, c = np.unravel_index(int(np.argmax(sp)), sp.shape)
-        f = cols[c]
-        if sp[k, c] > cap:
-            add(
-                CheckResult(
-                    code,
-                    False,
-                    f"{names[f]} moves at {sp[k, c]:.3f} m/s around t={0.5 * (t[k] + t[k + 1]):.3f} s, above the {mode} of {cap} m/s",
-                )
-            )
-        else:
-            add(CheckResult(code, True, f"peak {sp[k, c]:.3f} m/s <= {mode} {cap} m/s"))
 
 
 def _log_report(report: PreflightReport) -> None:

@@ -10,7 +10,7 @@ PYTHON=${PYTHON:-python3}
 # CUDA wheels. 2.13.0 is the CPU build where pip's config finds it (CI); override on other machines.
 TORCH_SPEC=${CHORD_TORCH_SPEC:-torch==2.13.0}
 
-# open3d needs libusb-1.0 at import time (SPEC.md, measured facts).
+# open3d needs libusb-1.0 at import time (docs/design.md, measured facts).
 if ! ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0'; then
   echo "setup: installing Debian package libusb-1.0-0 (open3d needs it)"
   SUDO=""

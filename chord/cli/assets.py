@@ -168,7 +168,9 @@ def assets(command: tyro.conf.OmitArgPrefixes[Command]) -> None:  # type: ignore
     (mass/inertia from the mesh, convex collision pieces, joint limits and damping; joint value 0 is
     the rest pose of mesh.ply) and asset.json.
 
-    Examples::
+    Example: chord assets tasks --out scenes
+
+    More examples::
 
       chord assets cousin banana --length 0.19 --curvature 6 --thickness 0.036 --out assets/banana
       chord assets intake scan.ply --units mm --out assets/mug

@@ -1,35 +1,49 @@
-"""``chord real``: pre-flight a sim-validated plan, and on typed confirmation replay it on an arm."""
+"""``chord real``: pre-flight a sim-validated plan, and on typed confirmation replay it on an arm.
+
+Parses the flags (the pre-flight thresholds come from ``real.preflight.SafetyConfig``), builds the
+backend, calls ``real.session`` and prints; the typed confirmation at the terminal lives here, as
+the callback the session asks before anything moves on hardware.
+"""
 
 from __future__ import annotations
 
-import datetime
 import logging
 import sys
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, TextIO
 
 import tyro
 
 from core.errors import ChordError
+from real.preflight import PreflightReport, SafetyConfig
+from real.session import PLAN, ConfirmRequest
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = {"none": "panda", "fake": "panda", "franka": "panda", "ur": "ur5e", "xarm": "xarm6"}
 
 
-def confirm(robot, word: str, what: str, read: Callable[[str], str] = input, stdin=None) -> None:
-    """Ask the operator to type ``word`` before ``what`` runs on hardware; raises ChordError otherwise."""
-    if not robot.is_hardware:
-        log.info("%s on a simulated backend: no confirmation needed", what)
-        return
+def confirm(request: ConfirmRequest, read: Callable[[str], str] = input, stdin: TextIO | None = None) -> bool:
+    """Ask the person at the terminal to type ``request.word``; True when they did.
+
+    Raises ChordError (nothing moves) when stdin is not a TTY or something else was typed.
+    """
     stdin = sys.stdin if stdin is None else stdin
     if not stdin.isatty():
-        raise ChordError(f"{what} on a real arm needs a person at a terminal: stdin is not a TTY; refusing")
-    typed = read(f"About to run {what} on {robot.limits.model} at {robot.address}. Type {word!r} to move: ")
-    if typed.strip() != word:
-        raise ChordError(f"confirmation typed {typed.strip()!r}, expected {word!r}; nothing moved")
+        raise ChordError(
+            f"{request.what} on a real arm needs a person at a terminal: stdin is not a TTY; refusing"
+        )
+    typed = read(
+        f"About to run {request.what} on {request.robot} at {request.address}. Type {request.word!r} to move: "
+    )
+    if typed.strip() != request.word:
+        raise ChordError(f"confirmation typed {typed.strip()!r}, expected {request.word!r}; nothing moved")
+    return True
+
+
+def _print_report(label: str, report: PreflightReport) -> None:
+    print(report.format() if label == PLAN else f"{label}:\n{report.format()}")
 
 
 def real(
@@ -39,16 +53,11 @@ def real(
     model: str = "",
     execute: bool = False,
     approach: bool = False,
-    speed_scale: float = 0.25,
-    first_run: bool = True,
-    slowdown: float = 1.0,
-    table_z: float = 0.0,
-    workspace_min: tuple[float, float, float] = (-0.9, -0.9, -0.1),
-    workspace_max: tuple[float, float, float] = (0.9, 0.9, 1.2),
     log_path: Path | None = None,
     replay_log: Path | None = None,
     realtime: bool = True,
     fake_offset: float = 0.0,
+    safety: Annotated[SafetyConfig, tyro.conf.OmitArgPrefixes] = SafetyConfig(),  # noqa: B008 - frozen
 ) -> None:
     """Check a sim-validated plan against the arm's limits (dry run by default) and replay it on the arm.
 
@@ -67,54 +76,37 @@ def real(
         model: limit table: panda, fr3, ur5e, xarm6 (default per backend).
         execute: move the arm (after typed confirmation); without it, a dry run.
         approach: if the arm is not at the plan's start, plan a separate slow approach move.
-        speed_scale: fraction (0, 1] of the joint velocity/acceleration/jerk limits the plan may use.
-        first_run: cap tool and link speed at 0.25 m/s.
-        slowdown: stretch the plan's timeline by this factor (>= 1) before checking and running.
-        table_z: table height in the robot base frame, metres.
-        workspace_min: base-frame workspace box corner, metres.
-        workspace_max: base-frame workspace box corner, metres.
         log_path: where the execution log goes (default: beside the plan, in real_logs/).
-        replay_log: replay this execution log in PyBullet and report; nothing else is done.
+        replay_log: replay this execution log in PyBullet (against --table-z) and report; nothing else is done.
         realtime: franka: enforce a real-time kernel (turn off only for franky-sim).
         fake_offset: fake backend: start the simulated arm this many rad off the plan's start.
+        safety: pre-flight thresholds (docs/real.md, "Safety model").
     """
+    from real.limits import limits_for
     from real.log import ExecutionLog
 
     if replay_log is not None:
         from real.replay import replay_in_sim
 
-        print(replay_in_sim(ExecutionLog.load(replay_log), table_z=table_z).format())
+        print(replay_in_sim(ExecutionLog.load(replay_log), table_z=safety.table_z).format())
         return
     if plan is None:
         raise ChordError("give a plan.npz (or --replay-log LOG), e.g. `chord real runs/banana/plan.npz`")
 
-    import numpy as np
-
     from core.plan import Plan
-    from real.approach import ApproachMove, approach_trajectory
     from real.backends import make_robot
-    from real.execute import execute as run_stream
     from real.kinematics import kinematics_for
-    from real.limits import limits_for
-    from real.preflight import PreflightRefusedError, Reason, SafetyConfig, preflight
+    from real.preflight import PreflightRefusedError
+    from real.session import default_log_path, dry_run, run_session
 
     limits = limits_for(model or DEFAULT_MODEL[backend])
-    safety = SafetyConfig(
-        speed_scale=speed_scale,
-        first_run=first_run,
-        slowdown=slowdown,
-        table_z=table_z,
-        workspace_min=workspace_min,
-        workspace_max=workspace_max,
-    )
     kin = kinematics_for(limits)
     p = Plan.load(plan)
-    sha = p.content_hash()
 
     if backend == "none":
         if execute:
             raise ChordError("--execute needs a robot: pass --backend fake|franka|ur|xarm and --host")
-        report = preflight(p, limits, kin, safety, None)
+        report = dry_run(p, limits, safety, kin)
         print(report.format())
         if report.refused:
             raise PreflightRefusedError(report)
@@ -128,40 +120,27 @@ def real(
             raise ChordError(f"--backend {backend} needs --host (the robot's IP)")
         kwargs = {"address": host, "model": limits.model}
         if backend == "franka":
-            kwargs.update(dynamics_factor=speed_scale, realtime=realtime)
+            kwargs.update(dynamics_factor=safety.speed_scale, realtime=realtime)
         robot = make_robot(backend, **kwargs)
 
-    log_path = log_path or plan.parent / "real_logs" / (
-        f"{sha[:12]}_{datetime.datetime.now(datetime.timezone.utc):%Y%m%dT%H%M%SZ}.npz"
-    )
-    meta = {"plan_sha256": sha, "plan_path": str(plan), "safety_config": asdict(safety), "slowdown": slowdown}
+    log_path = log_path or default_log_path(plan, p.content_hash())
     with robot:
-        report = preflight(p, limits, kin, safety, robot.read_state().q)
-        print(report.format())
-        move = None
-        if approach and report.reasons == [Reason.START_STATE]:
-            t_a, q_a = approach_trajectory(robot.read_state().q, p.q[0], limits)
-            move = ApproachMove(t_a, q_a, limits.joint_names)
-            areport = preflight(move, limits, kin, safety, robot.read_state().q, require_validation=False)
-            print("approach move:\n" + areport.format())
-            areport.raise_if_refused()
-        elif not report.ok:
-            raise PreflightRefusedError(report)
-        if not execute:
-            print("dry run: nothing moved; add --execute to move (typed confirmation follows)")
-            return
-        if move is not None:
-            confirm(robot, "APPROACH", f"a {move.t[-1]:.1f} s approach move to the plan's start")
-            res = run_stream(robot, move.t, move.q, meta={**meta, "approach": True})
-            apath = res.log.save(log_path.with_name(log_path.stem + "_approach.npz"))
-            if not res.success:
-                raise ChordError(f"approach stopped ({res.reason}): {res.message}; log {apath}")
-            report = preflight(p, limits, kin, safety, robot.read_state().q)
-            print(report.format())
-            report.raise_if_refused()
-        confirm(robot, robot.address, f"plan {sha[:12]} ({p.task!r}, {p.duration * slowdown:.1f} s)")
-        res = run_stream(robot, np.asarray(p.t) * slowdown, p.q, meta=meta)
-        path = res.log.save(log_path)
-    if not res.success:
-        raise ChordError(f"stopped ({res.reason}): {res.message}; log {path}")
-    print(f"done: {res.message}; {len(res.log)} ticks logged to {path}")
+        outcome = run_session(
+            robot,
+            p,
+            safety,
+            confirm,
+            kinematics=kin,
+            approach=approach,
+            execute=execute,
+            log_path=log_path,
+            meta={"plan_path": str(plan)},
+            on_report=_print_report,
+        )
+    if not outcome.success:
+        raise ChordError(outcome.message)
+    print(
+        outcome.message
+        if execute
+        else f"{outcome.message}; add --execute to move (typed confirmation follows)"
+    )

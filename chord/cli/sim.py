@@ -151,7 +151,12 @@ def bench(
         if prior is not None:
             flow_config = dataclasses.replace(flow_config, prior=prior)
         check_flow_prior(flow_config, model_dir)
-        flows = generated_flows(scenes, out / "flows", flow_config, model_dir)
+        from chord.cli.flow import summary_lines
+
+        generated = generated_flows(scenes, out / "flows", flow_config, model_dir)
+        flows = generated.flows
+        for summary in generated.made.values():
+            print("\n".join(summary_lines(summary)))
     records = run_bench(scenes, out, config, flows=flows)
     print(format_table(records))
     print(f"results: {out / 'results.jsonl'}, plot: {out / 'success.png'}")

@@ -37,16 +37,13 @@ def view(
         max_tracks: flow trajectories drawn as line strips per object.
         robot: draw the arm (URDF meshes) moving along the plan.
     """
-    from chord.viz.record import open_recording
-    from chord.viz.run import log_run
-    from core.errors import ChordError
+    from chord.viz.run import record_run, write_plots
 
-    if max_tracks < 1:
-        raise ChordError(f"--max-tracks is {max_tracks}, expected at least 1")
     if out is None and not connect:
         out = run_dir / "recording.rrd"
-    with open_recording(out, connect=(url or True) if connect else False) as rec:
-        contents = log_run(rec, run_dir, max_tracks=max_tracks, robot=robot)
+    contents = record_run(
+        run_dir, out, (url or True) if connect else False, max_tracks=max_tracks, robot=robot
+    )
     shown = [
         name
         for name, have in (
@@ -65,33 +62,3 @@ def view(
     if plots is not None:
         for p in write_plots(run_dir, plots):
             print(f"plot: {p}")
-
-
-def write_plots(run_dir: Path, folder: Path) -> list[Path]:
-    """PNG plots of what RUN_DIR holds: flow.png (with the planned EE path) and losses.png."""
-    import numpy as np
-
-    from chord.viz.plots import plot_flow, plot_losses
-    from chord.viz.run import find_run_contents
-    from chord.viz.train import read_run_log
-    from core.transforms import pose_to_matrix
-
-    c = find_run_contents(run_dir)
-    written = []
-    if c.flow is not None:
-        from core.flow import ObjectFlow
-
-        ee = None
-        if c.plans:
-            from core.plan import Plan
-
-            plan = Plan.load(c.plans[0])
-            b = np.asarray(plan.base_pose)
-            T = pose_to_matrix(b[:3], b[3:])
-            ee = plan.ee_pose[:, :3] @ T[:3, :3].T + T[:3, 3]
-        written.append(plot_flow(ObjectFlow.load(c.flow), folder / "flow.png", plan_ee=ee))
-    if c.run_log is not None:
-        written.append(
-            plot_losses(read_run_log(c.run_log), folder / "losses.png", title=f"{run_dir.name}: losses")
-        )
-    return written

@@ -32,6 +32,7 @@ from pathlib import Path
 from chord.viz.record import Recording
 from core.contract import npz_schema
 from core.errors import ChordError, ContractError
+from core.record import PlanRecord, RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +55,22 @@ class RunContents:
         )
 
 
-def _scene_from_configs(folder: Path) -> Path | None:
-    for cfg in [folder / "config.json", *sorted(folder.glob("*.config.json"))]:
-        if not cfg.is_file():
-            continue
+def _scene_from_records(folder: Path) -> Path | None:
+    """The scene named by the folder's run record or a plan record, if it exists on disk."""
+    named: list[Path | None] = []
+    if RunRecord.exists(folder):
         try:
-            scene = json.loads(cfg.read_text(encoding="utf-8")).get("scene")
-        except (json.JSONDecodeError, AttributeError):
-            continue
-        if isinstance(scene, str) and scene not in ("None", ""):
-            p = Path(scene)
-            for cand in (p, folder / p):
+            named.append(RunRecord.load(folder).scene)
+        except ContractError as e:
+            log.warning("not reading the scene from %s: %s", folder / "config.json", e)
+    for path in sorted(folder.glob("*.config.json")):
+        try:
+            named.append(PlanRecord.load(path).scene)
+        except ContractError as e:
+            log.warning("not reading the scene from %s: %s", path, e)
+    for scene in named:
+        if scene is not None:
+            for cand in (scene, folder / scene):
                 if cand.is_file():
                     return cand
     return None
@@ -79,7 +85,7 @@ def find_run_contents(folder: str | Path) -> RunContents:
     for name in ("scene.yaml", "scene.yml"):
         if (folder / name).is_file():
             c.scene = folder / name
-    c.scene = c.scene or _scene_from_configs(folder)
+    c.scene = c.scene or _scene_from_records(folder)
     for npz in sorted(folder.glob("*.npz")):
         try:
             schema = npz_schema(npz)
@@ -153,3 +159,52 @@ def log_run(
     if c.bench:
         vsim.log_bench(rec, folder)
     return c
+
+
+def record_run(
+    run_dir: str | Path,
+    out: Path | None,  # .rrd file to write; None with connect
+    connect: bool | str = False,  # stream to a viewer: True (rerun's default address) or its URL
+    *,
+    max_tracks: int = 1000,  # flow line strips per object
+    robot: bool = True,  # animate the arm of each plan
+) -> RunContents:
+    """One rerun recording of everything in ``run_dir`` (``chord view``); returns what it showed.
+
+    Raises ChordError for a bad ``max_tracks``, a folder with nothing to show or a broken file.
+    """
+    from chord.viz.record import open_recording
+
+    if max_tracks < 1:
+        raise ChordError(f"--max-tracks is {max_tracks}, expected at least 1")
+    with open_recording(out, connect=connect) as rec:
+        return log_run(rec, run_dir, max_tracks=max_tracks, robot=robot)
+
+
+def write_plots(run_dir: Path, folder: Path) -> list[Path]:
+    """PNG plots of what RUN_DIR holds: flow.png (with the planned EE path) and losses.png."""
+    import numpy as np
+
+    from chord.viz.plots import plot_flow, plot_losses
+    from chord.viz.train import read_run_log
+    from core.transforms import pose_to_matrix
+
+    c = find_run_contents(run_dir)
+    written = []
+    if c.flow is not None:
+        from core.flow import ObjectFlow
+
+        ee = None
+        if c.plans:
+            from core.plan import Plan
+
+            plan = Plan.load(c.plans[0])
+            b = np.asarray(plan.base_pose)
+            T = pose_to_matrix(b[:3], b[3:])
+            ee = plan.ee_pose[:, :3] @ T[:3, :3].T + T[:3, 3]
+        written.append(plot_flow(ObjectFlow.load(c.flow), folder / "flow.png", plan_ee=ee))
+    if c.run_log is not None:
+        written.append(
+            plot_losses(read_run_log(c.run_log), folder / "losses.png", title=f"{run_dir.name}: losses")
+        )
+    return written

@@ -30,7 +30,9 @@ def test_bad_value_is_one_line_naming_it(tmp_path, capsys):
 
 
 def test_intake_command_on_the_duck(tmp_path, capsys):
+    import pybullet
     import pybullet_data
+    import trimesh
 
     duck = Path(pybullet_data.getDataPath()) / "duck.obj"
     rc = main(
@@ -38,7 +40,22 @@ def test_intake_command_on_the_duck(tmp_path, capsys):
     )
     assert rc == 0
     assert "scale 0.05 m/unit" in capsys.readouterr().out
-    assert (tmp_path / "duck" / "model.urdf").is_file()
+    # The file's size times --scale, its +y turned to +z, resting on z = 0 and centred in x, y.
+    raw = trimesh.load(duck, force="mesh").extents * 0.05
+    mesh = trimesh.load(tmp_path / "duck" / "mesh.ply", force="mesh")
+    assert mesh.extents == pytest.approx([raw[0], raw[2], raw[1]], rel=1e-4)
+    assert mesh.bounds[0, 2] == pytest.approx(0.0, abs=1e-6)
+    assert mesh.bounds.mean(axis=0)[:2] == pytest.approx([0.0, 0.0], abs=1e-6)
+    rec = read_record(tmp_path / "duck")
+    assert rec["params"]["scale"] == 0.05 and rec["params"]["up_in_file"] == [0.0, 1.0, 0.0]
+    # The URDF loads in PyBullet with the recorded mass (volume x density, not a placeholder).
+    client = pybullet.connect(pybullet.DIRECT)
+    try:
+        body = pybullet.loadURDF(str(tmp_path / "duck" / "model.urdf"), physicsClientId=client)
+        mass = pybullet.getDynamicsInfo(body, -1, physicsClientId=client)[0]
+    finally:
+        pybullet.disconnect(client)
+    assert mass == pytest.approx(rec["mass"], rel=1e-6) and 0.02 < mass < 0.3
 
 
 def test_tasks_command_builds_a_loadable_scene(tmp_path):

@@ -1,4 +1,4 @@
-"""The robot-side stages import without torch, gsplat or diffusers (SPEC.md "Data flow")."""
+"""The robot-side stages import without torch, gsplat or diffusers (docs/design.md "Layout")."""
 
 from __future__ import annotations
 

@@ -34,11 +34,10 @@ ARGS = [
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, pick_banana_scene):
     root = tmp_path_factory.mktemp("dist")
-    assert main(["assets", "tasks", "--out", str(root / "tasks"), "--only", "pick_banana"]) == 0
     wan = save_tiny_wan(root / "wan", "i2v-a14b")
-    return root / "tasks" / "pick_banana" / "scene.yaml", wan, root
+    return pick_banana_scene, wan, root
 
 
 def _env(root: Path) -> dict[str, str]:

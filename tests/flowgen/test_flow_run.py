@@ -28,10 +28,8 @@ SMALL = [
 
 
 @pytest.fixture(scope="module")
-def scene(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("scenes")
-    assert main(["assets", "tasks", "--out", str(out), "--only", "pick_banana"]) == 0
-    return out / "pick_banana" / "scene.yaml"
+def scene(pick_banana_scene: Path) -> Path:
+    return pick_banana_scene
 
 
 def chord(*args: str) -> subprocess.Popen:

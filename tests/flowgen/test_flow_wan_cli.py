@@ -18,10 +18,9 @@ TINY = [
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, pick_banana_scene):
     root = tmp_path_factory.mktemp("wan_cli")
-    assert main(["assets", "tasks", "--out", str(root / "tasks"), "--only", "pick_banana"]) == 0
-    return root / "tasks" / "pick_banana" / "scene.yaml", save_tiny_wan(root / "wan", "i2v-a14b")
+    return pick_banana_scene, save_tiny_wan(root / "wan", "i2v-a14b")
 
 
 @pytest.mark.parametrize(

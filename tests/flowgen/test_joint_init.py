@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from chord.cli.main import main
 from flowgen.joint_init import _rotations, hinge_angles
 
 
@@ -41,10 +40,8 @@ def test_hinge_angles_recover_a_lid_closing_frame_by_frame():
 
 
 @pytest.fixture(scope="module")
-def laptop(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("scenes")
-    assert main(["assets", "tasks", "--out", str(out), "--only", "close_laptop"]) == 0
-    return out / "close_laptop" / "scene.yaml"
+def laptop(close_laptop_scene: Path) -> Path:
+    return close_laptop_scene
 
 
 def test_the_video_fit_starts_the_laptop_lid_where_its_depth_video_shows_it(laptop: Path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import numpy as np
@@ -10,9 +11,9 @@ import pytest
 from chord.cli.main import main
 from chord.cli.real import confirm
 from core.errors import ChordError
-from real.backends.fake import FakeRobot
-from real.limits import PANDA
 from real.log import ExecutionLog
+from real.preflight import SafetyConfig
+from real.session import ConfirmRequest
 from tests.real.plans import READY, make_plan, min_jerk, safe_plan
 
 
@@ -46,6 +47,9 @@ def test_fake_execute_with_approach_then_replay(tmp_path, capsys):
     assert ExecutionLog.load(tmp_path / "run_approach.npz").meta["approach"] is True
     assert main(["real", "--replay-log", str(log)]) == 0
     assert "0 tick(s) touching the table" in capsys.readouterr().out
+    assert main(["real", "--replay-log", str(log), "--table-z", "0.6"]) == 0  # the table reaches the arm
+    out = capsys.readouterr().out
+    assert "touching the table" in out and "0 tick(s) touching" not in out
 
 
 class _Tty(io.StringIO):
@@ -54,10 +58,127 @@ class _Tty(io.StringIO):
 
 
 def test_hardware_needs_a_tty_and_the_typed_word():
-    robot = FakeRobot(PANDA, address="172.16.0.2", q0=READY)
-    robot.is_hardware = True
+    request = ConfirmRequest(word="172.16.0.2", what="plan", robot="panda", address="172.16.0.2")
     with pytest.raises(ChordError, match="not a TTY"):
-        confirm(robot, "172.16.0.2", "plan", read=lambda _: "172.16.0.2", stdin=io.StringIO())
+        confirm(request, read=lambda _: "172.16.0.2", stdin=io.StringIO())
     with pytest.raises(ChordError, match="typed 'yes'"):
-        confirm(robot, "172.16.0.2", "plan", read=lambda _: "yes", stdin=_Tty())
-    confirm(robot, "172.16.0.2", "plan", read=lambda _: " 172.16.0.2\n", stdin=_Tty())
+        confirm(request, read=lambda _: "yes", stdin=_Tty())
+    assert confirm(request, read=lambda _: " 172.16.0.2\n", stdin=_Tty()) is True
+
+
+# -- the safety flags come from SafetyConfig ---------------------------------------------------
+
+
+def _tool_fast_plan():
+    """Within the full joint limits, but its tool moves faster than the first-run cap (0.25 m/s)."""
+    t, q = min_jerk(READY, READY + np.array([0.5, 0, 0, 0, 0, 0, 0]), 1.0)
+    return make_plan(t, q)
+
+
+def _joint_fast_plan():
+    """Joint 7 at 1.25 rad/s: over 0.25 x its 2.61 rad/s limit, under 0.5 x it."""
+    t, q = min_jerk(READY, READY + np.array([0, 0, 0, 0, 0, 0, 2.0]), 3.0)
+    return make_plan(t, q)
+
+
+@pytest.mark.parametrize(
+    ("build", "base", "flags", "code"),
+    [
+        (safe_plan, [], ["--table-z", "0.5"], "table"),  # the tool is 0.485 m above the base at its lowest
+        (safe_plan, [], ["--tcp-clearance", "0.6"], "table"),
+        (safe_plan, [], ["--link-clearance", "0.55"], "table"),  # the fingers' lowest is 0.532 m
+        (safe_plan, [], ["--speed-scale", "0.05"], "velocity_limit"),
+        (safe_plan, [], ["--workspace-max", "0.3", "0.9", "1.2"], "workspace"),
+        (safe_plan, [], ["--workspace-min", "-0.9", "-0.9", "0.5"], "workspace"),
+        (safe_plan, [], ["--joint-margin", "1.0"], "joint_limit"),
+        (safe_plan, [], ["--max-sample-gap", "0.005"], "sample_gap"),
+        (safe_plan, [], ["--cartesian-speed-max", "0.01"], "tcp_speed"),
+        (_tool_fast_plan, ["--speed-scale", "1", "--no-first-run"], ["--first-run"], "tcp_speed"),
+    ],
+)
+def test_a_safety_flag_refuses_a_plan_that_passes_without_it(tmp_path, capsys, build, base, flags, code):
+    path = str(build().save(tmp_path / "plan.npz"))
+    assert main(["real", path, *base]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["real", path, *base, *flags]) == 1
+    assert f"refused before moving ({code}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("build", "base", "flags"),
+    [
+        (_tool_fast_plan, ["--speed-scale", "1"], ["--no-first-run"]),  # cap 1 m/s instead of 0.25
+        (_joint_fast_plan, [], ["--slowdown", "2"]),
+        (_joint_fast_plan, [], ["--speed-scale", "0.5"]),
+    ],
+)
+def test_a_safety_flag_clears_a_refused_plan(tmp_path, capsys, build, base, flags):
+    path = str(build().save(tmp_path / "plan.npz"))
+    assert main(["real", path, *base]) == 1
+    capsys.readouterr()
+    assert main(["real", path, *base, *flags]) == 0, capsys.readouterr().err
+    assert "nothing moved" in capsys.readouterr().out
+
+
+def test_start_tolerance_reaches_the_robot_check(tmp_path, capsys):
+    path = safe_plan().save(tmp_path / "plan.npz")
+    off = ["real", str(path), "--backend", "fake", "--fake-offset", "0.05"]
+    assert main(off) == 1 and "(start_state)" in capsys.readouterr().err
+    assert main([*off, "--start-tolerance", "0.06"]) == 0
+    assert "dry run: nothing moved; add --execute" in capsys.readouterr().out
+
+
+def test_flags_build_the_safety_config_and_unset_ones_keep_its_defaults(tmp_path, monkeypatch):
+    import real.session
+
+    seen = []
+    monkeypatch.setattr(
+        real.session, "dry_run", lambda plan, limits, config, kin: seen.append(config) or 1 / 0
+    )
+    path = str(safe_plan().save(tmp_path / "plan.npz"))
+    flags = ["--speed-scale", "0.5", "--no-first-run", "--slowdown", "1.5", "--table-z", "-0.02"]
+    flags += ["--workspace-min", "-1", "-1", "-0.2", "--workspace-max", "1", "1", "1.5"]
+    for argv in (["real", path], ["real", path, *flags]):
+        with pytest.raises(ZeroDivisionError):
+            main(argv)
+    assert seen[0] == SafetyConfig()
+    assert seen[1] == dataclasses.replace(
+        SafetyConfig(),
+        speed_scale=0.5,
+        first_run=False,
+        slowdown=1.5,
+        table_z=-0.02,
+        workspace_min=(-1.0, -1.0, -0.2),
+        workspace_max=(1.0, 1.0, 1.5),
+    )
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--slowdown", "nan"], "safety config: slowdown is nan, expected a finite number"),
+        (["--table-z", "nan"], "safety config: table_z is nan, expected a finite number"),
+        (["--speed-scale", "inf"], "safety config: speed_scale is inf, expected a finite number"),
+        (["--speed-scale", "1.5"], "safety config: speed_scale is 1.5, expected a fraction in (0, 1]"),
+        (
+            ["--slowdown", "0.5"],
+            "safety config: slowdown is 0.5, expected >= 1 (it may only slow a plan down)",
+        ),
+        (
+            ["--workspace-min", "-0.9", "-0.9", "nan"],
+            "safety config: workspace_min is (-0.9, -0.9, nan), expected 3 finite numbers (x y z, metres)",
+        ),
+        (
+            ["--workspace-min", "1", "-0.9", "-0.1"],
+            "safety config: workspace_min (1.0, -0.9, -0.1) must be below workspace_max (0.9, 0.9, 1.2) "
+            "on every axis (x: 1.0 >= 0.9)",
+        ),
+    ],
+)
+def test_bad_safety_values_are_one_line_errors(tmp_path, capsys, flags, message):
+    path = str(safe_plan().save(tmp_path / "plan.npz"))
+    assert main(["real", path, *flags]) == 1
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"chord real: error: {message}"]
+    with pytest.raises(ChordError, match="safety config"):  # --verbose shows the traceback instead
+        main(["real", path, *flags, "--verbose"])

@@ -19,14 +19,14 @@ SMALL = [
 ]  # fmt: skip
 
 
-def test_full_bench_plans_from_flows_it_generates_once_and_reuses(tmp_path: Path, monkeypatch, capsys):
-    import chord.cli.flow
+def test_full_bench_plans_from_flows_it_generates_once_and_reuses(
+    pick_banana_scene: Path, tmp_path: Path, monkeypatch, capsys
+):
+    import flowgen.generate
     import sim.bench
     from core.flow import ObjectFlow
 
-    scenes = tmp_path / "scenes"
-    assert main(["assets", "tasks", "--out", str(scenes), "--only", "pick_banana"]) == 0
-    scene = scenes / "pick_banana" / "scene.yaml"
+    scene = pick_banana_scene
     out = tmp_path / "bench"
     handed: list[dict] = []
     real_run_bench = sim.bench.run_bench
@@ -59,7 +59,8 @@ def test_full_bench_plans_from_flows_it_generates_once_and_reuses(tmp_path: Path
     def no_flow(*a, **k):
         raise AssertionError("the flow was generated again")
 
-    monkeypatch.setattr(chord.cli.flow, "flow", no_flow)
+    monkeypatch.setattr(flowgen.generate, "generate_flow", no_flow)
+    monkeypatch.setattr(flowgen.generate, "resume_flow", no_flow)
     assert main([*args, "--workers", "1", *SMALL]) == 0
     assert handed[-1] == handed[0]
 
