@@ -29,16 +29,19 @@ import traceback
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from core.atomic import write_text_atomic
 from core.errors import ChordError
+from sim.checks import ConfigError, check_integer, check_number, check_numbers, check_range
+from sim.world import SimConfig
 
 log = logging.getLogger(__name__)
 
-METHODS = ("ours", "video_flow", "rigid")
+Method = Literal["ours", "video_flow", "rigid"]
+METHODS: tuple[Method, ...] = ("ours", "video_flow", "rigid")
 RESULTS = "results.jsonl"
 MANIFEST = "planning_flows.json"  # (task, method) -> content hash of the planning flow of OUT's trials
 FLOW_DIR_LAYOUT = "DIR/<task>/flow.npz (one folder per task, named as the scene's name; a `chord flow --out DIR/<task>` run folder)"
@@ -51,37 +54,52 @@ class BenchConfig:
 
     trials: int = 8  # per task, method and flow-noise level (the seed's Table 1 has 8)
     seed: int = 0  # master seed: every trial's seed derives from it, the task and the trial index
-    methods: tuple[str, ...] = ("ours",)  # any of METHODS
-    flow_noise: tuple[float, ...] = (0.0,)  # m, per-axis std of noise added to the planning flow
+    # "ours" (the task's flow), "video_flow" (tracked from the reference video), "rigid" (ablation on
+    # articulated tasks: the task's flow fitted as whole rigid objects)
+    methods: tuple[Method, ...] = METHODS
+    flow_noise_mm: tuple[float, ...] = (0.0,)  # mm, per-axis std of noise on the planning flow; a row each
     position_noise: float = 0.02  # m, object x and y perturbed uniformly within +-this
-    yaw_noise_deg: float = 10.0  # degrees, object yaw perturbed uniformly within +-this
-    friction_range: tuple[float, float] = (0.6, 1.0)  # object lateral friction, uniform
-    mass_scale_range: tuple[float, float] = (0.8, 1.2)  # movable objects' mass factor, uniform
-    base_pose: tuple[float, ...] = (-0.5, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0)  # T_world_base: xyz m + wxyz
+    yaw_noise_deg: float = 10.0  # degrees, object yaw about its origin perturbed uniformly within +-this
+    friction_range: tuple[float, float] = (0.6, 1.0)  # object lateral friction, uniform in [low, high]
+    mass_scale_range: tuple[float, float] = (0.8, 1.2)  # movable objects' mass factor, uniform in [low, high]
+    # T_world_base: the robot base in the world, xyz m + quaternion wxyz
+    base_pose: tuple[float, float, float, float, float, float, float] = (-0.5, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0)
     max_plan_s: float = 120.0  # s: longer plans count as planner (IK/timing) failures, not simulated
-    workers: int = 0  # processes; 0 = os.cpu_count()
-    physics_hz: float = 240.0  # control/physics steps per second
-    substeps: int = 2  # PyBullet sub-steps per step
+    workers: int = 0  # parallel processes; 0 = one per CPU core
+    physics_hz: float = SimConfig.physics_hz  # control/physics steps per second (>= 240), as SimConfig
+    substeps: int = SimConfig.substeps  # PyBullet sub-steps per step, as SimConfig
     # grasp/collision surfaces for every method: "mesh" (the scene's meshes carried by the flow's
     # parts: a one-view flow such as video flow has no far side to grasp) or "flow" (its points)
-    geometry: str = "mesh"
+    geometry: Literal["flow", "mesh"] = "mesh"
 
     def __post_init__(self) -> None:
-        if self.trials < 1:
-            raise ChordError(f"bench trials is {self.trials}, expected at least 1")
+        """Raises ConfigError (a ChordError and ValueError) for a value out of range; NaN is never in range."""
+        owner = "BenchConfig"
+        check_integer(owner, "trials", self.trials, at_least=1)
+        check_integer(owner, "seed", self.seed)
         bad = [m for m in self.methods if m not in METHODS]
         if bad or not self.methods:
-            raise ChordError(f"bench methods {list(self.methods)}: expected some of {list(METHODS)}")
-        if any(not (s >= 0 and math.isfinite(s)) for s in self.flow_noise) or not self.flow_noise:
-            raise ChordError(f"bench flow_noise {list(self.flow_noise)}: expected non-negative metres")
-        for key in ("friction_range", "mass_scale_range"):
-            lo, hi = getattr(self, key)
-            if not 0 < lo <= hi:
-                raise ChordError(f"bench {key} is {(lo, hi)}, expected 0 < low <= high")
+            raise ConfigError(f"{owner}.methods is {list(self.methods)}, expected some of {list(METHODS)}")
+        if not self.flow_noise_mm:
+            raise ConfigError(f"{owner}.flow_noise_mm is empty, expected at least one noise level (mm)")
+        check_numbers(owner, "flow_noise_mm", self.flow_noise_mm, at_least=0.0, unit="mm")
+        check_number(owner, "position_noise", self.position_noise, at_least=0.0, unit="m")
+        check_number(owner, "yaw_noise_deg", self.yaw_noise_deg, at_least=0.0, unit="degrees")
+        check_range(owner, "friction_range", self.friction_range, above=0.0)
+        check_range(owner, "mass_scale_range", self.mass_scale_range, above=0.0)
+        check_numbers(owner, "base_pose", self.base_pose, length=7)
+        if not np.linalg.norm(self.base_pose[3:]) > 0:
+            raise ConfigError(f"{owner}.base_pose is {self.base_pose!r}: its quaternion wxyz is zero")
+        check_number(owner, "max_plan_s", self.max_plan_s, above=0.0, unit="s")
+        check_integer(owner, "workers", self.workers, at_least=0)
+        SimConfig(physics_hz=self.physics_hz, substeps=self.substeps)  # its checks of the two
         if self.geometry not in ("flow", "mesh"):
-            raise ChordError(f"bench geometry is {self.geometry!r}, expected 'flow' or 'mesh'")
-        if self.position_noise < 0 or self.yaw_noise_deg < 0:
-            raise ChordError("bench position_noise and yaw_noise_deg must be >= 0")
+            raise ConfigError(f"{owner}.geometry is {self.geometry!r}, expected 'flow' or 'mesh'")
+
+    @property
+    def flow_noise(self) -> tuple[float, ...]:
+        """The noise levels in metres (per-axis std)."""
+        return tuple(v / 1000 for v in self.flow_noise_mm)
 
 
 @dataclass(frozen=True)
@@ -90,7 +108,7 @@ class Trial:
 
     task: str  # scene name
     scene_path: str
-    method: str  # "ours" or "video_flow"
+    method: str  # one of METHODS
     flow_path: str  # the planning flow (before perturbation)
     flow_noise: float  # m
     index: int  # trial index within the task
@@ -219,7 +237,6 @@ def run_trial(trial: Trial) -> dict[str, Any]:
     """Perturb, plan and simulate one trial; returns its JSON-able record (never raises)."""
     from planner.pipeline import plan_flow
     from sim.evaluate import simulate
-    from sim.world import SimConfig
 
     cfg = trial.config
     rec: dict[str, Any] = {
@@ -314,6 +331,39 @@ def user_flows(scenes: list[Path], flow_dir: Path) -> dict[tuple[str, str], Path
             )
         out[(scene.name, "ours")] = path
     return out
+
+
+def task_scenes(root: Path) -> list[Path]:
+    """The scene.yaml of every task of :mod:`assets.tasks` under ``root`` (``root/<task>/scene.yaml``),
+    building the ones that are missing."""
+    from assets.tasks import TASKS, build_task
+
+    scenes = []
+    for name in TASKS:
+        path = Path(root) / name / "scene.yaml"
+        if not path.is_file():
+            log.info("building task scene %s under %s", name, root)
+            build_task(name, Path(root) / name)
+        scenes.append(path)
+    return scenes
+
+
+def check_flow_kind(out: Path, generated: bool) -> None:
+    """Refuse to mix trials planned from reference and generated flows in one results.jsonl.
+
+    ``generated``: this bench plans "ours" from flows generated under ``out/flows`` (``--full``).
+    Trial keys do not name the planning flow, so resuming a bench of the other kind would silently
+    reuse its records. Raises ChordError naming OUT.
+    """
+    if not (out / RESULTS).is_file():
+        return
+    was_generated = (out / "flows").is_dir()
+    if was_generated != generated:
+        kind = "generated (--full)" if was_generated else "reference"
+        raise ChordError(
+            f"bench: {out} holds results planned from {kind} flows; "
+            f"choose another --out for a bench {'with' if generated else 'without'} --full"
+        )
 
 
 def _check_manifest(out: Path, flows: dict[tuple[str, str], Path], config: BenchConfig) -> None:

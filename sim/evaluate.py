@@ -15,7 +15,13 @@ Stages, checked in this order (the first that fails is the cause):
   slipped out of the grasp, or the arm hit the table.
 
 Poses are compared as motions from the plan's start (after settling), so a settled object that
-rests a millimetre away from the flow's first frame is not an error.
+rests a millimetre away from the flow's first frame is not an error. The thresholds above are
+:class:`sim.rules.EvalConfig`'s defaults.
+
+:func:`evaluate` measures the rollout (``track_errors``, ``grasp_measures``, ``joint_change``,
+``parent_errors``, ``planned_track_errors``), applies the pure rules of :mod:`sim.rules` to the
+measurements and blames the earliest stage (:func:`blame`); :func:`simulate` builds the world,
+executes the plan and evaluates it.
 """
 
 from __future__ import annotations
@@ -36,25 +42,26 @@ from core.scene import Scene
 from core.transforms import pose_to_matrix
 from sim.goal import FlowGoal, FlowGoalError, GoalBinding, bind_goal, flow_goal
 from sim.rollout import Rollout, execute
+from sim.rules import (
+    EvalConfig,
+    RuleResult,
+    check_flows_agree,
+    check_grasped,
+    check_held,
+    check_joint_goal,
+    check_joint_limits,
+    check_no_table_contact,
+    check_parent_in_place,
+    check_plan_fk,
+    check_planned_track,
+    check_rigid_goal,
+    first_failure,
+)
 from sim.world import SimConfig, SimWorld
 
 log = logging.getLogger(__name__)
 
 STAGES = ("flow", "IK", "grasp", "execution")
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """Success thresholds; units in each comment."""
-
-    position_tolerance: float = 0.02  # m: final part position error (rigid goals)
-    angle_tolerance_deg: float = 15.0  # degrees: final part orientation error (rigid goals)
-    joint_tolerance_fraction: float = 0.10  # of the flow's joint range (articulated goals)
-    slip_tolerance: float = 0.02  # m: the part may move this much relative to the tool while held
-    ik_position_tolerance: float = 0.005  # m: FK(q) against the plan's own ee_pose
-    ik_angle_tolerance_deg: float = 2.0  # degrees: likewise for orientation
-    ik_limit_tolerance: float = 1e-3  # rad: plan joints beyond the URDF limits by more than this
-    grasp_window: float = 0.15  # s: fingers must touch the part within this of the first frame
 
 
 @dataclass(frozen=True)
@@ -173,7 +180,8 @@ def flow_mismatch(plan: Plan, goal: FlowGoal, planned: FlowGoal | None, config: 
     """Why the plan was made for a different motion than the goal's, or None if it was not.
 
     Checks the planner's own analysis in ``plan.report`` (target object; articulated or a rigid
-    whole) and, when the planning flow is known, its final pose of the part against the goal's.
+    whole) and, when the planning flow is known, its final pose of the part against the goal's
+    (:func:`sim.rules.check_flows_agree`).
     """
     rep = (plan.report or {}).get("analysis")
     if isinstance(rep, dict):
@@ -196,12 +204,159 @@ def flow_mismatch(plan: Plan, goal: FlowGoal, planned: FlowGoal | None, config: 
     c0 = np.append(goal.centroid0, 1.0)
     d = float(np.linalg.norm((planned.motion[-1] @ c0)[:3] - (goal.motion[-1] @ c0)[:3]))
     a = float(_angle_deg(planned.motion[-1, :3, :3] @ goal.motion[-1, :3, :3].T))
-    if d > config.position_tolerance or a > config.angle_tolerance_deg:
-        return (
-            f"the planning flow's final pose of the part is {1000 * d:.1f} mm / {a:.1f} deg from the goal flow's "
-            f"(tolerance {1000 * config.position_tolerance:.0f} mm / {config.angle_tolerance_deg:.0f} deg)"
-        )
-    return None
+    agree = check_flows_agree(d, a, config)
+    return None if agree.passed else agree.reason
+
+
+# -- measuring: what happened in the rollout, before any rule judges it ------------------------
+
+
+def link_poses(rollout: Rollout, object_name: str, link: int, link_name: str) -> np.ndarray:
+    """[S, 4, 4] world poses over the rollout of an object's base (``link`` < 0) or of its link ``link_name``."""
+    if link < 0:
+        return rollout.T_world_obj[object_name]
+    return rollout.T_world_link[object_name][:, rollout.link_names[object_name].index(link_name)]
+
+
+@dataclass(frozen=True)
+class TrackErrors:
+    """The part's simulated motion from the plan's start against the flow's, at its frame-0 centroid."""
+
+    position_m: np.ndarray  # [T] m, position error at each flow frame
+    angle_deg: np.ndarray  # [T] degrees, orientation error at each flow frame
+    end_position_m: float  # m, position error at the rollout's end against the flow's final pose
+
+
+def track_errors(T_part: np.ndarray, idx: np.ndarray, goal: FlowGoal) -> TrackErrors:
+    """Errors of the part (world poses ``T_part`` [S, 4, 4]) at the rollout steps ``idx`` [T] of the flow's frames.
+
+    Poses are compared as motions from the plan's start, so a settled object resting a millimetre
+    from the flow's first frame is not an error.
+    """
+    M_sim = T_part @ np.linalg.inv(T_part[0])  # [S, 4, 4]
+    c0 = np.append(goal.centroid0, 1.0)
+    pos = np.linalg.norm((M_sim[idx] @ c0)[:, :3] - (goal.motion @ c0)[:, :3], axis=1)  # [T]
+    ang = _angle_deg(M_sim[idx, :3, :3] @ goal.motion[:, :3, :3].swapaxes(-1, -2))  # [T]
+    end = float(np.linalg.norm((M_sim[-1] @ c0)[:3] - (goal.motion[-1] @ c0)[:3]))
+    return TrackErrors(pos, ang, end)
+
+
+def grasp_kind(plan: Plan) -> str:
+    """ "grasp" or "push": the planner's report, else whether the plan ever closes the gripper (by > 5 mm)."""
+    kind = (plan.report.get("grasp") or {}).get("kind") if plan.report else None
+    if kind not in ("grasp", "push"):
+        kind = "grasp" if plan.gripper.min() < plan.gripper.max() - 0.005 else "push"
+    return kind
+
+
+@dataclass(frozen=True)
+class GraspMeasures:
+    """How the tool held the part."""
+
+    contact_steps: int  # steps with both fingers on the part within the grasp window (push: the arm on it,
+    #   within the grasp window or the follow phase)
+    held_to_end: bool | None  # grasp: both fingers on the part at the last flow frame; None for a push
+    slip_m: (
+        float | None
+    )  # grasp: m, the part's largest drift in the tool frame while following; None for a push
+
+
+def grasp_measures(
+    rollout: Rollout,
+    binding: GoalBinding,
+    T_part: np.ndarray,  # [S, 4, 4] the part in the world
+    kind: str,  # "grasp" or "push"
+    ft: np.ndarray,  # [T] s, plan time of each flow frame
+    idx: np.ndarray,  # [T] rollout steps of the flow frames
+    grasp_window: float,  # s, around the first flow frame
+) -> GraspMeasures:
+    """Contacts, hold and slip of the part during the rollout."""
+    name = binding.object_name
+    slot = 0 if binding.link < 0 else rollout.link_names[name].index(binding.link_name) + 1
+    win = np.abs(rollout.t - ft[0]) <= grasp_window
+    follow = (rollout.t >= ft[0]) & (rollout.t <= ft[-1])
+    if kind != "grasp":
+        return GraspMeasures(int(rollout.arm_contact[name][follow | win, slot].sum()), None, None)
+    both = rollout.finger_contact[name][:, :, slot].all(axis=1)  # [S]
+    T_tool_part = np.linalg.inv(rollout.T_world_tcp) @ T_part  # [S, 4, 4]
+    rel = T_tool_part[follow] if follow.any() else T_tool_part[idx[:1]]
+    slip = float(np.linalg.norm(rel[:, :3, 3] - T_tool_part[idx[0], :3, 3], axis=1).max())
+    return GraspMeasures(int(both[win].sum()), bool(both[idx[-1]]), slip)
+
+
+def planned_track_errors(
+    plan: Plan, planned: FlowGoal, T_world_tool: np.ndarray, ft: np.ndarray
+) -> tuple[float, float] | None:
+    """Largest (m, degrees) error over the flow's frames of the part carried rigidly by the planned
+    tool (``T_world_tool`` [M, 4, 4]) from the planner's grasp, against the planning flow's track;
+    None when the plan's report has no grasp transform."""
+    T_part_ee = (plan.report.get("grasp") or {}).get("T_part_ee") if plan.report else None
+    if T_part_ee is None:
+        return None
+    plan_i = np.clip(np.searchsorted(plan.t, ft), 0, len(plan.t) - 1)
+    T_part_planned = T_world_tool[plan_i] @ np.linalg.inv(np.asarray(T_part_ee, dtype=float))
+    pos = float(np.linalg.norm(T_part_planned[:, :3, 3] - planned.T_world_part[:, :3, 3], axis=1).max())
+    ang = float(
+        _angle_deg(T_part_planned[:, :3, :3] @ planned.T_world_part[:, :3, :3].swapaxes(-1, -2)).max()
+    )
+    return pos, ang
+
+
+def joint_change(rollout: Rollout, binding: GoalBinding, step: int) -> float:
+    """The matched joint's change (rad or m) from the plan's start to ``step``, in the flow's direction."""
+    q = rollout.joints[binding.object_name][:, binding.joint_column]
+    return float(binding.joint_sign * (q[step] - q[0]))
+
+
+def parent_errors(
+    rollout: Rollout, binding: GoalBinding, goal: FlowGoal, step: int
+) -> tuple[float, float] | None:
+    """(m, degrees) of an articulated part's parent at ``step`` from where the flow leaves it (its
+    last frame); None for a rigid goal or a flow without the parent's motion."""
+    if not goal.articulated or goal.parent_motion is None:
+        return None
+    T_parent = link_poses(rollout, binding.object_name, binding.parent_link, binding.parent_link_name)
+    Mp = T_parent[step] @ np.linalg.inv(T_parent[0])
+    cp = np.append(goal.parent_centroid0, 1.0)
+    pos = float(np.linalg.norm((Mp @ cp)[:3] - (goal.parent_motion[-1] @ cp)[:3]))
+    return pos, float(_angle_deg(Mp[:3, :3] @ goal.parent_motion[-1, :3, :3].T))
+
+
+def joint_travel(rollout: Rollout, object_name: str) -> dict[str, float]:
+    """Every joint of the object: its largest |q - q0| over the rollout (a push that moves the wrong joint shows here)."""
+    q = rollout.joints.get(object_name)
+    return {
+        j: float(np.abs(q[:, c] - q[0, c]).max())
+        for c, j in enumerate(rollout.joint_names.get(object_name, ()))
+    }
+
+
+# -- judging: the rules in the order things happen, and the stage to blame -----------------------
+
+_RULE_STAGE = {"grasped": "grasp"}  # a failed physical rule's stage; the others' is "execution"
+
+
+def blame(
+    ik: RuleResult | None,  # the first failed plan-consistency rule
+    physical: RuleResult | None,  # the first failed rule of what the simulation shows
+    flow_fault: str | None,  # flow_mismatch's answer
+    planned_track: RuleResult | None,  # check_planned_track, when it could be measured
+) -> tuple[str | None, str]:
+    """(cause, reason): a failure is blamed on the earliest stage whose output was already wrong.
+
+    A plan that is not self-consistent is an IK failure whatever happened. A physical failure is
+    the flow's if the plan was made for another motion than the goal's, IK's if the planned tool
+    path already left the planning flow's track, else its own stage's. (None, "") on success.
+    """
+    if ik is not None:
+        return "IK", ik.reason
+    if physical is None:
+        return None, ""
+    if flow_fault is not None:
+        return "flow", f"{flow_fault}; in simulation: {physical.reason}"
+    if planned_track is not None and not planned_track.passed:
+        return "IK", f"{planned_track.reason}; in simulation: {physical.reason}"
+    return _RULE_STAGE.get(physical.name, "execution"), physical.reason
 
 
 def evaluate(
@@ -211,180 +366,63 @@ def evaluate(
     rollout: Rollout,
     kinematics: dict[str, float],
     T_world_tool: np.ndarray,  # [M, 4, 4] the plan's tool poses in the world
-    config: EvalConfig = EvalConfig(),
+    config: EvalConfig = EvalConfig(),  # noqa: B008 - frozen dataclass
     planned: FlowGoal | None = None,  # the goal of the flow the plan was made from, if known
 ) -> SimResult:
-    """Success and its quantities for one rollout of ``plan`` against ``goal``."""
+    """Success and its quantities for one rollout of ``plan`` against ``goal``: measure, apply the
+    rules of :mod:`sim.rules`, blame (:func:`blame`)."""
     ft, source = frame_times(plan, planned if planned is not None else goal, T_world_tool)
     idx = rollout.index_at(ft)
     name = binding.object_name
-    if binding.link < 0:
-        T_part = rollout.T_world_obj[name]
-    else:
-        col = rollout.link_names[name].index(binding.link_name)
-        T_part = rollout.T_world_link[name][:, col]
-    # Simulated motion of the part from the plan's start, compared with the flow's motion.
-    M_sim = T_part @ np.linalg.inv(T_part[0])  # [S, 4, 4]
-    c0 = np.append(goal.centroid0, 1.0)
-    pos_err = np.linalg.norm((M_sim[idx] @ c0)[:, :3] - (goal.motion @ c0)[:, :3], axis=1)  # [T]
-    ang_err = _angle_deg(M_sim[idx, :3, :3] @ goal.motion[:, :3, :3].swapaxes(-1, -2))  # [T]
-    end_err = float(np.linalg.norm((M_sim[-1] @ c0)[:3] - (goal.motion[-1] @ c0)[:3]))
+    T_part = link_poses(rollout, name, binding.link, binding.link_name)
+    track = track_errors(T_part, idx, goal)
+    kind = grasp_kind(plan)
+    grip = grasp_measures(rollout, binding, T_part, kind, ft, idx, config.grasp_window)
+    travel = joint_travel(rollout, name)
+    parent = parent_errors(rollout, binding, goal, idx[-1])
+    flow_fault = flow_mismatch(plan, goal, planned, config)
+    planned_err = None
+    if planned is not None and flow_fault is None:
+        planned_err = planned_track_errors(plan, planned, T_world_tool, ft)
 
-    kind = (plan.report.get("grasp") or {}).get("kind") if plan.report else None
-    if kind not in ("grasp", "push"):
-        kind = "grasp" if plan.gripper.min() < plan.gripper.max() - 0.005 else "push"
-    slot = 0 if binding.link < 0 else rollout.link_names[name].index(binding.link_name) + 1
-    fingers = rollout.finger_contact[name][:, :, slot]  # [S, 2]
-    both = fingers.all(axis=1)
-    win = np.abs(rollout.t - ft[0]) <= config.grasp_window
-    follow = (rollout.t >= ft[0]) & (rollout.t <= ft[-1])
-    if kind == "grasp":
-        grasped = bool(both[win].any())
-        held = bool(both[idx[-1]])
-        T_tool_part = np.linalg.inv(rollout.T_world_tcp) @ T_part  # [S, 4, 4]
-        rel = T_tool_part[follow] if follow.any() else T_tool_part[idx[:1]]
-        slip = float(np.linalg.norm(rel[:, :3, 3] - T_tool_part[idx[0], :3, 3], axis=1).max())
-    else:
-        grasped = bool(rollout.arm_contact[name][follow | win, slot].any())
-        held, slip = None, None
-
-    planned_pos = planned_ang = None
-    T_part_ee = (plan.report.get("grasp") or {}).get("T_part_ee") if plan.report else None
-    if T_part_ee is not None and planned is not None and flow_mismatch(plan, goal, planned, config) is None:
-        plan_i = np.clip(np.searchsorted(plan.t, ft), 0, len(plan.t) - 1)
-        T_part_planned = T_world_tool[plan_i] @ np.linalg.inv(np.asarray(T_part_ee, dtype=float))
-        planned_pos = float(
-            np.linalg.norm(T_part_planned[:, :3, 3] - planned.T_world_part[:, :3, 3], axis=1).max()
-        )
-        planned_ang = float(
-            _angle_deg(T_part_planned[:, :3, :3] @ planned.T_world_part[:, :3, :3].swapaxes(-1, -2)).max()
-        )
-
-    joint = {}
-    if goal.articulated:
-        q = rollout.joints[name][:, binding.joint_column]
-        value = float(binding.joint_sign * (q[idx[-1]] - q[0]))
-        tol = config.joint_tolerance_fraction * goal.joint_span
-        joint = dict(
-            joint_name=binding.joint_name,
-            joint_value=value,
-            joint_goal=goal.joint_goal,
-            joint_error=abs(value - goal.joint_goal),
-            joint_tolerance=tol,
-        )
-    # The part's parent (an articulated object's body) must end where the flow leaves it.
-    if goal.articulated and goal.parent_motion is not None:
-        T_parent = (
-            rollout.T_world_obj[name]
-            if binding.parent_link < 0
-            else rollout.T_world_link[name][:, rollout.link_names[name].index(binding.parent_link_name)]
-        )
-        Mp = T_parent[idx[-1]] @ np.linalg.inv(T_parent[0])
-        cp = np.append(goal.parent_centroid0, 1.0)
-        joint["parent_position_error_m"] = float(
-            np.linalg.norm((Mp @ cp)[:3] - (goal.parent_motion[-1] @ cp)[:3])
-        )
-        joint["parent_angle_error_deg"] = float(_angle_deg(Mp[:3, :3] @ goal.parent_motion[-1, :3, :3].T))
-    # Every joint's travel over the rollout: a push that moves the wrong joint shows here.
-    travel = {
-        j: float(np.abs(rollout.joints[name][:, c] - rollout.joints[name][0, c]).max())
-        for c, j in enumerate(rollout.joint_names.get(name, ()))
-    }
-
-    ik_pos, ik_ang = kinematics["fk_position_max"], kinematics["fk_angle_max"]
-    ik_fault = None
-    if ik_pos > config.ik_position_tolerance or ik_ang > config.ik_angle_tolerance_deg:
-        ik_fault = (
-            f"plan joints miss its own ee_pose by {1000 * ik_pos:.1f} mm / {ik_ang:.1f} deg "
-            f"(tolerance {1000 * config.ik_position_tolerance:.1f} mm / {config.ik_angle_tolerance_deg} deg)"
-        )
-    elif kinematics["limit_excess"] > config.ik_limit_tolerance:
-        ik_fault = f"plan joints exceed the URDF limits by {kinematics['limit_excess']:.4f} rad"
-
+    ik_rules = [
+        check_plan_fk(kinematics["fk_position_max"], kinematics["fk_angle_max"], config),
+        check_joint_limits(kinematics["limit_excess"], config),
+    ]
     # What the simulation shows, in the order things happen.
-    physical = None
-    if not grasped:
-        what = "both fingers never closed on" if kind == "grasp" else "the arm never touched"
-        physical = "grasp", f"{what} {name}/{binding.link_name} at the grasp (t = {ft[0]:.2f} s)"
-    elif rollout.arm_table.any():
-        first = float(rollout.t[np.argmax(rollout.arm_table)])
-        physical = (
-            "execution",
-            f"arm links {list(rollout.arm_table_links)} hit the table at t = {first:.2f} s",
-        )
-    elif slip is not None and (slip > config.slip_tolerance or not held):
-        physical = (
-            "execution",
-            (
-                f"part dropped: it moved {1000 * slip:.1f} mm in the tool frame while held "
-                f"(tolerance {1000 * config.slip_tolerance:.0f} mm), fingers on it at the last frame: {held}"
-            ),
-        )
-    elif goal.articulated and joint["joint_error"] > joint["joint_tolerance"]:
+    physical = [
+        check_grasped(grip.contact_steps, kind, f"{name}/{binding.link_name}", float(ft[0])),
+        check_no_table_contact(rollout.arm_table, rollout.t, list(rollout.arm_table_links)),
+    ]
+    if kind == "grasp":
+        physical.append(check_held(grip.slip_m, grip.held_to_end, config))
+    joint: dict[str, Any] = {}
+    if goal.articulated:
         others = {j: round(v, 3) for j, v in travel.items() if j != binding.joint_name and v > 0.01}
-        physical = (
-            "execution",
-            (
-                f"joint {binding.joint_name} moved {joint['joint_value']:.3f}, flow's goal {joint['joint_goal']:.3f} "
-                f"(error {joint['joint_error']:.3f} > tolerance {joint['joint_tolerance']:.3f})"
-                + (f"; other joints moved instead: {others}" if others else "")
-            ),
-        )
-    elif (
-        goal.articulated
-        and "parent_position_error_m" in joint
-        and (
-            joint["parent_position_error_m"] > config.position_tolerance
-            or joint["parent_angle_error_deg"] > config.angle_tolerance_deg
-        )
-    ):
-        physical = (
-            "execution",
-            (
-                f"{name}/{binding.parent_link_name} (the part's parent) ends {1000 * joint['parent_position_error_m']:.1f} mm / "
-                f"{joint['parent_angle_error_deg']:.1f} deg from where the flow leaves it (tolerance "
-                f"{1000 * config.position_tolerance:.0f} mm / {config.angle_tolerance_deg:.0f} deg)"
-            ),
-        )
-    elif not goal.articulated and (
-        pos_err[-1] > config.position_tolerance or ang_err[-1] > config.angle_tolerance_deg
-    ):
-        physical = (
-            "execution",
-            (
-                f"part ends {1000 * pos_err[-1]:.1f} mm / {ang_err[-1]:.1f} deg from the flow's final pose "
-                f"(tolerance {1000 * config.position_tolerance:.0f} mm / {config.angle_tolerance_deg:.0f} deg)"
-            ),
-        )
+        value = joint_change(rollout, binding, idx[-1])
+        rule = check_joint_goal(value, goal.joint_goal, goal.joint_span, config, binding.joint_name, others)
+        physical.append(rule)
+        joint = dict(
+            joint_name=binding.joint_name, joint_value=value, joint_goal=goal.joint_goal,
+            joint_error=rule.value, joint_tolerance=rule.limit,
+        )  # fmt: skip
+        if parent is not None:
+            physical.append(check_parent_in_place(*parent, config, f"{name}/{binding.parent_link_name}"))
+            joint.update(parent_position_error_m=parent[0], parent_angle_error_deg=parent[1])
+    else:
+        physical.append(check_rigid_goal(float(track.position_m[-1]), float(track.angle_deg[-1]), config))
+    planned_rule = None if planned_err is None else check_planned_track(*planned_err, config)
+    for r in [*ik_rules, *physical, *([planned_rule] if planned_rule else [])]:
+        log.debug("rule %s: %s (%s)", r.name, "pass" if r.passed else "FAIL", r.reason)
 
-    # A failure is blamed on the earliest stage whose output was already wrong.
-    cause, reason = None, ""
-    if ik_fault is not None:
-        cause, reason = "IK", ik_fault
-    elif physical is not None:
-        flow_fault = flow_mismatch(plan, goal, planned, config)
-        if flow_fault is not None:
-            cause, reason = "flow", f"{flow_fault}; in simulation: {physical[1]}"
-        elif planned_pos is not None and (
-            planned_pos > config.position_tolerance or planned_ang > config.angle_tolerance_deg
-        ):
-            cause, reason = (
-                "IK",
-                (
-                    f"the planned tool path carries the part off the flow's track by {1000 * planned_pos:.1f} mm / "
-                    f"{planned_ang:.1f} deg (tolerance {1000 * config.position_tolerance:.0f} mm / "
-                    f"{config.angle_tolerance_deg:.0f} deg); in simulation: {physical[1]}"
-                ),
-            )
-        else:
-            cause, reason = physical
+    cause, reason = blame(first_failure(ik_rules), first_failure(physical), flow_fault, planned_rule)
+    pos_err, ang_err = track.position_m, track.angle_deg
     if cause is None:
         reason = (
             f"{name}/{binding.link_name} reached the flow's goal: {1000 * pos_err[-1]:.1f} mm, {ang_err[-1]:.1f} deg"
             + (f", joint error {joint['joint_error']:.3f}" if joint else "")
             + f"; mean tracking {1000 * pos_err.mean():.1f} mm"
         )
-
     return SimResult(
         success=cause is None,
         cause=cause,
@@ -402,18 +440,18 @@ def evaluate(
         track_angle_mean_deg=float(ang_err.mean()),
         track_angle_max_deg=float(ang_err.max()),
         track_position_m=[float(v) for v in pos_err],
-        grasped=grasped,
-        held_to_end=held,
-        slip_m=slip,
+        grasped=grip.contact_steps >= 1,
+        held_to_end=grip.held_to_end,
+        slip_m=grip.slip_m,
         arm_table_contact=bool(rollout.arm_table.any()),
         arm_table_links=list(rollout.arm_table_links),
-        plan_fk_position_max_m=ik_pos,
-        plan_fk_angle_max_deg=ik_ang,
+        plan_fk_position_max_m=kinematics["fk_position_max"],
+        plan_fk_angle_max_deg=kinematics["fk_angle_max"],
         plan_limit_violation_rad=kinematics["limit_excess"],
-        planned_track_position_max_m=planned_pos,
-        planned_track_angle_max_deg=planned_ang,
+        planned_track_position_max_m=None if planned_err is None else planned_err[0],
+        planned_track_angle_max_deg=None if planned_err is None else planned_err[1],
         arm_tracking_max_rad=float(np.abs(rollout.q - rollout.q_cmd).max()),
-        end_position_error_m=end_err,
+        end_position_error_m=track.end_position_m,
         frame_times_s=[float(v) for v in ft],
         frame_times_source=source,
         settle_drift_m=float(rollout.settle_drift.get(name, 0.0)),
@@ -429,7 +467,7 @@ def simulate(
     scene: Scene,
     flow: ObjectFlow,  # the flow whose goal judges the plan
     config: SimConfig | None = None,  # None = SimConfig()
-    eval_config: EvalConfig = EvalConfig(),
+    eval_config: EvalConfig = EvalConfig(),  # noqa: B008 - frozen dataclass
     object_poses: dict[str, np.ndarray] | None = None,  # name -> T_world_obj [4, 4] overriding the scene's
     planning_flow: ObjectFlow | None = None,  # the flow the plan was made from, if not ``flow``
 ) -> SimResult:
@@ -464,7 +502,7 @@ def simulate(
         raise ChordError(f"plan robot {plan.robot!r} is neither a URDF file nor the Franka Panda")
     with SimWorld(scene, config, robot, plan.base_pose, plan.joint_names, object_poses) as world:
         try:
-            binding = bind_goal(world, goal)
+            binding = bind_goal(world, goal, eval_config)
         except FlowGoalError as e:
             return SimResult(
                 False,
@@ -484,7 +522,10 @@ def simulate(
 
 
 def verdict(
-    result: SimResult, plan: Plan, config: SimConfig, eval_config: EvalConfig = EvalConfig()
+    result: SimResult,
+    plan: Plan,
+    config: SimConfig,
+    eval_config: EvalConfig = EvalConfig(),  # noqa: B008 - frozen dataclass
 ) -> dict[str, Any]:
     """The ``plan.validation`` record: the verdict, the plan hash it holds for, and how it was simulated."""
     import pybullet
@@ -511,7 +552,10 @@ def verdict(
 
 
 def with_verdict(
-    plan: Plan, result: SimResult, config: SimConfig, eval_config: EvalConfig = EvalConfig()
+    plan: Plan,
+    result: SimResult,
+    config: SimConfig,
+    eval_config: EvalConfig = EvalConfig(),  # noqa: B008 - frozen dataclass
 ) -> Plan:
     """A copy of ``plan`` carrying the verdict in ``validation`` (its content hash is unchanged)."""
     return dataclasses.replace(plan, validation=verdict(result, plan, config, eval_config))

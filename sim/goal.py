@@ -18,12 +18,10 @@ from core.flow import ObjectFlow
 from core.scene import Scene
 from planner.analysis import analyse_flow
 from planner.articulation import Joint
+from sim.rules import EvalConfig
 from sim.world import SimWorld
 
 log = logging.getLogger(__name__)
-
-AXIS_TOLERANCE_DEG = 25.0  # a URDF joint matches the flow's joint if their axes agree this well
-AXIS_OFFSET_TOLERANCE = 0.05  # m: and (revolute) the flow's axis passes this close to the URDF's
 
 
 class FlowGoalError(ChordError):
@@ -117,8 +115,16 @@ class GoalBinding:
     parent_link_name: str = "base"
 
 
-def bind_goal(world: SimWorld, goal: FlowGoal) -> GoalBinding:
+def bind_goal(
+    world: SimWorld,
+    goal: FlowGoal,
+    config: EvalConfig = EvalConfig(),  # noqa: B008 - frozen dataclass
+) -> GoalBinding:
     """Match the goal's part to a body (and joint) of the world, at the world's current state.
+
+    A URDF joint of the same kind plays the flow's joint when their axes agree within
+    ``config.joint_axis_tolerance_deg`` and (revolute) the flow's axis passes within
+    ``config.joint_offset_tolerance`` of the URDF joint's; the closest such joint wins.
 
     Raises FlowGoalError if the object is not simulated, or the flow's joint matches no URDF joint
     (the flow moves the object in a way its model cannot).
@@ -144,7 +150,9 @@ def bind_goal(world: SimWorld, goal: FlowGoal) -> GoalBinding:
             d = goal.joint.origin - point
             offset = float(np.linalg.norm(d - (d @ axis) * axis))
         seen.append(f"{name}: {angle:.0f} deg, {1000 * offset:.0f} mm")
-        if kind != want or angle > AXIS_TOLERANCE_DEG or offset > AXIS_OFFSET_TOLERANCE:
+        if kind != want or not (
+            angle <= config.joint_axis_tolerance_deg and offset <= config.joint_offset_tolerance
+        ):
             continue
         score = angle + 1000 * offset
         if best is None or score < best[0]:
@@ -153,8 +161,8 @@ def bind_goal(world: SimWorld, goal: FlowGoal) -> GoalBinding:
         raise FlowGoalError(
             f"the flow's {goal.joint.kind} joint of {goal.object_name!r} (axis {np.round(goal.joint.axis, 3).tolist()}, "
             f"through {np.round(goal.joint.origin, 3).tolist()}) matches no joint of its URDF "
-            f"({'; '.join(seen) or 'no movable joints'}); tolerances {AXIS_TOLERANCE_DEG} deg, "
-            f"{1000 * AXIS_OFFSET_TOLERANCE:.0f} mm"
+            f"({'; '.join(seen) or 'no movable joints'}); tolerances {config.joint_axis_tolerance_deg} deg, "
+            f"{1000 * config.joint_offset_tolerance:.0f} mm"
         )
     _, name, sign, angle = best
     link = ob.joints[name]

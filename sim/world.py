@@ -20,6 +20,7 @@ import numpy as np
 from core.errors import ChordError
 from core.scene import Scene
 from core.transforms import matrix_to_quat, pose_to_matrix, wxyz_to_xyzw, xyzw_to_wxyz
+from sim.checks import ConfigError, check_integer, check_number, check_numbers
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def default_robot_urdf() -> Path:
 class SimConfig:
     """How the plan is simulated; every field has a unit."""
 
-    physics_hz: float = 240.0  # control and physics steps per second (one motor update a step)
+    physics_hz: float = 240.0  # control and physics steps per second, >= 240 (one motor update a step)
     substeps: int = 2  # PyBullet sub-steps per step: the solver runs at physics_hz * substeps
     gravity: float = 9.81  # m/s^2 along -z
     settle_s: float = 0.5  # seconds the objects settle (arm holding q[0]) before the plan starts
@@ -58,18 +59,25 @@ class SimConfig:
     gui: bool = False  # open PyBullet's GUI instead of DIRECT (needs a display)
 
     def __post_init__(self) -> None:
-        for key in ("physics_hz", "finger_force", "finger_friction", "table_friction", "mass_scale"):
-            v = getattr(self, key)
-            if not np.isfinite(v) or v <= 0:
-                raise ValueError(f"SimConfig.{key} is {v!r}, expected a positive number")
-        if self.physics_hz < 240.0:
-            raise ValueError(f"SimConfig.physics_hz is {self.physics_hz!r}, expected at least 240 Hz")
-        if not isinstance(self.substeps, int) or self.substeps < 1:
-            raise ValueError(f"SimConfig.substeps is {self.substeps!r}, expected an integer >= 1")
-        if self.object_friction is not None and not self.object_friction > 0:
-            raise ValueError(f"SimConfig.object_friction is {self.object_friction!r}, expected > 0 or None")
-        if any(not f > 0 for f in self.arm_forces):
-            raise ValueError(f"SimConfig.arm_forces is {self.arm_forces!r}, expected positive Nm")
+        """Raises ConfigError (a ValueError) for a value out of range; NaN is never in range."""
+        owner = "SimConfig"
+        check_number(owner, "physics_hz", self.physics_hz, at_least=240.0, unit="Hz")
+        check_integer(owner, "substeps", self.substeps, at_least=1)
+        check_number(owner, "gravity", self.gravity, at_least=0.0, unit="m/s^2")
+        for key in ("settle_s", "hold_s"):
+            check_number(owner, key, getattr(self, key), at_least=0.0, unit="s")
+        check_number(owner, "position_gain", self.position_gain, above=0.0)
+        check_number(owner, "velocity_gain", self.velocity_gain, at_least=0.0)
+        check_numbers(owner, "arm_forces", self.arm_forces, above=0.0, unit="Nm")
+        for key in ("finger_force", "finger_friction", "table_friction", "mass_scale"):
+            check_number(owner, key, getattr(self, key), above=0.0)
+        if self.object_friction is not None:
+            check_number(owner, "object_friction", self.object_friction, above=0.0)
+        check_numbers(owner, "table_size", self.table_size, length=3, above=0.0, unit="m")
+        if not self.finger_joints or not all(isinstance(j, str) and j for j in self.finger_joints):
+            raise ConfigError(f"{owner}.finger_joints is {self.finger_joints!r}, expected URDF joint names")
+        if not (isinstance(self.tcp_link, str) and self.tcp_link):
+            raise ConfigError(f"{owner}.tcp_link is {self.tcp_link!r}, expected a URDF link name")
 
     @property
     def dt(self) -> float:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import logging
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import tyro
 
 from flowgen.config import FlowConfig
+from sim.bench import BenchConfig
+from sim.rules import EvalConfig
+from sim.world import SimConfig
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from sim.evaluate import SimResult
 
 
 def sim(
@@ -22,21 +24,19 @@ def sim(
     planned_from: Path | None = None,
     write_verdict: bool = False,
     out: Path | None = None,
-    physics_hz: float = 240.0,
-    substeps: int = 2,
-    friction: float | None = None,
-    mass_scale: float = 1.0,
-    gui: bool = False,
     rerun: Path | None = None,
+    config: Annotated[SimConfig, tyro.conf.OmitArgPrefixes] = SimConfig(),  # noqa: B008 - frozen dataclass
+    eval_config: Annotated[EvalConfig, tyro.conf.OmitArgPrefixes] = EvalConfig(),  # noqa: B008 - frozen dataclass
 ) -> None:
     """Execute a plan in PyBullet and judge it against the flow's goal (success, failing stage, errors).
 
     Loads the scene's URDFs and the arm (at the plan's base pose), settles the objects, runs the
-    plan under position control with torque-limited joints and a 70 N gripper, then checks the
-    manipulated part's pose at the flow's last frame (rigid: 2 cm / 15 deg; articulated: joint
-    within 10% of the flow's range), that the grasp held, and that the arm never touched the table.
-    Exit status 1 if the plan fails. With --write-verdict the verdict is stored in the plan's
-    meta.validation (its content hash is unchanged).
+    plan under position control with torque-limited joints and force-limited fingers, then checks
+    the manipulated part's pose at the flow's last frame (rigid: --position-tolerance and
+    --angle-tolerance-deg; articulated: the joint within --joint-tolerance-fraction of the flow's
+    range), that the grasp held, and that the arm never touched the table. Exit status 1 if the
+    plan fails. With --write-verdict the verdict is stored in the plan's meta.validation (its
+    content hash is unchanged). Every physics setting and threshold is an option below.
 
     Example: chord sim runs/banana/plan.npz --scene scenes/pick_banana/scene.yaml --write-verdict
 
@@ -49,52 +49,15 @@ def sim(
             is blamed on the flow.
         write_verdict: write the verdict into PLAN's meta.validation (atomically).
         out: also write the full result as JSON here.
-        physics_hz: control and physics steps per second (at least 240).
-        substeps: PyBullet sub-steps per step (the solver runs at physics_hz x substeps).
-        friction: lateral friction of every object; default: the URDFs'.
-        mass_scale: multiplies the mass of every movable object.
-        gui: show PyBullet's GUI (needs a display).
         rerun: also write a rerun recording (.rrd) of the scene, the plan and the verdict.
+        config: how the plan is simulated.
+        eval_config: success thresholds.
     """
-    from core.atomic import write_text_atomic
-    from core.errors import ChordError
-    from core.flow import ObjectFlow
-    from core.plan import Plan
-    from core.scene import Scene
-    from sim.evaluate import simulate, verdict, with_verdict
-    from sim.world import SimConfig
+    from sim.api import validate_plan
 
-    p = Plan.load(plan)
-    sc = Scene.load(scene)
-    if flow is None:
-        if sc.reference is None or sc.reference.flow is None:
-            raise ChordError(
-                f"{scene}: the scene has no reference flow; pass --flow FLOW.npz to judge against"
-            )
-        flow = sc.reference.flow
-    f = ObjectFlow.load(flow)
-    try:
-        cfg = SimConfig(
-            physics_hz=physics_hz, substeps=substeps, object_friction=friction, mass_scale=mass_scale, gui=gui
-        )
-    except ValueError as e:
-        raise ChordError(str(e)) from e
-    planning = ObjectFlow.load(planned_from) if planned_from is not None else None
-    result = simulate(p, sc, f, cfg, planning_flow=planning)
-    if out is not None:
-        write_text_atomic(out, json.dumps(verdict(result, p, cfg), indent=2) + "\n")
-    if write_verdict:
-        with_verdict(p, result, cfg).save(plan)
+    result = validate_plan(plan, scene, flow, planned_from, config, eval_config, write_verdict, out)
     if rerun is not None:
-        from chord.viz.plan import log_plan
-        from chord.viz.record import open_recording
-        from chord.viz.scene import log_scene
-        from chord.viz.sim import log_sim_result
-
-        with open_recording(rerun) as rec:
-            log_scene(rec, sc)
-            log_plan(rec, p)
-            log_sim_result(rec, verdict(result, p, cfg))
+        _record(rerun, plan, scene, result, config, eval_config)
     status = "SUCCESS" if result.success else f"FAILURE ({result.cause})"
     print(f"{plan}: {status}: {result.reason}")
     if result.track_position_mean_m is not None:
@@ -110,21 +73,30 @@ def sim(
         raise SystemExit(1)
 
 
+def _record(
+    path: Path, plan: Path, scene: Path, result: SimResult, config: SimConfig, eval_config: EvalConfig
+) -> None:
+    """The stage's rerun recording: the scene, the plan and the verdict."""
+    from chord.viz.plan import log_plan
+    from chord.viz.record import open_recording
+    from chord.viz.scene import log_scene
+    from chord.viz.sim import log_sim_result
+    from core.plan import Plan
+    from core.scene import Scene
+    from sim.evaluate import verdict
+
+    p = Plan.load(plan)
+    with open_recording(path) as rec:
+        log_scene(rec, Scene.load(scene))
+        log_plan(rec, p)
+        log_sim_result(rec, verdict(result, p, config, eval_config))
+
+
 def bench(
     scenes: tyro.conf.Positional[list[Path]] = [],  # noqa: B006 - tyro reads the default
     out: Path = Path("runs/bench"),
     tasks_dir: Path | None = None,
-    trials: int = 8,
-    seed: int = 0,
-    methods: tuple[str, ...] = ("ours", "video_flow", "rigid"),
-    flow_noise_mm: tuple[float, ...] = (0.0,),
-    position_noise: float = 0.02,
-    yaw_noise_deg: float = 10.0,
-    friction_range: tuple[float, float] = (0.6, 1.0),
-    mass_scale_range: tuple[float, float] = (0.8, 1.2),
-    base_pose: tuple[float, float, float, float, float, float, float] = (-0.5, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0),
-    workers: int = 0,
-    geometry: str = "mesh",
+    config: Annotated[BenchConfig, tyro.conf.OmitArgPrefixes] = BenchConfig(),  # noqa: B008 - frozen dataclass
     full: bool = False,
     flow_dir: Path | None = None,
     prior: Literal["video", "wan"] | None = None,
@@ -143,6 +115,7 @@ def bench(
     OUT/flows/<task>/ (a finished flow there is reused, a killed one resumed) and "ours" plans from it.
     With --flow-dir DIR "ours" plans from flows you generated elsewhere (e.g. Wan flows made on a
     GPU), laid out as DIR/<task>/flow.npz (the scene's name; a `chord flow --out DIR/<task>` run).
+    The randomisation and run options are sim.bench.BenchConfig's (defaults there).
 
     Example: chord bench --out runs/bench --trials 8 --flow-noise-mm 0 5 10 (or --full for the whole chain)
 
@@ -150,19 +123,7 @@ def bench(
         scenes: scene.yaml files with a reference flow; default: the three task scenes.
         out: output folder.
         tasks_dir: folder of task scenes (<task>/scene.yaml); built there if missing.
-        trials: trials per task, method and noise level.
-        seed: master seed (each trial's seed derives from it).
-        methods: "ours" (the task's flow), "video_flow" (tracked from the reference video) and/or
-            "rigid" (ablation on articulated tasks: the task's flow fitted as rigid whole objects).
-        flow_noise_mm: noise levels (per-axis std, mm) added to the planning flow; one row each.
-        position_noise: objects shift uniformly within +-this (m) in x and y.
-        yaw_noise_deg: objects turn uniformly within +-this about z.
-        friction_range: object friction, uniform in [low, high].
-        mass_scale_range: movable objects' mass factor, uniform in [low, high].
-        base_pose: robot base in the world, xyz (m) + quaternion wxyz.
-        workers: parallel processes; 0 = one per CPU core.
-        geometry: grasp and collision surfaces for every method: "mesh" (the scene's meshes carried by
-            the flow's parts; a one-view video flow has no far side to grasp) or "flow" (its own points).
+        config: what the benchmark randomises and how it runs.
         full: plan "ours" (and "rigid") from flows generated by the flow stage, not the reference flows.
         flow_dir: plan "ours" (and "rigid") from DIR/<task>/flow.npz, flows generated elsewhere.
         prior: with --full, the flow prior (overrides --flow-config.prior): "video" fits each task's
@@ -171,44 +132,19 @@ def bench(
         flow_config: with --full, the flow optimisation (as `chord flow`; defaults: the video-fit prior's).
     """
     from core.errors import ChordError
-    from sim.bench import BenchConfig, format_table, run_bench
+    from sim.bench import check_flow_kind, format_table, run_bench, task_scenes, user_flows
 
-    if not scenes:
-        from assets.tasks import TASKS, build_task
-
-        root = tasks_dir or out / "tasks"
-        scenes = []
-        for name in TASKS:
-            path = root / name / "scene.yaml"
-            if not path.is_file():
-                log.info("building task scene %s under %s", name, root)
-                build_task(name, root / name)
-            scenes.append(path)
-    cfg = BenchConfig(
-        trials=trials,
-        seed=seed,
-        methods=tuple(methods),
-        flow_noise=tuple(v / 1000 for v in flow_noise_mm),
-        position_noise=position_noise,
-        yaw_noise_deg=yaw_noise_deg,
-        friction_range=tuple(friction_range),
-        mass_scale_range=tuple(mass_scale_range),
-        base_pose=tuple(base_pose),
-        workers=workers,
-        geometry=geometry,
-    )
-    _check_mode(out, full)
-    flows = None
     if full and flow_dir is not None:
         raise ChordError(
             "bench: give --full (generate the flows) or --flow-dir (flows made elsewhere), not both"
         )
-    if flow_dir is not None:
-        from sim.bench import user_flows
-
-        flows = user_flows(list(scenes), flow_dir)  # "rigid" follows "ours" (run_bench)
     if not full and (prior is not None or model_dir is not None):
         raise ChordError("bench: --prior and --model-dir choose how --full generates flows; add --full")
+    scenes = list(scenes) or task_scenes(tasks_dir or out / "tasks")
+    check_flow_kind(out, full)
+    flows = None
+    if flow_dir is not None:
+        flows = user_flows(scenes, flow_dir)  # "rigid" follows "ours" (run_bench)
     if full:
         from chord.bench_full import check_flow_prior, generated_flows
 
@@ -217,29 +153,10 @@ def bench(
         check_flow_prior(flow_config, model_dir)
         from chord.cli.flow import summary_lines
 
-        generated = generated_flows(list(scenes), out / "flows", flow_config, model_dir)
+        generated = generated_flows(scenes, out / "flows", flow_config, model_dir)
         flows = generated.flows
         for summary in generated.made.values():
             print("\n".join(summary_lines(summary)))
-    records = run_bench(list(scenes), out, cfg, flows=flows)
+    records = run_bench(scenes, out, config, flows=flows)
     print(format_table(records))
     print(f"results: {out / 'results.jsonl'}, plot: {out / 'success.png'}")
-
-
-def _check_mode(out: Path, full: bool) -> None:
-    """Refuse to mix trials planned from reference and generated flows in one results.jsonl.
-
-    Trial keys do not name the planning flow, so resuming a bench of the other kind would silently
-    reuse its records. Raises ChordError naming OUT.
-    """
-    from core.errors import ChordError
-
-    if not (out / "results.jsonl").is_file():
-        return
-    was_full = (out / "flows").is_dir()
-    if was_full != full:
-        kind = "generated (--full)" if was_full else "reference"
-        raise ChordError(
-            f"bench: {out} holds results planned from {kind} flows; "
-            f"choose another --out for a bench {'with' if full else 'without'} --full"
-        )

@@ -94,7 +94,11 @@ def test_bench_runs_in_parallel_and_resumes(tmp_path, monkeypatch):
     scene = dataclasses.replace(scene, reference=Reference(flow=flow_path))
     scene_path = scene.save(tmp_path / "scene.yaml")
     cfg = B.BenchConfig(
-        trials=2, workers=2, base_pose=(0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0), position_noise=0.01
+        trials=2,
+        methods=("ours",),
+        workers=2,
+        base_pose=(0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0),
+        position_noise=0.01,
     )
     out = tmp_path / "bench"
     recs = B.run_bench([scene_path], out, cfg)

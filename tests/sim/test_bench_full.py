@@ -67,10 +67,11 @@ def test_full_bench_plans_from_flows_it_generates_once_and_reuses(
     # Other flow settings than the finished flow's, or a bench without --full in the same OUT: refused.
     with pytest.raises(ChordError, match="other settings.*iterations"):
         from chord.cli.sim import bench
+        from sim.bench import BenchConfig
 
-        bench([scene], out=out, full=True, trials=1, methods=("ours",), workers=1)
+        bench([scene], out=out, full=True, config=BenchConfig(trials=1, methods=("ours",), workers=1))
     with pytest.raises(ChordError, match="generated .--full. flows"):
-        bench([scene], out=out, trials=1, methods=("ours",), workers=1)
+        bench([scene], out=out, config=BenchConfig(trials=1, methods=("ours",), workers=1))
     # A finished flow whose prior settings are not this version's defaults (an older video-fit
     # weight) is not reused either: its config.json names the setting.
     record["prior_settings"]["depth_weight"] = 1.0

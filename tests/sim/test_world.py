@@ -91,3 +91,19 @@ def test_articulated_goal_binds_to_the_hinge(tmp_path):
         axis, point, _ = w.joint_axis_world("laptop", "hinge")
         d = goal.joint.origin - point
         assert np.linalg.norm(d - (d @ axis) * axis) < 0.005
+
+
+def test_joint_matching_tolerances_come_from_eval_config(tmp_path):
+    from planner.synthetic import hinged_lid
+    from sim.goal import FlowGoalError
+    from sim.rules import EvalConfig
+
+    scene = S.lid_scene(tmp_path)
+    goal = flow_goal(hinged_lid(T=21, n=1200, position=(0.45, 0.0)).flow, scene)
+    with SimWorld(scene, arm_joints=S.ARM_JOINTS) as w:
+        b = bind_goal(w, goal, EvalConfig(joint_axis_tolerance_deg=1.0, joint_offset_tolerance=1e-4))
+        assert b.joint_name == "hinge"  # the URDF's axis agrees to ~1e-5 deg and ~1e-7 m
+        with pytest.raises(FlowGoalError, match=r"matches no joint.*tolerances 1e-07 deg, 50 mm"):
+            bind_goal(w, goal, EvalConfig(joint_axis_tolerance_deg=1e-7))
+        with pytest.raises(FlowGoalError, match=r"matches no joint.*tolerances 25.0 deg, 0 mm"):
+            bind_goal(w, goal, EvalConfig(joint_offset_tolerance=1e-9))
