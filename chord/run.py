@@ -1,34 +1,35 @@
-"""``chord run``: the whole chain on one scene (flow -> plan -> sim verdict -> recording) and a summary.
+"""``chord run``'s work: the whole chain on one scene, composed from the stages' library functions.
 
-Each stage is the stage's own command function (``chord flow``, ``chord plan``, ``chord sim``,
-``chord view``) called in turn on one output folder; this module only sequences them, times them,
-turns a stage's failure into one line naming the stage (``StageError``) and summarises the run::
+:func:`run_chain` calls, in turn and into one output folder::
 
-    OUT/flow.npz, config.json, run.log, checkpoints/, preview.mp4   chord flow
-    OUT/plan.npz, plan.config.json                                   chord plan
-    OUT/sim.json (and the verdict in plan.npz's meta.validation)      chord sim
-    OUT/recording.rrd, plots/                                        chord view
-    OUT/summary.json                                                 this module: the summary's numbers
+    flowgen.generate.generate_flow / resume_flow   OUT/flow.npz, config.json, run.log, checkpoints/, preview.mp4
+    planner.api.plan_file                         OUT/plan.npz, plan.config.json
+    sim.api.validate_plan                         OUT/sim.json (and the verdict in plan.npz's meta.validation)
+    chord.viz.run.record_run, write_plots         OUT/recording.rrd, plots/
+    this module                                   OUT/summary.json
+
+and returns a :class:`ChainSummary`. It times each stage and turns a stage's failure into one line
+naming the stage (:class:`StageError`). The command line (``chord run``) is ``chord.cli.run``.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import time
 from collections.abc import Callable
-from contextlib import redirect_stdout
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-import tyro
-
+from core.atomic import write_text_atomic
 from core.errors import ChordError, ContractError
 from core.record import RunRecord
 from flowgen.config import FlowConfig
 from flowgen.generate import FlowSummary, WanOptions
+from planner.config import PlannerConfig
+from sim.rules import EvalConfig
+from sim.world import SimConfig
 
 log = logging.getLogger(__name__)
 
@@ -64,81 +65,106 @@ def run_stage(name: str, seconds: dict[str, float], fn: Callable[..., T], *args:
         seconds[name] = time.perf_counter() - t0
 
 
-def run(
-    scene: tyro.conf.Positional[Path | None] = None,
-    out: Path | None = None,
-    task: str = "",
-    resume: bool = False,
-    judge: Literal["flow", "reference"] = "flow",
-    wan: Annotated[WanOptions, tyro.conf.OmitArgPrefixes, tyro.conf.AvoidSubcommands] = WanOptions(),
-    config: Annotated[FlowConfig, tyro.conf.OmitArgPrefixes, tyro.conf.AvoidSubcommands] = FlowConfig(),
-) -> None:
-    """Run the whole chain on one scene: 4D flow, plan, PyBullet verdict, rerun recording, summary.
+@dataclass(frozen=True)
+class ChainConfig:
+    """Everything ``chord run`` can be told besides the scene and the output folder."""
 
-    Calls `chord flow` (default `--prior video`: fits the scene's reference RGB-D video on a CPU;
-    `--prior wan --model-dir DIR` distils from Wan 2.2 on a GPU), `chord plan`, `chord sim` (judged
-    against the generated flow's own goal, or with --judge reference the scene's ground truth) with the
-    verdict written into plan.npz, and `chord view` (OUT/recording.rrd and OUT/plots/), all into OUT,
-    then prints where the outputs are, the flow's error against the ground truth, the plan report,
-    the sim result, seconds per stage and how to look at it (also in OUT/summary.json). A failing
-    stage stops the run with one line naming it; exit status 1 also when the plan fails in sim.
+    flow: FlowConfig = field(default_factory=FlowConfig)  # the flow optimisation (as chord flow)
+    wan: WanOptions = field(default_factory=WanOptions)  # the Wan prior's folder and options
+    planner: PlannerConfig = field(default_factory=PlannerConfig)  # as chord plan
+    sim: SimConfig = field(default_factory=SimConfig)  # as chord sim
+    eval: EvalConfig = field(default_factory=EvalConfig)  # the sim's success tolerances, as chord sim
+    # What the sim's success is judged against: "flow", the generated flow's own goal (the plan did
+    # what the flow asked; the flow's distance from the ground truth is reported beside it), or
+    # "reference", the scene's ground-truth flow (flow and execution errors together).
+    judge: Literal["flow", "reference"] = "flow"
+    # Continue a killed run in OUT: the flow resumes from its newest checkpoint with the settings
+    # recorded there; the later stages run again.
+    resume: bool = False
 
-    Example: chord run scenes/pick_banana/scene.yaml --out runs/pick_banana
 
-    Args:
-        scene: the scene spec (YAML); or leave it out and give --task.
-        out: output folder of the run.
-        task: build this task scene (pick_banana, lower_lamp, close_laptop) under OUT/scenes/ first
-            (kept if already there) and run on it.
-        resume: continue a killed run in OUT: the flow resumes from its newest checkpoint with the
-            config recorded there; the later stages run again.
-        judge: what the sim's success is judged against: "flow", the generated flow's own goal (the
-            plan did what the flow asked; the flow's distance from the ground truth is reported beside
-            it), or "reference", the scene's ground-truth flow (flow and execution errors together).
-        wan: the Wan 2.2 prior's model folder and speed options (as `chord flow`; --prior wan only).
-        config: the flow optimisation (as `chord flow`; defaults: the prior's).
+@dataclass(frozen=True)
+class ChainSummary:
+    """What one ``chord run`` made: where everything is and the numbers behind the verdict."""
+
+    scene: Path  # the scene spec run on
+    scene_name: str
+    out: Path  # the output folder
+    flow: FlowSummary  # the flow stage's summary (with its error against the reference, if any)
+    plan_line: str  # the plan's one-line report (planner.api.PlanReport.summary)
+    success: bool  # the sim verdict
+    cause: str | None  # the failing stage in the sim's terms (None on success)
+    reason: str  # the verdict in one line
+    judged_against: str  # "generated flow's own goal" or "reference flow"
+    tracking_mean_mm: float | None  # mean tracking error of the manipulated part in the sim
+    seconds: dict[str, float]  # wall time per stage
+    recording: Path
+    plots: Path
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary.json record."""
+        return {
+            "scene": str(self.scene),
+            "out": str(self.out),
+            "prior": self.flow.prior,
+            "flow_error": [asdict(e) for e in self.flow.errors],
+            "plan": self.plan_line,
+            "sim": {"success": self.success, "cause": self.cause, "reason": self.reason},
+            "sim_judged_against": self.judged_against,
+            "tracking_mean_mm": self.tracking_mean_mm,
+            "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
+            "recording": str(self.recording),
+            "plots": str(self.plots),
+            "preview": None if self.flow.preview is None else str(self.flow.preview),
+        }
+
+
+def task_scene(task: str, out: Path, seconds: dict[str, float]) -> Path:
+    """OUT/scenes/<task>/scene.yaml, built there first unless it exists."""
+    scene = out / "scenes" / task / "scene.yaml"
+    if not scene.is_file():
+        from assets.tasks import build_task
+
+        run_stage("assets", seconds, build_task, task, scene.parent)
+    return scene
+
+
+def run_chain(
+    scene: Path, out: Path, config: ChainConfig = ChainConfig(), seconds: dict[str, float] | None = None
+) -> ChainSummary:
+    """Flow, plan, sim verdict, recording and plots of ``scene`` into ``out``; writes OUT/summary.json.
+
+    Raises ChordError before any stage for Wan options with another prior or --judge reference on
+    a scene without a reference flow, and StageError (one line naming the stage) when a stage
+    fails. A plan that fails in sim is a summary with ``success`` False, not an error.
     """
     from core.scene import Scene
-
-    if out is None:
-        raise ChordError("give --out DIR, e.g. `chord run scenes/pick_banana/scene.yaml --out runs/banana`")
-    if (scene is None) == (not task):
-        raise ChordError(
-            "give a SCENE or --task NAME (not both), e.g. `chord run --task pick_banana --out runs/banana`"
-        )
     from flowgen.generate import check_prior_options
 
-    check_prior_options(config.prior, wan)  # before any stage runs
-    seconds: dict[str, float] = {}
-    if task:
-        scene = out / "scenes" / task / "scene.yaml"
-        if not scene.is_file():
-            from assets.tasks import build_task
-
-            run_stage("assets", seconds, build_task, task, scene.parent)
-    assert scene is not None
+    check_prior_options(config.flow.prior, config.wan)
+    seconds = {} if seconds is None else seconds
     sc = run_stage("scene", seconds, Scene.load, scene)
     reference = sc.reference.flow if sc.reference is not None else None
+    if config.judge == "reference" and reference is None:
+        raise ChordError(f"--judge reference: scene {sc.name!r} has no reference flow")
 
-    flow = _flow_stage(scene, out, wan, resume, config, seconds)
-    flow_path = flow.flow_path
-    errors = [asdict(e) for e in flow.errors]
+    flow = _flow_stage(scene, out, config, seconds)
 
-    from chord.cli.plan import plan
+    from planner.api import plan_file
 
     plan_path = out / "plan.npz"
-    tee = io.StringIO()
-    with redirect_stdout(tee):
-        run_stage("plan", seconds, plan, flow_path, scene=scene, out=plan_path)
-    plan_lines = tee.getvalue().splitlines()
-    print(tee.getvalue(), end="")
+    planned = run_stage("plan", seconds, plan_file, flow.flow_path, scene, plan_path, config.planner)
+
+    from sim.api import validate_plan
 
     sim_path = out / "sim.json"
-    goal = reference if judge == "reference" else None
-    if judge == "reference" and reference is None:
-        raise ChordError(f"--judge reference: scene {sc.name!r} has no reference flow")
-    run_stage("sim", seconds, _judge, plan_path, scene, flow_path, goal, sim_path)
-    verdict = json.loads(sim_path.read_text())
+    goal, planned_from = (
+        (reference, flow.flow_path) if config.judge == "reference" else (flow.flow_path, None)
+    )
+    result = run_stage(
+        "sim", seconds, validate_plan, plan_path, scene, goal, planned_from, config.sim, config.eval,
+        write_verdict=True, out_json=sim_path,
+    )  # fmt: skip
 
     from chord.viz.run import record_run, write_plots
 
@@ -146,34 +172,30 @@ def run(
     run_stage("view", seconds, record_run, out, recording)
     run_stage("plots", seconds, write_plots, out, plots)
 
-    summary = {
-        "scene": str(scene),
-        "out": str(out),
-        "prior": flow.prior,
-        "flow_error": errors,
-        "plan": plan_lines[0] if plan_lines else "",
-        "sim": {k: verdict.get(k) for k in ("success", "cause", "reason")},
-        "sim_judged_against": "reference flow" if goal is not None else "generated flow's own goal",
-        "tracking_mean_mm": _mm(verdict.get("metrics", {}).get("track_position_mean_m")),
-        "seconds": {k: round(v, 2) for k, v in seconds.items()},
-        "recording": str(recording),
-        "plots": str(plots),
-        "preview": next((str(p) for p in (out / "preview.mp4", out / "preview.gif") if p.exists()), None),
-    }
-    from core.atomic import write_text_atomic
-
-    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    print(format_summary(summary, sc.name))
-    if not verdict.get("success"):
-        raise SystemExit(1)
+    track = result.track_position_mean_m
+    summary = ChainSummary(
+        scene=scene,
+        scene_name=sc.name,
+        out=out,
+        flow=flow,
+        plan_line=planned.report.summary(plan_path),
+        success=result.success,
+        cause=result.cause,
+        reason=result.reason,
+        judged_against="reference flow" if config.judge == "reference" else "generated flow's own goal",
+        tracking_mean_mm=None if track is None else 1000 * track,
+        seconds=dict(seconds),
+        recording=recording,
+        plots=plots,
+    )
+    write_text_atomic(out / "summary.json", json.dumps(summary.to_json(), indent=2) + "\n")
+    return summary
 
 
-def _flow_stage(
-    scene: Path, out: Path, wan: WanOptions, resume: bool, config: FlowConfig, seconds: dict[str, float]
-) -> FlowSummary:
+def _flow_stage(scene: Path, out: Path, config: ChainConfig, seconds: dict[str, float]) -> FlowSummary:
     from flowgen.generate import generate_flow, resume_flow
 
-    if resume and RunRecord.exists(out):
+    if config.resume and RunRecord.exists(out):
         try:
             recorded = RunRecord.load(out).scene
         except ContractError as e:
@@ -181,57 +203,4 @@ def _flow_stage(
         if recorded.resolve() != scene.resolve():
             raise StageError("flow", ChordError(f"--resume: {out} holds a run of {recorded}, not of {scene}"))
         return run_stage("flow", seconds, resume_flow, out)
-    return run_stage("flow", seconds, generate_flow, scene, out, config, wan=wan)
-
-
-def _judge(plan_path: Path, scene: Path, flow_path: Path, reference: Path | None, sim_path: Path) -> bool:
-    """``chord sim`` with the verdict written to plan.npz and sim.json; returns success."""
-    from chord.cli.sim import sim
-
-    try:
-        if reference is not None:
-            sim(plan_path, scene, planned_from=flow_path, write_verdict=True, out=sim_path)
-        else:
-            sim(plan_path, scene, flow=flow_path, write_verdict=True, out=sim_path)
-    except SystemExit as e:
-        # chord sim exits 1 on a failed plan: a verdict, not a stage error; the summary reports it.
-        if e.code != 1 or not sim_path.is_file():
-            raise
-        return False
-    return True
-
-
-def _mm(metres: float | None) -> float | None:
-    return None if metres is None else 1000 * metres
-
-
-def format_summary(s: dict[str, Any], scene_name: str) -> str:
-    """The closing summary of ``chord run`` from its summary.json record."""
-    out = Path(s["out"])
-    sec = s["seconds"]
-    lines = [
-        "",
-        f"chord run: {scene_name}: {'SUCCESS' if s['sim']['success'] else 'FAILURE'} in "
-        f"{sum(sec.values()):.0f} s",
-        f"  outputs  {out}/: flow.npz, preview, plan.npz, sim.json, recording.rrd, plots/, summary.json",
-    ]
-    if s["flow_error"]:
-        for e in s["flow_error"]:
-            lines.append(
-                f"  flow     {e['name']}: {e['mean_mm']:.1f} mm mean, {e['final_mm']:.1f} mm at the last frame "
-                f"from the ground truth (which moves it {e['motion_mm']:.0f} mm); prior {s['prior']}"
-            )
-    else:
-        lines.append(f"  flow     no ground truth in the scene to compare with; prior {s['prior']}")
-    lines.append(f"  plan     {s['plan']}")
-    sim_line = "SUCCESS" if s["sim"]["success"] else f"FAILURE ({s['sim']['cause']})"
-    tracking = "" if s["tracking_mean_mm"] is None else f"; tracking {s['tracking_mean_mm']:.1f} mm mean"
-    lines.append(
-        f"  sim      {sim_line} against the {s['sim_judged_against']}: {s['sim']['reason']}{tracking}"
-    )
-    lines.append("  seconds  " + ", ".join(f"{k} {v:.1f}" for k, v in sec.items()))
-    look = f"`rerun {s['recording']}`, plots in {s['plots']}/"
-    if s["preview"]:
-        look = f"open {s['preview']}, " + look
-    lines.append(f"  look     {look}")
-    return "\n".join(lines)
+    return run_stage("flow", seconds, generate_flow, scene, out, config.flow, wan=config.wan)

@@ -100,7 +100,7 @@ def run_session(
     execute: bool,  # False: pre-flight only (with the robot's state), nothing moves
     log_path: Path,  # the plan's execution log; the approach's goes beside it as <stem>_approach.npz
     meta: dict[str, Any] | None = None,  # extra fields for the logs (e.g. plan_path)
-    execution: ExecutionConfig = ExecutionConfig(),  # noqa: B008 - frozen, never mutated
+    execution: ExecutionConfig = ExecutionConfig(),
     on_report: OnReport | None = None,
 ) -> ExecutionOutcome:
     """Pre-flight ``plan`` against ``robot`` and, with ``execute`` and confirmation, run it.

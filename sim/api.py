@@ -32,8 +32,8 @@ def validate_plan(
     scene_path: Path,  # scene spec (YAML) with a URDF for every object
     goal_flow: Path | None = None,  # flow.npz whose goal judges the plan; None = the scene's reference flow
     planned_from: Path | None = None,  # flow.npz the plan was made from, when it is not goal_flow
-    config: SimConfig = SimConfig(),  # noqa: B008 - frozen dataclass
-    eval_config: EvalConfig = EvalConfig(),  # noqa: B008 - frozen dataclass
+    config: SimConfig = SimConfig(),
+    eval_config: EvalConfig = EvalConfig(),
     write_verdict: bool = False,  # store the verdict in plan_path's meta.validation (atomically)
     out_json: Path | None = None,  # also write the verdict record (sim.evaluate.verdict) here, atomically
 ) -> SimResult:

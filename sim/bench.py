@@ -35,6 +35,7 @@ import numpy as np
 
 from core.atomic import write_text_atomic
 from core.errors import ChordError
+from planner.config import PlannerConfig
 from sim.checks import ConfigError, check_integer, check_number, check_numbers, check_range
 from sim.world import SimConfig
 
@@ -62,15 +63,18 @@ class BenchConfig:
     yaw_noise_deg: float = 10.0  # degrees, object yaw about its origin perturbed uniformly within +-this
     friction_range: tuple[float, float] = (0.6, 1.0)  # object lateral friction, uniform in [low, high]
     mass_scale_range: tuple[float, float] = (0.8, 1.2)  # movable objects' mass factor, uniform in [low, high]
-    # T_world_base: the robot base in the world, xyz m + quaternion wxyz
+    # T_world_base: the robot base in the world, xyz m + quaternion wxyz. Fixed for every trial (the
+    # protocol: the perturbations move the objects relative to the arm), where `chord plan` places
+    # the base automatically for the one scene it is given.
     base_pose: tuple[float, float, float, float, float, float, float] = (-0.5, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0)
     max_plan_s: float = 120.0  # s: longer plans count as planner (IK/timing) failures, not simulated
     workers: int = 0  # parallel processes; 0 = one per CPU core
     physics_hz: float = SimConfig.physics_hz  # control/physics steps per second (>= 240), as SimConfig
     substeps: int = SimConfig.substeps  # PyBullet sub-steps per step, as SimConfig
-    # grasp/collision surfaces for every method: "mesh" (the scene's meshes carried by the flow's
-    # parts: a one-view flow such as video flow has no far side to grasp) or "flow" (its points)
-    geometry: Literal["flow", "mesh"] = "mesh"
+    # grasp/collision surfaces for every method, as PlannerConfig.geometry (the same default as
+    # `chord plan` and `chord run`): "auto" = "mesh" with a scene (the scene's meshes carried by the
+    # flow's parts: a one-view flow such as video flow has no far side to grasp), "flow" (its points)
+    geometry: Literal["auto", "flow", "mesh"] = PlannerConfig.geometry
 
     def __post_init__(self) -> None:
         """Raises ConfigError (a ChordError and ValueError) for a value out of range; NaN is never in range."""
@@ -93,8 +97,8 @@ class BenchConfig:
         check_number(owner, "max_plan_s", self.max_plan_s, above=0.0, unit="s")
         check_integer(owner, "workers", self.workers, at_least=0)
         SimConfig(physics_hz=self.physics_hz, substeps=self.substeps)  # its checks of the two
-        if self.geometry not in ("flow", "mesh"):
-            raise ConfigError(f"{owner}.geometry is {self.geometry!r}, expected 'flow' or 'mesh'")
+        if self.geometry not in ("auto", "flow", "mesh"):
+            raise ConfigError(f"{owner}.geometry is {self.geometry!r}, expected 'auto', 'flow' or 'mesh'")
 
     @property
     def flow_noise(self) -> tuple[float, ...]:

@@ -13,11 +13,11 @@ from typing import Any
 from core.errors import ChordError
 
 
-class ConfigError(ChordError, ValueError):
-    """A sim, evaluation or bench setting out of range.
+class ConfigError(ChordError):
+    """A sim, evaluation or bench setting out of range: a one-line error a user can fix.
 
-    A ChordError (a one-line error a user can fix) and a ValueError, as the config dataclasses of
-    the other stages raise: tyro reports it as a bad option value.
+    Not a ValueError on purpose: tyro turns a ValueError raised while it builds a config into a
+    multi-line usage box naming its internals; a ChordError reaches ``chord`` as one line.
     """
 
 

@@ -366,7 +366,7 @@ def evaluate(
     rollout: Rollout,
     kinematics: dict[str, float],
     T_world_tool: np.ndarray,  # [M, 4, 4] the plan's tool poses in the world
-    config: EvalConfig = EvalConfig(),  # noqa: B008 - frozen dataclass
+    config: EvalConfig = EvalConfig(),
     planned: FlowGoal | None = None,  # the goal of the flow the plan was made from, if known
 ) -> SimResult:
     """Success and its quantities for one rollout of ``plan`` against ``goal``: measure, apply the
@@ -467,7 +467,7 @@ def simulate(
     scene: Scene,
     flow: ObjectFlow,  # the flow whose goal judges the plan
     config: SimConfig | None = None,  # None = SimConfig()
-    eval_config: EvalConfig = EvalConfig(),  # noqa: B008 - frozen dataclass
+    eval_config: EvalConfig = EvalConfig(),
     object_poses: dict[str, np.ndarray] | None = None,  # name -> T_world_obj [4, 4] overriding the scene's
     planning_flow: ObjectFlow | None = None,  # the flow the plan was made from, if not ``flow``
 ) -> SimResult:
@@ -525,7 +525,7 @@ def verdict(
     result: SimResult,
     plan: Plan,
     config: SimConfig,
-    eval_config: EvalConfig = EvalConfig(),  # noqa: B008 - frozen dataclass
+    eval_config: EvalConfig = EvalConfig(),
 ) -> dict[str, Any]:
     """The ``plan.validation`` record: the verdict, the plan hash it holds for, and how it was simulated."""
     import pybullet
@@ -555,7 +555,7 @@ def with_verdict(
     plan: Plan,
     result: SimResult,
     config: SimConfig,
-    eval_config: EvalConfig = EvalConfig(),  # noqa: B008 - frozen dataclass
+    eval_config: EvalConfig = EvalConfig(),
 ) -> Plan:
     """A copy of ``plan`` carrying the verdict in ``validation`` (its content hash is unchanged)."""
     return dataclasses.replace(plan, validation=verdict(result, plan, config, eval_config))

@@ -118,7 +118,7 @@ class GoalBinding:
 def bind_goal(
     world: SimWorld,
     goal: FlowGoal,
-    config: EvalConfig = EvalConfig(),  # noqa: B008 - frozen dataclass
+    config: EvalConfig = EvalConfig(),
 ) -> GoalBinding:
     """Match the goal's part to a body (and joint) of the world, at the world's current state.
 

@@ -90,9 +90,9 @@ def subcommands() -> dict[str, Callable[..., Any]]:
     from chord.cli.flow import flow
     from chord.cli.plan import plan
     from chord.cli.real import real
+    from chord.cli.run import run
     from chord.cli.sim import bench, sim
     from chord.cli.view import view
-    from chord.run import run
 
     return {
         "check": check, "assets": assets, "flow": flow, "plan": plan, "real": real, "sim": sim, "bench": bench, "view": view, "run": run,

@@ -57,7 +57,7 @@ def real(
     replay_log: Path | None = None,
     realtime: bool = True,
     fake_offset: float = 0.0,
-    safety: Annotated[SafetyConfig, tyro.conf.OmitArgPrefixes] = SafetyConfig(),  # noqa: B008 - frozen
+    safety: Annotated[SafetyConfig, tyro.conf.OmitArgPrefixes] = SafetyConfig(),
 ) -> None:
     """Check a sim-validated plan against the arm's limits (dry run by default) and replay it on the arm.
 

@@ -25,8 +25,8 @@ def sim(
     write_verdict: bool = False,
     out: Path | None = None,
     rerun: Path | None = None,
-    config: Annotated[SimConfig, tyro.conf.OmitArgPrefixes] = SimConfig(),  # noqa: B008 - frozen dataclass
-    eval_config: Annotated[EvalConfig, tyro.conf.OmitArgPrefixes] = EvalConfig(),  # noqa: B008 - frozen dataclass
+    config: Annotated[SimConfig, tyro.conf.OmitArgPrefixes] = SimConfig(),
+    eval_config: Annotated[EvalConfig, tyro.conf.OmitArgPrefixes] = EvalConfig(),
 ) -> None:
     """Execute a plan in PyBullet and judge it against the flow's goal (success, failing stage, errors).
 
@@ -96,7 +96,7 @@ def bench(
     scenes: tyro.conf.Positional[list[Path]] = [],  # noqa: B006 - tyro reads the default
     out: Path = Path("runs/bench"),
     tasks_dir: Path | None = None,
-    config: Annotated[BenchConfig, tyro.conf.OmitArgPrefixes] = BenchConfig(),  # noqa: B008 - frozen dataclass
+    config: Annotated[BenchConfig, tyro.conf.OmitArgPrefixes] = BenchConfig(),
     full: bool = False,
     flow_dir: Path | None = None,
     prior: Literal["video", "wan"] | None = None,

@@ -151,14 +151,15 @@ def test_bad_arguments_are_one_line(tmp_path: Path, capsys, args: list[str], mes
 
 def test_the_wan_options_of_chord_run_reach_the_flow_stage(tmp_path: Path, monkeypatch):
     import flowgen.generate
-    from chord.run import _flow_stage
+    from chord.run import ChainConfig, _flow_stage
     from flowgen.config import FlowConfig
     from flowgen.generate import WanOptions
 
     got: list[tuple] = []
     monkeypatch.setattr(flowgen.generate, "generate_flow", lambda *a, **k: got.append((a, k)))
     wan = WanOptions(model_dir=tmp_path / "wan", wan_mode="fast", wan_attention="fp8")
-    _flow_stage(tmp_path / "scene.yaml", tmp_path / "run", wan, False, FlowConfig(prior="wan"), {})
+    chain = ChainConfig(flow=FlowConfig(prior="wan"), wan=wan)
+    _flow_stage(tmp_path / "scene.yaml", tmp_path / "run", chain, {})
     ((args, kwargs),) = got
     assert args[:2] == (tmp_path / "scene.yaml", tmp_path / "run") and args[2].prior == "wan"
     assert kwargs["wan"] == wan

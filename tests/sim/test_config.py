@@ -50,8 +50,8 @@ NAN, INF = float("nan"), float("inf")
 def test_sim_config_refuses(field, value):
     with pytest.raises(ConfigError, match=rf"SimConfig\.{field}(\[\d\])? is ") as e:
         SimConfig(**{field: value})
-    # A one-line error for the CLI and a ValueError as other stages' configs raise.
-    assert isinstance(e.value, ChordError) and isinstance(e.value, ValueError)
+    # A one-line error for the CLI (not a ValueError, which tyro would turn into a usage box).
+    assert isinstance(e.value, ChordError) and not isinstance(e.value, ValueError)
 
 
 def test_sim_config_accepts_its_edges():

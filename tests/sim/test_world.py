@@ -67,9 +67,9 @@ def test_errors_name_the_problem(tmp_path):
         SimWorld(no_urdf)
     with pytest.raises(ChordError, match="no joints.*panda_joint99"):
         SimWorld(scene, arm_joints=("panda_joint99",))
-    with pytest.raises(ValueError, match="physics_hz"):
+    with pytest.raises(ChordError, match="physics_hz"):
         SimConfig(physics_hz=100.0)
-    with pytest.raises(ValueError, match="substeps"):
+    with pytest.raises(ChordError, match="substeps"):
         SimConfig(substeps=0)
 
 
