@@ -1,0 +1,96 @@
+"""flowgen.generate: the flow stage from Python behaves as `chord flow` does (same prior, same record)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from core.errors import ChordError
+from core.record import RunRecord
+from core.scene import Scene
+from flowgen.config import FlowConfig
+from flowgen.generate import (
+    VideoInputs,
+    WanOptions,
+    check_prior_options,
+    check_reusable,
+    generate_flow,
+    make_prior,
+    resume_flow,
+)
+
+TINY = FlowConfig(
+    iterations=6, checkpoint_every=3, gaussians_per_object=200, near_surface_target=800,
+    control_points_per_object=6, width=52, height=29, split_iteration=3, flow_points_per_object=64,
+    device="cpu", preview_every=0,
+)  # fmt: skip
+
+
+def test_the_video_fit_of_a_scene_takes_its_reference_and_spares_jointed_objects_the_3d_term(
+    pick_banana_scene: Path, close_laptop_scene: Path
+):
+    banana = Scene.load(pick_banana_scene)
+    inputs: dict = {}
+    prior, config = make_prior(banana, FlowConfig(), inputs=inputs)
+    ref = pick_banana_scene.parent / "reference"
+    assert inputs == {
+        "video": str(ref / "frames"),
+        "masks": str(ref / "masks.npz"),
+        "depth": str(ref / "depth.npz"),
+    }
+    assert prior.size == (208, 116) and (config.width, config.height) == (208, 116)
+    # the 3D term: on the movable rigid banana, not on the static table-side objects
+    assert prior.movable == [o.movable for o in banana.objects] and any(prior.movable)
+    laptop = Scene.load(close_laptop_scene)
+    prior, _ = make_prior(laptop, FlowConfig())
+    assert prior.movable == [False] * len(laptop.objects)  # the laptop is jointed: no 3D term
+    no_depth, _ = make_prior(banana, FlowConfig(), VideoInputs(no_depth=True))
+    assert no_depth.depth_np is None and prior.depth_np is not None
+
+
+def test_wan_options_with_another_prior_are_named():
+    check_prior_options("wan", WanOptions(wan_mode="fast"))
+    check_prior_options("video", WanOptions())
+    with pytest.raises(ChordError, match="--model-dir, --wan-mode apply to --prior wan, not --prior video"):
+        check_prior_options("video", WanOptions(model_dir=Path("w"), wan_mode="fast"))
+
+
+def test_generate_records_a_run_that_resume_and_reuse_read(pick_banana_scene: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    summary = generate_flow(pick_banana_scene, out, TINY)
+    assert summary.flow_path == out / "flow.npz" and summary.flow_path.is_file()
+    assert (summary.frames, summary.iterations, summary.prior) == (41, 6, "video")
+    assert [e.name for e in summary.errors] == ["banana"] and summary.errors[0].motion_mm > 100
+    record = RunRecord.load(out)
+    assert record.scene == pick_banana_scene and record.prior == "video" and record.config["iterations"] == 6
+    check_reusable(out, TINY)  # the same settings: reusable
+    with pytest.raises(ChordError, match=r"other settings \(\['iterations'\]\)"):
+        check_reusable(out, FlowConfig(**{**TINY.to_dict(), "iterations": 7}))
+    # A finished run resumes to the same flow (nothing left to do) with its own recorded settings.
+    again = resume_flow(out)
+    assert again.iterations == 6 and again.flow_path == summary.flow_path
+    # A record from before versioning is refused with what to do.
+    doc = json.loads((out / "config.json").read_text())
+    del doc["schema"], doc["version"]
+    (out / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(ChordError, match="--resume: .*written before run records were versioned"):
+        resume_flow(out)
+    with pytest.raises(ChordError, match="holds no run"):
+        resume_flow(tmp_path / "empty")
+
+
+def test_a_scene_without_a_movable_object_is_refused_before_any_work(pick_banana_scene: Path, tmp_path: Path):
+    import yaml
+
+    folder = tmp_path / "scene"
+    shutil.copytree(pick_banana_scene.parent, folder)
+    doc = yaml.safe_load((folder / "scene.yaml").read_text())
+    for o in doc["objects"]:
+        o["movable"] = False
+    (folder / "scene.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(ChordError, match="has no movable object"):
+        generate_flow(folder / "scene.yaml", tmp_path / "run", TINY)
+    assert not (tmp_path / "run").exists()
