@@ -32,10 +32,15 @@ def test_a_model_dir_for_the_video_prior_is_refused(tmp_path: Path):
     check_flow_prior(FlowConfig(prior="video"), None)  # the CPU default needs nothing
 
 
-def test_the_cli_refuses_prior_flags_without_full(tmp_path: Path):
+@pytest.mark.parametrize("flags", [["--prior", "wan"], ["--model-dir", "wan_folder"]])
+def test_the_cli_refuses_prior_flags_without_full(tmp_path: Path, capsys, flags: list[str]):
     from chord.cli.main import main
 
-    assert main(["bench", "--out", str(tmp_path / "b"), "--prior", "wan", "--tasks-dir", str(tmp_path)]) != 0
+    out = tmp_path / "b"
+    assert main(["bench", "--out", str(out), *flags, "--tasks-dir", str(tmp_path / "tasks")]) == 1
+    err = capsys.readouterr().err
+    assert err == "chord bench: error: bench: --prior and --model-dir choose how --full generates flows; add --full\n"
+    assert not out.exists() and not (tmp_path / "tasks").exists()  # refused before any work
 
 
 def test_the_cli_checks_the_model_dir_before_generating_flows(tmp_path: Path, capsys):
@@ -43,6 +48,7 @@ def test_the_cli_checks_the_model_dir_before_generating_flows(tmp_path: Path, ca
 
     rc = main(["bench", "--full", "--prior", "wan", "--model-dir", str(tmp_path / "none"),
                "--out", str(tmp_path / "b"), "--workers", "1"])  # fmt: skip
-    assert rc != 0
-    assert "does not exist" in capsys.readouterr().err
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert err.startswith("chord bench: error: ") and f"{tmp_path / 'none'}" in err and "does not exist" in err
     assert not (tmp_path / "b" / "flows").exists()
