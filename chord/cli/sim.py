@@ -140,17 +140,18 @@ def bench(
         )
     if not full and (prior is not None or model_dir is not None):
         raise ChordError("bench: --prior and --model-dir choose how --full generates flows; add --full")
-    scenes = list(scenes) or task_scenes(tasks_dir or out / "tasks")
     check_flow_kind(out, full)
-    flows = None
-    if flow_dir is not None:
-        flows = user_flows(scenes, flow_dir)  # "rigid" follows "ours" (run_bench)
     if full:
         from chord.bench_full import check_flow_prior, generated_flows
 
         if prior is not None:
             flow_config = dataclasses.replace(flow_config, prior=prior)
-        check_flow_prior(flow_config, model_dir)
+        check_flow_prior(flow_config, model_dir)  # before any task scene or flow is made
+    scenes = list(scenes) or task_scenes(tasks_dir or out / "tasks")
+    flows = None
+    if flow_dir is not None:
+        flows = user_flows(scenes, flow_dir)  # "rigid" follows "ours" (run_bench)
+    if full:
         from chord.cli.flow import summary_lines
 
         generated = generated_flows(scenes, out / "flows", flow_config, model_dir)

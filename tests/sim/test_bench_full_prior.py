@@ -51,4 +51,5 @@ def test_the_cli_checks_the_model_dir_before_generating_flows(tmp_path: Path, ca
     assert rc == 1
     err = capsys.readouterr().err
     assert err.startswith("chord bench: error: ") and f"{tmp_path / 'none'}" in err and "does not exist" in err
+    assert not (tmp_path / "b").exists()  # no task scene built, no flow started
     assert not (tmp_path / "b" / "flows").exists()
