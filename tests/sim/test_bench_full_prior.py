@@ -39,7 +39,10 @@ def test_the_cli_refuses_prior_flags_without_full(tmp_path: Path, capsys, flags:
     out = tmp_path / "b"
     assert main(["bench", "--out", str(out), *flags, "--tasks-dir", str(tmp_path / "tasks")]) == 1
     err = capsys.readouterr().err
-    assert err == "chord bench: error: bench: --prior and --model-dir choose how --full generates flows; add --full\n"
+    assert (
+        err
+        == "chord bench: error: bench: --prior and --model-dir choose how --full generates flows; add --full\n"
+    )
     assert not out.exists() and not (tmp_path / "tasks").exists()  # refused before any work
 
 
@@ -50,6 +53,8 @@ def test_the_cli_checks_the_model_dir_before_generating_flows(tmp_path: Path, ca
                "--out", str(tmp_path / "b"), "--workers", "1"])  # fmt: skip
     assert rc == 1
     err = capsys.readouterr().err
-    assert err.startswith("chord bench: error: ") and f"{tmp_path / 'none'}" in err and "does not exist" in err
+    assert (
+        err.startswith("chord bench: error: ") and f"{tmp_path / 'none'}" in err and "does not exist" in err
+    )
     assert not (tmp_path / "b").exists()  # no task scene built, no flow started
     assert not (tmp_path / "b" / "flows").exists()
