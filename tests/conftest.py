@@ -1,4 +1,4 @@
-"""Session fixtures shared by every test package: task scenes built once, read-only.
+"""Session fixtures shared by every test package: a private cache, task scenes built once (read-only).
 
 Tests that change a scene copy its folder first (``shutil.copytree(scene.parent, ...)``).
 """
@@ -8,6 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_vhacd_cache(tmp_path_factory):
+    """Keep test decompositions out of the user's ~/.cache (and start each session cold)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CHORD_CACHE", str(tmp_path_factory.mktemp("chord_cache")))
+    yield
+    mp.undo()
 
 
 def _build(tmp_path_factory, task: str) -> Path:

@@ -1,17 +1,8 @@
-"""Shared fixtures: a private V-HACD cache, and the three task scenes built once per session."""
+"""The three task scenes built once per session, at a reference resolution of their own."""
 
 from __future__ import annotations
 
 import pytest
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _private_vhacd_cache(tmp_path_factory):
-    """Keep test decompositions out of the user's ~/.cache (and start each session cold)."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CHORD_CACHE", str(tmp_path_factory.mktemp("chord_cache")))
-    yield
-    mp.undo()
 
 
 @pytest.fixture(scope="session")
