@@ -77,7 +77,7 @@ class BenchConfig:
     geometry: Literal["auto", "flow", "mesh"] = PlannerConfig.geometry
 
     def __post_init__(self) -> None:
-        """Raises ConfigError (a ChordError and ValueError) for a value out of range; NaN is never in range."""
+        """Raises ConfigError (a ChordError) for a value out of range; NaN is never in range."""
         owner = "BenchConfig"
         check_integer(owner, "trials", self.trials, at_least=1)
         check_integer(owner, "seed", self.seed)
