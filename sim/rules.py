@@ -36,7 +36,7 @@ class EvalConfig:
     joint_offset_tolerance: float = 0.05  # m: and (revolute) the flow's axis passes this close to its axis
 
     def __post_init__(self) -> None:
-        """Raises ConfigError (a ValueError) for a value out of range; NaN is never in range."""
+        """Raises ConfigError (a ChordError) for a value out of range; NaN is never in range."""
         for key in (
             "position_tolerance", "angle_tolerance_deg", "joint_tolerance_fraction", "slip_tolerance",
             "ik_position_tolerance", "ik_angle_tolerance_deg", "joint_axis_tolerance_deg", "joint_offset_tolerance",

@@ -59,7 +59,7 @@ class SimConfig:
     gui: bool = False  # open PyBullet's GUI instead of DIRECT (needs a display)
 
     def __post_init__(self) -> None:
-        """Raises ConfigError (a ValueError) for a value out of range; NaN is never in range."""
+        """Raises ConfigError (a ChordError) for a value out of range; NaN is never in range."""
         owner = "SimConfig"
         check_number(owner, "physics_hz", self.physics_hz, at_least=240.0, unit="Hz")
         check_integer(owner, "substeps", self.substeps, at_least=1)
