@@ -166,7 +166,7 @@ def ik_plan(
         for k in range(flow.num_frames):
             frame_times.append(t)
             add(t, centre + track[k], 0.03)
-            t += 2 * flow_dt  # half the flow's speed: a slow lift holds the grasp (SPEC.md)
+            t += 2 * flow_dt  # half the flow's speed: a slow lift holds the grasp (docs/design.md)
         T_part_ee = np.eye(4)
         T_part_ee[:3, :3] = R_down
         T_part_ee[:3, 3] = centre - np.array([BOX_XY[0], BOX_XY[1], BOX[2] / 2])
