@@ -22,7 +22,8 @@ import numpy as np
 import trimesh
 import yaml
 
-from core.asset import Asset, Joint, Link, translation
+from assets.config import IntakeConfig
+from core.asset import DEFAULT_DENSITY, Asset, Joint, Link, translation
 from core.errors import ChordError, MissingDependencyError
 from core.mesh import load_mesh
 from core.scene import MESH_UNITS
@@ -39,22 +40,6 @@ _AXES = {
     "+z": (0, 0, 1),
     "-z": (0, 0, -1),
 }
-
-
-@dataclass(frozen=True)
-class IntakeConfig:
-    """How to turn a scan into an asset."""
-
-    units: str = "auto"  # units of the file: m, cm, mm, or auto (guessed from the size)
-    scale: float | None = None  # metres per file unit; overrides units (e.g. 0.05)
-    up: str = "auto"  # up axis of the file: +x -x +y -y +z -z, or auto (table plane, else +z; +y for glTF)
-    table: str = "auto"  # auto: find and remove a table plane in the scan; none: there is none
-    max_faces: int = 20_000  # decimate to at most this many triangles
-    min_component: float = 0.05  # keep connected pieces with at least this fraction of the largest's area
-    density: float = 500.0  # kg/m^3, for the mass
-    settle: bool = True  # rotate into the nearest stable resting pose if the object would topple
-    seed: int = 0  # RANSAC seed
-    color: tuple[float, float, float] = (0.7, 0.7, 0.7)  # RGB in [0, 1], the URDF's material colour
 
 
 @dataclass(frozen=True)
@@ -395,7 +380,7 @@ joints:
 """
 
 
-def intake_parts(spec_path: str | Path, density: float = 500.0) -> Asset:
+def intake_parts(spec_path: str | Path, density: float = DEFAULT_DENSITY) -> Asset:
     """An articulated asset from a parts file (YAML, see PARTS_EXAMPLE); paths resolve against it.
 
     Joint value 0 is the scanned configuration. Raises ChordError naming the bad field.

@@ -15,12 +15,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import trimesh
 
 from core.errors import ChordError
+
+if TYPE_CHECKING:  # imported where used: `chord --help` and the asset.json reader need no trimesh
+    import trimesh
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,7 @@ JOINT_TYPES = ("revolute", "prismatic", "fixed")
 ASSET_SCHEMA = "chord.asset"  # asset.json, written by assets.urdf.write_asset
 ASSET_VERSION = 1
 RECORD = "asset.json"
+DEFAULT_DENSITY = 500.0  # kg/m^3: a link's density when none is given (wood, dense plastic)
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,7 +40,7 @@ class Link:
     name: str  # unique in the asset; letters, digits, _
     mesh: trimesh.Trimesh  # watertight where possible; object frame, rest configuration, metres
     T_obj_link: np.ndarray  # [4, 4] link frame at rest, in the object frame
-    density: float = 500.0  # kg/m^3, gives the mass from the volume
+    density: float = DEFAULT_DENSITY  # kg/m^3, gives the mass from the volume
     collision: tuple[trimesh.Trimesh, ...] = ()  # convex pieces, object frame; () = decide later
     color: tuple[float, float, float, float] = (0.7, 0.7, 0.7, 1.0)  # RGBA in [0, 1] for the URDF
 
@@ -182,6 +185,8 @@ class Asset:
         nearest link vertex. If the union fails (open scanned parts), the link meshes are
         concatenated instead, with a warning.
         """
+        import trimesh
+
         M = self.link_motions(q)
         parts = []
         for lk in self.links:

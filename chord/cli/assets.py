@@ -13,6 +13,8 @@ from typing import Annotated, Any, Union
 
 import tyro
 
+from assets.config import IntakeConfig
+from core.asset import DEFAULT_DENSITY
 from core.cousin_params import (
     COUSIN_KINDS,
     BananaParams,
@@ -108,13 +110,8 @@ class Intake:
     scan: tyro.conf.Positional[Path]  # the mesh file
     out: Path = Path("assets/scan")  # output folder (replaced if it holds an asset)
     name: str | None = None  # asset name (default: the file's stem)
-    units: str = "auto"  # m, cm, mm, or auto (guessed from the size)
-    scale: float | None = None  # metres per file unit; overrides units
-    up: str = "auto"  # +x -x +y -y +z -z, or auto: the table plane in the scan, else +z (+y for glTF)
-    table: str = "auto"  # auto: find and cut away a table plane in the scan; none
-    max_faces: int = 20_000  # decimation budget, triangles
-    min_component: float = 0.05  # drop pieces smaller than this fraction of the largest (by area)
-    density: float = 500.0  # kg/m^3
+    # units, scale, up axis, table removal, decimation, density, ... (assets.intake.IntakeConfig)
+    config: tyro.conf.OmitArgPrefixes[IntakeConfig] = IntakeConfig()  # type: ignore[valid-type]
 
 
 @dataclass(frozen=True)
@@ -131,7 +128,7 @@ class Parts:
 
     spec: tyro.conf.Positional[Path]  # the parts file (YAML)
     out: Path = Path("assets/parts")  # output folder (replaced if it holds an asset)
-    density: float = 500.0  # kg/m^3
+    density: float = DEFAULT_DENSITY  # kg/m^3
 
 
 @dataclass(frozen=True)
@@ -201,14 +198,10 @@ def _cousin(cmd: Any) -> None:
 
 
 def _intake(cmd: Intake) -> None:
-    from assets.intake import IntakeConfig, intake_scan
+    from assets.intake import intake_scan
     from assets.urdf import write_asset
 
-    config = IntakeConfig(
-        units=cmd.units, scale=cmd.scale, up=cmd.up, table=cmd.table, max_faces=cmd.max_faces,
-        min_component=cmd.min_component, density=cmd.density,
-    )  # fmt: skip
-    asset, report = intake_scan(cmd.scan, config, cmd.name)
+    asset, report = intake_scan(cmd.scan, cmd.config, cmd.name)
     print(
         f"{cmd.scan}: scale {report.scale:g} m/unit ({report.units}), table {'found' if report.table_found else 'not found'}, "
         f"{report.components_kept} piece(s) kept, {report.components_dropped} dropped, "
