@@ -89,7 +89,7 @@ def test_sim_config_accepts_its_edges():
         ("workers", -1, r"workers is -1, expected an integer >= 0"),
         ("physics_hz", 100.0, r"SimConfig.physics_hz is 100.0"),
         ("substeps", 0, r"SimConfig.substeps is 0"),
-        ("geometry", "auto", r"geometry is 'auto', expected 'flow' or 'mesh'"),
+        ("geometry", "points", r"geometry is 'points', expected 'auto', 'flow' or 'mesh'"),
     ],
 )
 def test_bench_config_refuses(field, value, message):
