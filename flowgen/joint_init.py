@@ -47,11 +47,12 @@ def hinge_angles(
             angles[t] = angles[t - 1]
             continue
         d_static = torch.cdist(obs, static).amin(dim=1)  # [M]
-        d_moving = torch.cdist(obs[None].expand(len(grid), -1, -1), posed).amin(dim=2)  # [G, M]
-        cost = torch.minimum(d_moving, d_static[None]).clamp(max=cap).mean(dim=1)  # [G]
+        # Only the angles within the window of the previous frame's are scored (a sixth of the grid).
         near = np.abs(np.rad2deg(np.angle(np.exp(1j * (grid.numpy() - angles[t - 1]))))) <= window_deg
-        cost = torch.where(torch.from_numpy(near), cost, torch.full_like(cost, float("inf")))
-        angles[t] = float(grid[int(cost.argmin())])
+        idx = torch.from_numpy(np.flatnonzero(near))  # [G'] in grid order: ties go to the first, as before
+        d_moving = torch.cdist(obs[None].expand(len(idx), -1, -1), posed[idx]).amin(dim=2)  # [G', M]
+        cost = torch.minimum(d_moving, d_static[None]).clamp(max=cap).mean(dim=1)  # [G']
+        angles[t] = float(grid[idx[int(cost.argmin())]])
     return angles
 
 

@@ -45,9 +45,17 @@ def final_params(run: Path) -> dict[str, torch.Tensor]:
     return ckpt.tensors
 
 
-def test_run_writes_its_outputs_and_moves_the_banana_up(scene: Path, tmp_path: Path):
-    run = tmp_path / "run"
-    assert main(["flow", str(scene), "--out", str(run), *SMALL]) == 0
+@pytest.fixture(scope="module")
+def whole(scene: Path, tmp_path_factory) -> Path:
+    """One uninterrupted SMALL run, by the `chord` command in its own process (as the killed one)."""
+    run = tmp_path_factory.mktemp("whole") / "run"
+    proc = chord("flow", str(scene), "--out", str(run), *SMALL)
+    assert proc.wait(timeout=600) == 0, proc.stdout.read().decode()[-2000:]
+    return run
+
+
+def test_run_writes_its_outputs_and_moves_the_banana_up(whole: Path):
+    run = whole
     assert {p.name for p in run.iterdir()} >= {
         "flow.npz",
         "config.json",
@@ -67,10 +75,8 @@ def test_run_writes_its_outputs_and_moves_the_banana_up(scene: Path, tmp_path: P
     assert logged[-1]["iteration"] == 59 and {"photometric", "mask", "depth", "temporal"} <= set(logged[-1])
 
 
-def test_killed_run_resumes_to_the_same_parameters_bit_for_bit(scene: Path, tmp_path: Path):
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
-    assert chord("flow", str(scene), "--out", str(whole), *SMALL).wait(timeout=600) == 0
-
+def test_killed_run_resumes_to_the_same_parameters_bit_for_bit(scene: Path, whole: Path, tmp_path: Path):
+    killed = tmp_path / "killed"
     proc = chord("flow", str(scene), "--out", str(killed), *SMALL)
     deadline = time.time() + 300
     while time.time() < deadline:

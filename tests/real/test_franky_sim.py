@@ -12,7 +12,8 @@ from real.limits import FR3
 from real.preflight import Reason, SafetyConfig, preflight
 from tests.real.plans import make_plan, min_jerk
 
-pytestmark = pytest.mark.slow
+# realtime: franky-sim runs on the wall clock; scripts/test.sh runs these alone, after the parallel part.
+pytestmark = [pytest.mark.slow, pytest.mark.realtime]
 franky = pytest.importorskip("franky", reason="pip install franky-control franky-sim")
 franky_sim = pytest.importorskip("franky_sim")
 
