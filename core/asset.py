@@ -9,7 +9,6 @@ Link meshes are stored in the object frame at rest; ``T_obj_link`` is each link'
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping
@@ -19,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.contract import read_json_file
 from core.errors import ChordError
+from core.names import check_name
 
 if TYPE_CHECKING:  # imported where used: `chord --help` and the asset.json reader need no trimesh
     import trimesh
@@ -35,14 +36,19 @@ DEFAULT_DENSITY = 500.0  # kg/m^3: a link's density when none is given (wood, de
 
 @dataclass(frozen=True, eq=False)
 class Link:
-    """One rigid part of an object."""
+    """One rigid part of an object. Raises ChordError for a name that cannot name a file."""
 
-    name: str  # unique in the asset; letters, digits, _
+    name: str  # unique in the asset; a name by core.names' rule (letters, digits, _ . -)
     mesh: trimesh.Trimesh  # watertight where possible; object frame, rest configuration, metres
     T_obj_link: np.ndarray  # [4, 4] link frame at rest, in the object frame
     density: float = DEFAULT_DENSITY  # kg/m^3, gives the mass from the volume
     collision: tuple[trimesh.Trimesh, ...] = ()  # convex pieces, object frame; () = decide later
     color: tuple[float, float, float, float] = (0.7, 0.7, 0.7, 1.0)  # RGBA in [0, 1] for the URDF
+
+    def __post_init__(self) -> None:
+        # The name becomes the link's file names (links/<name>.ply, visual/<name>.obj, ...): a
+        # name such as "../../x" would write outside the asset folder.
+        check_name("link name", self.name)
 
 
 @dataclass(frozen=True)
@@ -241,7 +247,9 @@ def read_record(folder: str | Path) -> dict[str, Any]:
     path = Path(folder) / RECORD
     if not path.is_file():
         raise ChordError(f"{path}: asset record not found")
-    rec = json.loads(path.read_text())
+    rec = read_json_file(path)  # size and nesting checked before parsing
+    if not isinstance(rec, dict):
+        raise ChordError(f"{path}: holds a JSON {type(rec).__name__}, expected an object")
     if rec.get("schema") != ASSET_SCHEMA or rec.get("version") != ASSET_VERSION:
         raise ChordError(
             f"{path}: schema/version {rec.get('schema')!r}/{rec.get('version')!r}, expected {ASSET_SCHEMA!r}/{ASSET_VERSION}"

@@ -10,19 +10,25 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from core.errors import ChordError
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside ``path``; on a clean exit, fsync it and rename it over ``path``.
 
     If the body raises, the temporary file is removed and ``path`` is untouched. The parent
-    folder is created if needed.
+    folder is created if needed; ChordError (naming ``path``) if it or the temporary file cannot be. A process killed inside the body leaves the temporary file,
+    ``.<name>.<random>.tmp``; ``core.lock.sweep_debris`` removes it when the folder is next locked.
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_write mode must be 'wb' or 'w', got {mode!r}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:  # nothing was written yet: one line naming the file, not a traceback
+        raise ChordError(f"cannot write {str(path)!r}: {e.strerror or e}") from e
     try:
         # mkstemp makes the file 0600; give it the mode any new file gets under the umask.
         os.chmod(tmp, 0o666 & ~_umask())
@@ -44,11 +50,15 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     If the body raises, the temporary folder is removed and ``path`` is untouched. A folder
     already at ``path`` is removed just before the rename (POSIX cannot rename over a non-empty
     folder), so a reader sees the old folder, briefly none, then the new one, never half of one.
-    The folder gets the mode any new folder gets under the umask, not mkdtemp's 0700.
+    The folder gets the mode any new folder gets under the umask, not mkdtemp's 0700. Its name,
+    ``.<name>.<random>.tmp``, is what ``core.lock.sweep_debris`` removes after a kill.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as e:
+        raise ChordError(f"cannot write {str(path)!r}: {e.strerror or e}") from e
     try:
         os.chmod(tmp, 0o777 & ~_umask())
         yield tmp

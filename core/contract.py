@@ -7,11 +7,21 @@ ever pickled, and loading uses ``allow_pickle=False``.
 Readers check everything before returning: schema and version, missing and unexpected fields,
 dtypes, shapes (with named dimensions shared between fields), finiteness and monotone times. Each
 failure raises :class:`~core.errors.ContractError` naming the file, the field and the value.
+
+Before any array is allocated, :func:`inspect_npz` reads the archive's zip directory and each
+member's ``.npy`` header: a member that would expand past ``MAX_NPZ_BYTES`` (a zip bomb), a header
+whose shape and dtype disagree with the bytes the member holds (a forged header asking for TiB),
+too many members, or an object (pickle) dtype is refused with the numbers. JSON read from a
+contract (``meta``) or a record is limited in size and nesting depth (:func:`load_json_text`), so
+a hostile document gives one line, never a ``RecursionError`` or ``MemoryError``.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
+import stat
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -24,6 +34,14 @@ from core.errors import ContractError
 
 # A dimension in a shape spec: a fixed size, or a name bound by the first field that uses it.
 Dim = int | str
+
+# Limits on what a contract file may ask a reader to allocate. A flow of 1M points over 200 frames
+# is 2.4 GB of float32; chord's own files are megabytes. Larger is a damaged or hostile file.
+MAX_NPZ_BYTES = 4 * 1024**3  # all arrays of one .npz together, once loaded
+MAX_NPZ_MEMBERS = 64  # a contract has fewer than 10 fields
+MAX_JSON_CHARS = 16 * 1024**2  # a meta or record document (chord writes a few kB)
+MAX_JSON_DEPTH = 64  # nesting of a JSON document (chord's go about 6 deep); Python's parser recurses
+_NPY_MAGIC = b"\x93NUMPY"
 
 
 class ArrayChecker:
@@ -131,12 +149,13 @@ def read_npz(
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read a contract ``.npz``: returns its arrays (without ``meta``) and the parsed meta.
 
-    Raises ContractError for a missing or unreadable file, pickled content, a missing or
-    unexpected field, or a meta whose schema or version this reader does not know.
+    Raises ContractError for a missing or unreadable file, pickled content, a member too large or
+    with a forged header (:func:`inspect_npz`, checked before anything is allocated), a missing or
+    unexpected field, or a meta whose schema or version this reader does not know, or that is too
+    large or nested too deep.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ContractError("file", "does not exist" if not path.exists() else "is not a file", path)
+    inspect_npz(path)  # sizes, headers and dtypes, before anything is allocated
     try:
         archive = np.load(path, allow_pickle=False)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
@@ -178,10 +197,7 @@ def parse_meta(
     """Parse and check the ``meta`` entry: a 0-d string array holding a JSON object."""
     if raw.dtype.kind != "U" or raw.ndim != 0:
         raise ContractError("meta", f"expected a JSON string, got dtype {raw.dtype} shape {raw.shape}", path)
-    try:
-        meta = json.loads(str(raw))
-    except json.JSONDecodeError as e:
-        raise ContractError("meta", f"is not valid JSON ({e})", path) from e
+    meta = load_json_text(str(raw), "meta", path)
     if not isinstance(meta, dict):
         raise ContractError("meta", f"expected a JSON object, got {type(meta).__name__}", path)
     if meta.get("schema") != schema:
@@ -222,19 +238,191 @@ def _type_names(types: type | tuple[type, ...]) -> str:
 def npz_schema(path: str | Path) -> Any:
     """Peek at an .npz file's meta.schema without validating the rest; raises ContractError."""
     path = Path(path)
-    if not path.is_file():
-        raise ContractError("file", "does not exist", path)
+    members = inspect_npz(path)
+    if "meta" not in members:
+        raise ContractError("meta", "missing: not a chord contract file", path)
     try:
         with np.load(path, allow_pickle=False) as z:
-            if "meta" not in z.files:
-                raise ContractError("meta", "missing: not a chord contract file", path)
             raw = z["meta"]
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, AttributeError) as e:
         raise ContractError("file", f"is not a readable .npz archive ({e})", path) from e
-    try:
-        meta = json.loads(str(raw))
-    except json.JSONDecodeError as e:
-        raise ContractError("meta", f"is not valid JSON ({e})", path) from e
+    if raw.dtype.kind != "U" or raw.ndim != 0:
+        raise ContractError("meta", f"expected a JSON string, got dtype {raw.dtype} shape {raw.shape}", path)
+    meta = load_json_text(str(raw), "meta", path)
     if not isinstance(meta, dict):
         raise ContractError("meta", f"expected a JSON object, got {type(meta).__name__}", path)
     return meta.get("schema")
+
+
+# -- size guards ----------------------------------------------------------------------------
+def inspect_npz(path: str | Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Check an .npz archive before any array is read: returns {field: (shape, dtype)}.
+
+    Reads only the zip directory and each member's .npy header. Raises ContractError for a
+    missing or non-regular file, a single .npy or non-zip file, more than ``MAX_NPZ_MEMBERS``
+    members, a member whose declared size or header asks for more than ``MAX_NPZ_BYTES`` (the
+    numbers in the message), a header that disagrees with the member's size, and an object dtype.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ContractError("file", "does not exist", path)
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise ContractError("file", "is not a regular file", path)
+    try:
+        with path.open("rb") as fh:
+            if fh.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
+                raise ContractError("file", "holds a single .npy array, expected an .npz archive", path)
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise ContractError("file", f"is not a readable .npz archive ({e})", path) from e
+    members: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > MAX_NPZ_MEMBERS:
+            raise ContractError(
+                "file",
+                f"has {len(infos)} members, more than the {MAX_NPZ_MEMBERS} a contract file may have",
+                path,
+            )
+        total = 0
+        on_disk = path.stat().st_size
+        for info in infos:
+            key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            if info.file_size > MAX_NPZ_BYTES:
+                raise ContractError(
+                    key,
+                    f"expands to {info.file_size} bytes ({_human(info.file_size)}) from a "
+                    f"{_human(on_disk)} file, more than the {_human(MAX_NPZ_BYTES)} a contract file may "
+                    "hold; refused before reading it",
+                    path,
+                )
+            shape, dtype, offset = _npy_header(archive, info, key, path)
+            if dtype.hasobject:
+                raise ContractError(key, f"holds pickled Python objects, refused (dtype {dtype})", path)
+            nbytes = math.prod(shape) * dtype.itemsize
+            if nbytes > MAX_NPZ_BYTES:
+                raise ContractError(
+                    key,
+                    f"its header asks for shape {shape} of {dtype}: {nbytes} bytes ({_human(nbytes)}), "
+                    f"more than the {_human(MAX_NPZ_BYTES)} a contract file may hold; refused before "
+                    "allocating it",
+                    path,
+                )
+            if nbytes != info.file_size - offset:
+                raise ContractError(
+                    key,
+                    f"its header declares shape {shape} of {dtype} ({nbytes} bytes), but the archive "
+                    f"holds {info.file_size - offset} bytes for it: a damaged or forged file",
+                    path,
+                )
+            total += nbytes
+            if total > MAX_NPZ_BYTES:
+                raise ContractError(
+                    "file",
+                    f"its arrays take {_human(total)} once loaded, more than the "
+                    f"{_human(MAX_NPZ_BYTES)} a contract file may hold",
+                    path,
+                )
+            members[key] = (shape, dtype)
+    return members
+
+
+def _npy_header(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, path: Path
+) -> tuple[tuple[int, ...], np.dtype, int]:
+    """The shape, dtype and data offset of one .npy member, from its header alone."""
+    try:
+        with archive.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f".npy format version {version} is not one chord writes (1.0 or 2.0)")
+            offset = f.tell()
+    except (
+        ValueError,
+        SyntaxError,
+        zipfile.BadZipFile,
+        OSError,
+        EOFError,
+        NotImplementedError,
+        RuntimeError,
+    ) as e:
+        # NotImplementedError: an unsupported compression; RuntimeError: an encrypted member.
+        raise ContractError(key, f"is not a readable .npy array ({' '.join(str(e).split())})", path) from e
+    return tuple(int(n) for n in shape), np.dtype(dtype), offset
+
+
+def _human(n: int) -> str:
+    """Bytes for people: 18.3 GiB, 447.0 TiB."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if value < 1024 or unit == "PiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError  # pragma: no cover
+
+
+# -- JSON ------------------------------------------------------------------------------------
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def json_depth(text: str) -> int:
+    """How deep the arrays and objects of a JSON text nest, counted without parsing (no recursion)."""
+    brackets = _JSON_STRING.sub("", text)  # brackets inside strings do not nest
+    codes = np.frombuffer(brackets.encode("utf-8", "replace"), dtype=np.uint8)
+    step = np.isin(codes, (ord("["), ord("{"))).astype(np.int32) - np.isin(codes, (ord("]"), ord("}")))
+    return int(np.cumsum(step).max()) if step.size else 0
+
+
+def load_json_text(
+    text: str,
+    field: str,
+    path: str | Path | None,
+    *,
+    max_chars: int = MAX_JSON_CHARS,
+    max_depth: int = MAX_JSON_DEPTH,
+) -> Any:
+    """Parse a JSON document after checking its size and nesting depth; raises ContractError."""
+    if len(text) > max_chars:
+        raise ContractError(
+            field, f"is {len(text)} characters of JSON, more than the {max_chars} allowed", path
+        )
+    depth = json_depth(text)
+    if depth > max_depth:
+        raise ContractError(
+            field, f"nests {depth} levels deep, more than the {max_depth} a chord document may", path
+        )
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise ContractError(field, f"is not valid JSON ({e})", path) from e
+
+
+def read_json_file(
+    path: str | Path, *, max_bytes: int = MAX_JSON_CHARS, field: str = "file", what: str = "a chord JSON file"
+) -> Any:
+    """Read a JSON file: a regular file of at most ``max_bytes``, UTF-8, size and depth checked.
+
+    Raises ContractError naming the file for a missing or non-regular file (a device such as
+    /dev/zero, a FIFO), one too large, one not UTF-8 or not JSON, or one nested too deep.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ContractError(field, "does not exist", path)
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise ContractError(field, "is not a regular file", path)
+    if info.st_size > max_bytes:
+        raise ContractError(field, f"is {info.st_size} bytes, more than {what}'s {max_bytes}", path)
+    with path.open("rb") as fh:
+        raw = fh.read(max_bytes + 1)  # the file may have grown since stat
+    if len(raw) > max_bytes:
+        raise ContractError(field, f"is more than {what}'s {max_bytes} bytes", path)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ContractError(field, f"is not UTF-8 text ({e})", path) from e
+    return load_json_text(text, field, path, max_chars=max_bytes)

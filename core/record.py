@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from core.atomic import write_text_atomic
+from core.contract import read_json_file
 from core.errors import ContractError
 
 RUN_SCHEMA = "chord.run"
@@ -34,15 +35,9 @@ MAX_RECORD_BYTES = 16 * 1024 * 1024  # a record is a few kB; a larger file is no
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ContractError("file", "does not exist", path)
-    size = path.stat().st_size
-    if size > MAX_RECORD_BYTES:
-        raise ContractError("file", f"is {size} bytes, more than a run record's {MAX_RECORD_BYTES}", path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise ContractError("file", f"is not valid JSON ({e})", path) from e
+    doc = read_json_file(
+        path, max_bytes=MAX_RECORD_BYTES, what="a run record"
+    )  # size and nesting checked first
     if not isinstance(doc, dict):
         raise ContractError("file", f"holds a JSON {type(doc).__name__}, expected an object", path)
     return doc

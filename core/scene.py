@@ -33,7 +33,6 @@ Example (``chord check`` validates it)::
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -43,12 +42,12 @@ import yaml
 
 from core.atomic import write_text_atomic
 from core.errors import ContractError
+from core.names import name_problem
 from core.transforms import look_at, matrix_to_quat, pose_to_matrix
 
 SCENE_SCHEMA = "chord.scene"
 SCENE_VERSION = 1
 MESH_UNITS = {"m": 1.0, "cm": 0.01, "mm": 0.001}
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _QUAT_TOL = 1e-3
 
 
@@ -422,8 +421,9 @@ def _parse_camera(d: _Doc) -> Camera:
 def _parse_object(d: _Doc, base_dir: Path) -> SceneObject:
     d.only("name", "mesh", "cousin", "urdf", "pose", "movable", "units")
     name = d.string("name", nonempty=True)
-    if not _NAME.match(name):
-        raise d.fail("name", f"is {name!r}; use letters, digits, '_', '.', '-' (no spaces)")
+    problem = name_problem(name)  # object names become paths (assets/<name>/, ...)
+    if problem is not None:
+        raise d.fail("name", f"is {name!r}: {problem}")
     if not (d.has("mesh") or d.has("cousin")):
         raise d.fail("mesh", "missing: give mesh (a file), cousin (measured dimensions), or both")
     cousin = None
@@ -489,6 +489,15 @@ def _parse_scene(doc: Any, base_dir: Path, path: Path | None) -> Scene:
 
 def _check_scene(scene: Scene, path: Path | None) -> None:
     """Whole-scene checks that hold however the scene was built."""
+    # The scene's and the objects' names become file and folder names (OUT/flows/<scene>/,
+    # assets/<object>/): one rule, core.names, keeps them inside their folders.
+    for key, value in (
+        ("name", scene.name),
+        *((f"objects[{i}].name", o.name) for i, o in enumerate(scene.objects)),
+    ):
+        problem = name_problem(value)
+        if problem is not None:
+            raise ContractError(key, f"is {value!r}: {problem}", path)
     names = [o.name for o in scene.objects]
     if not names:
         raise ContractError("objects", "is empty, expected at least one object", path)
