@@ -26,6 +26,7 @@ from assets.config import IntakeConfig
 from core.asset import DEFAULT_DENSITY, Asset, Joint, Link, translation
 from core.errors import ChordError, MissingDependencyError
 from core.mesh import load_mesh
+from core.names import MAX_NAME_LENGTH, name_problem
 from core.scene import MESH_UNITS
 
 log = logging.getLogger(__name__)
@@ -355,7 +356,9 @@ def intake_scan(
 
 
 def _name(path: Path) -> str:
-    stem = "".join(c if c.isalnum() or c in "_-" else "_" for c in path.stem)
+    """A legal name (core.names) from a file's stem: other characters become '_' (ASCII only)."""
+    stem = "".join(c if (c.isascii() and c.isalnum()) or c in "_-" else "_" for c in path.stem)
+    stem = stem.lstrip("-")[:MAX_NAME_LENGTH]
     return stem or "scan"
 
 
@@ -409,6 +412,11 @@ def intake_parts(spec_path: str | Path, density: float = DEFAULT_DENSITY) -> Ass
             or not isinstance(part.get("mesh"), str)
         ):
             raise fail(f"parts[{i}]", f"is {part!r}, expected {{name: ..., mesh: file}}")
+        # A part's name names its files (links/<name>.ply, ...): refuse '../x', '/', '', '.x'
+        # here, with the field, before any mesh is loaded.
+        problem = name_problem(part["name"])
+        if problem is not None:
+            raise fail(f"parts[{i}].name", f"is {part['name']!r}: {problem}")
         f = Path(part["mesh"])
         raw, _ = load_file_units(f if f.is_absolute() else spec_path.parent / f)
         raws.append((part["name"], raw))

@@ -47,6 +47,8 @@ from core.cousins import (
     params_to_dict,
 )
 from core.errors import ChordError
+from core.lock import run_lock
+from core.names import check_name, safe_child
 from core.rgbd import save_depth, save_masks
 from core.scene import Camera, Pose, Reference, Scene, SceneObject
 
@@ -209,17 +211,24 @@ def build_task(
     points_per_object: int = 4000,
     seed: int = 0,
 ) -> Path:
-    """Write the task scene, its assets and its reference flow and video; returns scene.yaml's path."""
+    """Write the task scene, its assets and its reference flow and video; returns scene.yaml's path.
+
+    The folder is built beside ``out`` and renamed into place, under the lock of ``out``'s parent
+    (core.lock): a second process building there gets a one-line error, and the half-built folder
+    of a killed build (``.<task>.<random>.tmp/``) is removed when the parent is next locked.
+    Raises ChordError for an unknown task or an ``out`` that holds something else.
+    """
     if isinstance(task, str):
         if task not in TASKS:
             raise ChordError(f"task {task!r} is unknown; expected one of {sorted(TASKS)}")
         task = TASKS[task]
+    check_name("task name", task.name)
     if points_per_object < 1:
         raise ChordError(f"points_per_object is {points_per_object}, expected at least 1")
     out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "scene.yaml").is_file())):
         raise ChordError(f"{out}: exists and is not a scene folder (no scene.yaml); refusing to overwrite it")
-    with atomic_dir(out) as tmp:
+    with run_lock(out.parent, "chord assets tasks"), atomic_dir(out) as tmp:
         _build(task, tmp, resolution, points_per_object, seed)
     return out / "scene.yaml"
 
@@ -228,7 +237,7 @@ def _build(task: Task, out: Path, resolution: tuple[int, int], points_per_object
     from core.flow import ObjectFlow
 
     assets = {o.name: build_cousin(o.params, o.name) for o in task.objects}
-    files = {name: write_asset(a, out / "assets" / name) for name, a in assets.items()}
+    files = {name: write_asset(a, safe_child(out / "assets", name)) for name, a in assets.items()}
     motion = reference_motion(task, assets)
     camera = task.camera()
     samples = {
@@ -289,4 +298,4 @@ def build_all(
     out: str | Path, resolution: tuple[int, int] = (208, 116), points_per_object: int = 4000
 ) -> list[Path]:
     """Build every task scene under ``out/<task>/``; returns the scene.yaml paths."""
-    return [build_task(t, Path(out) / name, resolution, points_per_object) for name, t in TASKS.items()]
+    return [build_task(t, safe_child(out, name), resolution, points_per_object) for name, t in TASKS.items()]

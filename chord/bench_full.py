@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ChordError
+from core.names import safe_child
 from core.record import RunRecord
 from core.scene import Scene
 from flowgen.config import FlowConfig
@@ -71,7 +72,7 @@ def generated_flows(
     seconds: dict[str, float] = {}
     for sp in scenes:
         task = Scene.load(sp).name
-        run_dir = root / task
+        run_dir = safe_child(root, task)  # a scene's name never leads out of OUT/flows
         stage = f"flow {task}"
         if (run_dir / "flow.npz").is_file():
             check_reusable(run_dir, config, model_dir)

@@ -24,6 +24,8 @@ from typing import Any, Literal, TypeVar
 
 from core.atomic import write_text_atomic
 from core.errors import ChordError, ContractError
+from core.lock import run_lock
+from core.names import safe_child
 from core.record import RunRecord
 from flowgen.config import FlowConfig
 from flowgen.generate import FlowSummary, WanOptions
@@ -120,13 +122,24 @@ class ChainSummary:
 
 
 def task_scene(task: str, out: Path, seconds: dict[str, float]) -> Path:
-    """OUT/scenes/<task>/scene.yaml, built there first unless it exists."""
-    scene = out / "scenes" / task / "scene.yaml"
-    if not scene.is_file():
-        from assets.tasks import build_task
+    """OUT/scenes/<task>/scene.yaml, built there first unless it exists.
 
+    Raises ChordError for a task that is not one of assets.tasks.TASKS (before any path is made
+    of its name).
+    """
+    from assets.tasks import TASKS, build_task
+
+    if task not in TASKS:  # the assets stage's own refusal, before a path is made of the name
+        raise StageError("assets", ChordError(f"task {task!r} is unknown; expected one of {sorted(TASKS)}"))
+    scene = safe_child(out / "scenes", task) / "scene.yaml"
+    if not scene.is_file():
         run_stage("assets", seconds, build_task, task, scene.parent)
     return scene
+
+
+# OUT and the sub-folders chord run writes: a killed run's temporary files there are removed when
+# OUT's lock is taken (core.lock).
+CHAIN_FOLDERS = ("", "checkpoints", "scenes", "plots")
 
 
 def run_chain(
@@ -135,9 +148,15 @@ def run_chain(
     """Flow, plan, sim verdict, recording and plots of ``scene`` into ``out``; writes OUT/summary.json.
 
     Raises ChordError before any stage for Wan options with another prior or --judge reference on
-    a scene without a reference flow, and StageError (one line naming the stage) when a stage
-    fails. A plan that fails in sim is a summary with ``success`` False, not an error.
+    a scene without a reference flow, FolderBusyError when another process holds OUT (core.lock),
+    and StageError (one line naming the stage) when a stage fails. A plan that fails in sim is a
+    summary with ``success`` False, not an error.
     """
+    with run_lock(out, "chord run", sweep=CHAIN_FOLDERS):
+        return _run_chain(scene, out, config, seconds)
+
+
+def _run_chain(scene: Path, out: Path, config: ChainConfig, seconds: dict[str, float] | None) -> ChainSummary:
     from core.scene import Scene
     from flowgen.generate import check_prior_options
 

@@ -13,7 +13,10 @@ depth (:mod:`sim.video_flow`), the seed's baseline row; ``rigid`` (ablation, art
 only) plans from the task's flow like ``ours`` but with every object fitted as one rigid whole.
 
 Results are appended to ``results.jsonl`` as trials finish; a rerun skips the trials already
-there (resume).
+there (resume). The bench holds OUT's lock while it runs (core.lock): a second bench on the same
+OUT is refused with a line naming the first, and a killed bench's temporary files are removed.
+Every file it writes lies under OUT: a scene's name becomes a file name only through
+``core.names.safe_child``.
 """
 
 from __future__ import annotations
@@ -33,10 +36,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from core.atomic import write_text_atomic
+from core.atomic import atomic_write, write_text_atomic
+from core.contract import read_json_file
 from core.errors import ChordError
+from core.lock import run_lock
+from core.names import safe_child
 from planner.config import PlannerConfig
 from sim.checks import ConfigError, check_integer, check_number, check_numbers, check_range
+from sim.rollout import MAX_PLAN_DURATION_S
 from sim.world import SimConfig
 
 log = logging.getLogger(__name__)
@@ -67,7 +74,9 @@ class BenchConfig:
     # protocol: the perturbations move the objects relative to the arm), where `chord plan` places
     # the base automatically for the one scene it is given.
     base_pose: tuple[float, float, float, float, float, float, float] = (-0.5, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0)
-    max_plan_s: float = 120.0  # s: longer plans count as planner (IK/timing) failures, not simulated
+    # s: longer plans count as planner (IK/timing) failures, not simulated; at most the simulator's
+    # own limit, sim.rollout.MAX_PLAN_DURATION_S
+    max_plan_s: float = 120.0
     workers: int = 0  # parallel processes; 0 = one per CPU core
     physics_hz: float = SimConfig.physics_hz  # control/physics steps per second (>= 240), as SimConfig
     substeps: int = SimConfig.substeps  # PyBullet sub-steps per step, as SimConfig
@@ -95,6 +104,11 @@ class BenchConfig:
         if not np.linalg.norm(self.base_pose[3:]) > 0:
             raise ConfigError(f"{owner}.base_pose is {self.base_pose!r}: its quaternion wxyz is zero")
         check_number(owner, "max_plan_s", self.max_plan_s, above=0.0, unit="s")
+        if self.max_plan_s > MAX_PLAN_DURATION_S:
+            raise ConfigError(
+                f"{owner}.max_plan_s is {self.max_plan_s!r}, expected at most {MAX_PLAN_DURATION_S:g} s "
+                "(the longest plan the simulator runs, sim.rollout.MAX_PLAN_DURATION_S)"
+            )
         check_integer(owner, "workers", self.workers, at_least=0)
         SimConfig(physics_hz=self.physics_hz, substeps=self.substeps)  # its checks of the two
         if self.geometry not in ("auto", "flow", "mesh"):
@@ -297,7 +311,7 @@ def _read_results(path: Path) -> list[dict[str, Any]]:
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
             rec = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             log.warning("%s: dropping an unreadable line (an interrupted run)", path)
             continue
         if isinstance(rec, dict) and "key" in rec:
@@ -319,7 +333,7 @@ def user_flows(scenes: list[Path], flow_dir: Path) -> dict[tuple[str, str], Path
     out: dict[tuple[str, str], Path] = {}
     for sp in scenes:
         scene = _load("scene", str(sp))
-        path = flow_dir / scene.name / "flow.npz"
+        path = safe_child(flow_dir, scene.name) / "flow.npz"
         if not path.is_file():
             present = sorted(p.name for p in flow_dir.iterdir() if p.is_dir())
             raise ChordError(
@@ -385,9 +399,11 @@ def _check_manifest(out: Path, flows: dict[tuple[str, str], Path], config: Bench
     path = out / MANIFEST
     if path.is_file() and (out / RESULTS).is_file():
         try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
+            old = read_json_file(path)
+        except ChordError as e:
             raise ChordError(f"bench: {path} is unreadable ({e}); choose another --out") from e
+        if not isinstance(old, dict):
+            raise ChordError(f"bench: {path} holds no JSON object; choose another --out")
         changed = sorted(k for k, v in hashes.items() if k in old and old[k] != v)
         if changed:
             raise ChordError(
@@ -435,11 +451,22 @@ def run_bench(
 
     Default planning flows: ``ours`` = the scene's reference flow; ``video_flow`` = tracked from
     the reference video (computed once, cached under ``out/video_flow/``).
-    Raises ChordError for a scene without a reference flow.
+    Raises ChordError for a scene without a reference flow, and FolderBusyError (core.lock) when
+    another process runs a bench in ``out``.
     """
+    with run_lock(out, "chord bench", sweep=BENCH_FOLDERS):
+        return _run_bench(scenes, Path(out), config, flows)
+
+
+# OUT and the sub-folders a bench writes: a killed bench's temporary files there are removed.
+BENCH_FOLDERS = ("", "video_flow", "tasks", "flows")
+
+
+def _run_bench(
+    scenes: list[Path], out: Path, config: BenchConfig, flows: dict[tuple[str, str], Path] | None
+) -> list[dict[str, Any]]:
     from tqdm import tqdm
 
-    out.mkdir(parents=True, exist_ok=True)
     flows = dict(flows or {})
     for sp in scenes:
         scene = _load("scene", str(sp))
@@ -567,10 +594,9 @@ def plot(records: list[dict[str, Any]], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig = figure(records)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 

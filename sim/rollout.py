@@ -4,6 +4,10 @@ The plan's q(t) and gripper(t) are interpolated linearly at the physics rate and
 targets (with the plan's joint velocity fed forward). Every step records the arm, the tool, every
 movable object's base, links and joint values, and the contacts that decide success: arm-table and
 finger-object. Time 0 is the plan's start; the objects settle before it.
+
+A plan longer than ``MAX_PLAN_DURATION_S`` is refused before the first step (every step is
+recorded: a plan of 1e5 s would take hours and tens of GB), and a rollout that runs long logs its
+progress every ``PROGRESS_EVERY_S`` seconds of wall time.
 """
 
 from __future__ import annotations
@@ -20,6 +24,12 @@ from core.transforms import pose_to_matrix, xyzw_to_wxyz
 from sim.world import SimWorld
 
 log = logging.getLogger(__name__)
+
+# The longest plan the simulator runs, seconds. A tabletop manipulation plan lasts 5 to 60 s
+# (``chord bench`` counts plans over its max_plan_s, 120 s by default, as planner failures); 10
+# minutes of simulated time take minutes of wall time and GBs of recorded steps.
+MAX_PLAN_DURATION_S = 600.0
+PROGRESS_EVERY_S = 10.0  # wall seconds between progress lines of a long rollout
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,15 @@ class Rollout:
         )
 
 
+def check_plan_duration(duration: float) -> None:
+    """Raise ChordError for a plan the simulator will not run: longer than ``MAX_PLAN_DURATION_S``."""
+    if not duration <= MAX_PLAN_DURATION_S:  # NaN fails too
+        raise ChordError(
+            f"the plan lasts {duration:.6g} s, more than the {MAX_PLAN_DURATION_S:g} s the simulator runs "
+            "(sim.rollout.MAX_PLAN_DURATION_S); a tabletop plan lasts seconds: re-plan it"
+        )
+
+
 def plan_commands(plan: Plan, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # t: [S]
     """Linear interpolation of the plan at times t: q [S, J] rad, qd [S, J] rad/s, width [S] m."""
     q = np.stack([np.interp(t, plan.t, plan.q[:, j]) for j in range(plan.num_joints)], axis=1)
@@ -66,8 +85,10 @@ def plan_commands(plan: Plan, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
 def execute(world: SimWorld, plan: Plan) -> Rollout:
     """Settle the scene with the arm at the plan's start, run the plan, hold, and record every step.
 
-    Raises ChordError if the plan's joints are not the world's arm joints.
+    Raises ChordError if the plan's joints are not the world's arm joints, or if it lasts longer
+    than ``MAX_PLAN_DURATION_S`` (before any step).
     """
+    check_plan_duration(plan.duration)
     if tuple(plan.joint_names) != tuple(world.arm_joint_names):
         raise ChordError(
             f"plan joints {list(plan.joint_names)} differ from the simulated arm's {list(world.arm_joint_names)}"
@@ -99,7 +120,14 @@ def execute(world: SimWorld, plan: Plan) -> Rollout:
     finger_slot = {link: i for i, link in enumerate(world.finger_links[:2])}
     col = {n: {-1: 0, **{li: k + 1 for k, li in enumerate(link_idx[n])}} for n in movable}
 
+    next_report = time.perf_counter() + PROGRESS_EVERY_S
     for k in range(steps):
+        if time.perf_counter() >= next_report:
+            next_report += PROGRESS_EVERY_S
+            log.info(
+                "sim: %.1f of %.1f s simulated (%.0f%%), %.0f s so far",
+                t[k], t[-1], 100 * k / steps, time.perf_counter() - wall0,
+            )  # fmt: skip
         world.command(q_cmd[k], qd_cmd[k], w_cmd[k])
         world.step()
         rec_q[k], rec_w[k] = world.arm_state()

@@ -27,6 +27,7 @@ import numpy as np
 from core import __version__
 from core.errors import ChordError, MissingDependencyError
 from core.flow import ObjectFlow
+from core.names import safe_child
 from core.scene import Scene
 
 log = logging.getLogger(__name__)
@@ -217,7 +218,7 @@ def video_flow(
 
 def cached_video_flow(scene: Scene, folder: Path) -> Path:
     """``folder/<scene>.npz``: the scene's video flow, computed on first use."""
-    path = Path(folder) / f"{scene.name}.npz"
+    path = safe_child(folder, f"{scene.name}.npz")  # the scene's name stays a name inside folder
     if path.is_file() and ObjectFlow.load(path).provenance.get("version") == VERSION:
         return path
     if path.is_file():

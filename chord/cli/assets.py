@@ -174,6 +174,11 @@ def assets(command: tyro.conf.OmitArgPrefixes[Command]) -> None:  # type: ignore
       chord assets parts laptop_parts.yaml --out assets/laptop_scan
       chord assets tasks --out scenes
     """
+    from core.names import check_output_dir
+
+    # The output folder first: a file given as --out, or an unwritable place, fails before the work.
+    out = command.kind.out if isinstance(command, Cousin) else command.out
+    check_output_dir(out, "--out")
     if isinstance(command, Cousin):
         _cousin(command.kind)
     elif isinstance(command, Intake):

@@ -9,6 +9,7 @@ from typing import Annotated
 import tyro
 
 from core.errors import ChordError
+from core.names import check_output_dir, check_output_file
 from flowgen.config import FlowConfig
 from flowgen.generate import FlowSummary, VideoInputs, WanOptions
 
@@ -48,6 +49,9 @@ def flow(
     """
     from flowgen.generate import generate_flow, resume_flow
 
+    # Outputs first: a file given as --out, or an unwritable place, fails now, not after the work.
+    if rerun is not None:
+        check_output_file(rerun, "--rerun")
     if resume is not None:
         given = [name for name, v in (("SCENE", scene), ("--out", out)) if v is not None]
         if given or video != VideoInputs() or wan.given() or config != FlowConfig():
@@ -61,6 +65,7 @@ def flow(
             "give a SCENE and --out DIR (or --resume DIR), e.g. `chord flow scene.yaml --out runs/x`"
         )
     else:
+        check_output_dir(out, "--out")
         summary = generate_flow(scene, out, config, video, wan)
     if not summary.reporting:  # ranks other than 0 of a torchrun job: rank 0 reports
         return

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import tyro
 
+from core.names import check_output_file
 from planner.config import PlannerConfig
 
 if TYPE_CHECKING:
@@ -48,6 +49,10 @@ def plan(
     """
     from planner.api import plan_file
 
+    # Outputs first: an unwritable --out fails now, not after the planning.
+    check_output_file(out, "--out")
+    if rerun is not None:
+        check_output_file(rerun, "--rerun")
     outcome = plan_file(flow, scene, out, config)
     print(outcome.report.summary(outcome.plan_path))
     print(f"grasp: {outcome.report.grasp_reason}")

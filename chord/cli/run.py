@@ -7,8 +7,10 @@ from typing import Annotated, Literal
 
 import tyro
 
-from chord.run import ChainConfig, ChainSummary
+from chord.run import CHAIN_FOLDERS, ChainConfig, ChainSummary
 from core.errors import ChordError
+from core.lock import run_lock
+from core.names import check_output_dir
 from flowgen.config import FlowConfig
 from flowgen.generate import WanOptions
 from planner.config import PlannerConfig
@@ -70,12 +72,14 @@ def run(
             "give a SCENE or --task NAME (not both), e.g. `chord run --task pick_banana --out runs/banana`"
         )
     check_prior_options(config.prior, wan)  # before any stage runs
+    check_output_dir(out, "--out")
     seconds: dict[str, float] = {}
-    if task:
-        scene = task_scene(task, out, seconds)
-    assert scene is not None
     chain = ChainConfig(flow=config, wan=wan, planner=planner, sim=sim, eval=eval, judge=judge, resume=resume)
-    summary = run_chain(scene, out, chain, seconds)
+    with run_lock(out, "chord run", sweep=CHAIN_FOLDERS):  # the task scene is built under OUT too
+        if task:
+            scene = task_scene(task, out, seconds)
+        assert scene is not None
+        summary = run_chain(scene, out, chain, seconds)
     print(format_summary(summary))
     if not summary.success:
         raise SystemExit(1)

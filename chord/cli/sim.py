@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import tyro
 
+from core.names import check_output_dir, check_output_file
 from flowgen.config import FlowConfig
 from sim.bench import BenchConfig
 from sim.rules import EvalConfig
@@ -55,6 +56,14 @@ def sim(
     """
     from sim.api import validate_plan
 
+    # Outputs first: an unwritable one fails now, not after the simulation.
+    for option, path in (
+        ("--out", out),
+        ("--rerun", rerun),
+        ("PLAN (--write-verdict)", plan if write_verdict else None),
+    ):
+        if path is not None:
+            check_output_file(path, option)
     result = validate_plan(plan, scene, flow, planned_from, config, eval_config, write_verdict, out)
     if rerun is not None:
         _record(rerun, plan, scene, result, config, eval_config)
@@ -132,7 +141,8 @@ def bench(
         flow_config: with --full, the flow optimisation (as `chord flow`; defaults: the video-fit prior's).
     """
     from core.errors import ChordError
-    from sim.bench import check_flow_kind, format_table, run_bench, task_scenes, user_flows
+    from core.lock import run_lock
+    from sim.bench import BENCH_FOLDERS, check_flow_kind, format_table, run_bench, task_scenes, user_flows
 
     if full and flow_dir is not None:
         raise ChordError(
@@ -140,6 +150,9 @@ def bench(
         )
     if not full and (prior is not None or model_dir is not None):
         raise ChordError("bench: --prior and --model-dir choose how --full generates flows; add --full")
+    check_output_dir(out, "--out")
+    if tasks_dir is not None:
+        check_output_dir(tasks_dir, "--tasks-dir")
     check_flow_kind(out, full)
     if full:
         from chord.bench_full import check_flow_prior, generated_flows
@@ -147,17 +160,20 @@ def bench(
         if prior is not None:
             flow_config = dataclasses.replace(flow_config, prior=prior)
         check_flow_prior(flow_config, model_dir)  # before any task scene or flow is made
-    scenes = list(scenes) or task_scenes(tasks_dir or out / "tasks")
-    flows = None
-    if flow_dir is not None:
-        flows = user_flows(scenes, flow_dir)  # "rigid" follows "ours" (run_bench)
-    if full:
-        from chord.cli.flow import summary_lines
+    # OUT's lock for the whole bench (the task scenes and flows are made under OUT too); run_bench
+    # takes it again.
+    with run_lock(out, "chord bench", sweep=BENCH_FOLDERS):
+        scenes = list(scenes) or task_scenes(tasks_dir or out / "tasks")
+        flows = None
+        if flow_dir is not None:
+            flows = user_flows(scenes, flow_dir)  # "rigid" follows "ours" (run_bench)
+        if full:
+            from chord.cli.flow import summary_lines
 
-        generated = generated_flows(scenes, out / "flows", flow_config, model_dir)
-        flows = generated.flows
-        for summary in generated.made.values():
-            print("\n".join(summary_lines(summary)))
-    records = run_bench(scenes, out, config, flows=flows)
+            generated = generated_flows(scenes, out / "flows", flow_config, model_dir)
+            flows = generated.flows
+            for summary in generated.made.values():
+                print("\n".join(summary_lines(summary)))
+        records = run_bench(scenes, out, config, flows=flows)
     print(format_table(records))
     print(f"results: {out / 'results.jsonl'}, plot: {out / 'success.png'}")

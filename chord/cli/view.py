@@ -7,6 +7,8 @@ from pathlib import Path
 
 import tyro
 
+from core.names import check_output_dir, check_output_file
+
 log = logging.getLogger(__name__)
 
 
@@ -41,6 +43,10 @@ def view(
 
     if out is None and not connect:
         out = run_dir / "recording.rrd"
+    if out is not None:
+        check_output_file(out, "--out")
+    if plots is not None:
+        check_output_dir(plots, "--plots")
     contents = record_run(
         run_dir, out, (url or True) if connect else False, max_tracks=max_tracks, robot=robot
     )

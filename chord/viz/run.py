@@ -24,13 +24,12 @@ scene named in
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from chord.viz.record import Recording
-from core.contract import npz_schema
+from core.contract import npz_schema, read_json_file
 from core.errors import ChordError, ContractError
 from core.record import PlanRecord, RunRecord
 
@@ -147,10 +146,7 @@ def log_run(
         if plan.validation is not None:
             vsim.log_sim_result(rec, plan.validation, entity=f"sim/{p.stem}")
     for s in c.sims:
-        try:
-            doc = json.loads(s.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ChordError(f"{s}: not valid JSON ({e})") from e
+        doc = read_json_file(s)  # size and nesting checked first (ContractError, one line)
         vsim.log_sim_result(rec, doc, entity=f"sim/{s.stem.replace('.', '_')}")
     if c.run_log is not None:
         vtrain.log_losses(rec, vtrain.read_run_log(c.run_log))

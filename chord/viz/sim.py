@@ -137,7 +137,7 @@ def log_bench(rec: Recording, folder: str | Path, entity: str = "bench") -> list
         for line in results.read_text(encoding="utf-8").splitlines():
             try:
                 rows.append(json.loads(line))
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 continue  # a torn last line from an interrupted run
         lines = [
             f"{r.get('task', '?')} {r.get('method', '?')} trial {r.get('trial', '?')}: "

@@ -34,7 +34,7 @@ def read_run_log(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         try:
             rec = json.loads(line)
             it = int(rec["iteration"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        except (json.JSONDecodeError, RecursionError, KeyError, TypeError, ValueError) as e:
             if n == len(lines) - 1:
                 log.warning("%s: ignoring a torn last line", path)
                 continue
