@@ -9,6 +9,8 @@ checkpoint file is in place, so a run killed at any moment resumes from a whole 
 from __future__ import annotations
 
 import json
+import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,9 +18,16 @@ from typing import Any
 import torch
 
 from core.atomic import atomic_write, write_text_atomic
-from core.errors import ChordError
+from core.contract import load_json_text, read_json_file
+from core.errors import ChordError, ContractError
+from core.names import safe_child
 
 LATEST = "latest.json"
+_CHECKPOINT_NAME = re.compile(r"^ckpt_\d{6,}\.safetensors$")  # what save_checkpoint writes
+MAX_POINTER_BYTES = 64 * 1024  # latest.json is a line of JSON
+# A flow run's checkpoint holds the deformation's parameters and their Adam moments: megabytes.
+MAX_CHECKPOINT_BYTES = 2 * 1024**3
+MAX_HEADER_BYTES = 16 * 1024**2  # a checkpoint's safetensors header: tensor names, shapes, metadata
 
 
 @dataclass
@@ -49,29 +58,76 @@ def save_checkpoint(folder: str | Path, ckpt: Checkpoint, keep: int = 2) -> Path
 
 
 def load_latest_checkpoint(folder: str | Path) -> Checkpoint | None:
-    """The checkpoint latest.json names, or None if the folder has none; ChordError if it is damaged."""
+    """The checkpoint latest.json names, or None if the folder has none; ChordError if it is damaged.
+
+    Nothing is trusted before it is checked: latest.json must be a small regular JSON file naming
+    a ``ckpt_NNNNNN.safetensors`` file of this folder (not a path: ``/dev/zero`` or ``../x`` are
+    refused), that file a regular file of at most ``MAX_CHECKPOINT_BYTES`` whose header is read and
+    size-checked before its tensors are loaded.
+    """
     from safetensors import SafetensorError
-    from safetensors.torch import load
+    from safetensors.torch import load_file
 
     folder = Path(folder)
     pointer = folder / LATEST
-    if not pointer.exists():
+    if not pointer.exists() and not pointer.is_symlink():
         return None
     try:
-        name = json.loads(pointer.read_text())["checkpoint"]
-        blob = (folder / name).read_bytes()
-    except (json.JSONDecodeError, KeyError, OSError) as e:
+        doc = read_json_file(pointer, max_bytes=MAX_POINTER_BYTES, what="a checkpoint pointer")
+    except ContractError as e:
         raise ChordError(f"checkpoint pointer {str(pointer)!r} is unreadable ({e})") from e
+    name = doc.get("checkpoint") if isinstance(doc, dict) else None
+    if not isinstance(name, str) or not _CHECKPOINT_NAME.match(name):
+        raise ChordError(
+            f"checkpoint pointer {str(pointer)!r} names {name!r}, expected a file "
+            f"ckpt_NNNNNN.safetensors in {str(folder)!r}"
+        )
+    path = safe_child(folder, name)
     try:
-        tensors = load(blob)
-    except (SafetensorError, ValueError) as e:
-        raise ChordError(f"checkpoint {str(folder / name)!r} is damaged ({e})") from e
-    meta = _metadata(blob)
-    return Checkpoint(iteration=int(meta.pop("iteration")), tensors=tensors, meta=meta)
+        info = path.stat()
+    except OSError as e:
+        raise ChordError(
+            f"checkpoint {str(path)!r} named by {LATEST} cannot be read ({e.strerror or e})"
+        ) from e
+    if not stat.S_ISREG(info.st_mode):
+        raise ChordError(f"checkpoint {str(path)!r} is not a regular file")
+    if info.st_size > MAX_CHECKPOINT_BYTES:
+        raise ChordError(
+            f"checkpoint {str(path)!r} is {info.st_size} bytes, more than the {MAX_CHECKPOINT_BYTES} a flow "
+            "run's checkpoint takes; refused before reading it"
+        )
+    meta = _metadata(path, info.st_size)
+    try:
+        tensors = load_file(path)
+    except (SafetensorError, ValueError, OSError) as e:
+        raise ChordError(f"checkpoint {str(path)!r} is damaged ({e})") from e
+    iteration = meta.pop("iteration", None)
+    if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
+        raise ChordError(
+            f"checkpoint {str(path)!r} records iteration {iteration!r}, expected an integer >= 0"
+        )
+    return Checkpoint(iteration=iteration, tensors=tensors, meta=meta)
 
 
-def _metadata(blob: bytes) -> dict[str, Any]:
-    # safetensors layout: 8-byte little-endian header length, then a JSON header with __metadata__.
-    n = int.from_bytes(blob[:8], "little")
-    header = json.loads(blob[8 : 8 + n])
-    return json.loads(header["__metadata__"]["chord"])
+def _metadata(path: Path, size: int) -> dict[str, Any]:
+    """The chord metadata of a checkpoint file, from its header alone (sizes checked first).
+
+    Safetensors layout: an 8-byte little-endian header length, then a JSON header whose
+    ``__metadata__`` holds string values; ours keeps a JSON document under ``chord``.
+    """
+    with path.open("rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        if not 2 <= n <= min(MAX_HEADER_BYTES, size - 8):
+            raise ChordError(
+                f"checkpoint {str(path)!r} is damaged (its header claims {n} bytes of a {size}-byte file)"
+            )
+        raw = f.read(n)
+    try:
+        header = load_json_text(raw.decode("utf-8"), "header", path, max_chars=MAX_HEADER_BYTES)
+        chord = header["__metadata__"]["chord"]
+        meta = load_json_text(chord, "__metadata__.chord", path)
+    except (ContractError, UnicodeDecodeError, KeyError, TypeError) as e:
+        raise ChordError(f"checkpoint {str(path)!r} is damaged ({type(e).__name__}: {e})") from e
+    if not isinstance(meta, dict):
+        raise ChordError(f"checkpoint {str(path)!r} is damaged (its metadata is not a JSON object)")
+    return meta

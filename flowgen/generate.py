@@ -18,6 +18,7 @@ Imports torch only inside the functions that run the optimisation.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any, Literal
 
 from core import __version__
 from core.errors import ChordError, ContractError
+from core.lock import run_lock
 from core.record import RunRecord
 from core.scene import Scene
 from flowgen.config import FlowConfig
@@ -171,12 +173,21 @@ def _run(
 
     ctx = distributed.init_from_env(config.device)  # under torchrun: join the job, pick this rank's GPU
     try:
-        inputs: dict[str, Any] = {}
-        prior, config = make_prior(scene, config, video, wan, inputs)
-        from flowgen.optimize import run_flow
+        from flowgen.optimize import RUN_FOLDERS, run_flow
 
-        provenance = {"chord": __version__, "scene": str(scene.path), "prior": config.prior, "inputs": inputs}
-        result = run_flow(scene, prior, config, out, resume=resume, provenance=provenance, inputs=inputs)
+        # The run folder's lock before the prior loads (seconds, minutes for Wan): a second run on
+        # OUT is refused at once. Rank 0 alone writes the folder.
+        main = ctx is None or ctx.main
+        with run_lock(out, "chord flow", sweep=RUN_FOLDERS) if main else contextlib.nullcontext():
+            inputs: dict[str, Any] = {}
+            prior, config = make_prior(scene, config, video, wan, inputs)
+            provenance = {
+                "chord": __version__,
+                "scene": str(scene.path),
+                "prior": config.prior,
+                "inputs": inputs,
+            }
+            result = run_flow(scene, prior, config, out, resume=resume, provenance=provenance, inputs=inputs)
     finally:
         distributed.shutdown()
     errors = []

@@ -7,9 +7,12 @@ One run writes into its output folder::
     checkpoints/         atomic checkpoints every `checkpoint_every` iterations + latest.json
     flow.npz             the dense object flow (written last, atomically)
     preview.mp4          the static snapshot, then the optimised motion (GIF without ffmpeg)
+    .chord.lock          while the run runs (core.lock): a second run on the folder is refused
 
 ``--resume`` reloads the newest checkpoint (parameters, Adam moments, RNG state) and continues;
-on a CPU the result equals an uninterrupted run's bit for bit.
+on a CPU the result equals an uninterrupted run's bit for bit. Taking the folder's lock removes
+the temporary files a killed run left (``.flow.npz.*.tmp``, ``checkpoints/.ckpt_*.tmp``), and a
+resume drops the log lines past the checkpoint it resumes from (all of them without one).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from core import __version__
 from core.atomic import write_text_atomic
 from core.errors import ChordError, ContractError
 from core.flow import ObjectFlow
+from core.lock import run_lock
 from core.record import RunRecord
 from core.scene import Scene
 from flowgen import distributed
@@ -77,9 +81,32 @@ def run_flow(
     prior's ``prepare`` rejects (e.g. a video that does not match the scene).
 
     Inside a torchrun job (``flowgen.distributed``) every rank runs this; the prior's draws are
-    split over the ranks, the gradients summed, and rank 0 alone writes the run folder.
+    split over the ranks, the gradients summed, and rank 0 alone writes the run folder, holding
+    its lock (core.lock; FolderBusyError names another process that holds it).
     """
     out = Path(out_dir)
+    ctx = distributed.current()
+    main = ctx is None or ctx.main
+    lock = run_lock(out, "chord flow", sweep=RUN_FOLDERS) if main else contextlib.nullcontext()
+    with lock:
+        return _run_flow(scene, prior, config, out, ctx, resume, provenance, inputs)
+
+
+# The run folder and its sub-folder that the flow stage writes: swept of a killed run's temporaries.
+RUN_FOLDERS = ("", "checkpoints")
+
+
+def _run_flow(
+    scene: Scene,
+    prior: MotionPrior,
+    config: FlowConfig,
+    out: Path,
+    ctx: distributed.DistContext | None,
+    resume: bool,
+    provenance: dict[str, Any] | None,
+    inputs: dict[str, Any] | None,
+) -> RunResult:
+    main = ctx is None or ctx.main
     ckpt_dir = out / "checkpoints"
     config = config.resolved(scene.camera.width, scene.camera.height)
     _check_out_dir(out, config, resume)
@@ -89,8 +116,6 @@ def run_flow(
         raise ChordError(f"scene {scene.name!r} has no movable object: nothing for the prior to move")
     device = resolve_device(config.device)
     width, height = config.width, config.height
-    ctx = distributed.current()
-    main = ctx is None or ctx.main
     if ctx is not None:
         if not hasattr(prior, "set_shard"):
             raise ChordError(
@@ -131,6 +156,9 @@ def run_flow(
         if ckpt is not None:
             start = _restore(ckpt, model, optimizer, generator)
             log.info("resuming %s from iteration %d", out, start)
+        else:
+            log.info("resuming %s from the start: it was stopped before its first checkpoint", out)
+        if main:  # the lines past the checkpoint (all, without one) are about to be logged again
             _trim_run_log(out / "run.log", start)
     initialise = getattr(prior, "initialise", None)
     if start == 0 and initialise is not None:  # a prior that can place the parts before the first step

@@ -18,6 +18,7 @@ import yaml
 
 from chord.cli.main import main
 from core.flow import ObjectFlow
+from core.lock import LOCK_FILE, describe_holder
 from flowgen.checkpoint import load_latest_checkpoint
 
 SMALL = [
@@ -89,9 +90,22 @@ def test_killed_run_resumes_to_the_same_parameters_bit_for_bit(scene: Path, whol
     assert not (killed / "flow.npz").exists(), "the run finished before it could be killed"
     stopped_at = load_latest_checkpoint(killed / "checkpoints").iteration
     assert 15 <= stopped_at < 60
+    assert describe_holder(killed).pid == proc.pid  # the killed run's lock file stayed behind
+    # What a kill inside an atomic write leaves (the kill above may or may not have hit one).
+    debris = [
+        killed / ".flow.npz.k2j4x9ab.tmp",
+        killed / "checkpoints" / ".ckpt_000020.safetensors.a1b2c3d4.tmp",
+    ]
+    for p in debris:
+        p.write_bytes(b"half a file")
+    (killed / ".preview.mp4.q1w2e3r4").mkdir()
 
     resumed = chord("flow", "--resume", str(killed))
     assert resumed.wait(timeout=600) == 0, resumed.stdout.read().decode()[-2000:]
+    said = resumed.stdout.read().decode()
+    assert f"taking over the lock of chord flow (pid {proc.pid} on host " in said, said[-2000:]
+    leftovers = [p.name for p in killed.rglob("*") if p.name.startswith(".")]
+    assert leftovers == [], leftovers  # no temporary file, no half folder, no lock file
     a, b = final_params(whole), final_params(killed)
     assert set(a) == set(b)
     for k in a:
@@ -206,3 +220,76 @@ def test_the_prior_places_the_parts_on_a_fresh_run_only(scene: Path, tmp_path: P
     assert calls == [0]  # once, on the fresh model
     assert main(["flow", "--resume", str(run)]) == 0
     assert calls == [0]  # not again on resume
+
+
+def _wait_for(predicate, what: str, timeout: float = 300.0) -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_a_second_run_on_the_same_out_is_refused_naming_the_first_and_writes_nothing(
+    scene: Path, tmp_path: Path
+):
+    run = tmp_path / "run"
+    first = chord("flow", str(scene), "--out", str(run), *SMALL)
+    try:
+        _wait_for(
+            lambda: (run / "run.log").is_file() and (run / "run.log").stat().st_size > 0, "the first run"
+        )
+        first.send_signal(signal.SIGSTOP)  # hold the first still: the folder must not change under us
+        before = sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in run.rglob("*"))
+        for args in (("flow", str(scene), "--out", str(run), *SMALL), ("flow", "--resume", str(run))):
+            second = chord(*args)
+            assert second.wait(timeout=300) == 1
+            lines = second.stdout.read().decode().strip().splitlines()
+            assert len(lines) == 1, lines
+            assert lines[0].startswith(
+                f"chord flow: error: {str(run)!r} is in use by chord flow (pid {first.pid} on host "
+            )
+            assert "started 20" in lines[0] and "choose another output folder" in lines[0]
+            assert sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in run.rglob("*")) == before
+        first.send_signal(signal.SIGCONT)
+        assert first.wait(timeout=600) == 0, first.stdout.read().decode()[-2000:]
+    finally:
+        first.kill()
+        first.wait()
+    logged = [json.loads(line)["iteration"] for line in (run / "run.log").read_text().splitlines()]
+    assert logged == [0, 10, 20, 30, 40, 50, 59]  # one run's log, not two interleaved
+    assert not (run / LOCK_FILE).exists()
+
+
+def test_a_run_killed_before_its_first_checkpoint_resumes_without_duplicate_log_lines(
+    scene: Path, tmp_path: Path
+):
+    run = tmp_path / "run"
+    late = [a if a != "5" else "50" for a in SMALL]  # the first checkpoint after iteration 50
+    proc = chord("flow", str(scene), "--out", str(run), *late)
+    _wait_for(
+        lambda: (run / "run.log").is_file() and len((run / "run.log").read_text().splitlines()) >= 2, "logs"
+    )
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "checkpoints" / "latest.json").exists(), "a checkpoint was written before the kill"
+    assert len((run / "run.log").read_text().splitlines()) >= 2  # iterations 0 and 10 were logged
+
+    resumed = chord("flow", "--resume", str(run))
+    assert resumed.wait(timeout=600) == 0, resumed.stdout.read().decode()[-2000:]
+    logged = [json.loads(line)["iteration"] for line in (run / "run.log").read_text().splitlines()]
+    assert logged == [0, 10, 20, 30, 40, 50, 59]
+    assert ObjectFlow.load(run / "flow.npz").num_frames == 41
+
+
+def test_out_that_is_a_file_fails_at_once_and_leaves_the_file(scene: Path, tmp_path: Path, capsys):
+    target = tmp_path / "results.txt"
+    target.write_text("precious")
+    t0 = time.perf_counter()
+    assert main(["flow", str(scene), "--out", str(target), *SMALL]) == 1
+    assert time.perf_counter() - t0 < 5.0  # before the prior, the Gaussians or any step
+    err = capsys.readouterr().err
+    assert (
+        err
+        == f"chord flow: error: --out {str(target)!r} is a file, expected a folder (it is created if missing)\n"
+    )
+    assert target.read_text() == "precious"
