@@ -47,7 +47,7 @@ from core.cousins import (
     params_to_dict,
 )
 from core.errors import ChordError
-from core.lock import run_lock
+from core.lock import run_lock, sweep_debris
 from core.names import check_name, safe_child
 from core.rgbd import save_depth, save_masks
 from core.scene import Camera, Pose, Reference, Scene, SceneObject
@@ -228,8 +228,11 @@ def build_task(
     out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "scene.yaml").is_file())):
         raise ChordError(f"{out}: exists and is not a scene folder (no scene.yaml); refusing to overwrite it")
-    with run_lock(out.parent, "chord assets tasks"), atomic_dir(out) as tmp:
-        _build(task, tmp, resolution, points_per_object, seed)
+    with run_lock(out.parent, "chord assets tasks"):
+        # Also the half-built task folders of chord versions whose temporaries lacked ".tmp".
+        sweep_debris(out.parent, old_names=tuple(TASKS))
+        with atomic_dir(out) as tmp:
+            _build(task, tmp, resolution, points_per_object, seed)
     return out / "scene.yaml"
 
 

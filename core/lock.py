@@ -267,14 +267,20 @@ def _remove_empty(folder: Path) -> None:
         folder.rmdir()
 
 
-def sweep_debris(folder: str | Path, subfolders: list[str] | tuple[str, ...] = ("",)) -> list[Path]:
+def sweep_debris(
+    folder: str | Path, subfolders: list[str] | tuple[str, ...] = ("",), old_names: tuple[str, ...] = ()
+) -> list[Path]:
     """Remove killed writers' temporary files and folders from ``folder``'s ``subfolders``.
 
     Only the named folders are searched (not their sub-folders), only chord's temporary names
-    match, and symbolic links are left alone. Call it only while holding ``folder``'s lock.
-    Returns what was removed.
+    match, and symbolic links are left alone. ``old_names`` also matches the folders atomic_dir
+    made for those names before its temporaries ended in ``.tmp`` (``.<name>.<random>``). Call it
+    only while holding ``folder``'s lock. Returns what was removed.
     """
     root = Path(folder)
+    old = (
+        re.compile(rf"^\.(?:{'|'.join(re.escape(n) for n in old_names)})\.{_RANDOM}$") if old_names else None
+    )
     removed: list[Path] = []
     for sub in subfolders:
         here = root / sub if sub else root
@@ -286,7 +292,7 @@ def sweep_debris(folder: str | Path, subfolders: list[str] | tuple[str, ...] = (
             p = Path(entry.path)
             if entry.is_symlink() or entry.name == LOCK_FILE:
                 continue
-            if entry.is_dir() and _DEBRIS_DIR.match(entry.name):
+            if entry.is_dir() and (_DEBRIS_DIR.match(entry.name) or (old and old.match(entry.name))):
                 shutil.rmtree(p, ignore_errors=True)
                 removed.append(p)
             elif entry.is_file() and _DEBRIS_FILE.match(entry.name):

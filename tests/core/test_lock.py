@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -198,3 +199,33 @@ except FolderBusyError as e:
     for (_, end), (start, _) in itertools.pairwise(won):
         assert end <= start  # the winners held the folder one after another, never together
     assert not (run / LOCK_FILE).exists()
+
+
+def test_a_task_build_killed_half_way_is_swept_by_the_next_build(tmp_path: Path):
+    """A real SIGKILL inside `chord assets tasks` leaves .pick_banana.<random>.tmp/; the next build
+    removes it (and the .<task>.<random>/ folders of chord versions before the .tmp suffix)."""
+    out = tmp_path / "scenes"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chord", "assets", "tasks", "--out", str(out), "--only", "pick_banana"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 120
+        while not any((p / "assets").is_dir() for p in out.glob(".pick_banana.*.tmp")):
+            assert time.time() < deadline and proc.poll() is None, "the build never started (or ended)"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    half = list(out.glob(".pick_banana.*.tmp"))
+    assert len(half) == 1 and not (out / "pick_banana").exists()
+    (out / ".close_laptop.k3j4h5g6" / "assets").mkdir(parents=True)  # an older chord's half folder
+    (out / ".notes.k3j4h5g6").mkdir()  # not a task's: left alone
+
+    from assets.tasks import build_task
+
+    scene = build_task("pick_banana", out / "pick_banana")
+    assert scene.is_file()
+    assert sorted(p.name for p in out.iterdir()) == [".notes.k3j4h5g6", "pick_banana"]
