@@ -426,3 +426,60 @@ def read_json_file(
     except UnicodeDecodeError as e:
         raise ContractError(field, f"is not UTF-8 text ({e})", path) from e
     return load_json_text(text, field, path, max_chars=max_bytes)
+
+
+def depth_exceeds(doc: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether a parsed document (dicts and lists) nests deeper than ``limit``, without recursion.
+
+    Stops at the limit, so a self-referencing document (YAML anchors can build one) terminates.
+    """
+    stack = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth > limit:
+                return True
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def read_yaml_file(
+    path: str | Path,
+    *,
+    max_bytes: int = MAX_JSON_CHARS,
+    max_depth: int = MAX_JSON_DEPTH,
+    what: str = "a chord YAML file",
+) -> Any:
+    """Read a YAML file safely: a regular file of at most ``max_bytes``, nested at most ``max_depth``.
+
+    ``yaml.safe_load`` (no Python objects), after the size check; a document nested too deep for
+    the parser (its RecursionError), or deeper than ``max_depth`` once parsed (also a
+    self-referencing one built with anchors), is refused. Raises ContractError naming the file.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise ContractError("file", "does not exist", path)
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise ContractError("file", "is not a regular file", path)
+    if info.st_size > max_bytes:
+        raise ContractError("file", f"is {info.st_size} bytes, more than {what}'s {max_bytes}", path)
+    try:
+        text = path.read_bytes()[: max_bytes + 1].decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ContractError("file", f"is not UTF-8 text ({e})", path) from e
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ContractError("file", f"is not valid YAML: {e}".replace("\n", " "), path) from e
+    except RecursionError as e:
+        raise ContractError(
+            "file", f"nests deeper than the YAML parser can follow (at most {max_depth} levels allowed)", path
+        ) from e
+    if depth_exceeds(doc, max_depth):
+        why = " (or an alias refers to itself)"
+        raise ContractError("file", f"nests more than {max_depth} levels deep{why}", path)
+    return doc

@@ -170,7 +170,9 @@ def _validate(plan: Plan, path: str | Path | None) -> None:
         )
     if abs(np.linalg.norm(base[3:]) - 1.0) > _QUAT_NORM_TOL:
         raise ContractError(
-            "meta.base_pose", f"quaternion {list(base[3:])} is not unit length (wxyz expected)", path
+            "meta.base_pose",
+            f"quaternion {[float(v) for v in base[3:]]} is not unit length (wxyz expected)",
+            path,
         )
     if not isinstance(plan.robot, str) or not plan.robot:
         raise ContractError("meta.robot", f"is {plan.robot!r}, expected a robot name or URDF path", path)

@@ -41,6 +41,7 @@ import numpy as np
 import yaml
 
 from core.atomic import write_text_atomic
+from core.contract import read_yaml_file
 from core.errors import ContractError
 from core.names import name_problem
 from core.transforms import look_at, matrix_to_quat, pose_to_matrix
@@ -253,12 +254,8 @@ class Scene:
         path = Path(path)
         if not path.is_file():
             raise ContractError("file", "does not exist" if not path.exists() else "is not a file", path)
-        try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as e:
-            raise ContractError("file", f"is not UTF-8 text ({e})", path) from e
-        except yaml.YAMLError as e:
-            raise ContractError("file", f"is not valid YAML: {e}".replace("\n", " "), path) from e
+        # Size and nesting checked (core.contract): a scene is a few kB, 5 levels deep.
+        doc = read_yaml_file(path, what="a scene file")
         scene = cls.from_dict(doc, base_dir=path.parent, path=path)
         if check_files:
             scene.check_files()
