@@ -181,3 +181,19 @@ def test_a_killed_bench_leaves_no_debris_after_the_next_one(box, tmp_path: Path,
     assert not (out / LOCK_FILE).exists()
     assert json.loads((out / "results.jsonl").read_text().splitlines()[0])["success"] is True
     assert np.isfinite(recs[0]["plan_duration_s"])
+
+
+def test_a_long_rollout_reports_its_progress(box, tmp_path: Path, monkeypatch, caplog):
+    """Anything that can take a minute says how far it is: the rollout logs every PROGRESS_EVERY_S."""
+    import sim.rollout
+    from sim.api import validate_plan
+
+    scene_path, _ = box
+    path = S.ik_plan(S.lift_flow()).save(tmp_path / "plan.npz")
+    monkeypatch.setattr(sim.rollout, "PROGRESS_EVERY_S", 0.02)
+    with caplog.at_level(logging.INFO, logger="sim.rollout"):
+        assert validate_plan(path, scene_path).success
+    lines = [r.getMessage() for r in caplog.records if r.name == "sim.rollout"]
+    assert lines and all(line.startswith("sim: ") and " s simulated (" in line for line in lines), lines
+    done = [float(line.split()[1]) for line in lines]
+    assert done == sorted(done) and done[-1] > 0  # simulated seconds, growing
