@@ -189,9 +189,14 @@ def _acquire(path: Path, command: str) -> int:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
-                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                    # A file system without locks (some network mounts): the holder's identity
+                    # below still refuses a live holder, only two exact simultaneous starts race.
+                    log.debug("%s: no flock on this file system (%s)", path, e.strerror)
+                elif e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise _busy(path, _wait_for_holder(fd)) from None
+                else:
                     raise ChordError(f"cannot lock {str(path)!r} ({e.strerror or e})") from e
-                raise _busy(path, _wait_for_holder(fd)) from None
             # The file may have been removed (and maybe re-created) by its last holder between our
             # open and our flock: then we hold a lock on a file nobody else sees. Start over.
             try:
