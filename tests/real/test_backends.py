@@ -101,7 +101,7 @@ def test_ur_backend_streams_servoj_with_watchdog_and_stops():
         mock.patch.object(rtde_control, "RTDEControlInterface", C),
         mock.patch.object(rtde_receive, "RTDEReceiveInterface", R),
     ):
-        robot = URRobot("192.168.1.10")
+        robot = URRobot("192.168.1.10", gripper=False)
         t = np.linspace(0, 0.08, 11)
         q = np.tile(q0, (11, 1))  # holds still: the mocked arm does not move
         robot.control_period = 0.008
@@ -132,7 +132,7 @@ def test_ur_protective_stop_stops_and_sends_nothing_after():
         mock.patch.object(rtde_control, "RTDEControlInterface", C),
         mock.patch.object(rtde_receive, "RTDEReceiveInterface", R),
     ):
-        robot = URRobot("192.168.1.10")
+        robot = URRobot("192.168.1.10", gripper=False)
         t = np.linspace(0, 0.8, 101)
         with robot:
             res = execute(robot, t, np.tile(q0, (101, 1)), clock=SimClock())
@@ -161,7 +161,7 @@ def test_xarm_backend_uses_radians_and_servo_mode():
     q0 = np.array([0.0, -0.5, -0.8, 0.0, 1.2, 0.0])
     XA = _xarm_mock(q0)
     with mock.patch.object(xarm_wrapper, "XArmAPI", XA), mock.patch("real.backends.xarm.time.sleep"):
-        robot = XArmRobot("192.168.1.200")
+        robot = XArmRobot("192.168.1.200", gripper=False)
         with robot:
             res = execute(robot, np.linspace(0, 0.1, 11), np.tile(q0, (11, 1)), clock=SimClock())
     arm = XA.return_value
@@ -180,7 +180,7 @@ def test_xarm_with_an_error_is_refused_not_cleared():
 
     XA = _xarm_mock(np.zeros(6), error_code=22)
     with mock.patch.object(xarm_wrapper, "XArmAPI", XA), pytest.raises(Exception, match="error code 22"):
-        with XArmRobot("192.168.1.200"):
+        with XArmRobot("192.168.1.200", gripper=False):
             pass
     arm = XA.return_value
     arm.clean_error.assert_not_called()

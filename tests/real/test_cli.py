@@ -11,10 +11,11 @@ import pytest
 from chord.cli.main import main
 from chord.cli.real import confirm
 from core.errors import ChordError
+from core.plan import Plan
 from real.log import ExecutionLog
 from real.preflight import SafetyConfig
 from real.session import ConfirmRequest
-from tests.real.plans import READY, make_plan, min_jerk, safe_plan
+from tests.real.plans import BOX_SLOWDOWN, READY, make_plan, min_jerk, safe_plan
 
 
 def test_dry_run_prints_report_and_moves_nothing(tmp_path, capsys):
@@ -33,17 +34,26 @@ def test_unsafe_plan_exits_1_naming_the_reason(tmp_path, capsys):
     assert not (tmp_path / "real_logs").exists()
 
 
-def test_fake_execute_with_approach_then_replay(tmp_path, capsys):
-    path = safe_plan().save(tmp_path / "plan.npz")
+def _box_args(box_task) -> list[str]:
+    """The box task's plan with what `chord real` re-simulates it with, slowed to the default speed scale."""
+    return [
+        "real", str(box_task.plan), "--scene", str(box_task.scene), "--flow", str(box_task.flow),
+        "--slowdown", str(BOX_SLOWDOWN),
+    ]  # fmt: skip
+
+
+def test_fake_execute_with_approach_then_replay(box_task, tmp_path, capsys):
     log = tmp_path / "run.npz"
-    args = ["real", str(path), "--backend", "fake", "--execute", "--log-path", str(log)]
+    args = [*_box_args(box_task), "--backend", "fake", "--execute", "--log-path", str(log)]
+    args += ["--fake-object-width", "0.04"]  # the 4 cm box between the fingers
     assert main([*args, "--fake-offset", "0.05"]) == 1  # off the start, no --approach: refused
     assert "start_state" in capsys.readouterr().err
     assert main([*args, "--fake-offset", "0.05", "--approach"]) == 0
     out = capsys.readouterr().out
     assert "approach move:" in out and "done: reached the goal" in out
+    assert "[ok  ] sim_failed: re-simulated here in PyBullet" in out
     run = ExecutionLog.load(log)
-    assert run.meta["success"] and run.meta["plan_sha256"] == safe_plan().content_hash()
+    assert run.meta["success"] and run.meta["plan_sha256"] == Plan.load(box_task.plan).content_hash()
     assert ExecutionLog.load(tmp_path / "run_approach.npz").meta["approach"] is True
     assert main(["real", "--replay-log", str(log)]) == 0
     assert "0 tick(s) touching the table" in capsys.readouterr().out
@@ -120,9 +130,8 @@ def test_a_safety_flag_clears_a_refused_plan(tmp_path, capsys, build, base, flag
     assert "nothing moved" in capsys.readouterr().out
 
 
-def test_start_tolerance_reaches_the_robot_check(tmp_path, capsys):
-    path = safe_plan().save(tmp_path / "plan.npz")
-    off = ["real", str(path), "--backend", "fake", "--fake-offset", "0.05"]
+def test_start_tolerance_reaches_the_robot_check(box_task, capsys):
+    off = [*_box_args(box_task), "--backend", "fake", "--fake-offset", "0.05"]
     assert main(off) == 1 and "(start_state)" in capsys.readouterr().err
     assert main([*off, "--start-tolerance", "0.06"]) == 0
     assert "dry run: nothing moved; add --execute" in capsys.readouterr().out
@@ -133,7 +142,7 @@ def test_flags_build_the_safety_config_and_unset_ones_keep_its_defaults(tmp_path
 
     seen = []
     monkeypatch.setattr(
-        real.session, "dry_run", lambda plan, limits, config, kin: seen.append(config) or 1 / 0
+        real.session, "dry_run", lambda plan, limits, config, kin, **checks: seen.append(config) or 1 / 0
     )
     path = str(safe_plan().save(tmp_path / "plan.npz"))
     flags = ["--speed-scale", "0.5", "--no-first-run", "--slowdown", "1.5", "--table-z", "-0.02"]

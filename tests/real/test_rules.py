@@ -301,7 +301,16 @@ def test_preflight_runs_every_rule_once_in_order():
     report = preflight(safe_plan(), PANDA, None, SafetyConfig(), READY)
     assert [c.code for c in report.checks] == list(Reason.ALL)
     skipped = [c.code for c in report.checks if c.passed is None]
-    assert skipped == [Reason.WORKSPACE, Reason.TABLE, Reason.TCP_SPEED, Reason.LINK_SPEED]
+    assert skipped == [
+        Reason.FLOW_MISMATCH,  # no re-simulation verdict
+        Reason.SIM_FAILED,
+        Reason.WORKSPACE,  # no FK
+        Reason.TABLE,
+        Reason.TCP_SPEED,
+        Reason.LINK_SPEED,
+        Reason.SELF_COLLISION,  # no collision model
+        Reason.SCENE_COLLISION,
+    ]
 
 
 def test_run_rules_skips_what_depends_on_a_failure_and_names_it():

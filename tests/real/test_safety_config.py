@@ -14,7 +14,22 @@ SCALARS = [f.name for f in dataclasses.fields(SafetyConfig) if f.type == "float"
 
 
 def test_the_scalar_fields_are_all_here():
-    assert len(SCALARS) == 10 and "slowdown" in SCALARS and "table_z" in SCALARS
+    assert len(SCALARS) == 14 and "slowdown" in SCALARS and "table_z" in SCALARS
+    assert {"self_clearance", "scene_clearance", "collision_dt", "collision_step"} <= set(SCALARS)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_a_nonfinite_grasp_force_is_refused(value):
+    with pytest.raises(
+        ChordError, match=rf"safety config: grasp_force is {value!r}, expected a finite number"
+    ):
+        SafetyConfig(grasp_force=value)
+
+
+def test_grasp_force_is_positive_or_unset():
+    assert SafetyConfig().grasp_force is None and SafetyConfig(grasp_force=30.0).grasp_force == 30.0
+    with pytest.raises(ChordError, match=r"grasp_force is 0.0, expected > 0 N"):
+        SafetyConfig(grasp_force=0.0)
 
 
 @pytest.mark.parametrize("name", SCALARS)
@@ -37,6 +52,10 @@ def test_nonfinite_numbers_are_refused_by_name(name, value):
         ("tcp_clearance", -1e-9, 0.0),
         ("start_tolerance", -1e-9, 0.0),
         ("rest_velocity", -1e-9, 0.0),
+        ("self_clearance", -1e-9, 0.0),
+        ("scene_clearance", -1e-9, 0.0),
+        ("collision_dt", 0.0, 1e-3),
+        ("collision_step", 0.0, 1e-3),
     ],
 )
 def test_each_side_of_a_range(name, bad, good):

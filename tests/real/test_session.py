@@ -11,9 +11,9 @@ import pytest
 
 from core.errors import ChordError
 from real.approach import plan_approach
-from real.backends.fake import FakeRobot, Faults, SimClock
+from real.backends.fake import FakeGripper, FakeRobot, Faults, SimClock
 from real.kinematics import kinematics_for
-from real.limits import PANDA
+from real.limits import FRANKA_HAND, PANDA
 from real.log import ExecutionLog
 from real.preflight import Reason, SafetyConfig
 from real.session import (
@@ -25,15 +25,25 @@ from real.session import (
     dry_run,
     run_session,
 )
-from tests.real.plans import READY, make_plan, min_jerk, safe_plan
+from tests.real.plans import READY, make_plan, min_jerk, passing_resim, safe_plan
 
 KIN = kinematics_for(PANDA)
 CFG = SafetyConfig()
 OFF = np.array([0.0, 0.0, 0.0, 0.05, 0.0, 0.0, 0.0])  # rad: the arm 0.05 rad off the plan's start
+# What pre-flight checks with in these sessions: the collision model with the box task's scene, and
+# a passing re-simulation verdict (the re-simulation itself: test_revalidate, test_cli).
+CHECKS: dict = {}
 
 
-def _robot(q0=READY, hardware=False, **kw) -> FakeRobot:
-    robot = FakeRobot(PANDA, address="172.16.0.2", q0=q0, clock=SimClock(), **kw)
+@pytest.fixture(autouse=True)
+def _checks(box_collision_model):
+    CHECKS.update(collision=box_collision_model, sim=passing_resim())
+
+
+def _robot(q0=READY, hardware=False, object_width=None, **kw) -> FakeRobot:
+    clock = SimClock()
+    hand = FakeGripper(FRANKA_HAND, width=0.04, object_width=object_width, clock=clock)
+    robot = FakeRobot(PANDA, address="172.16.0.2", q0=q0, clock=clock, gripper=hand, **kw)
     robot.is_hardware = hardware
     return robot
 
@@ -52,12 +62,13 @@ def _session(robot, tmp_path: Path, plan=None, config=CFG, confirm=None, **kw):
             confirm or (lambda request: pytest.fail(f"asked to confirm {request} on a simulated arm")),
             kinematics=KIN,
             log_path=tmp_path / "run.npz",
+            **CHECKS,
             **kw,
         )
 
 
 def test_dry_run_checks_everything_but_the_start_state():
-    report = dry_run(safe_plan(), PANDA, CFG, KIN)
+    report = dry_run(safe_plan(), PANDA, CFG, KIN, **CHECKS)
     assert report.reasons == [] and not report.ok
     assert [c.code for c in report.checks if c.passed is None] == [Reason.START_STATE]
 
@@ -116,7 +127,7 @@ def test_slowdown_stretches_what_runs_as_it_stretched_what_was_checked(tmp_path)
     plan_t = ExecutionLog.load(out.log_path).meta["planned_duration"]
     appr_t = ExecutionLog.load(out.approach_log_path).meta["planned_duration"]
     assert plan_t == pytest.approx(2 * safe_plan().duration)
-    move = plan_approach(READY + OFF, READY, PANDA, KIN, CFG).move
+    move = plan_approach(READY + OFF, READY, PANDA, KIN, CFG, collision=CHECKS["collision"]).move
     assert appr_t == pytest.approx(2 * move.t[-1])
 
 
@@ -190,9 +201,10 @@ def test_an_approach_the_checks_refuse_never_runs(tmp_path):
 
 
 def test_plan_approach_ends_at_the_plans_start_and_waives_only_validation():
-    ap = plan_approach(READY + OFF, READY, PANDA, KIN, CFG)
+    ap = plan_approach(READY + OFF, READY, PANDA, KIN, CFG, collision=CHECKS["collision"], gripper_width=0.04)
     assert ap.report.ok, ap.report.format()
     np.testing.assert_allclose(ap.move.q[0], READY + OFF)
     np.testing.assert_allclose(ap.move.q[-1], READY)
     waived = [c.code for c in ap.report.checks if c.message.startswith("waived")]
-    assert waived == [Reason.NOT_VALIDATED, Reason.HASH_MISMATCH]
+    assert waived == [Reason.NOT_VALIDATED, Reason.HASH_MISMATCH, Reason.FLOW_MISMATCH, Reason.SIM_FAILED]
+    np.testing.assert_array_equal(ap.move.gripper, 0.04)  # the fingers where they are: not commanded
