@@ -208,3 +208,57 @@ def test_plan_approach_ends_at_the_plans_start_and_waives_only_validation():
     waived = [c.code for c in ap.report.checks if c.message.startswith("waived")]
     assert waived == [Reason.NOT_VALIDATED, Reason.HASH_MISMATCH, Reason.FLOW_MISMATCH, Reason.SIM_FAILED]
     np.testing.assert_array_equal(ap.move.gripper, 0.04)  # the fingers where they are: not commanded
+
+
+def test_the_arm_moving_while_the_operator_types_stops_the_first_command(tmp_path):
+    # Pre-flight saw the arm at the plan's start; then, while the confirmation was being typed,
+    # something pushed joint 2 by 0.5 rad. Tick 0 reads the arm again: nothing is sent.
+    robot = _robot(hardware=True)
+
+    def typing(request: ConfirmRequest) -> bool:
+        robot.q = robot.q + np.array([0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0])
+        robot.target = robot.q.copy()
+        return True
+
+    out = _session(robot, tmp_path, confirm=typing)
+    assert out.reports[0][1].ok  # the arm was at the start when pre-flight read it
+    assert not out.success and not out.executed
+    assert out.message.startswith("refused before moving (start_state): joint panda_joint2 is at")
+    assert "|diff| 0.5000 > 0.01 rad" in out.message and "nothing sent" in out.message
+    assert _sends(robot) == 0 and robot.stopped
+    log = ExecutionLog.load(out.log_path)
+    assert log.meta["reason"] == "start_moved" and log.meta["sends"] == 0
+
+
+def test_the_arm_moving_before_the_approach_stops_it_too(tmp_path):
+    robot = _robot(q0=READY + OFF, hardware=True)
+
+    def typing(request: ConfirmRequest) -> bool:
+        robot.q = robot.q + 0.2
+        robot.target = robot.q.copy()
+        return True
+
+    out = _session(robot, tmp_path, approach=True, confirm=typing)
+    assert not out.success and out.message.startswith("refused before moving (start_state)")
+    assert _sends(robot) == 0
+
+
+def test_a_plan_that_grasps_nothing_stops_before_lifting(tmp_path, box_task):
+    # The box plan on the fake arm with an empty hand: the fingers close to the commanded width.
+    from core.plan import Plan
+
+    plan = Plan.load(box_task.plan)
+    cfg = dataclasses.replace(CFG, slowdown=2.0)
+    robot = _robot(q0=plan.q[0])
+    robot.gripper.width = float(plan.gripper[0])
+    out = _session(robot, tmp_path, plan=plan, config=cfg)
+    assert not out.success and out.message.startswith("stopped (grasp_failed): gripper stopped at")
+    # With the box in the hand the same plan completes, its grasp checked.
+    robot = _robot(q0=plan.q[0], object_width=0.04)
+    robot.gripper.width = float(plan.gripper[0])
+    out = _session(robot, tmp_path, plan=plan, config=cfg)
+    assert out.success, out.message
+    assert [c.kind for c in robot.gripper.commands] == ["grasp", "move"]  # close on the box, open at the end
+    log = ExecutionLog.load(out.log_path)
+    assert [e["ok"] for e in log.meta["gripper_events"] if "verify" in e] == [True]
+    assert log.meta["grasp_force"] == 20.0
