@@ -922,8 +922,10 @@ def preflight(
     """Run every rule on ``plan`` for the robot described by ``limits``; never raises on a bad plan.
 
     The plan's timeline is stretched by ``config.slowdown`` first. A rule whose model is missing
-    (``kinematics``, ``collision``, the scene in ``collision``, ``sim``) is skipped, and a skipped
-    rule keeps the report from passing (``report.ok``). Returns the report; call
+    (``kinematics``, ``collision``, ``sim``) is skipped, and a skipped rule keeps the report from
+    passing (``report.ok``). Without a scene in ``collision`` there is nothing but the arm to
+    collide with: ``scene_collision`` passes saying so (the re-simulation, which an arm never
+    moves without, needs the scene anyway). Returns the report; call
     ``raise_if_refused`` to turn a refusal into PreflightRefusedError.
     """
     t = np.array(plan.t, dtype=float) * config.slowdown  # [M] s
@@ -942,9 +944,6 @@ def preflight(
     frames = kinematics.frame_names if kinematics is not None else ()
     no_fk = "depends on kinematics (no FK model)" if kinematics is None else None
     no_collision = "no collision model of the arm" if collision is None else None
-    no_scene = no_collision or (
-        None if collision.has_scene else "no scene given (--scene): only self-collision checked"
-    )
     no_gripper = None if gripper is not None else f"no gripper table for {limits.model}"
     s = config.speed_scale
     if require_validation:
@@ -1036,9 +1035,15 @@ def preflight(
         ),
         Rule(
             Reason.SCENE_COLLISION,
-            lambda: check_scene_collision(t, q, widths, limits, collision, config.scene_clearance, cd, cs),
+            lambda: (
+                check_scene_collision(t, q, widths, limits, collision, config.scene_clearance, cd, cs)
+                if collision.has_scene
+                else CheckResult(
+                    Reason.SCENE_COLLISION, True, "no scene given (--scene): only the arm itself"
+                )
+            ),
             needs=gates,
-            unavailable=no_scene,
+            unavailable=no_collision,
         ),
         Rule(
             Reason.START_STATE,

@@ -127,13 +127,17 @@ def real(
             return
 
         if backend == "fake":
-            from real.backends.fake import FakeGripper
+            from real.backends.fake import FakeGripper, WallClock
             from real.limits import gripper_for
 
+            clock = WallClock()  # one clock for the arm and the hand
             hand = FakeGripper(
-                gripper_for(limits.gripper), width=float(p.gripper[0]), object_width=fake_object_width
+                gripper_for(limits.gripper),
+                width=float(p.gripper[0]),
+                object_width=fake_object_width,
+                clock=clock,
             )
-            robot = make_robot("fake", limits=limits, q0=p.q[0] + fake_offset, gripper=hand)
+            robot = make_robot("fake", limits=limits, q0=p.q[0] + fake_offset, gripper=hand, clock=clock)
         else:
             if not host:
                 raise ChordError(f"--backend {backend} needs --host (the robot's IP)")

@@ -42,7 +42,12 @@ def _box_args(box_task) -> list[str]:
     ]  # fmt: skip
 
 
-def test_fake_execute_with_approach_then_replay(box_task, tmp_path, capsys):
+def test_fake_execute_with_approach_then_replay(box_task, tmp_path, capsys, monkeypatch):
+    # The fake arm and hand run on a simulated clock here: what is tested does not depend on the
+    # wall clock, and a loaded test machine must not miss deadlines in a 7 s rehearsal.
+    import real.backends.fake
+
+    monkeypatch.setattr(real.backends.fake, "WallClock", real.backends.fake.SimClock)
     log = tmp_path / "run.npz"
     args = [*_box_args(box_task), "--backend", "fake", "--execute", "--log-path", str(log)]
     args += ["--fake-object-width", "0.04"]  # the 4 cm box between the fingers
@@ -167,6 +172,9 @@ def test_flags_build_the_safety_config_and_unset_ones_keep_its_defaults(tmp_path
     [
         (["--slowdown", "nan"], "safety config: slowdown is nan, expected a finite number"),
         (["--table-z", "nan"], "safety config: table_z is nan, expected a finite number"),
+        (["--grasp-force", "nan"], "safety config: grasp_force is nan, expected a finite number"),
+        (["--self-clearance", "-0.01"], "safety config: self_clearance is -0.01, expected >= 0"),
+        (["--collision-dt", "0"], "safety config: collision_dt is 0.0, expected > 0"),
         (["--speed-scale", "inf"], "safety config: speed_scale is inf, expected a finite number"),
         (["--speed-scale", "1.5"], "safety config: speed_scale is 1.5, expected a fraction in (0, 1]"),
         (
@@ -191,3 +199,39 @@ def test_bad_safety_values_are_one_line_errors(tmp_path, capsys, flags, message)
     assert err.strip().splitlines() == [f"chord real: error: {message}"]
     with pytest.raises(ChordError, match="safety config"):  # --verbose shows the traceback instead
         main(["real", path, *flags, "--verbose"])
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            ["--fake-object-width", "nan"],
+            "fake gripper: object_width is nan, expected a width in (0.0, 0.08] m (or none: an empty hand)",
+        ),
+        (
+            ["--fake-object-width", "1"],
+            "fake gripper: object_width is 1.0, expected a width in (0.0, 0.08] m (or none: an empty hand)",
+        ),
+        (
+            ["--fake-offset", "nan"],
+            "fake arm: q0 is [nan, nan, nan, nan, nan, nan, nan], expected 7 finite joints",
+        ),
+    ],
+)
+def test_bad_fake_backend_values_are_one_line_errors(tmp_path, capsys, flags, message):
+    path = str(safe_plan().save(tmp_path / "plan.npz"))
+    assert main(["real", path, "--backend", "fake", *flags]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [f"chord real: error: {message}"]
+
+
+def test_a_plan_whose_robot_is_a_file_path_is_never_loaded_by_chord_real(box_task, tmp_path, capsys):
+    import dataclasses as dc
+
+    from tests.real.plans import restamp
+
+    plan = restamp(dc.replace(Plan.load(box_task.plan), robot="/etc/passwd"))
+    path = str(plan.save(tmp_path / "p.npz"))
+    args = ["real", path, "--scene", str(box_task.scene), "--flow", str(box_task.flow), "--slowdown", "2"]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "[FAIL] sim_failed: cannot be run: plan robot '/etc/passwd' is not a known robot" in out
