@@ -32,6 +32,18 @@ log = logging.getLogger(__name__)
 
 # The cartesian speed cap of first-run mode (m/s), for the tool and every checked link.
 FIRST_RUN_SPEED = 0.25
+# m: the table height and the workspace box corners stay this close to the robot base.
+REACH = 2.0
+# SafetyConfig fields whose larger values weaken a check: field -> (largest allowed, why).
+_WEAKEST = {
+    "start_tolerance": (0.1, "rad; an arm further off the start takes --approach"),
+    "rest_velocity": (0.1, "rad/s; faster is not at rest"),
+    "max_sample_gap": (0.5, "s; sparser waypoints leave the derivative checks blind"),
+    "cartesian_speed_max": (2.0, "m/s; above every supported arm's top tool speed"),
+    "slowdown": (100.0, "a plan slowed further is a different plan"),
+    "collision_dt": (0.008, "s; the shortest control period of a backend (UR, 125 Hz)"),
+    "collision_step": (0.05, "rad between collision samples"),
+}
 
 
 class Reason:
@@ -154,6 +166,13 @@ class SafetyConfig:
         ):  # fmt: skip
             if not getattr(self, name) >= 0:
                 raise refuse(name, ">= 0")
+        # Upper bounds where a larger value weakens a check until it checks nothing (a start
+        # tolerance of 1e6 rad, a table 1 km below the arm); a stricter value is never capped.
+        for name, (most, why) in _WEAKEST.items():
+            if not getattr(self, name) <= most:
+                raise refuse(name, f"<= {most} ({why})")
+        if not abs(self.table_z) <= REACH:
+            raise refuse("table_z", f"within {REACH} m of the robot base (no arm here reaches further)")
         for name in ("workspace_min", "workspace_max"):
             corner = getattr(self, name)
             if not (
@@ -162,6 +181,10 @@ class SafetyConfig:
                 and all(map(_finite_real, corner))
             ):
                 raise refuse(name, "3 finite numbers (x y z, metres)")
+            if not all(abs(float(x)) <= REACH for x in corner):
+                raise refuse(
+                    name, f"3 numbers within {REACH} m of the robot base (no arm here reaches further)"
+                )
             object.__setattr__(self, name, tuple(float(x) for x in corner))
         inverted = [
             f"{axis}: {lo} >= {hi}"

@@ -90,3 +90,37 @@ def test_box_corners_become_float_tuples():
 def test_first_run_must_be_a_bool():
     with pytest.raises(ChordError, match="first_run is 'no', expected True or False"):
         SafetyConfig(first_run="no")
+
+
+@pytest.mark.parametrize(
+    ("name", "bad", "good"),
+    [
+        ("start_tolerance", 0.1 + 1e-9, 0.1),  # 1e6 rad would switch the start check off
+        ("rest_velocity", 0.1 + 1e-9, 0.1),
+        ("max_sample_gap", 0.5 + 1e-9, 0.5),
+        ("cartesian_speed_max", 2.0 + 1e-9, 2.0),
+        ("slowdown", 100.0 + 1e-6, 100.0),
+        ("collision_dt", 0.008 + 1e-9, 0.008),  # sampled at least as finely as a UR's 8 ms period
+        ("collision_step", 0.05 + 1e-9, 0.05),
+        ("table_z", -2.0 - 1e-9, -2.0),  # a table 1 km below the arm checks nothing
+        ("table_z", 2.0 + 1e-9, 2.0),
+    ],
+)
+def test_values_that_would_switch_a_check_off_are_refused(name, bad, good):
+    assert getattr(SafetyConfig(**{name: good}), name) == good
+    with pytest.raises(ChordError, match=rf"safety config: {name} is {bad!r}, expected"):
+        SafetyConfig(**{name: bad})
+
+
+@pytest.mark.parametrize("corner", [(1e6, 0.9, 1.2), (0.9, 0.9, 2.5)])
+def test_a_workspace_beyond_any_arms_reach_is_refused(corner):
+    with pytest.raises(ChordError, match=r"workspace_max is .*, expected 3 numbers within 2.0 m"):
+        SafetyConfig(workspace_max=corner)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 0.0, -1.0, True])
+def test_execution_config_refuses_what_is_not_finite_and_positive(value):
+    from real.execute import ExecutionConfig
+
+    with pytest.raises(ChordError, match=r"ExecutionConfig.path_tolerance is .*, expected a finite number > 0"):
+        ExecutionConfig(path_tolerance=value)
