@@ -38,7 +38,9 @@ def sim_host():
 
 def test_validated_plan_executes_and_tracks(sim_host, tmp_path):
     assert sim_host == "127.0.0.1"
-    robot = FrankaRobot(sim_host, model="fr3", realtime=False)
+    # The arm alone: franky-sim's gripper server runs in this process, and a connected gripper
+    # client makes its thread compete with the streaming loop for the GIL (the gripper tests below).
+    robot = FrankaRobot(sim_host, model="fr3", realtime=False, gripper=False)
     with robot:
         q0 = robot.read_state().q
         t, q = min_jerk(q0, q0 + np.array([0.3, 0.15, -0.2, 0.2, 0.2, -0.2, 0.3]), 3.0)
@@ -86,6 +88,11 @@ def test_target_beyond_limits_is_refused_before_the_sim_clamps_it(sim_host):
 
 # -- the gripper ------------------------------------------------------------------------------
 
+# franky-sim runs in this process: with the gripper connected its server thread competes with the
+# streaming loop for the GIL, and a tick now and then starts ~0.1 s late (never on hardware, where
+# libfranka's gripper connection is C++). The gripper tests allow that; deadlines are tested
+# elsewhere (test_execute) and by the arm-only test above.
+IN_PROCESS = ExecutionConfig(max_lateness=0.2, stale_after=0.2)
 CUBE = (0.03, 0.03, 0.06)  # m: 3 cm between the fingers, tall enough that the fingertips clear the pedestal
 LIFT = np.array([0.0, -0.0451, 0.0, 0.0514, 0.0, 0.0084, 0.0])  # rad: the tool 5 cm up from the start pose
 
@@ -159,7 +166,7 @@ def test_the_hand_grasps_the_cube_checks_it_and_lifts_it(cube_host):
             )
         assert report.ok, report.format()
         z0 = _cube_z(sim)
-        res = execute(robot, plan.t, plan.q, ExecutionConfig(), gripper=plan.gripper)
+        res = execute(robot, plan.t, plan.q, IN_PROCESS, gripper=plan.gripper)
         z1 = _cube_z(sim)
     assert res.success, res.message
     verdict = next(e for e in res.log.meta["gripper_events"] if "verify" in e)
@@ -176,7 +183,7 @@ def test_an_empty_grasp_stops_before_the_lift(sim_host):
     with robot:
         q0 = robot.read_state().q
         t, q, g = _pick_plan(q0)
-        res = execute(robot, t, q, ExecutionConfig(), gripper=g)
+        res = execute(robot, t, q, IN_PROCESS, gripper=g)
         q_end = robot.read_state().q
     assert res.reason == Outcome.GRASP_FAILED and "closed on nothing" in res.message
     np.testing.assert_allclose(q_end, q0, atol=0.01)  # never lifted

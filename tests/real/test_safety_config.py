@@ -122,5 +122,7 @@ def test_a_workspace_beyond_any_arms_reach_is_refused(corner):
 def test_execution_config_refuses_what_is_not_finite_and_positive(value):
     from real.execute import ExecutionConfig
 
-    with pytest.raises(ChordError, match=r"ExecutionConfig.path_tolerance is .*, expected a finite number > 0"):
+    with pytest.raises(
+        ChordError, match=r"ExecutionConfig.path_tolerance is .*, expected a finite number > 0"
+    ):
         ExecutionConfig(path_tolerance=value)
