@@ -149,6 +149,20 @@ def _link_too_fast():
     return make_plan(t, q), dataclasses.replace(CFG, first_run=False, cartesian_speed_max=0.1), READY
 
 
+def _only_the_tool_too_fast():
+    # Joint 6 turns the hand: the tool, furthest out, peaks at 0.065 m/s, the fingers at 0.053.
+    t, q = min_jerk(READY, READY + np.array([0, 0, 0, 0, 0, 0.3, 0]), 2.0)
+    return make_plan(t, q), dataclasses.replace(CFG, first_run=False, cartesian_speed_max=0.06), READY
+
+
+def _only_a_link_too_fast():
+    # Folded so the wrist (0.44 m out) is twice as far from the base axis as the tool (0.21 m),
+    # then turned about joint 1: the wrist peaks at 0.124 m/s, the tool at 0.059 m/s.
+    folded = np.array([0.0, 0.2, 0.0, -2.3, 0.0, 0.5, 0.785])
+    t, q = min_jerk(folded, folded + np.array([0.3, 0, 0, 0, 0, 0, 0]), 2.0)
+    return make_plan(t, q), dataclasses.replace(CFG, first_run=False, cartesian_speed_max=0.09), folded
+
+
 def _robot_elsewhere():
     here = READY.copy()
     here[3] += 0.02
@@ -203,7 +217,7 @@ def _forged_validation(box_task, tmp: Path):
 
 # kind -> (builder, expected code, whether the expected code must be the only one)
 CORPUS = {
-    "never validated": (_unvalidated, Reason.NOT_VALIDATED, False),
+    "never validated": (_unvalidated, Reason.NOT_VALIDATED, True),
     "failed in sim": (_failed_in_sim, Reason.NOT_VALIDATED, True),
     "edited after validation": (_edited_after_validation, Reason.HASH_MISMATCH, True),
     "NaN joint": (_nan, Reason.NONFINITE, True),
@@ -221,6 +235,8 @@ CORPUS = {
     "tool too fast for a first run": (_tool_too_fast, Reason.TCP_SPEED, False),
     "link too fast": (_link_too_fast, Reason.LINK_SPEED, False),
     "robot not at the start": (_robot_elsewhere, Reason.START_STATE, True),
+    "only the tool over the cap": (_only_the_tool_too_fast, Reason.TCP_SPEED, True),
+    "only a link over the cap": (_only_a_link_too_fast, Reason.LINK_SPEED, True),
     "gripper opens 0.5 m": (_gripper_too_wide, Reason.GRIPPER_WIDTH, True),
     "grasp force 500 N": (_grasp_force_too_high, Reason.GRASP_FORCE, True),
     "gripper closes while the arm moves": (_gripper_closes_while_moving, Reason.GRIPPER_WHILE_MOVING, True),
@@ -278,7 +294,9 @@ def test_corpus_covers_at_least_15_distinct_reasons():
 
 def test_corpus_covers_every_reason():
     assert {code for _, code, _ in CORPUS.values()} == set(Reason.ALL)
-    assert len(Reason.ALL) == len(set(Reason.ALL)) >= 20
+    assert len(Reason.ALL) == len(set(Reason.ALL)) == 24
+    # ... each by a plan that hits exactly that reason and no other
+    assert {code for _, code, only in CORPUS.values() if only} == set(Reason.ALL)
 
 
 def test_messages_name_the_value_and_limit():
