@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from real.collision import CollisionModel
 from real.kinematics import ArmKinematics
 from real.limits import RobotLimits
 from real.preflight import PreflightReport, SafetyConfig, preflight
@@ -50,10 +51,16 @@ def approach_trajectory(
 class ApproachMove:
     """The approach as a plan-like object that ``preflight`` can check (no gripper motion)."""
 
-    def __init__(self, t: np.ndarray, q: np.ndarray, joint_names: tuple[str, ...]):  # t: [M], q: [M, J]
+    def __init__(
+        self,
+        t: np.ndarray,  # [M] s
+        q: np.ndarray,  # [M, J] rad
+        joint_names: tuple[str, ...],
+        gripper_width: float = 0.0,  # m, where the fingers are (the approach does not move them)
+    ):
         self.t = t
         self.q = q
-        self.gripper = np.zeros(len(t))
+        self.gripper = np.full(len(t), float(gripper_width))
         self.ee_pose = np.tile([0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0], (len(t), 1))
         self.joint_names = tuple(joint_names)
         self.validation = None
@@ -81,6 +88,9 @@ def plan_approach(
     limits: RobotLimits,
     kinematics: ArmKinematics | None,
     config: SafetyConfig,
+    *,
+    collision: CollisionModel | None = None,  # self-collision (and the scene's) along the move
+    gripper_width: float = 0.0,  # m, the fingers' opening now (collision geometry; not commanded)
 ) -> Approach:
     """Plan the approach from ``current_q`` to ``plan_start`` and pre-flight it (robot state ``current_q``).
 
@@ -88,6 +98,8 @@ def plan_approach(
     the move must run on ``move.t * config.slowdown``. Never raises on a refused move: read ``report``.
     """
     t, q = approach_trajectory(current_q, plan_start, limits)
-    move = ApproachMove(t, q, limits.joint_names)
-    report = preflight(move, limits, kinematics, config, current_q, require_validation=False)
+    move = ApproachMove(t, q, limits.joint_names, gripper_width)
+    report = preflight(
+        move, limits, kinematics, config, current_q, require_validation=False, collision=collision
+    )
     return Approach(move, report)

@@ -1,8 +1,9 @@
-"""Robot limit tables: joint names, position/velocity/acceleration/jerk limits and the kinematic model.
+"""Robot and gripper limit tables: joint limits and the kinematic model; finger opening and grasp force.
 
 Values come from the manufacturers' datasheets where they publish them (cited per table). Where a
 manufacturer publishes no acceleration or jerk limit (UR, UFACTORY), the value is a conservative
-choice of ours and says so: the pre-flight checks must have a number to refuse against.
+choice of ours and says so: the pre-flight checks must have a number to refuse against. Each arm
+model names the gripper it carries by default (``RobotLimits.gripper``, a key of ``GRIPPERS``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class RobotLimits:
     kinematics: str  # "urdf:<pybullet_data-relative path>#<tcp frame>" or "dh:<table name>"
     # Frames whose origins must stay inside the workspace and above the table (URDF models).
     link_frames: tuple[str, ...] = ()
+    gripper: str = ""  # the default gripper's key in GRIPPERS
     source: str = ""  # where the numbers come from
 
     def __post_init__(self) -> None:
@@ -66,6 +68,7 @@ PANDA = RobotLimits(
     jerk=(7500.0, 3750.0, 5000.0, 6250.0, 7500.0, 10000.0, 10000.0),
     kinematics="urdf:franka_panda/panda.urdf#panda_grasptarget",
     link_frames=_PANDA_LINKS,
+    gripper="franka_hand",
     source="Franka Control Interface docs, Panda robot and interface specifications",
 )
 
@@ -81,6 +84,7 @@ FR3 = RobotLimits(
     jerk=(5000.0,) * 7,
     kinematics="urdf:franka_panda/panda.urdf#panda_grasptarget",
     link_frames=_PANDA_LINKS,
+    gripper="franka_hand",
     source="Franka Control Interface docs, FR3 robot and interface specifications",
 )
 
@@ -102,6 +106,7 @@ UR5E = RobotLimits(
     acceleration=(8.0,) * 6,
     jerk=(80.0,) * 6,
     kinematics="dh:ur5e",
+    gripper="robotiq_2f85",
     source="UR5e technical specifications; acceleration/jerk: chord's conservative choice",
 )
 
@@ -117,10 +122,91 @@ XARM6 = RobotLimits(
     jerk=(100.0,) * 6,
     kinematics="urdf:xarm/xarm6_robot.urdf#link6",
     link_frames=("link2", "link3", "link4", "link5"),
+    gripper="xarm_gripper",
     source="UFACTORY xArm 6 user manual; acceleration/jerk: chord's conservative choice",
 )
 
 MODELS: dict[str, RobotLimits] = {m.model: m for m in (PANDA, FR3, UR5E, XARM6)}
+
+
+@dataclass(frozen=True)
+class GripperLimits:
+    """What pre-flight checks a plan's gripper track and the grasp force against, for one gripper model."""
+
+    model: str  # model key, e.g. "franka_hand"
+    min_width: float  # m, narrowest opening (fingers touching)
+    max_width: float  # m, widest opening
+    min_force: float  # N, weakest grasp force the gripper can be commanded to
+    max_force: float  # N, strongest grasp force allowed (the continuous rating, not a peak)
+    rated_force: float  # N, the grasp force used when none is given (within [min_force, max_force])
+    speed: float  # m/s, opening/closing speed commanded (within the datasheet's range)
+    source: str = ""  # where the numbers come from
+
+    def __post_init__(self) -> None:
+        numbers = ("min_width", "max_width", "min_force", "max_force", "rated_force", "speed")
+        if not all(math.isfinite(getattr(self, k)) for k in numbers):
+            raise ValueError(f"GripperLimits {self.model}: {numbers} must be finite")
+        if not 0 <= self.min_width < self.max_width:
+            raise ValueError(f"GripperLimits {self.model}: widths {self.min_width}..{self.max_width} m")
+        if not 0 < self.min_force <= self.rated_force <= self.max_force:
+            raise ValueError(
+                f"GripperLimits {self.model}: forces {self.min_force}/{self.rated_force}/{self.max_force} N"
+            )
+        if not self.speed > 0:
+            raise ValueError(f"GripperLimits {self.model}: speed {self.speed} m/s")
+
+
+# Franka Hand (Panda and FR3), "Franka Hand" datasheet: 80 mm stroke, 70 N continuous grasp force
+# (140 N peak, not allowed here), 50 mm/s per finger. libfranka takes the force in N.
+FRANKA_HAND = GripperLimits(
+    model="franka_hand",
+    min_width=0.0,
+    max_width=0.08,
+    min_force=5.0,
+    max_force=70.0,
+    rated_force=20.0,
+    speed=0.05,
+    source="Franka Hand datasheet; min_force: chord's choice (the fingers' own friction)",
+)
+
+# Robotiq 2F-85 (UR arms, through the URCap's socket on port 63352), "2F-85 & 2F-140 instruction
+# manual": 85 mm stroke, grip force 20-235 N, closing speed 20-150 mm/s. The socket takes
+# position, speed and force as 0-255 and maps them linearly onto these ranges.
+ROBOTIQ_2F85 = GripperLimits(
+    model="robotiq_2f85",
+    min_width=0.0,
+    max_width=0.085,
+    min_force=20.0,
+    max_force=235.0,
+    rated_force=50.0,
+    speed=0.05,
+    source="Robotiq 2F-85 & 2F-140 instruction manual, specifications",
+)
+
+# UFACTORY xArm Gripper, user manual: 0-86 mm stroke (the SDK's position 0-850 pulses), a fixed
+# grasp force the SDK cannot set (so the only force this gripper can be asked for is its own).
+XARM_GRIPPER = GripperLimits(
+    model="xarm_gripper",
+    min_width=0.0,
+    max_width=0.085,
+    min_force=30.0,
+    max_force=30.0,
+    rated_force=30.0,
+    speed=0.05,
+    source="UFACTORY xArm Gripper user manual; the SDK sets position and speed, not force",
+)
+
+GRIPPERS: dict[str, GripperLimits] = {g.model: g for g in (FRANKA_HAND, ROBOTIQ_2F85, XARM_GRIPPER)}
+
+
+def gripper_for(model: str) -> GripperLimits:
+    """The limit table of gripper ``model``; raises ChordError naming the known grippers."""
+    try:
+        return GRIPPERS[model]
+    except KeyError:
+        raise ChordError(
+            f"gripper model {model!r} has no limit table; known grippers: {sorted(GRIPPERS)}"
+        ) from None
 
 
 def limits_for(model: str) -> RobotLimits:

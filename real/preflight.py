@@ -23,13 +23,27 @@ from typing import Any
 import numpy as np
 
 from core.errors import ChordError
+from real.collision import CollisionModel
+from real.gripper import gripper_events
 from real.kinematics import ArmKinematics
-from real.limits import RobotLimits
+from real.limits import GripperLimits, RobotLimits, gripper_for
 
 log = logging.getLogger(__name__)
 
 # The cartesian speed cap of first-run mode (m/s), for the tool and every checked link.
 FIRST_RUN_SPEED = 0.25
+# m: the table height and the workspace box corners stay this close to the robot base.
+REACH = 2.0
+# SafetyConfig fields whose larger values weaken a check: field -> (largest allowed, why).
+_WEAKEST = {
+    "start_tolerance": (0.1, "rad; an arm further off the start takes --approach"),
+    "rest_velocity": (0.1, "rad/s; faster is not at rest"),
+    "max_sample_gap": (0.5, "s; sparser waypoints leave the derivative checks blind"),
+    "cartesian_speed_max": (2.0, "m/s; above every supported arm's top tool speed"),
+    "slowdown": (100.0, "a plan slowed further is a different plan"),
+    "collision_dt": (0.008, "s; the shortest control period of a backend (UR, 125 Hz)"),
+    "collision_step": (0.05, "rad between collision samples"),
+}
 
 
 class Reason:
@@ -37,6 +51,8 @@ class Reason:
 
     NOT_VALIDATED = "not_validated"
     HASH_MISMATCH = "hash_mismatch"
+    FLOW_MISMATCH = "flow_mismatch"  # the flow given to re-simulate is not the plan's
+    SIM_FAILED = "sim_failed"  # re-simulated here, the plan fails (or cannot be simulated)
     NONFINITE = "nonfinite"
     JOINT_NAMES = "joint_names"
     TIME_NOT_INCREASING = "time_not_increasing"
@@ -47,15 +63,22 @@ class Reason:
     VELOCITY_LIMIT = "velocity_limit"
     ACCELERATION_LIMIT = "acceleration_limit"
     JERK_LIMIT = "jerk_limit"
+    GRIPPER_WIDTH = "gripper_width"
+    GRASP_FORCE = "grasp_force"
+    GRIPPER_WHILE_MOVING = "gripper_while_moving"
     WORKSPACE = "workspace"
     TABLE = "table"
     TCP_SPEED = "tcp_speed"
     LINK_SPEED = "link_speed"
+    SELF_COLLISION = "self_collision"
+    SCENE_COLLISION = "scene_collision"
     START_STATE = "start_state"
 
     ALL = (
         NOT_VALIDATED,
         HASH_MISMATCH,
+        FLOW_MISMATCH,
+        SIM_FAILED,
         NONFINITE,
         JOINT_NAMES,
         TIME_NOT_INCREASING,
@@ -66,10 +89,15 @@ class Reason:
         VELOCITY_LIMIT,
         ACCELERATION_LIMIT,
         JERK_LIMIT,
+        GRIPPER_WIDTH,
+        GRASP_FORCE,
+        GRIPPER_WHILE_MOVING,
         WORKSPACE,
         TABLE,
         TCP_SPEED,
         LINK_SPEED,
+        SELF_COLLISION,
+        SCENE_COLLISION,
         START_STATE,
     )
 
@@ -98,13 +126,25 @@ class SafetyConfig:
     max_sample_gap: float = 0.1  # s (> 0), longest gap between waypoints (for meaningful differences)
     rest_velocity: float = 0.01  # rad/s (>= 0), joint speed counted as "at rest" at both ends
     slowdown: float = 1.0  # >= 1, the plan's timeline is stretched by this factor before checking and running
+    grasp_force: float | None = None  # N, the force the gripper closes with; None: the gripper's rated force
+    self_clearance: float = 0.005  # m (>= 0), checked link pairs of the arm stay this far apart
+    scene_clearance: float = (
+        0.0  # m (>= 0), the arm stays this far from the table and objects (0: no contact)
+    )
+    collision_dt: float = (
+        0.004  # s (> 0), collision samples at most this far apart (finer than every backend's 8-20 ms period)
+    )
+    collision_step: float = 0.01  # rad (> 0), ... and no joint moves more than this between two samples
 
     def __post_init__(self) -> None:
         def refuse(name: str, expected: str) -> ChordError:
             return ChordError(f"safety config: {name} is {getattr(self, name)!r}, expected {expected}")
 
         scalars = [
-            f.name for f in fields(self) if f.name not in ("first_run", "workspace_min", "workspace_max")
+            f.name
+            for f in fields(self)
+            if f.name not in ("first_run", "workspace_min", "workspace_max")
+            and not (f.name == "grasp_force" and self.grasp_force is None)
         ]
         for name in scalars:
             if not _finite_real(getattr(self, name)):
@@ -115,12 +155,24 @@ class SafetyConfig:
             raise refuse("speed_scale", "a fraction in (0, 1]")
         if not self.slowdown >= 1.0:
             raise refuse("slowdown", ">= 1 (it may only slow a plan down)")
-        for name in ("cartesian_speed_max", "max_sample_gap"):
+        for name in ("cartesian_speed_max", "max_sample_gap", "collision_dt", "collision_step"):
             if not getattr(self, name) > 0:
                 raise refuse(name, "> 0")
-        for name in ("joint_margin", "link_clearance", "tcp_clearance", "start_tolerance", "rest_velocity"):
+        if self.grasp_force is not None and not self.grasp_force > 0:
+            raise refuse("grasp_force", "> 0 N (or unset: the gripper's rated force)")
+        for name in (
+            "joint_margin", "link_clearance", "tcp_clearance", "start_tolerance", "rest_velocity",
+            "self_clearance", "scene_clearance",
+        ):  # fmt: skip
             if not getattr(self, name) >= 0:
                 raise refuse(name, ">= 0")
+        # Upper bounds where a larger value weakens a check until it checks nothing (a start
+        # tolerance of 1e6 rad, a table 1 km below the arm); a stricter value is never capped.
+        for name, (most, why) in _WEAKEST.items():
+            if not getattr(self, name) <= most:
+                raise refuse(name, f"<= {most} ({why})")
+        if not abs(self.table_z) <= REACH:
+            raise refuse("table_z", f"within {REACH} m of the robot base (no arm here reaches further)")
         for name in ("workspace_min", "workspace_max"):
             corner = getattr(self, name)
             if not (
@@ -129,6 +181,10 @@ class SafetyConfig:
                 and all(map(_finite_real, corner))
             ):
                 raise refuse(name, "3 finite numbers (x y z, metres)")
+            if not all(abs(float(x)) <= REACH for x in corner):
+                raise refuse(
+                    name, f"3 numbers within {REACH} m of the robot base (no arm here reaches further)"
+                )
             object.__setattr__(self, name, tuple(float(x) for x in corner))
         inverted = [
             f"{axis}: {lo} >= {hi}"
@@ -511,6 +567,199 @@ def check_jerk(
     return _within_scaled_limit(Reason.JERK_LIMIT, 3, t, q, limits, speed_scale)
 
 
+def check_gripper_width(
+    t: np.ndarray,  # [M] s (for the message)
+    widths: np.ndarray,  # [M] m, the plan's gripper opening
+    gripper: GripperLimits,
+) -> CheckResult:
+    """``gripper_width``: every gripper width is finite and within the gripper's [min_width, max_width]."""
+    t, w = _as_float(t, widths)
+    if w.shape != t.shape:
+        return _cannot(
+            Reason.GRIPPER_WIDTH, f"gripper has shape {w.shape}, expected {list(t.shape)} (one per waypoint)"
+        )
+    bad = _first_nonfinite({"t": t, "gripper": w})
+    if bad:
+        return _cannot(Reason.GRIPPER_WIDTH, bad)
+    out = np.maximum(gripper.min_width - w, w - gripper.max_width)  # [M] > 0 outside the range
+    k = int(np.argmax(out))
+    if not out[k] <= 0:
+        return CheckResult(
+            Reason.GRIPPER_WIDTH,
+            False,
+            f"gripper width {w[k]:.6g} m at t={t[k]:.3f} s is outside the {gripper.model}'s "
+            f"[{gripper.min_width}, {gripper.max_width}] m",
+        )
+    return CheckResult(
+        Reason.GRIPPER_WIDTH,
+        True,
+        f"widths {w.min():.4f}..{w.max():.4f} m within the {gripper.model}'s range",
+    )
+
+
+def check_grasp_force(
+    force: float | None,  # N, SafetyConfig.grasp_force; None: the gripper's rated force
+    gripper: GripperLimits,
+) -> CheckResult:
+    """``grasp_force``: the force the gripper will close with is finite and within its [min_force, max_force]."""
+    f = gripper.rated_force if force is None else force
+    if not _finite_real(f) or not gripper.min_force <= f <= gripper.max_force:
+        return CheckResult(
+            Reason.GRASP_FORCE,
+            False,
+            f"grasp force {f!r} N is outside the {gripper.model}'s [{gripper.min_force}, {gripper.max_force}] N",
+        )
+    what = "rated" if force is None else "given"
+    return CheckResult(
+        Reason.GRASP_FORCE, True, f"{what} grasp force {f} N within the {gripper.model}'s range"
+    )
+
+
+def check_gripper_at_rest(
+    t: np.ndarray,  # [M] s, the (slowed) timeline
+    q: np.ndarray,  # [M, J] rad, in the robot's joint order
+    widths: np.ndarray,  # [M] m, the plan's gripper opening
+    limits: RobotLimits,
+    rest_velocity: float,  # rad/s, speed tolerance of "at rest"
+) -> CheckResult:
+    """``gripper_while_moving``: the arm is at rest while the gripper opens or closes.
+
+    The streaming loop holds the arm still at the end of each gripper motion until the fingers
+    stop (and checks the grasp before lifting); that hold is only safe from rest.
+    """
+    t, q, w = _as_float(t, q, widths)
+    problem = _trajectory_problem(t, q, limits) or (
+        _first_nonfinite({"gripper": w})
+        if w.shape == t.shape
+        else f"gripper has shape {w.shape}, expected {list(t.shape)}"
+    )
+    if problem:
+        return _cannot(Reason.GRIPPER_WHILE_MOVING, problem)
+    events = gripper_events(t, w)
+    for ev in events:
+        seg = slice(ev.i_start, ev.i_end)
+        v = np.diff(q, axis=0)[seg] / np.diff(t)[seg, None]  # [S, J] rad/s over the event's segments
+        k, j = np.unravel_index(int(np.argmax(np.abs(v))), v.shape)
+        if not abs(v[k, j]) <= rest_velocity:
+            what = "closes" if ev.closing else "opens"
+            return CheckResult(
+                Reason.GRIPPER_WHILE_MOVING,
+                False,
+                f"joint {limits.joint_names[j]} moves at {v[k, j]:.4g} rad/s at t={t[ev.i_start + k]:.3f} s while the "
+                f"gripper {what} ({1000 * ev.width_from:.1f} -> {1000 * ev.width_to:.1f} mm, t={ev.t_start:.3f}.."
+                f"{ev.t_end:.3f} s); the arm must be at rest (<= {rest_velocity} rad/s)",
+            )
+    return CheckResult(
+        Reason.GRIPPER_WHILE_MOVING, True, f"arm at rest during all {len(events)} gripper motion(s)"
+    )
+
+
+def collision_samples(
+    t: np.ndarray,  # [M] s, strictly increasing
+    q: np.ndarray,  # [M, J] rad
+    widths: np.ndarray,  # [M] m
+    dt: float,  # s, longest time between samples
+    step: float,  # rad, largest joint change between samples
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ts [N], qs [N, J], ws [N]): the trajectory interpolated linearly (as it is streamed), dense enough.
+
+    Each segment is split so that samples are at most ``dt`` apart and no joint moves more than
+    ``step`` between two of them; every waypoint is a sample.
+    """
+    seg_dt = np.diff(t)
+    seg_dq = np.abs(np.diff(q, axis=0)).max(axis=1)
+    n = np.maximum(1, np.ceil(np.maximum(seg_dt / dt, seg_dq / step))).astype(int)  # [M-1] pieces
+    seg = np.repeat(np.arange(len(n)), n)
+    u = np.concatenate([np.arange(k) / k for k in n])
+    ts = np.append(t[seg] + u * seg_dt[seg], t[-1])
+    qs = np.vstack([q[seg] + u[:, None] * (q[seg + 1] - q[seg]), q[-1:]])
+    ws = np.append(widths[seg] + u * (widths[seg + 1] - widths[seg]), widths[-1])
+    return ts, qs, ws
+
+
+def _collision_inputs(t, q, widths, limits) -> str | None:
+    problem = _trajectory_problem(t, q, limits)
+    if problem:
+        return problem
+    if widths.shape != t.shape:
+        return f"gripper has shape {widths.shape}, expected {list(t.shape)}"
+    return _first_nonfinite({"gripper": widths})
+
+
+def check_self_collision(
+    t: np.ndarray,  # [M] s, the (slowed) timeline
+    q: np.ndarray,  # [M, J] rad, in the robot's joint order
+    widths: np.ndarray,  # [M] m, the gripper opening (moves the fingers)
+    limits: RobotLimits,
+    model: CollisionModel,
+    clearance: float,  # m, SafetyConfig.self_clearance
+    dt: float,  # s, SafetyConfig.collision_dt
+    step: float,  # rad, SafetyConfig.collision_step
+) -> CheckResult:
+    """``self_collision``: no two checked links of the arm come within ``clearance``, at any sample.
+
+    Sampled (``collision_samples``) finer than any backend's control period, so no collision can
+    hide between two commands. Pairs checked: ``real.collision`` (non-adjacent links, fingers included).
+    """
+    t, q, w = _as_float(t, q, widths)
+    problem = _collision_inputs(t, q, w, limits) or (
+        None if _finite_real(clearance) else f"clearance is {clearance!r}"
+    )
+    if problem:
+        return _cannot(Reason.SELF_COLLISION, problem)
+    ts, qs, ws = collision_samples(t, q, w, dt, step)
+    hit = model.self_collision(qs, ws, clearance)
+    if hit is not None:
+        return CheckResult(
+            Reason.SELF_COLLISION,
+            False,
+            f"{hit.a} and {hit.b} come {1000 * hit.distance:.1f} mm apart at t={ts[hit.index]:.3f} s "
+            f"(self clearance {1000 * clearance:.1f} mm)",
+        )
+    return CheckResult(
+        Reason.SELF_COLLISION, True, f"{len(model.self_pairs)} link pairs clear at {len(ts)} samples"
+    )
+
+
+def check_scene_collision(
+    t: np.ndarray,  # [M] s, the (slowed) timeline
+    q: np.ndarray,  # [M, J] rad, in the robot's joint order
+    widths: np.ndarray,  # [M] m, the gripper opening
+    limits: RobotLimits,
+    model: CollisionModel,  # built with the scene
+    clearance: float,  # m, SafetyConfig.scene_clearance
+    dt: float,  # s, SafetyConfig.collision_dt
+    step: float,  # rad, SafetyConfig.collision_step
+) -> CheckResult:
+    """``scene_collision``: the arm stays ``clearance`` from the table and the scene's objects.
+
+    Movable objects are checked at their scene poses until the gripper first moves (or, for a
+    push, until the hand reaches one): ``real.collision`` explains why.
+    """
+    t, q, w = _as_float(t, q, widths)
+    problem = _collision_inputs(t, q, w, limits) or (
+        None if _finite_real(clearance) else f"clearance is {clearance!r}"
+    )
+    if problem:
+        return _cannot(Reason.SCENE_COLLISION, problem)
+    ts, qs, ws = collision_samples(t, q, w, dt, step)
+    events = gripper_events(t, w)
+    grasp_start = int(np.searchsorted(ts, events[0].t_start)) if events else None
+    hit = model.scene_collision(qs, ws, grasp_start, clearance)
+    if hit is not None:
+        return CheckResult(
+            Reason.SCENE_COLLISION,
+            False,
+            f"{hit.a} comes {1000 * hit.distance:.1f} mm from {hit.b} at t={ts[hit.index]:.3f} s "
+            f"(scene clearance {1000 * clearance:.1f} mm)",
+        )
+    return CheckResult(
+        Reason.SCENE_COLLISION,
+        True,
+        f"clear of the table and {len(model.objects)} object(s) at {len(ts)} samples",
+    )
+
+
 def check_workspace(
     t: np.ndarray,  # [M] s (for the message)
     points: np.ndarray,  # [M, F, 3] m, frame origins in the base frame (ArmKinematics.points)
@@ -689,17 +938,26 @@ def preflight(
     current_q: np.ndarray | None = None,  # [J] rad, the robot's joints now; None in an offline dry run
     *,
     require_validation: bool = True,  # False only for chord's own approach move (confirmed separately)
+    collision: CollisionModel | None = None,  # self-collision (and the scene's, if built with one)
+    gripper: GripperLimits | None = None,  # default: the arm's gripper (limits.gripper)
+    sim: Sequence[CheckResult] | None = None,  # (flow_mismatch, sim_failed) from real.revalidate
 ) -> PreflightReport:
     """Run every rule on ``plan`` for the robot described by ``limits``; never raises on a bad plan.
 
-    The plan's timeline is stretched by ``config.slowdown`` first. ``kinematics`` None skips the FK
-    checks (and so refuses to pass). Returns the report; call ``raise_if_refused`` to turn a
-    refusal into PreflightRefusedError.
+    The plan's timeline is stretched by ``config.slowdown`` first. A rule whose model is missing
+    (``kinematics``, ``collision``, ``sim``) is skipped, and a skipped rule keeps the report from
+    passing (``report.ok``). Without a scene in ``collision`` there is nothing but the arm to
+    collide with: ``scene_collision`` passes saying so (the re-simulation, which an arm never
+    moves without, needs the scene anyway). Returns the report; call
+    ``raise_if_refused`` to turn a refusal into PreflightRefusedError.
     """
     t = np.array(plan.t, dtype=float) * config.slowdown  # [M] s
     q = np.array(plan.q, dtype=float)  # [M, J] rad
+    widths = np.array(plan.gripper, dtype=float)  # [M] m
     sha = plan.content_hash()
     gates = Reason.GATES
+    if gripper is None and limits.gripper:
+        gripper = gripper_for(limits.gripper)
 
     @functools.cache
     def fk() -> np.ndarray:  # [M, F, 3] m, evaluated once, only if a cartesian rule runs
@@ -708,19 +966,33 @@ def preflight(
 
     frames = kinematics.frame_names if kinematics is not None else ()
     no_fk = "depends on kinematics (no FK model)" if kinematics is None else None
+    no_collision = "no collision model of the arm" if collision is None else None
+    no_gripper = None if gripper is not None else f"no gripper table for {limits.model}"
     s = config.speed_scale
     if require_validation:
+        resim = (
+            "not re-simulated: give the scene and the flow (--scene, --flow); an arm never moves without it"
+        )
+        flow_result, sim_result = tuple(sim) if sim is not None else (None, None)
         validation = [
             Rule(Reason.NOT_VALIDATED, lambda: check_validated(plan.validation)),
             Rule(Reason.HASH_MISMATCH, lambda: check_hash(plan.validation, sha)),
+            Rule(Reason.FLOW_MISMATCH, lambda: flow_result, unavailable=None if sim is not None else resim),
+            Rule(
+                Reason.SIM_FAILED,
+                lambda: sim_result,
+                needs=(Reason.FLOW_MISMATCH,),
+                unavailable=None if sim is not None else resim,
+            ),
         ]
     else:
         waived = "waived: chord's own approach move, not sim-validated; confirmed on its own"
         validation = [
             Rule(code, lambda code=code: CheckResult(code, True, waived))
-            for code in (Reason.NOT_VALIDATED, Reason.HASH_MISMATCH)
+            for code in (Reason.NOT_VALIDATED, Reason.HASH_MISMATCH, Reason.FLOW_MISMATCH, Reason.SIM_FAILED)
         ]
     arrays = {"t": plan.t, "q": plan.q, "gripper": plan.gripper, "ee_pose": plan.ee_pose}
+    cd, cs = config.collision_dt, config.collision_step
     rules = [
         *validation,
         Rule(Reason.NONFINITE, lambda: check_finite(arrays)),
@@ -745,6 +1017,15 @@ def preflight(
         Rule(Reason.VELOCITY_LIMIT, lambda: check_velocity(t, q, limits, s), needs=gates),
         Rule(Reason.ACCELERATION_LIMIT, lambda: check_acceleration(t, q, limits, s), needs=gates),
         Rule(Reason.JERK_LIMIT, lambda: check_jerk(t, q, limits, s), needs=gates),
+        Rule(Reason.GRIPPER_WIDTH, lambda: check_gripper_width(t, widths, gripper), unavailable=no_gripper),
+        Rule(
+            Reason.GRASP_FORCE, lambda: check_grasp_force(config.grasp_force, gripper), unavailable=no_gripper
+        ),
+        Rule(
+            Reason.GRIPPER_WHILE_MOVING,
+            lambda: check_gripper_at_rest(t, q, widths, limits, config.rest_velocity),
+            needs=gates,
+        ),
         Rule(
             Reason.WORKSPACE,
             lambda: check_workspace(t, fk(), frames, config.workspace_min, config.workspace_max),
@@ -768,6 +1049,24 @@ def preflight(
             lambda: check_link_speed(t, fk(), frames, config.speed_cap, config.first_run),
             needs=gates,
             unavailable=no_fk,
+        ),
+        Rule(
+            Reason.SELF_COLLISION,
+            lambda: check_self_collision(t, q, widths, limits, collision, config.self_clearance, cd, cs),
+            needs=gates,
+            unavailable=no_collision,
+        ),
+        Rule(
+            Reason.SCENE_COLLISION,
+            lambda: (
+                check_scene_collision(t, q, widths, limits, collision, config.scene_clearance, cd, cs)
+                if collision.has_scene
+                else CheckResult(
+                    Reason.SCENE_COLLISION, True, "no scene given (--scene): only the arm itself"
+                )
+            ),
+            needs=gates,
+            unavailable=no_collision,
         ),
         Rule(
             Reason.START_STATE,

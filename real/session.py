@@ -5,7 +5,13 @@ session) a connected robot, and return what happened; they never print or read s
 typed confirmation is a callback the caller passes (``Confirm``); it is asked before anything
 moves on a hardware backend, and a simulated arm needs none. What was checked is what runs: the
 plan and the approach move are streamed on the timeline pre-flight checked, stretched by
-``SafetyConfig.slowdown``.
+``SafetyConfig.slowdown``, the plan with its gripper widths.
+
+``prepare`` builds what pre-flight checks with besides the limit tables (``Checkers``): the FK
+model, the collision model (with the scene, when one is given) and the re-simulation of the plan
+in PyBullet (``real.revalidate``), which runs once, before anything moves. Right before the first
+command the streaming loop reads the arm again and sends nothing if it moved off the start since
+pre-flight (e.g. while the operator typed the confirmation).
 """
 
 from __future__ import annotations
@@ -13,18 +19,27 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from core.errors import ChordError
 from real.approach import plan_approach
-from real.execute import ExecutionConfig, ExecutionResult
+from real.collision import CollisionModel, collision_for
+from real.execute import ExecutionConfig, ExecutionResult, Outcome
 from real.execute import execute as stream
-from real.kinematics import ArmKinematics
+from real.kinematics import ArmKinematics, kinematics_for
 from real.limits import RobotLimits
-from real.preflight import PreflightRefusedError, PreflightReport, Reason, SafetyConfig, preflight
+from real.preflight import (
+    CheckResult,
+    PreflightRefusedError,
+    PreflightReport,
+    Reason,
+    SafetyConfig,
+    preflight,
+)
 from real.robot import Robot
 
 log = logging.getLogger(__name__)
@@ -65,18 +80,77 @@ class ExecutionOutcome:
     result: ExecutionResult | None = None  # the last stream's result (the approach's if it stopped)
 
 
+@dataclass
+class Checkers:
+    """What pre-flight evaluates a plan with, besides the limit tables. ``close`` frees the collision world."""
+
+    kinematics: ArmKinematics | None  # FK of the tool and link frames
+    collision: CollisionModel | None = None  # self-collision, and the scene's when built with one
+    sim: tuple[CheckResult, CheckResult] | None = None  # (flow_mismatch, sim_failed); None: not re-simulated
+
+    def close(self) -> None:
+        if self.collision is not None:
+            self.collision.close()
+
+    def __enter__(self) -> Checkers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def prepare(
+    plan: Any,  # core.plan.Plan, the object that will be checked and streamed
+    limits: RobotLimits,
+    *,
+    scene_path: Path | None = None,  # scene spec: collision with the scene, and the re-simulation
+    flow_path: Path | None = None,  # the plan's goal flow, for the re-simulation
+    robot_urdf: Path | None = None,  # the arm's URDF (the user's --robot-urdf); default: the limit table's
+) -> Checkers:
+    """Build the FK model, the collision model and the re-simulation verdict for ``plan`` on this arm.
+
+    Without ``scene_path`` and ``flow_path`` the plan is not re-simulated (pre-flight then skips
+    ``flow_mismatch`` and ``sim_failed``, and nothing will move); giving one without the other is
+    a ChordError. An arm with no URDF here (the UR5e) has no collision model unless
+    ``robot_urdf`` is given (``self_collision`` is then skipped). The re-simulation takes seconds.
+    """
+    if (scene_path is None) != (flow_path is None):
+        raise ChordError(
+            "give both --scene and --flow (the plan is re-simulated in that scene against that flow)"
+        )
+    from core.scene import Scene
+
+    scene = Scene.load(scene_path) if scene_path is not None else None
+    kinematics = kinematics_for(limits)
+    has_urdf = robot_urdf is not None or limits.kinematics.startswith("urdf:")
+    collision = None
+    if has_urdf:
+        collision = collision_for(
+            limits, plan.joint_names, urdf=robot_urdf, base_pose=plan.base_pose, scene=scene
+        )
+    checkers = Checkers(kinematics, collision)
+    if scene_path is not None:
+        from real.revalidate import revalidate
+
+        checkers.sim = revalidate(plan, scene_path, flow_path, robot_urdf=robot_urdf)
+    return checkers
+
+
 def dry_run(
     plan: Any,  # core.plan.Plan
     limits: RobotLimits,
     config: SafetyConfig,
     kinematics: ArmKinematics | None,
+    *,
+    collision: CollisionModel | None = None,
+    sim: tuple[CheckResult, CheckResult] | None = None,
 ) -> PreflightReport:
     """Pre-flight ``plan`` offline (no robot): every rule but ``start_state``, which is skipped.
 
     A report with no refusal is as far as an offline check goes; ``report.ok`` stays False
     because the start state is unknown.
     """
-    return preflight(plan, limits, kinematics, config, None)
+    return preflight(plan, limits, kinematics, config, None, collision=collision, sim=sim)
 
 
 def default_log_path(
@@ -96,6 +170,8 @@ def run_session(
     confirm: Confirm,
     *,
     kinematics: ArmKinematics | None,
+    collision: CollisionModel | None = None,  # self-collision (and the scene's): Checkers.collision
+    sim: tuple[CheckResult, CheckResult] | None = None,  # the re-simulation verdict: Checkers.sim
     approach: bool,  # if the arm is off the plan's start (and that is all), plan an approach move
     execute: bool,  # False: pre-flight only (with the robot's state), nothing moves
     log_path: Path,  # the plan's execution log; the approach's goes beside it as <stem>_approach.npz
@@ -108,14 +184,22 @@ def run_session(
     Order: pre-flight the plan at the robot's state; if ``approach`` and the only refusal is
     ``start_state``, plan and pre-flight a slow approach move. Without ``execute`` stop there.
     Otherwise: confirm and run the approach, pre-flight the plan again from where the arm ended,
-    confirm and run the plan. Each run's log is written (atomically) even when the run fails.
-    Refusals and stops are returned (``success`` False), not raised; an exception from
-    ``confirm`` propagates, with nothing moved by that step.
+    confirm and run the plan with its gripper widths. Right before each first command the arm's
+    state is read again: if it moved off the start since pre-flight, nothing is sent. Each run's
+    log is written (atomically) even when the run fails. Refusals and stops are returned
+    (``success`` False), not raised; an exception from ``confirm`` propagates, with nothing moved
+    by that step. Raises ChordError if ``robot`` has no gripper (every plan commands one).
     """
     limits = robot.limits
+    if robot.gripper is None:
+        raise ChordError(
+            f"{limits.model} at {robot.address} has no gripper; a plan's gripper widths need one"
+        )
     sha = plan.content_hash()
     meta = {"plan_sha256": sha, "safety_config": asdict(config), "slowdown": config.slowdown, **(meta or {})}
     out = ExecutionOutcome(success=False, executed=False, message="")
+    execution = replace(execution, start_tolerance=config.start_tolerance)
+    checks = {"collision": collision, "gripper": robot.gripper.limits}
 
     def record(label: str, report: PreflightReport) -> PreflightReport:
         out.reports.append((label, report))
@@ -127,10 +211,20 @@ def run_session(
         out.success, out.message = success, message
         return out
 
-    report = record(PLAN, preflight(plan, limits, kinematics, config, robot.read_state().q))
+    report = record(
+        PLAN, preflight(plan, limits, kinematics, config, robot.read_state().q, sim=sim, **checks)
+    )
     move = None
     if approach and report.reasons == [Reason.START_STATE]:
-        ap = plan_approach(robot.read_state().q, np.asarray(plan.q)[0], limits, kinematics, config)
+        ap = plan_approach(
+            robot.read_state().q,
+            np.asarray(plan.q)[0],
+            limits,
+            kinematics,
+            config,
+            collision=collision,
+            gripper_width=robot.gripper.read().width,
+        )
         record(APPROACH, ap.report)
         if not ap.report.ok:
             return end(False, str(PreflightRefusedError(ap.report)))
@@ -150,10 +244,15 @@ def run_session(
         res = stream(robot, t_move, move.q, execution, meta={**meta, "approach": True})
         out.result = res
         out.approach_log_path = res.log.save(log_path.with_name(log_path.stem + "_approach.npz"))
+        if res.reason == Outcome.START_MOVED:
+            return end(
+                False, f"refused before moving (start_state): {res.message}; log {out.approach_log_path}"
+            )
         if not res.success:
             return end(False, f"approach stopped ({res.reason}): {res.message}; log {out.approach_log_path}")
         report = record(
-            PLAN_AFTER_APPROACH, preflight(plan, limits, kinematics, config, robot.read_state().q)
+            PLAN_AFTER_APPROACH,
+            preflight(plan, limits, kinematics, config, robot.read_state().q, sim=sim, **checks),
         )
         if not report.ok:
             return end(False, str(PreflightRefusedError(report)))
@@ -164,9 +263,13 @@ def run_session(
     )
     if not _confirmed(robot, confirm, request):
         return end(False, "the plan was not confirmed; nothing moved")
-    res = stream(robot, t_plan, plan.q, execution, meta=meta)
-    out.result, out.executed = res, True
+    res = stream(
+        robot, t_plan, plan.q, execution, gripper=plan.gripper, grasp_force=config.grasp_force, meta=meta
+    )
+    out.result, out.executed = res, res.sends > 0
     out.log_path = res.log.save(log_path)
+    if res.reason == Outcome.START_MOVED:
+        return end(False, f"refused before moving (start_state): {res.message}; log {out.log_path}")
     if not res.success:
         return end(False, f"stopped ({res.reason}): {res.message}; log {out.log_path}")
     return end(True, f"done: {res.message}; {len(res.log)} ticks logged to {out.log_path}")

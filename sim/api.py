@@ -36,6 +36,7 @@ def validate_plan(
     eval_config: EvalConfig = EvalConfig(),
     write_verdict: bool = False,  # store the verdict in plan_path's meta.validation (atomically)
     out_json: Path | None = None,  # also write the verdict record (sim.evaluate.verdict) here, atomically
+    robot_urdf: Path | None = None,  # the arm's URDF (the user's --robot-urdf); None: plan.robot by name
 ) -> SimResult:
     """Execute the plan in PyBullet in the scene and judge it against the goal flow's goal.
 
@@ -44,14 +45,18 @@ def validate_plan(
     verdict in ``meta.validation`` (its content hash is unchanged); ``out_json`` gets the same
     record. A failed plan is a result with ``success`` False, not an exception.
 
+    The arm is ``robot_urdf`` if given, else the robot ``plan.robot`` names in the simulator's
+    registry (``sim.world.ROBOTS``); a plan file never names a file to load.
+
     Raises ChordError (ContractError) for an unreadable plan, scene or flow, a scene without a
-    reference flow when ``goal_flow`` is None, or a scene or plan the simulator cannot load.
+    reference flow when ``goal_flow`` is None, a plan robot that is not a registered name (and no
+    ``robot_urdf``), or a scene or plan the simulator cannot load.
     """
     plan = Plan.load(plan_path)
     scene = Scene.load(scene_path)
     flow = ObjectFlow.load(goal_flow_path(scene, Path(scene_path), goal_flow))
     planning = ObjectFlow.load(planned_from) if planned_from is not None else None
-    result = simulate(plan, scene, flow, config, eval_config, planning_flow=planning)
+    result = simulate(plan, scene, flow, config, eval_config, planning_flow=planning, robot_urdf=robot_urdf)
     if out_json is not None:
         record = verdict(result, plan, config, eval_config)
         write_text_atomic(Path(out_json), json.dumps(record, indent=2) + "\n")

@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import ChordError
 from core.flow import ObjectFlow
 from core.plan import Plan
 from core.scene import Scene
@@ -57,7 +56,7 @@ from sim.rules import (
     check_rigid_goal,
     first_failure,
 )
-from sim.world import SimConfig, SimWorld
+from sim.world import SimConfig, SimWorld, robot_urdf_for
 
 log = logging.getLogger(__name__)
 
@@ -470,8 +469,12 @@ def simulate(
     eval_config: EvalConfig = EvalConfig(),
     object_poses: dict[str, np.ndarray] | None = None,  # name -> T_world_obj [4, 4] overriding the scene's
     planning_flow: ObjectFlow | None = None,  # the flow the plan was made from, if not ``flow``
+    robot_urdf: str | Path | None = None,  # the arm's URDF from the command line; None: plan.robot by name
 ) -> SimResult:
     """Execute ``plan`` in PyBullet in ``scene`` and judge it against ``flow``'s goal.
+
+    The arm is ``robot_urdf`` if given, else the registered robot ``plan.robot`` names
+    (``sim.world.robot_urdf_for``): a plan file never chooses which file the simulator loads.
 
     ``planning_flow`` (when the plan was made from another flow, e.g. a generated one judged
     against the reference) only assigns the blame of a failure: a planning flow whose motion
@@ -497,9 +500,7 @@ def simulate(
             return SimResult(
                 False, "flow", f"planning flow: {e}", plan_sha256=plan.content_hash(), flow_sha256=flow_hash
             )
-    robot = plan.robot if Path(plan.robot).is_file() else None
-    if robot is None and "panda" not in plan.robot.lower():
-        raise ChordError(f"plan robot {plan.robot!r} is neither a URDF file nor the Franka Panda")
+    robot = robot_urdf_for(plan.robot, robot_urdf)
     with SimWorld(scene, config, robot, plan.base_pose, plan.joint_names, object_poses) as world:
         try:
             binding = bind_goal(world, goal, eval_config)

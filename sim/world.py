@@ -12,6 +12,8 @@ velocity motor whose force is that friction (an articulated lamp head then stays
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +34,49 @@ def default_robot_urdf() -> Path:
     import pybullet_data
 
     return Path(pybullet_data.getDataPath()) / "franka_panda" / "panda.urdf"
+
+
+# The robots the simulator knows by name: name -> a function giving its URDF. A plan names its
+# robot (``plan.robot``); the simulator never loads a file a data file names, only these or the
+# URDF a person gives on the command line (``robot_urdf_for(..., override)``).
+ROBOTS: dict[str, Callable[[], Path]] = {"panda": default_robot_urdf}
+
+
+def robot_urdf_for(name: str, override: str | Path | None = None) -> Path:
+    """The URDF the simulator loads for a plan whose robot is ``name``.
+
+    ``override`` (from the command line, never from a file) wins. Otherwise ``name`` must be a
+    key of ``ROBOTS``; a plan written before robots had names carries the path of a registered
+    URDF instead, which resolves to that robot (the same file: nothing new is loaded). Raises
+    ChordError (one line) for any other name, e.g. ``/etc/passwd``.
+    """
+    if override is not None:
+        path = Path(override)
+        if not path.is_file():
+            raise ChordError(f"robot urdf {str(path)!r} (--robot-urdf) does not exist")
+        return path
+    if not isinstance(name, str) or not name:
+        raise ChordError(
+            f"plan robot {name!r} is not a robot name (known: {sorted(ROBOTS)}); give the arm's URDF with --robot-urdf"
+        )
+    if name in ROBOTS:
+        return ROBOTS[name]()
+    for urdf in (make() for make in ROBOTS.values()):
+        if _same_file(name, urdf):
+            return urdf
+    shown = name if len(name) <= 200 else name[:200] + "..."
+    raise ChordError(
+        f"plan robot {shown!r} is not a known robot (known: {sorted(ROBOTS)}); the simulator loads robots "
+        "by name, or the URDF given on the command line (--robot-urdf)"
+    )
+
+
+def _same_file(name: str, urdf: Path) -> bool:
+    """True when ``name`` is the path of ``urdf`` itself (no file is opened: paths are compared)."""
+    try:
+        return os.path.realpath(name) == os.path.realpath(urdf)
+    except (OSError, ValueError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -108,7 +153,9 @@ class SimWorld:
         self,
         scene: Scene,
         config: SimConfig = SimConfig(),
-        robot_urdf: str | Path | None = None,  # None = Franka Panda from pybullet_data
+        robot_urdf: str
+        | Path
+        | None = None,  # None = Franka Panda; callers resolve names with robot_urdf_for
         base_pose: tuple[float, ...] = (0, 0, 0, 1, 0, 0, 0),  # T_world_base: xyz m + wxyz
         arm_joints: tuple[str, ...] = (),  # plan.joint_names, in plan column order
         object_poses: dict[str, np.ndarray] | None = None,  # name -> T_world_obj [4, 4]; default scene's

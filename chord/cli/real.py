@@ -51,35 +51,46 @@ def real(
     backend: Literal["none", "fake", "franka", "ur", "xarm"] = "none",
     host: str = "",
     model: str = "",
+    scene: Path | None = None,
+    flow: Path | None = None,
+    robot_urdf: Path | None = None,
     execute: bool = False,
     approach: bool = False,
     log_path: Path | None = None,
     replay_log: Path | None = None,
     realtime: bool = True,
     fake_offset: float = 0.0,
+    fake_object_width: float | None = None,
     safety: Annotated[SafetyConfig, tyro.conf.OmitArgPrefixes] = SafetyConfig(),
 ) -> None:
     """Check a sim-validated plan against the arm's limits (dry run by default) and replay it on the arm.
 
     The default is a dry run: it prints the pre-flight report and moves nothing. --backend none checks
-    offline (no robot state); a robot backend also reads where the arm is. --execute moves the arm after
-    typed confirmation at a terminal (the robot's host; no flag skips it). --approach adds a separate, slow
-    approach move, confirmed on its own, when the arm is not at the plan's start. Every run writes a log
-    of commanded vs measured joints that --replay-log replays in PyBullet.
+    offline (no robot state); a robot backend also reads where the arm is. The plan is re-simulated in
+    PyBullet here, in --scene against --flow, before anything moves (its own validation record is not
+    trusted); without them nothing moves. --execute moves the arm and its gripper after typed confirmation
+    at a terminal (the robot's host; no flag skips it). --approach adds a separate, slow approach move,
+    confirmed on its own, when the arm is not at the plan's start. Every run writes a log of commanded vs
+    measured joints and gripper widths that --replay-log replays in PyBullet.
 
-    Example: chord real runs/banana/plan.npz --backend franka --host 172.16.0.2 --execute
+    Example: chord real runs/banana/plan.npz --scene runs/banana/scene.yaml --flow runs/banana/flow.npz --backend franka --host 172.16.0.2 --execute
 
     Args:
         plan: a sim-validated plan.npz.
         backend: none (offline dry run), fake (simulated arm), franka (franky), ur (ur_rtde), xarm.
         host: the robot's IP or hostname (franka, ur, xarm).
         model: limit table: panda, fr3, ur5e, xarm6 (default per backend).
+        scene: the scene the plan was made in: the plan is re-simulated there, and checked for collisions with it.
+        flow: the plan's goal flow (the one it was planned from or judged against), for the re-simulation.
+        robot_urdf: the arm's URDF for the collision check and the re-simulation; default: the limit table's
+            (the Panda's from pybullet_data); needed for the UR5e. A plan file never chooses this file.
         execute: move the arm (after typed confirmation); without it, a dry run.
         approach: if the arm is not at the plan's start, plan a separate slow approach move.
         log_path: where the execution log goes (default: beside the plan, in real_logs/).
         replay_log: replay this execution log in PyBullet (against --table-z) and report; nothing else is done.
         realtime: franka: enforce a real-time kernel (turn off only for franky-sim).
         fake_offset: fake backend: start the simulated arm this many rad off the plan's start.
+        fake_object_width: fake backend: an object this wide (m) between the fingers; default: an empty hand.
         safety: pre-flight thresholds (docs/real.md, "Safety model").
     """
     from real.limits import limits_for
@@ -95,48 +106,62 @@ def real(
 
     from core.plan import Plan
     from real.backends import make_robot
-    from real.kinematics import kinematics_for
     from real.preflight import PreflightRefusedError
-    from real.session import default_log_path, dry_run, run_session
+    from real.session import default_log_path, dry_run, prepare, run_session
 
     limits = limits_for(model or DEFAULT_MODEL[backend])
-    kin = kinematics_for(limits)
     p = Plan.load(plan)
+    if scene is None and flow is None:
+        print("not re-simulating: no --scene/--flow given; nothing will move without them")
+    with prepare(p, limits, scene_path=scene, flow_path=flow, robot_urdf=robot_urdf) as checkers:
+        if backend == "none":
+            if execute:
+                raise ChordError("--execute needs a robot: pass --backend fake|franka|ur|xarm and --host")
+            report = dry_run(
+                p, limits, safety, checkers.kinematics, collision=checkers.collision, sim=checkers.sim
+            )
+            print(report.format())
+            if report.refused:
+                raise PreflightRefusedError(report)
+            print("dry run (offline): nothing moved; the start-state check needs a robot backend")
+            return
 
-    if backend == "none":
-        if execute:
-            raise ChordError("--execute needs a robot: pass --backend fake|franka|ur|xarm and --host")
-        report = dry_run(p, limits, safety, kin)
-        print(report.format())
-        if report.refused:
-            raise PreflightRefusedError(report)
-        print("dry run (offline): nothing moved; the start-state check needs a robot backend")
-        return
+        if backend == "fake":
+            from real.backends.fake import FakeGripper, WallClock
+            from real.limits import gripper_for
 
-    if backend == "fake":
-        robot = make_robot("fake", limits=limits, q0=p.q[0] + fake_offset)
-    else:
-        if not host:
-            raise ChordError(f"--backend {backend} needs --host (the robot's IP)")
-        kwargs = {"address": host, "model": limits.model}
-        if backend == "franka":
-            kwargs.update(dynamics_factor=safety.speed_scale, realtime=realtime)
-        robot = make_robot(backend, **kwargs)
+            clock = WallClock()  # one clock for the arm and the hand
+            hand = FakeGripper(
+                gripper_for(limits.gripper),
+                width=float(p.gripper[0]),
+                object_width=fake_object_width,
+                clock=clock,
+            )
+            robot = make_robot("fake", limits=limits, q0=p.q[0] + fake_offset, gripper=hand, clock=clock)
+        else:
+            if not host:
+                raise ChordError(f"--backend {backend} needs --host (the robot's IP)")
+            kwargs = {"address": host, "model": limits.model}
+            if backend == "franka":
+                kwargs.update(dynamics_factor=safety.speed_scale, realtime=realtime)
+            robot = make_robot(backend, **kwargs)
 
-    log_path = log_path or default_log_path(plan, p.content_hash())
-    with robot:
-        outcome = run_session(
-            robot,
-            p,
-            safety,
-            confirm,
-            kinematics=kin,
-            approach=approach,
-            execute=execute,
-            log_path=log_path,
-            meta={"plan_path": str(plan)},
-            on_report=_print_report,
-        )
+        log_path = log_path or default_log_path(plan, p.content_hash())
+        with robot:
+            outcome = run_session(
+                robot,
+                p,
+                safety,
+                confirm,
+                kinematics=checkers.kinematics,
+                collision=checkers.collision,
+                sim=checkers.sim,
+                approach=approach,
+                execute=execute,
+                log_path=log_path,
+                meta={"plan_path": str(plan)},
+                on_report=_print_report,
+            )
     if not outcome.success:
         raise ChordError(outcome.message)
     print(

@@ -26,6 +26,7 @@ def sim(
     write_verdict: bool = False,
     out: Path | None = None,
     rerun: Path | None = None,
+    robot_urdf: Path | None = None,
     config: Annotated[SimConfig, tyro.conf.OmitArgPrefixes] = SimConfig(),
     eval_config: Annotated[EvalConfig, tyro.conf.OmitArgPrefixes] = EvalConfig(),
 ) -> None:
@@ -51,6 +52,8 @@ def sim(
         write_verdict: write the verdict into PLAN's meta.validation (atomically).
         out: also write the full result as JSON here.
         rerun: also write a rerun recording (.rrd) of the scene, the plan and the verdict.
+        robot_urdf: the arm's URDF; default: the robot the plan names, from the simulator's registry
+            (panda). A plan file never chooses the file the simulator loads.
         config: how the plan is simulated.
         eval_config: success thresholds.
     """
@@ -64,7 +67,9 @@ def sim(
     ):
         if path is not None:
             check_output_file(path, option)
-    result = validate_plan(plan, scene, flow, planned_from, config, eval_config, write_verdict, out)
+    result = validate_plan(
+        plan, scene, flow, planned_from, config, eval_config, write_verdict, out, robot_urdf
+    )
     if rerun is not None:
         _record(rerun, plan, scene, result, config, eval_config)
     status = "SUCCESS" if result.success else f"FAILURE ({result.cause})"

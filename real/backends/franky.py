@@ -6,6 +6,10 @@ velocity/acceleration/jerk limits times ``dynamics_factor``. libfranka's own wat
 force underneath: its 1 kHz loop aborts on missed packets (``communication_constraints_violation``)
 and the robot's reflexes stop it on collisions and limit violations. A reflex shows up as robot
 mode ``Reflex`` or a motion exception; either ends the run. ``recover_from_errors`` is never called.
+
+The Franka Hand is franky's ``Gripper`` (libfranka's gripper connection to the same address):
+``move_async`` / ``grasp_async`` start a motion and return a future, so the arm keeps streaming
+while the fingers move; the width is read from the gripper's state.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ import logging
 import numpy as np
 
 from core.errors import MissingDependencyError
-from real.limits import RobotLimits, limits_for
-from real.robot import Robot, RobotState
+from real.limits import FRANKA_HAND, GripperLimits, RobotLimits, limits_for
+from real.robot import Gripper, GripperState, Robot, RobotState
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +39,48 @@ def _franky():
     return franky
 
 
+class FrankaGripper(Gripper):
+    """The Franka Hand at ``address`` through franky's ``Gripper``: asynchronous commands, measured width."""
+
+    def __init__(self, address: str, limits: GripperLimits = FRANKA_HAND):
+        super().__init__(limits)
+        self.address = address
+        self._gripper = None
+        self._future = None  # the running command's franky BoolFuture
+        self._fault: str | None = None  # a failed command's error, reported on every later read
+
+    def _connect(self) -> None:
+        self._gripper = _franky().Gripper(self.address)
+
+    def _disconnect(self) -> None:
+        self._gripper = self._future = None
+
+    def _move(self, width: float) -> None:
+        self._future = self._gripper.move_async(width, self.limits.speed)
+
+    def _grasp(self, width: float, force: float) -> None:
+        # The tolerances accept any stop between fully closed and fully open: whether the fingers
+        # closed on an object is decided from the measured width (real.execute), not by libfranka.
+        lim = self.limits
+        self._future = self._gripper.grasp_async(
+            width, lim.speed, force, epsilon_inner=width - lim.min_width, epsilon_outer=lim.max_width
+        )
+
+    def _read(self) -> GripperState:
+        moving = False
+        if self._future is not None:
+            moving = not self._future.wait(0.0)
+            if not moving:
+                future, self._future = self._future, None  # a future's result is read once
+                try:
+                    future.get()
+                except Exception as e:  # libfranka's CommandException: the motion failed
+                    self._fault = f"gripper command failed: {type(e).__name__}: {e}"
+        return GripperState(width=float(self._gripper.width), moving=moving, fault=self._fault)
+
+
 class FrankaRobot(Robot):
-    """A Franka arm at ``address`` (the FCI IP), model "panda" or "fr3"."""
+    """A Franka arm at ``address`` (the FCI IP), model "panda" or "fr3", with its Franka Hand."""
 
     control_period = 0.02  # s, one new franky target per tick
 
@@ -47,12 +91,13 @@ class FrankaRobot(Robot):
         dynamics_factor: float = 0.25,  # franky's relative dynamics factor (0, 1]: scales its vel/acc/jerk
         realtime: bool = True,  # False only for franky-sim or a non-RT test machine
         limits: RobotLimits | None = None,
+        gripper: bool = True,  # connect the Franka Hand too
     ):
         if model not in ("panda", "fr3"):
             raise ValueError(f"FrankaRobot model is {model!r}, expected 'panda' or 'fr3'")
         if not 0.0 < dynamics_factor <= 1.0:
             raise ValueError(f"dynamics_factor is {dynamics_factor}, expected a fraction in (0, 1]")
-        super().__init__(limits or limits_for(model), address)
+        super().__init__(limits or limits_for(model), address, FrankaGripper(address) if gripper else None)
         self.dynamics_factor = dynamics_factor
         self.realtime = realtime
         self._robot = None

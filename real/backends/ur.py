@@ -3,7 +3,8 @@
 The RTDE watchdog (``setWatchdog``) makes the controller stop the arm by itself if our loop stops
 kicking it for longer than 1 / min_frequency, so a hung Python process cannot leave the arm
 following a stale target. Protective and emergency stops are read from ``RTDEReceiveInterface``
-and end the run; they are never cleared from here.
+and end the run; they are never cleared from here. The gripper is a Robotiq 2F on the tool flange,
+driven through the Robotiq URCap's socket on the controller (``real.backends.robotiq``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import numpy as np
 
 from core.errors import ChordError, MissingDependencyError
+from real.backends.robotiq import PORT, RobotiqSocketGripper
 from real.limits import RobotLimits, limits_for
 from real.robot import Robot, RobotState
 
@@ -44,8 +46,11 @@ class URRobot(Robot):
         watchdog_hz: float = 20.0,  # controller stops the arm if not kicked this often
         stop_deceleration: float = 2.0,  # rad/s^2, servoStop deceleration
         limits: RobotLimits | None = None,
+        gripper: bool = True,  # connect the Robotiq gripper through the URCap socket
+        gripper_port: int = PORT,
     ):
-        super().__init__(limits or limits_for(model), address)
+        hand = RobotiqSocketGripper(address, gripper_port) if gripper else None
+        super().__init__(limits or limits_for(model), address, hand)
         if not 0.03 <= lookahead_time <= 0.2:
             raise ValueError(f"lookahead_time is {lookahead_time} s, servoJ accepts [0.03, 0.2]")
         if not 100 <= gain <= 2000:

@@ -6,6 +6,11 @@ import numpy as np
 
 from core.plan import Plan
 from real.limits import PANDA, RobotLimits
+from real.preflight import CheckResult, Reason
+
+# The box task's plan (tests/real/conftest.py) is timed at 0.5 x the limits by the planner; pre-flight
+# allows 0.25 x by default, so it runs slowed down 2x.
+BOX_SLOWDOWN = 2.0
 
 READY = np.array([0.0, -0.785398, 0.0, -2.356194, 0.0, 1.570796, 0.785398])
 
@@ -58,3 +63,14 @@ def restamp(plan: Plan) -> Plan:
 def safe_plan() -> Plan:
     t, q = min_jerk(READY, READY + np.array([0.3, 0.15, -0.1, 0.2, 0.1, -0.15, 0.2]), 3.0)
     return make_plan(t, q)
+
+
+def passing_resim() -> tuple[CheckResult, CheckResult]:
+    """A re-simulation verdict that passes, for tests of what happens after it (session mechanics, rules).
+
+    The real verdict comes from ``real.revalidate`` (tested against PyBullet in test_revalidate).
+    """
+    return (
+        CheckResult(Reason.FLOW_MISMATCH, True, "flow given by the test"),
+        CheckResult(Reason.SIM_FAILED, True, "verdict given by the test"),
+    )

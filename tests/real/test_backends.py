@@ -101,7 +101,7 @@ def test_ur_backend_streams_servoj_with_watchdog_and_stops():
         mock.patch.object(rtde_control, "RTDEControlInterface", C),
         mock.patch.object(rtde_receive, "RTDEReceiveInterface", R),
     ):
-        robot = URRobot("192.168.1.10")
+        robot = URRobot("192.168.1.10", gripper=False)
         t = np.linspace(0, 0.08, 11)
         q = np.tile(q0, (11, 1))  # holds still: the mocked arm does not move
         robot.control_period = 0.008
@@ -132,7 +132,7 @@ def test_ur_protective_stop_stops_and_sends_nothing_after():
         mock.patch.object(rtde_control, "RTDEControlInterface", C),
         mock.patch.object(rtde_receive, "RTDEReceiveInterface", R),
     ):
-        robot = URRobot("192.168.1.10")
+        robot = URRobot("192.168.1.10", gripper=False)
         t = np.linspace(0, 0.8, 101)
         with robot:
             res = execute(robot, t, np.tile(q0, (101, 1)), clock=SimClock())
@@ -161,7 +161,7 @@ def test_xarm_backend_uses_radians_and_servo_mode():
     q0 = np.array([0.0, -0.5, -0.8, 0.0, 1.2, 0.0])
     XA = _xarm_mock(q0)
     with mock.patch.object(xarm_wrapper, "XArmAPI", XA), mock.patch("real.backends.xarm.time.sleep"):
-        robot = XArmRobot("192.168.1.200")
+        robot = XArmRobot("192.168.1.200", gripper=False)
         with robot:
             res = execute(robot, np.linspace(0, 0.1, 11), np.tile(q0, (11, 1)), clock=SimClock())
     arm = XA.return_value
@@ -180,7 +180,7 @@ def test_xarm_with_an_error_is_refused_not_cleared():
 
     XA = _xarm_mock(np.zeros(6), error_code=22)
     with mock.patch.object(xarm_wrapper, "XArmAPI", XA), pytest.raises(Exception, match="error code 22"):
-        with XArmRobot("192.168.1.200"):
+        with XArmRobot("192.168.1.200", gripper=False):
             pass
     arm = XA.return_value
     arm.clean_error.assert_not_called()
@@ -189,3 +189,82 @@ def test_xarm_with_an_error_is_refused_not_cleared():
 
 def test_limit_tables_match_the_sdk_robots():
     assert UR5E.dof == 6 and XARM6.dof == 6
+
+
+# -- the xArm Gripper through the SDK ----------------------------------------------------------
+
+
+def _xarm_with_gripper(q0, object_pulses=None, pulses=600, step=5):
+    """An autospecced XArmAPI whose joints follow set_servo_angle_j and whose gripper moves ``step``
+    pulses per reading toward its target, stopping at ``object_pulses`` (an object) when closing."""
+    XA = _xarm_mock(q0)
+    arm = XA.return_value
+    s = {"q": [*q0, 0.0], "pos": pulses, "target": pulses}
+
+    def servo(angles, **kw):
+        s["q"] = [*angles, 0.0]
+        return 0
+
+    def set_position(pos, wait=False, speed=None, **kw):
+        assert wait is False  # never block the streaming loop
+        s["target"] = pos
+        return 0
+
+    def goal():
+        obj = object_pulses
+        return obj if obj is not None and s["target"] < obj <= s["pos"] else s["target"]
+
+    def read_position(**kw):
+        g = goal()
+        s["pos"] = g if abs(g - s["pos"]) <= step else s["pos"] + step * np.sign(g - s["pos"])
+        return 0, s["pos"]
+
+    arm.set_servo_angle_j.side_effect = servo
+    arm.get_servo_angle.side_effect = lambda **kw: (0, list(s["q"]))
+    for name in ("set_gripper_mode", "set_gripper_enable", "set_gripper_speed"):
+        getattr(arm, name).return_value = 0
+    arm.set_gripper_position.side_effect = set_position
+    arm.get_gripper_position.side_effect = read_position
+    arm.get_gripper_status.side_effect = lambda: (0, 1 if s["pos"] != goal() else 0)
+    arm.get_gripper_err_code.return_value = (0, 0)
+    return XA
+
+
+@pytest.mark.parametrize("object_pulses", [400, None])
+def test_xarm_gripper_closes_through_the_sdk_and_is_checked(object_pulses):
+    from real.backends.xarm import XArmRobot
+    from tests.real.gripper_plans import pick
+
+    q0 = np.array([0.0, -0.5, -0.8, 0.0, 1.2, 0.0])
+    t, q, g, _ = pick(q0, np.array([0.0, 0.05, 0.0, 0.0, 0.05, 0.0]))
+    XA = _xarm_with_gripper(q0, object_pulses)
+    with mock.patch.object(xarm_wrapper, "XArmAPI", XA), mock.patch("real.backends.xarm.time.sleep"):
+        robot = XArmRobot("192.168.1.200")
+        with robot:
+            res = execute(robot, t, q, gripper=g, clock=SimClock())
+    arm = XA.return_value
+    arm.set_gripper_mode.assert_called_once_with(0)
+    arm.set_gripper_enable.assert_called_once_with(True)
+    arm.set_gripper_speed.assert_called_once_with(1500)
+    # one command: close to 30 mm (300 pulses), without waiting, at the configured speed
+    assert arm.set_gripper_position.call_args_list == [mock.call(300, wait=False, speed=1500)]
+    arm.clean_gripper_error.assert_not_called()
+    if object_pulses:
+        assert res.success, res.message
+        assert res.log.array("grip_meas")[-1] == pytest.approx(0.04)
+    else:
+        assert res.reason == Outcome.GRASP_FAILED and "30.0 mm" in res.message
+
+
+def test_xarm_gripper_error_code_stops_the_run():
+    from real.backends.xarm import XArmRobot
+    from tests.real.gripper_plans import pick
+
+    q0 = np.array([0.0, -0.5, -0.8, 0.0, 1.2, 0.0])
+    t, q, g, _ = pick(q0, np.zeros(6))
+    XA = _xarm_with_gripper(q0, 400)
+    XA.return_value.get_gripper_err_code.return_value = (0, 9)
+    with mock.patch.object(xarm_wrapper, "XArmAPI", XA), mock.patch("real.backends.xarm.time.sleep"):
+        with XArmRobot("192.168.1.200") as robot:
+            res = execute(robot, t, q, gripper=g, clock=SimClock())
+    assert res.reason == Outcome.GRIPPER_FAULT and "gripper error code 9" in res.message and res.sends == 0

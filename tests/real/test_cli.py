@@ -11,10 +11,11 @@ import pytest
 from chord.cli.main import main
 from chord.cli.real import confirm
 from core.errors import ChordError
+from core.plan import Plan
 from real.log import ExecutionLog
 from real.preflight import SafetyConfig
 from real.session import ConfirmRequest
-from tests.real.plans import READY, make_plan, min_jerk, safe_plan
+from tests.real.plans import BOX_SLOWDOWN, READY, make_plan, min_jerk, safe_plan
 
 
 def test_dry_run_prints_report_and_moves_nothing(tmp_path, capsys):
@@ -33,17 +34,31 @@ def test_unsafe_plan_exits_1_naming_the_reason(tmp_path, capsys):
     assert not (tmp_path / "real_logs").exists()
 
 
-def test_fake_execute_with_approach_then_replay(tmp_path, capsys):
-    path = safe_plan().save(tmp_path / "plan.npz")
+def _box_args(box_task) -> list[str]:
+    """The box task's plan with what `chord real` re-simulates it with, slowed to the default speed scale."""
+    return [
+        "real", str(box_task.plan), "--scene", str(box_task.scene), "--flow", str(box_task.flow),
+        "--slowdown", str(BOX_SLOWDOWN),
+    ]  # fmt: skip
+
+
+def test_fake_execute_with_approach_then_replay(box_task, tmp_path, capsys, monkeypatch):
+    # The fake arm and hand run on a simulated clock here: what is tested does not depend on the
+    # wall clock, and a loaded test machine must not miss deadlines in a 7 s rehearsal.
+    import real.backends.fake
+
+    monkeypatch.setattr(real.backends.fake, "WallClock", real.backends.fake.SimClock)
     log = tmp_path / "run.npz"
-    args = ["real", str(path), "--backend", "fake", "--execute", "--log-path", str(log)]
+    args = [*_box_args(box_task), "--backend", "fake", "--execute", "--log-path", str(log)]
+    args += ["--fake-object-width", "0.04"]  # the 4 cm box between the fingers
     assert main([*args, "--fake-offset", "0.05"]) == 1  # off the start, no --approach: refused
     assert "start_state" in capsys.readouterr().err
     assert main([*args, "--fake-offset", "0.05", "--approach"]) == 0
     out = capsys.readouterr().out
     assert "approach move:" in out and "done: reached the goal" in out
+    assert "[ok  ] sim_failed: re-simulated here in PyBullet" in out
     run = ExecutionLog.load(log)
-    assert run.meta["success"] and run.meta["plan_sha256"] == safe_plan().content_hash()
+    assert run.meta["success"] and run.meta["plan_sha256"] == Plan.load(box_task.plan).content_hash()
     assert ExecutionLog.load(tmp_path / "run_approach.npz").meta["approach"] is True
     assert main(["real", "--replay-log", str(log)]) == 0
     assert "0 tick(s) touching the table" in capsys.readouterr().out
@@ -120,9 +135,8 @@ def test_a_safety_flag_clears_a_refused_plan(tmp_path, capsys, build, base, flag
     assert "nothing moved" in capsys.readouterr().out
 
 
-def test_start_tolerance_reaches_the_robot_check(tmp_path, capsys):
-    path = safe_plan().save(tmp_path / "plan.npz")
-    off = ["real", str(path), "--backend", "fake", "--fake-offset", "0.05"]
+def test_start_tolerance_reaches_the_robot_check(box_task, capsys):
+    off = [*_box_args(box_task), "--backend", "fake", "--fake-offset", "0.05"]
     assert main(off) == 1 and "(start_state)" in capsys.readouterr().err
     assert main([*off, "--start-tolerance", "0.06"]) == 0
     assert "dry run: nothing moved; add --execute" in capsys.readouterr().out
@@ -133,7 +147,7 @@ def test_flags_build_the_safety_config_and_unset_ones_keep_its_defaults(tmp_path
 
     seen = []
     monkeypatch.setattr(
-        real.session, "dry_run", lambda plan, limits, config, kin: seen.append(config) or 1 / 0
+        real.session, "dry_run", lambda plan, limits, config, kin, **checks: seen.append(config) or 1 / 0
     )
     path = str(safe_plan().save(tmp_path / "plan.npz"))
     flags = ["--speed-scale", "0.5", "--no-first-run", "--slowdown", "1.5", "--table-z", "-0.02"]
@@ -158,6 +172,9 @@ def test_flags_build_the_safety_config_and_unset_ones_keep_its_defaults(tmp_path
     [
         (["--slowdown", "nan"], "safety config: slowdown is nan, expected a finite number"),
         (["--table-z", "nan"], "safety config: table_z is nan, expected a finite number"),
+        (["--grasp-force", "nan"], "safety config: grasp_force is nan, expected a finite number"),
+        (["--self-clearance", "-0.01"], "safety config: self_clearance is -0.01, expected >= 0"),
+        (["--collision-dt", "0"], "safety config: collision_dt is 0.0, expected > 0"),
         (["--speed-scale", "inf"], "safety config: speed_scale is inf, expected a finite number"),
         (["--speed-scale", "1.5"], "safety config: speed_scale is 1.5, expected a fraction in (0, 1]"),
         (
@@ -182,3 +199,39 @@ def test_bad_safety_values_are_one_line_errors(tmp_path, capsys, flags, message)
     assert err.strip().splitlines() == [f"chord real: error: {message}"]
     with pytest.raises(ChordError, match="safety config"):  # --verbose shows the traceback instead
         main(["real", path, *flags, "--verbose"])
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            ["--fake-object-width", "nan"],
+            "fake gripper: object_width is nan, expected a width in (0.0, 0.08] m (or none: an empty hand)",
+        ),
+        (
+            ["--fake-object-width", "1"],
+            "fake gripper: object_width is 1.0, expected a width in (0.0, 0.08] m (or none: an empty hand)",
+        ),
+        (
+            ["--fake-offset", "nan"],
+            "fake arm: q0 is [nan, nan, nan, nan, nan, nan, nan], expected 7 finite joints",
+        ),
+    ],
+)
+def test_bad_fake_backend_values_are_one_line_errors(tmp_path, capsys, flags, message):
+    path = str(safe_plan().save(tmp_path / "plan.npz"))
+    assert main(["real", path, "--backend", "fake", *flags]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [f"chord real: error: {message}"]
+
+
+def test_a_plan_whose_robot_is_a_file_path_is_never_loaded_by_chord_real(box_task, tmp_path, capsys):
+    import dataclasses as dc
+
+    from tests.real.plans import restamp
+
+    plan = restamp(dc.replace(Plan.load(box_task.plan), robot="/etc/passwd"))
+    path = str(plan.save(tmp_path / "p.npz"))
+    args = ["real", path, "--scene", str(box_task.scene), "--flow", str(box_task.flow), "--slowdown", "2"]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "[FAIL] sim_failed: cannot be run: plan robot '/etc/passwd' is not a known robot" in out

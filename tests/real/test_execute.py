@@ -132,3 +132,33 @@ def test_replay_in_sim_reports_tracking_and_table(tmp_path):
     assert 1e-4 < rep.max_tcp_deviation < 0.01
     high = replay_in_sim(res.log, table_z=0.6)
     assert high.table_contacts > 0
+
+
+def test_the_log_is_written_whatever_non_finite_numbers_its_record_holds(tmp_path):
+    # JSON has no NaN: before, a NaN in the log's meta (the safety config of a `--table-z nan` run)
+    # crashed the write after the arm had moved. Non-finite numbers are now written as strings.
+    _, res = _run()
+    log = res.log
+    log.meta.update(
+        safety_config={"table_z": float("nan")}, peak=np.float64("inf"), trace=[-float("inf"), 1.0]
+    )
+    back = ExecutionLog.load(log.save(tmp_path / "log.npz"))
+    assert back.meta["safety_config"] == {"table_z": "nan"}
+    assert back.meta["peak"] == "inf" and back.meta["trace"] == ["-inf", 1.0]
+
+
+def test_a_non_finite_joint_reading_is_a_fault_and_nothing_follows_it():
+    class NanArm(FakeRobot):
+        def _read_state(self):
+            s = super()._read_state()
+            if self.sends >= 20:
+                s.q[2] = np.nan
+            return s
+
+    robot, res = _run(robot_cls=NanArm)
+    assert (
+        res.reason == Outcome.FAULT
+        and "joint reading" in res.message
+        and "not 7 finite numbers" in res.message
+    )
+    _assert_stopped_cleanly(robot, res, 20)

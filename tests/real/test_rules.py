@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from real.limits import FR3, PANDA
+from real.limits import FR3, FRANKA_HAND, PANDA, XARM_GRIPPER
 from real.preflight import (
     CheckResult,
     PreflightReport,
@@ -22,12 +22,17 @@ from real.preflight import (
     check_acceleration,
     check_final_at_rest,
     check_finite,
+    check_grasp_force,
+    check_gripper_at_rest,
+    check_gripper_width,
     check_hash,
     check_jerk,
     check_joint_limits,
     check_joint_names,
     check_link_speed,
     check_sample_gap,
+    check_scene_collision,
+    check_self_collision,
     check_start_at_rest,
     check_start_state,
     check_table,
@@ -301,7 +306,16 @@ def test_preflight_runs_every_rule_once_in_order():
     report = preflight(safe_plan(), PANDA, None, SafetyConfig(), READY)
     assert [c.code for c in report.checks] == list(Reason.ALL)
     skipped = [c.code for c in report.checks if c.passed is None]
-    assert skipped == [Reason.WORKSPACE, Reason.TABLE, Reason.TCP_SPEED, Reason.LINK_SPEED]
+    assert skipped == [
+        Reason.FLOW_MISMATCH,  # no re-simulation verdict
+        Reason.SIM_FAILED,
+        Reason.WORKSPACE,  # no FK
+        Reason.TABLE,
+        Reason.TCP_SPEED,
+        Reason.LINK_SPEED,
+        Reason.SELF_COLLISION,  # no collision model
+        Reason.SCENE_COLLISION,
+    ]
 
 
 def test_run_rules_skips_what_depends_on_a_failure_and_names_it():
@@ -333,3 +347,115 @@ def test_run_rules_skips_what_depends_on_a_failure_and_names_it():
 def test_run_rules_refuses_a_check_that_answers_for_another_rule():
     with pytest.raises(AssertionError, match="rule x returned a y result"):
         run_rules([Rule("x", lambda: CheckResult("y", True, ""))], PreflightReport(SHA, "panda"))
+
+
+# -- the gripper ------------------------------------------------------------------------------
+
+
+def test_gripper_width_within_the_hands_range():
+    t = np.arange(5) * DT
+    hand = FRANKA_HAND
+    _passes(check_gripper_width(t, np.full(5, BELOW * hand.max_width), hand), Reason.GRIPPER_WIDTH)
+    _passes(check_gripper_width(t, np.zeros(5), hand), Reason.GRIPPER_WIDTH)
+    _refused(
+        check_gripper_width(t, np.full(5, ABOVE * hand.max_width), hand), Reason.GRIPPER_WIDTH, "0.0808 m"
+    )
+    _refused(
+        check_gripper_width(t, np.array([0.04, 0.04, 1e6, 0.04, 0.04]), hand),
+        Reason.GRIPPER_WIDTH,
+        "1e+06 m at t=0.020 s",
+    )
+    _refused(check_gripper_width(t, np.full(5, -1e-6), hand), Reason.GRIPPER_WIDTH, "[0.0, 0.08]")
+    _refused(
+        check_gripper_width(t, _with_nan(np.full(5, 0.04), (2,)), hand),
+        Reason.GRIPPER_WIDTH,
+        "gripper[2] is nan",
+    )
+    _refused(
+        check_gripper_width(_with_nan(t, (1,)), np.full(5, 0.04), hand), Reason.GRIPPER_WIDTH, "t[1] is nan"
+    )
+    _refused(check_gripper_width(t, np.full(4, 0.04), hand), Reason.GRIPPER_WIDTH, "one per waypoint")
+
+
+def test_grasp_force_within_the_hands_range():
+    hand = FRANKA_HAND
+    _passes(check_grasp_force(None, hand), Reason.GRASP_FORCE)  # the rated 20 N
+    _passes(check_grasp_force(hand.max_force, hand), Reason.GRASP_FORCE)
+    _refused(check_grasp_force(ABOVE * hand.max_force, hand), Reason.GRASP_FORCE, "70.7 N is outside")
+    _refused(check_grasp_force(0.99 * hand.min_force, hand), Reason.GRASP_FORCE)
+    _refused(check_grasp_force(NAN, hand), Reason.GRASP_FORCE, "nan")
+    _refused(check_grasp_force(float("inf"), hand), Reason.GRASP_FORCE, "inf")
+    # The xArm Gripper's force is its own: only that value can be asked for.
+    _passes(check_grasp_force(30.0, XARM_GRIPPER), Reason.GRASP_FORCE)
+    _refused(check_grasp_force(20.0, XARM_GRIPPER), Reason.GRASP_FORCE, "[30.0, 30.0] N")
+
+
+def test_the_arm_is_at_rest_while_the_gripper_moves():
+    t = np.arange(21) * DT
+    grip = np.concatenate(
+        [np.full(5, 0.06), np.linspace(0.06, 0.03, 11), np.full(5, 0.03)]
+    )  # closes t=0.04..0.14
+    still = np.tile(READY, (21, 1))
+    _passes(check_gripper_at_rest(t, still, grip, PANDA, 0.01), Reason.GRIPPER_WHILE_MOVING)
+    creep = still.copy()
+    creep[:, 3] += np.arange(21) * DT * BELOW * 0.01  # 0.0099 rad/s: at rest
+    _passes(check_gripper_at_rest(t, creep, grip, PANDA, 0.01), Reason.GRIPPER_WHILE_MOVING)
+    creep[:, 3] = READY[3] + np.arange(21) * DT * ABOVE * 0.01  # 0.0101 rad/s
+    _refused(
+        check_gripper_at_rest(t, creep, grip, PANDA, 0.01),
+        Reason.GRIPPER_WHILE_MOVING,
+        "panda_joint4 moves at 0.0101 rad/s",
+    )
+    # Moving outside the gripper's stretch is fine.
+    outside = still.copy()
+    outside[16:, 0] += np.arange(5) * 0.01
+    _passes(check_gripper_at_rest(t, outside, grip, PANDA, 0.01), Reason.GRIPPER_WHILE_MOVING)
+    _refused(
+        check_gripper_at_rest(t, still, _with_nan(grip, (7,)), PANDA, 0.01),
+        Reason.GRIPPER_WHILE_MOVING,
+        "nan",
+    )
+    _refused(check_gripper_at_rest(t, still, grip, PANDA, NAN), Reason.GRIPPER_WHILE_MOVING)
+
+
+# -- collisions (the models are tested in test_preflight; here: what the rules refuse on their own) --
+
+
+class _NeverTouches:
+    """A collision model that finds nothing: the rules must still refuse what they cannot evaluate."""
+
+    has_scene = True
+
+    def __init__(self) -> None:
+        self.self_pairs = [(0, 1)]
+        self.objects: dict = {}
+
+    def self_collision(self, q, widths, clearance):
+        return None
+
+    def scene_collision(self, q, widths, grasp_start, clearance):
+        return None
+
+
+@pytest.mark.parametrize("check", [check_self_collision, check_scene_collision])
+def test_collision_rules_refuse_nan_in_any_input(check):
+    t = np.arange(11) * DT
+    q = np.tile(READY, (11, 1))
+    w = np.full(11, 0.04)
+    model = _NeverTouches()
+    code = Reason.SELF_COLLISION if check is check_self_collision else Reason.SCENE_COLLISION
+    _passes(check(t, q, w, PANDA, model, 0.005, 0.004, 0.01), code)
+    _refused(check(t, _with_nan(q, (3, 1)), w, PANDA, model, 0.005, 0.004, 0.01), code, "q[3, 1] is nan")
+    _refused(check(t, q, _with_nan(w, (4,)), PANDA, model, 0.005, 0.004, 0.01), code, "gripper[4] is nan")
+    _refused(check(_with_nan(t, (2,)), q, w, PANDA, model, 0.005, 0.004, 0.01), code, "t[2] is nan")
+    _refused(check(t, q, w, PANDA, model, NAN, 0.004, 0.01), code, "clearance is nan")
+
+
+def test_a_table_z_of_nan_never_passes_the_table_rule():
+    # What `--table-z nan` reached before SafetyConfig refused it: the rule refuses on its own too.
+    p = safe_plan()
+    from real.kinematics import kinematics_for
+
+    kin = kinematics_for(PANDA)
+    r = check_table(p.t, kin.points(p.q), kin.frame_names, NAN, 0.03, 0.005)
+    assert r.passed is False and "nan" in r.message

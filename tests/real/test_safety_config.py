@@ -14,7 +14,22 @@ SCALARS = [f.name for f in dataclasses.fields(SafetyConfig) if f.type == "float"
 
 
 def test_the_scalar_fields_are_all_here():
-    assert len(SCALARS) == 10 and "slowdown" in SCALARS and "table_z" in SCALARS
+    assert len(SCALARS) == 14 and "slowdown" in SCALARS and "table_z" in SCALARS
+    assert {"self_clearance", "scene_clearance", "collision_dt", "collision_step"} <= set(SCALARS)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_a_nonfinite_grasp_force_is_refused(value):
+    with pytest.raises(
+        ChordError, match=rf"safety config: grasp_force is {value!r}, expected a finite number"
+    ):
+        SafetyConfig(grasp_force=value)
+
+
+def test_grasp_force_is_positive_or_unset():
+    assert SafetyConfig().grasp_force is None and SafetyConfig(grasp_force=30.0).grasp_force == 30.0
+    with pytest.raises(ChordError, match=r"grasp_force is 0.0, expected > 0 N"):
+        SafetyConfig(grasp_force=0.0)
 
 
 @pytest.mark.parametrize("name", SCALARS)
@@ -37,6 +52,10 @@ def test_nonfinite_numbers_are_refused_by_name(name, value):
         ("tcp_clearance", -1e-9, 0.0),
         ("start_tolerance", -1e-9, 0.0),
         ("rest_velocity", -1e-9, 0.0),
+        ("self_clearance", -1e-9, 0.0),
+        ("scene_clearance", -1e-9, 0.0),
+        ("collision_dt", 0.0, 1e-3),
+        ("collision_step", 0.0, 1e-3),
     ],
 )
 def test_each_side_of_a_range(name, bad, good):
@@ -71,3 +90,39 @@ def test_box_corners_become_float_tuples():
 def test_first_run_must_be_a_bool():
     with pytest.raises(ChordError, match="first_run is 'no', expected True or False"):
         SafetyConfig(first_run="no")
+
+
+@pytest.mark.parametrize(
+    ("name", "bad", "good"),
+    [
+        ("start_tolerance", 0.1 + 1e-9, 0.1),  # 1e6 rad would switch the start check off
+        ("rest_velocity", 0.1 + 1e-9, 0.1),
+        ("max_sample_gap", 0.5 + 1e-9, 0.5),
+        ("cartesian_speed_max", 2.0 + 1e-9, 2.0),
+        ("slowdown", 100.0 + 1e-6, 100.0),
+        ("collision_dt", 0.008 + 1e-9, 0.008),  # sampled at least as finely as a UR's 8 ms period
+        ("collision_step", 0.05 + 1e-9, 0.05),
+        ("table_z", -2.0 - 1e-9, -2.0),  # a table 1 km below the arm checks nothing
+        ("table_z", 2.0 + 1e-9, 2.0),
+    ],
+)
+def test_values_that_would_switch_a_check_off_are_refused(name, bad, good):
+    assert getattr(SafetyConfig(**{name: good}), name) == good
+    with pytest.raises(ChordError, match=rf"safety config: {name} is {bad!r}, expected"):
+        SafetyConfig(**{name: bad})
+
+
+@pytest.mark.parametrize("corner", [(1e6, 0.9, 1.2), (0.9, 0.9, 2.5)])
+def test_a_workspace_beyond_any_arms_reach_is_refused(corner):
+    with pytest.raises(ChordError, match=r"workspace_max is .*, expected 3 numbers within 2.0 m"):
+        SafetyConfig(workspace_max=corner)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 0.0, -1.0, True])
+def test_execution_config_refuses_what_is_not_finite_and_positive(value):
+    from real.execute import ExecutionConfig
+
+    with pytest.raises(
+        ChordError, match=r"ExecutionConfig.path_tolerance is .*, expected a finite number > 0"
+    ):
+        ExecutionConfig(path_tolerance=value)

@@ -11,9 +11,9 @@ import pytest
 
 from core.errors import ChordError
 from real.approach import plan_approach
-from real.backends.fake import FakeRobot, Faults, SimClock
+from real.backends.fake import FakeGripper, FakeRobot, Faults, SimClock
 from real.kinematics import kinematics_for
-from real.limits import PANDA
+from real.limits import FRANKA_HAND, PANDA
 from real.log import ExecutionLog
 from real.preflight import Reason, SafetyConfig
 from real.session import (
@@ -25,15 +25,25 @@ from real.session import (
     dry_run,
     run_session,
 )
-from tests.real.plans import READY, make_plan, min_jerk, safe_plan
+from tests.real.plans import READY, make_plan, min_jerk, passing_resim, safe_plan
 
 KIN = kinematics_for(PANDA)
 CFG = SafetyConfig()
 OFF = np.array([0.0, 0.0, 0.0, 0.05, 0.0, 0.0, 0.0])  # rad: the arm 0.05 rad off the plan's start
+# What pre-flight checks with in these sessions: the collision model with the box task's scene, and
+# a passing re-simulation verdict (the re-simulation itself: test_revalidate, test_cli).
+CHECKS: dict = {}
 
 
-def _robot(q0=READY, hardware=False, **kw) -> FakeRobot:
-    robot = FakeRobot(PANDA, address="172.16.0.2", q0=q0, clock=SimClock(), **kw)
+@pytest.fixture(autouse=True)
+def _checks(box_collision_model):
+    CHECKS.update(collision=box_collision_model, sim=passing_resim())
+
+
+def _robot(q0=READY, hardware=False, object_width=None, **kw) -> FakeRobot:
+    clock = SimClock()
+    hand = FakeGripper(FRANKA_HAND, width=0.04, object_width=object_width, clock=clock)
+    robot = FakeRobot(PANDA, address="172.16.0.2", q0=q0, clock=clock, gripper=hand, **kw)
     robot.is_hardware = hardware
     return robot
 
@@ -52,12 +62,13 @@ def _session(robot, tmp_path: Path, plan=None, config=CFG, confirm=None, **kw):
             confirm or (lambda request: pytest.fail(f"asked to confirm {request} on a simulated arm")),
             kinematics=KIN,
             log_path=tmp_path / "run.npz",
+            **CHECKS,
             **kw,
         )
 
 
 def test_dry_run_checks_everything_but_the_start_state():
-    report = dry_run(safe_plan(), PANDA, CFG, KIN)
+    report = dry_run(safe_plan(), PANDA, CFG, KIN, **CHECKS)
     assert report.reasons == [] and not report.ok
     assert [c.code for c in report.checks if c.passed is None] == [Reason.START_STATE]
 
@@ -116,7 +127,7 @@ def test_slowdown_stretches_what_runs_as_it_stretched_what_was_checked(tmp_path)
     plan_t = ExecutionLog.load(out.log_path).meta["planned_duration"]
     appr_t = ExecutionLog.load(out.approach_log_path).meta["planned_duration"]
     assert plan_t == pytest.approx(2 * safe_plan().duration)
-    move = plan_approach(READY + OFF, READY, PANDA, KIN, CFG).move
+    move = plan_approach(READY + OFF, READY, PANDA, KIN, CFG, collision=CHECKS["collision"]).move
     assert appr_t == pytest.approx(2 * move.t[-1])
 
 
@@ -190,9 +201,64 @@ def test_an_approach_the_checks_refuse_never_runs(tmp_path):
 
 
 def test_plan_approach_ends_at_the_plans_start_and_waives_only_validation():
-    ap = plan_approach(READY + OFF, READY, PANDA, KIN, CFG)
+    ap = plan_approach(READY + OFF, READY, PANDA, KIN, CFG, collision=CHECKS["collision"], gripper_width=0.04)
     assert ap.report.ok, ap.report.format()
     np.testing.assert_allclose(ap.move.q[0], READY + OFF)
     np.testing.assert_allclose(ap.move.q[-1], READY)
     waived = [c.code for c in ap.report.checks if c.message.startswith("waived")]
-    assert waived == [Reason.NOT_VALIDATED, Reason.HASH_MISMATCH]
+    assert waived == [Reason.NOT_VALIDATED, Reason.HASH_MISMATCH, Reason.FLOW_MISMATCH, Reason.SIM_FAILED]
+    np.testing.assert_array_equal(ap.move.gripper, 0.04)  # the fingers where they are: not commanded
+
+
+def test_the_arm_moving_while_the_operator_types_stops_the_first_command(tmp_path):
+    # Pre-flight saw the arm at the plan's start; then, while the confirmation was being typed,
+    # something pushed joint 2 by 0.5 rad. Tick 0 reads the arm again: nothing is sent.
+    robot = _robot(hardware=True)
+
+    def typing(request: ConfirmRequest) -> bool:
+        robot.q = robot.q + np.array([0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0])
+        robot.target = robot.q.copy()
+        return True
+
+    out = _session(robot, tmp_path, confirm=typing)
+    assert out.reports[0][1].ok  # the arm was at the start when pre-flight read it
+    assert not out.success and not out.executed
+    assert out.message.startswith("refused before moving (start_state): joint panda_joint2 is at")
+    assert "|diff| 0.5000 > 0.01 rad" in out.message and "nothing sent" in out.message
+    assert _sends(robot) == 0 and robot.stopped
+    log = ExecutionLog.load(out.log_path)
+    assert log.meta["reason"] == "start_moved" and log.meta["sends"] == 0
+
+
+def test_the_arm_moving_before_the_approach_stops_it_too(tmp_path):
+    robot = _robot(q0=READY + OFF, hardware=True)
+
+    def typing(request: ConfirmRequest) -> bool:
+        robot.q = robot.q + 0.2
+        robot.target = robot.q.copy()
+        return True
+
+    out = _session(robot, tmp_path, approach=True, confirm=typing)
+    assert not out.success and out.message.startswith("refused before moving (start_state)")
+    assert _sends(robot) == 0
+
+
+def test_a_plan_that_grasps_nothing_stops_before_lifting(tmp_path, box_task):
+    # The box plan on the fake arm with an empty hand: the fingers close to the commanded width.
+    from core.plan import Plan
+
+    plan = Plan.load(box_task.plan)
+    cfg = dataclasses.replace(CFG, slowdown=2.0)
+    robot = _robot(q0=plan.q[0])
+    robot.gripper.width = float(plan.gripper[0])
+    out = _session(robot, tmp_path, plan=plan, config=cfg)
+    assert not out.success and out.message.startswith("stopped (grasp_failed): gripper stopped at")
+    # With the box in the hand the same plan completes, its grasp checked.
+    robot = _robot(q0=plan.q[0], object_width=0.04)
+    robot.gripper.width = float(plan.gripper[0])
+    out = _session(robot, tmp_path, plan=plan, config=cfg)
+    assert out.success, out.message
+    assert [c.kind for c in robot.gripper.commands] == ["grasp", "move"]  # close on the box, open at the end
+    log = ExecutionLog.load(out.log_path)
+    assert [e["ok"] for e in log.meta["gripper_events"] if "verify" in e] == [True]
+    assert log.meta["grasp_force"] == 20.0

@@ -179,7 +179,17 @@ def spy_validate(monkeypatch):
 
     calls: list[dict] = []
 
-    def fake(plan_path, scene_path, goal_flow, planned_from, config, eval_config, write_verdict, out_json):
+    def fake(
+        plan_path,
+        scene_path,
+        goal_flow,
+        planned_from,
+        config,
+        eval_config,
+        write_verdict,
+        out_json,
+        robot_urdf,
+    ):
         calls.append(dict(locals()))
         return SimResult(True, None, "recorded")
 
