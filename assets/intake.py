@@ -565,11 +565,18 @@ def intake_parts(spec_path: str | Path, density: float = DEFAULT_DENSITY) -> Ass
     joints_doc = doc.get("joints") or []
     if not isinstance(joints_doc, list):
         raise pf.fail("joints", f"is {_show(joints_doc)}, expected a list")
-    specs = [pf.joint(j, f"joints[{i}]", names) for i, j in enumerate(joints_doc)]
-    joint_names = [j.name for j in specs]
-    for i, n in enumerate(joint_names):
-        if n in joint_names[:i]:
-            raise pf.fail(f"joints[{i}].name", f"{n!r} is used twice; joint names must be unique")
+    specs: list[_JointSpec] = []
+    for i, j in enumerate(joints_doc):
+        spec = pf.joint(j, f"joints[{i}]", names)
+        if any(o.name == spec.name for o in specs):
+            raise pf.fail(f"joints[{i}].name", f"{spec.name!r} is used twice; joint names must be unique")
+        other = next((k for k, o in enumerate(specs) if o.child == spec.child), None)
+        if other is not None:
+            raise pf.fail(
+                f"joints[{i}].child",
+                f"is {spec.child!r}, which already has a parent (joints[{other}] {specs[other].name!r})",
+            )
+        specs.append(spec)
 
     raws = [load_file_units(f)[0] for f in files]
     union = trimesh.util.concatenate(raws)

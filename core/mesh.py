@@ -92,6 +92,22 @@ def _check_format(path: Path) -> None:
             f"{path}: content is {_FORMAT_NAMES[found]} (by its first bytes), but the name says "
             f"{suffix}; rename it to {path.stem}{found}"
         )
+    if found is None and suffix == ".stl" and path.stat().st_size >= 84:
+        with open(path, "rb") as f:
+            f.seek(80)
+            count = int.from_bytes(f.read(4), "little")
+        raise ChordError(
+            f"{path}: cannot read mesh (not an STL file: it is not ASCII STL, and as binary STL it "
+            f"declares {count:,} triangles, which take {84 + 50 * count:,} bytes, not {path.stat().st_size:,})"
+        )
+    if found is None and suffix in (".obj", ".gltf"):
+        with open(path, "rb") as f:
+            head = f.read(512)
+        if b"\0" in head:
+            raise ChordError(
+                f"{path}: cannot read mesh (not an {_FORMAT_NAMES[suffix]} file: {_FORMAT_NAMES[suffix]} is "
+                f"text, this file is binary and starts with {head[:16]!r})"
+            )
     if found is None and suffix in (".ply", ".glb"):
         with open(path, "rb") as f:
             head = f.read(16)
@@ -198,7 +214,10 @@ def read_mesh(path: str | Path) -> trimesh.Trimesh:
     _check_faces(path, sum(len(g.faces) for g in geometry))
     for g in geometry:
         _check_finite(path, g.vertices)
-        g.process()  # what load_scene(process=True) does, now that nothing is dropped silently
+        with np.errstate(
+            over="ignore", invalid="ignore"
+        ):  # 1e308 overflows the merge key; check_size refuses it
+            g.process()  # what load_scene(process=True) does, now that nothing is dropped silently
     parts = [g for g in scene.dump() if isinstance(g, trimesh.Trimesh) and len(g.faces) > 0]
     _check_faces(path, sum(len(p.faces) for p in parts))  # instanced nodes repeat their geometry
     for p in parts:
@@ -234,8 +253,9 @@ def check_size(mesh: trimesh.Trimesh, scale: float, units: str, where: str) -> f
     MAX_EXTENT] (the units are wrong: the message suggests the units that fit) and a flat one
     (:func:`check_solid`).
     """
-    raw_extent = float(np.ptp(mesh.vertices, axis=0).max())
-    area = float(mesh.area) * scale**2
+    with np.errstate(over="ignore", invalid="ignore"):  # coordinates of 1e308: inf, refused below
+        raw_extent = float(np.ptp(mesh.vertices, axis=0).max())
+        area = float(mesh.area) * scale**2
     if area <= _MIN_AREA:
         raise ChordError(
             f"{where}: mesh is degenerate (surface area {area:.3g} m^2, largest extent "
