@@ -55,9 +55,8 @@ class ModelFolderError(ChordError, FileNotFoundError):
     def __init__(self, folder: Path, missing: list[str]):
         self.folder = folder
         self.missing = missing
-        lines = "\n".join(f"  - {m}" for m in missing)
         super().__init__(
-            f"Wan model folder {folder} is incomplete; missing {len(missing)} item(s):\n{lines}\n"
+            f"Wan model folder {folder} is incomplete; missing {len(missing)} item(s): {'; '.join(missing)}. "
             "Expected the layout of the Hub repo Wan-AI/Wan2.2-I2V-A14B-Diffusers (see docs/wan_prior.md)."
         )
 
@@ -390,7 +389,12 @@ def _check_contents(folder: Path, variant: str, index: dict | None) -> int:
                 )
                 continue
         patch = tensors.get("patch_embedding.weight")
-        if isinstance(patch, dict) and isinstance(patch.get("shape"), list) and len(patch["shape"]) >= 2:
+        if tensors and patch is None:
+            c.add(
+                f"{sub}/{DIFFUSERS_WEIGHTS}",
+                "has no tensor 'patch_embedding.weight': these are not the weights of a Wan transformer",
+            )
+        elif isinstance(patch, dict) and isinstance(patch.get("shape"), list) and len(patch["shape"]) >= 2:
             if patch["shape"][1] != cin:
                 c.add(
                     f"{sub}/config.json",

@@ -131,6 +131,24 @@ def _loading(folder: WanFolder, what: str) -> Iterator[None]:
         ) from e
 
 
+def _from_pretrained(cls: Any, folder: WanFolder, what: str, *args: Any, **kwargs: Any) -> Any:
+    """``cls.from_pretrained(*args, **kwargs)``, refusing weights that do not fit the config.
+
+    diffusers and transformers only warn about tensors the checkpoint lacks and leave them
+    random (or on the meta device): a folder holding another model's weights would run as noise.
+    """
+    with _loading(folder, what):
+        model, info = cls.from_pretrained(*args, output_loading_info=True, **kwargs)
+    missing = sorted(info.get("missing_keys") or [])
+    mismatched = info.get("mismatched_keys") or []
+    if missing or mismatched:
+        raise ChordError(
+            f"Wan model folder {folder.path}: the {what} weights do not fit {what}/config.json: "
+            f"{len(missing)} tensor(s) missing (e.g. {missing[:3]}), {len(mismatched)} of another shape"
+        )
+    return model
+
+
 def load_wan_components(
     folder: WanFolder,
     device: torch.device | str,
@@ -149,16 +167,16 @@ def load_wan_components(
     from flowgen.wan.folder import text_encoder_identity
 
     log.info("loading Wan %s VAE from %s", folder.variant, folder.path)
-    with _loading(folder, "vae"):
-        vae = diffusers.AutoencoderKLWan.from_pretrained(folder.path, subfolder="vae", torch_dtype=vdtype)
+    vae = _from_pretrained(
+        diffusers.AutoencoderKLWan, folder, "vae", folder.path, subfolder="vae", torch_dtype=vdtype
+    )
     vae.requires_grad_(False).eval().to(device)
     experts = []
     for sub in ("transformer", "transformer_2")[: 2 if folder.variant == "i2v-a14b" else 1]:
         log.info("loading %s (%s)", sub, dtype)
-        with _loading(folder, sub):
-            model = diffusers.WanTransformer3DModel.from_pretrained(
-                folder.path, subfolder=sub, torch_dtype=wdtype
-            )
+        model = _from_pretrained(
+            diffusers.WanTransformer3DModel, folder, sub, folder.path, subfolder=sub, torch_dtype=wdtype
+        )
         model.requires_grad_(False).eval()
         if experts_resident == "both":
             model.to(device)
@@ -199,8 +217,9 @@ def load_text_encoder(
     # transformers >= 4.56 renamed torch_dtype to dtype (and warns on the old name).
     major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
     kw = {"dtype": torch_dtype(dtype)} if (major, minor) >= (4, 56) else {"torch_dtype": torch_dtype(dtype)}
-    with _loading(folder, "text_encoder"):
-        text_encoder = transformers.UMT5EncoderModel.from_pretrained(folder.path / "text_encoder", **kw)
+    text_encoder = _from_pretrained(
+        transformers.UMT5EncoderModel, folder, "text_encoder", folder.path / "text_encoder", **kw
+    )
     text_encoder.requires_grad_(False).eval().to(device)
     return tokenizer, text_encoder
 
