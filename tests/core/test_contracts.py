@@ -111,7 +111,7 @@ def test_plan_file_is_not_pickled(tmp_path: Path):
 def make_scene(tmp_path: Path) -> Scene:
     mesh = tmp_path / "meshes" / "banana.obj"
     mesh.parent.mkdir()
-    mesh.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    mesh.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n")  # a 1 cm tetrahedron
     cam = Camera.from_look_at(eye=(1.0, 0.0, 0.6), target=(0.5, 0.0, 0.0), fov_y_deg=40)
     q = (math.cos(0.3), 0.0, 0.0, math.sin(0.3))
     return Scene(
@@ -430,3 +430,29 @@ def test_scene_geometry_warns_about_a_floating_object_but_not_a_stacked_one(capl
         ]
     )
     assert check_scene_geometry(stacked) == []
+
+
+def test_chord_check_refuses_nonsense_scenes_in_one_line(tmp_path: Path, capsys):
+    import yaml
+
+    from chord.cli.main import main
+
+    cases = [
+        (_set("fps", 1e300), "fps: is 1e+300, expected 1 to 240 frames per second"),
+        (_set("objects.1.pose", {"position": [0.0, 0.0, -5.0]}), "'mug' is 5 m under the table top"),
+        (_set("camera.look_at.eye", [0.0, 0.028, 0.015]), "camera.position: is [0.0, 0.028, 0.015], inside object 'banana'"),
+        (_set("objects.0.pose", {"position": [0.0, 0.0, -0.03]}), "puts 'banana' 0.03 m into the table"),
+    ]
+    for i, (edit, needle) in enumerate(cases):
+        doc = _scene_doc()
+        edit(doc)
+        path = tmp_path / f"scene{i}.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        assert main(["check", str(path)]) == 1
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and err.count("\n") == 1
+        assert err.startswith(f"chord check: error: {path}: ") and needle in err
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(_scene_doc()))
+    assert main(["check", str(good)]) == 0
+    assert "scene 't' v1: 2 object(s)" in capsys.readouterr().out
