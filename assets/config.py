@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from core.asset import DEFAULT_DENSITY
+from core.errors import ChordError
+from core.scene import DENSITY_RANGE
+
+UP_AXES = ("auto", "+x", "-x", "+y", "-y", "+z", "-z")
 
 
 @dataclass(frozen=True)
@@ -15,9 +20,38 @@ class IntakeConfig:
     scale: float | None = None  # metres per file unit; overrides units (e.g. 0.05)
     up: str = "auto"  # up axis of the file: +x -x +y -y +z -z, or auto (table plane, else +z; +y for glTF)
     table: str = "auto"  # auto: find and remove a table plane in the scan; none: there is none
-    max_faces: int = 20_000  # decimate to at most this many triangles
+    max_faces: int = 20_000  # decimate to at most this many triangles (at most core.mesh.DECIMATE_FACES)
     min_component: float = 0.05  # keep connected pieces with at least this fraction of the largest's area
     density: float = DEFAULT_DENSITY  # kg/m^3, for the mass
     settle: bool = True  # rotate into the nearest stable resting pose if the object would topple
     seed: int = 0  # RANSAC seed
     color: tuple[float, float, float] = (0.7, 0.7, 0.7)  # RGB in [0, 1], the URDF's material colour
+
+    def __post_init__(self) -> None:
+        """Refuse each bad option with its value and range before any file is read (ChordError)."""
+
+        def number(v: object) -> bool:
+            return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+        if self.units not in ("auto", "m", "cm", "mm"):
+            raise ChordError(f"units is {self.units!r}, expected auto, m, cm or mm")
+        if self.scale is not None and not (number(self.scale) and self.scale > 0):
+            raise ChordError(f"scale is {self.scale!r}, expected a positive number of metres per file unit")
+        if self.up not in UP_AXES:
+            raise ChordError(f"up is {self.up!r}, expected one of {list(UP_AXES)}")
+        if self.table not in ("auto", "none"):
+            raise ChordError(f"table is {self.table!r}, expected auto or none")
+        mf = self.max_faces
+        if isinstance(mf, bool) or not isinstance(mf, int) or mf < 4:
+            # No upper bound here: a scan above core.mesh.DECIMATE_FACES is decimated to that first.
+            raise ChordError(f"max_faces is {mf!r}, expected an integer >= 4")
+        if not (number(self.min_component) and 0.0 <= self.min_component <= 1.0):
+            raise ChordError(f"min_component is {self.min_component!r}, expected a fraction in [0, 1]")
+        lo, hi = DENSITY_RANGE
+        if not (number(self.density) and lo <= self.density <= hi):
+            raise ChordError(f"density is {self.density!r}, expected {lo:g} to {hi:g} kg/m^3")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ChordError(f"seed is {self.seed!r}, expected an integer")
+        c = self.color
+        if len(c) != 3 or not all(number(v) and 0.0 <= v <= 1.0 for v in c):
+            raise ChordError(f"color is {list(c)!r}, expected 3 numbers in [0, 1]")

@@ -20,14 +20,21 @@ from typing import Any
 
 import numpy as np
 import trimesh
-import yaml
 
-from assets.config import IntakeConfig
-from core.asset import DEFAULT_DENSITY, Asset, Joint, Link, translation
-from core.errors import ChordError, MissingDependencyError
-from core.mesh import load_mesh
-from core.names import MAX_NAME_LENGTH, name_problem
-from core.scene import MESH_UNITS
+from assets.config import UP_AXES, IntakeConfig
+from core.asset import DEFAULT_DENSITY, JOINT_TYPES, Asset, Joint, Link, translation
+from core.contract import read_yaml_file
+from core.errors import ChordError
+from core.mesh import DECIMATE_FACES, check_size, check_solid, decimate, read_mesh
+from core.names import MAX_NAME_LENGTH, NAME_RULE, name_problem
+from core.scene import (
+    DENSITY_RANGE,
+    MAX_JOINT_DAMPING,
+    MAX_JOINT_FRICTION,
+    MAX_OBJECT_SIZE,
+    MAX_REVOLUTE_DEG,
+    MESH_UNITS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,19 +69,19 @@ class IntakeReport:
 
 # -- loading ---------------------------------------------------------------------------------
 def load_file_units(path: str | Path) -> tuple[trimesh.Trimesh, float]:
-    """Load ``path`` through core.mesh and return it in the file's own units, with its largest extent.
+    """Read ``path`` once (``core.mesh.read_mesh``) in the file's own units, with its largest extent.
 
-    load_mesh refuses sizes that contradict its units, so the units are tried in turn until it
-    accepts one; a file no unit fits (or an unreadable one) raises the error for "m".
+    The file must make a tabletop object in some unit (m, mm or cm: ``core.mesh.check_size``);
+    a file no unit fits, or an unreadable one, raises the error for "m".
     """
+    mesh = read_mesh(path)
     first: ChordError | None = None
     for units in ("m", "mm", "cm"):
         try:
-            mesh = load_mesh(path, units)
+            check_size(mesh, MESH_UNITS[units], units, str(path))
         except ChordError as e:
             first = first or e
             continue
-        mesh.apply_scale(1.0 / MESH_UNITS[units])
         return mesh, float(np.ptp(mesh.vertices, axis=0).max())
     assert first is not None
     raise first
@@ -134,16 +141,20 @@ def clean(mesh: trimesh.Trimesh, min_component: float) -> tuple[trimesh.Trimesh,
     mesh.remove_unreferenced_vertices()
     if len(mesh.faces) == 0:
         raise ChordError("mesh has no faces left after removing degenerate ones")
-    parts = mesh.split(only_watertight=False)
-    if len(parts) <= 1:
+    # Component labels per face, not mesh.split(): a scan of 200k loose triangles has 200k
+    # components, and a Trimesh object per component took over 7 GB.
+    labels = trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(mesh.faces))
+    count = int(labels.max()) + 1
+    if count <= 1:
         return mesh, 1, 0
-    areas = np.array([p.area for p in parts])
+    areas = np.bincount(labels, weights=mesh.area_faces, minlength=count)
     keep = areas >= min_component * areas.max()
     if not min_component:
         keep[:] = True
-    kept = [p for p, k in zip(parts, keep, strict=True) if k]
-    out = kept[0] if len(kept) == 1 else trimesh.util.concatenate(kept)
-    return out, int(keep.sum()), int((~keep).sum())
+    if not keep.all():
+        mesh.update_faces(keep[labels])
+        mesh.remove_unreferenced_vertices()
+    return mesh, int(keep.sum()), int((~keep).sum())
 
 
 def find_table(
@@ -252,37 +263,6 @@ def settle_pose(mesh: trimesh.Trimesh) -> tuple[np.ndarray, float]:
     return R, angles[i]
 
 
-def decimate(mesh: trimesh.Trimesh, max_faces: int) -> trimesh.Trimesh:
-    """Quadric decimation to at most ``max_faces`` triangles (open3d), keeping vertex colours."""
-    if isinstance(max_faces, bool) or not isinstance(max_faces, int) or max_faces < 4:
-        raise ChordError(f"max_faces is {max_faces!r}, expected an integer >= 4")
-    if len(mesh.faces) <= max_faces:
-        return mesh
-    try:
-        import open3d as o3d
-    except ImportError as e:  # includes the missing libusb-1.0 shared library
-        raise MissingDependencyError(
-            f"decimation needs open3d ({e}); pip install open3d, and on Debian/Ubuntu "
-            "apt-get install -y libusb-1.0-0"
-        ) from e
-    from core.mesh import mesh_colors
-
-    o = o3d.geometry.TriangleMesh(
-        o3d.utility.Vector3dVector(np.asarray(mesh.vertices, dtype=np.float64)),
-        o3d.utility.Vector3iVector(np.asarray(mesh.faces, dtype=np.int32)),
-    )
-    o.vertex_colors = o3d.utility.Vector3dVector(mesh_colors(mesh))
-    d = o.simplify_quadric_decimation(target_number_of_triangles=int(max_faces))
-    d.remove_degenerate_triangles()
-    d.remove_unreferenced_vertices()
-    out = trimesh.Trimesh(np.asarray(d.vertices), np.asarray(d.triangles), process=False)
-    rgb = np.clip(np.asarray(d.vertex_colors), 0, 1)
-    rgba = np.concatenate([rgb, np.ones((len(rgb), 1))], axis=1)
-    out.visual = trimesh.visual.ColorVisuals(out, vertex_colors=np.round(255 * rgba).astype(np.uint8))
-    log.info("decimated %d -> %d faces", len(mesh.faces), len(out.faces))
-    return out
-
-
 # -- single scan -----------------------------------------------------------------------------
 def intake_scan(
     path: str | Path, config: IntakeConfig = IntakeConfig(), name: str | None = None
@@ -298,11 +278,20 @@ def intake_scan(
     mesh = raw.copy()
     mesh.apply_scale(s)
     faces_in = len(mesh.faces)
+    if faces_in > DECIMATE_FACES:
+        # Every step below is linear or worse in faces (a 1.3M-face scan took over 5 minutes and
+        # 4 GB): bring it down to what a tabletop object needs first; the face budget follows.
+        log.warning(
+            "%s: %d faces, more than the %d a tabletop object needs; decimating before intake",
+            path,
+            faces_in,
+            DECIMATE_FACES,
+        )
+        mesh = decimate(mesh, DECIMATE_FACES)
+    log.info("%s: cleaning %d faces", path, len(mesh.faces))
     mesh, kept, dropped = clean(mesh, config.min_component)
 
     table_removed, table_found = 0, False
-    if config.table not in ("auto", "none"):
-        raise ChordError(f"table is {config.table!r}, expected auto or none")
     plane = find_table(mesh, config.seed) if config.table == "auto" else None
     if plane is not None:
         n, d = plane
@@ -322,21 +311,25 @@ def intake_scan(
         )
     else:
         up = _up_vector(config.up, path)
+    # What cleaning and the table cut leave must still be a solid (a lone triangle, a single
+    # scanned face has no hull to settle, weigh or collide with).
+    check_solid(mesh.vertices, f"{path} after cleaning")
+    # Decimate before settling: a rotation commutes with it, and the resting-pose search is
+    # quadratic-ish in the hull's faces (48 s of a 1.3M-face scan's 80 s when it came last).
+    mesh = decimate(mesh, config.max_faces)
     R = np.eye(4)
     R[:3, :3] = rotation_to_z(up)
     mesh.apply_transform(R)
     floor(mesh)
     tipped = 0.0
     if config.settle and not rests_stably(mesh, center_of_mass(mesh)):
+        log.info("%s: finding its nearest resting pose (%d faces)", path, len(mesh.faces))
         Rs, tipped = settle_pose(mesh)
         mesh.apply_transform(Rs)
         floor(mesh)
         log.warning(
             "%s would topple as oriented; rotated %.1f deg into its nearest resting pose", path, tipped
         )
-    mesh = decimate(mesh, config.max_faces)
-    if config.density <= 0 or not math.isfinite(config.density):
-        raise ChordError(f"density is {config.density!r}, expected a positive number of kg/m^3")
     report = IntakeReport(
         scale=s,
         units=units,
@@ -383,108 +376,254 @@ joints:
 """
 
 
+# Ranges of a parts file's joints besides core.scene's (MAX_REVOLUTE_DEG, MAX_JOINT_DAMPING,
+# MAX_JOINT_FRICTION; docs/assets.md "Ranges"); each refusal names the value and the range.
+# A slide travels at most the size of the largest tabletop object (metres, after the units).
+MAX_TRAVEL = MAX_OBJECT_SIZE
+# A joint's origin (a point on its axis) lies on or next to the parts it joins: within this
+# distance of their bounding box (a partial scan may miss the hinge pin itself). A hinge 1 km
+# away is a unit slip.
+JOINT_ORIGIN_MARGIN = 0.05  # metres
+_PARTS_KEYS = ("name", "units", "scale", "up", "parts", "joints")
+_PART_KEYS = ("name", "mesh")
+_JOINT_KEYS = (
+    "name", "type", "parent", "child", "origin", "axis", "limits_deg", "limits", "damping", "friction",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _JointSpec:
+    """One joint of a parts file, checked but still in the scan's frame and units."""
+
+    name: str
+    type: str
+    parent: str
+    child: str
+    origin: np.ndarray  # [3] scan frame, file units
+    axis: np.ndarray  # [3] scan frame
+    limits: tuple[float, float]  # degrees (revolute) or file units (prismatic); (0, 0) when fixed
+    damping: float
+    friction: float
+
+
+class _PartsFile:
+    """Reads a parts file's document, naming each bad field by its path (``joints[0].type``)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, where: str, message: str) -> ChordError:
+        return ChordError(f"{self.path}: {where}: {message}")
+
+    def mapping(self, v: Any, where: str, keys: tuple[str, ...], example: str) -> dict:
+        if not isinstance(v, dict):
+            raise self.fail(where, f"is {_show(v)}, expected a mapping like {example}")
+        unknown = [k for k in v if k not in keys]
+        if unknown:
+            raise self.fail(
+                f"{where}.{unknown[0]}" if where else str(unknown[0]),
+                f"unknown key; expected one of {list(keys)}",
+            )
+        return v
+
+    def name(self, v: Any, where: str) -> str:
+        # Part and joint names become file names (links/<part>.ply): the one rule of core.names.
+        if not isinstance(v, str):
+            raise self.fail(where, f"is {_show(v)}, expected a name of {NAME_RULE}")
+        problem = name_problem(v)
+        if problem is not None:
+            raise self.fail(where, f"is {v!r}: {problem}")
+        return v
+
+    def number(self, v: Any, where: str, lo: float, hi: float, unit: str) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise self.fail(where, f"is {_show(v)}, expected a number from {lo:g} to {hi:g} {unit}")
+        if not lo <= v <= hi:
+            raise self.fail(where, f"is {v!r}, expected {lo:g} to {hi:g} {unit}")
+        return float(v)
+
+    def vector(self, v: Any, where: str) -> np.ndarray:
+        ok = isinstance(v, list) and len(v) == 3
+        ok = ok and all(
+            not isinstance(x, bool) and isinstance(x, (int, float)) and math.isfinite(x) for x in v
+        )
+        if not ok:
+            raise self.fail(where, f"is {_show(v)}, expected [x, y, z] (3 finite numbers)")
+        return np.asarray(v, dtype=float)
+
+    def joint(self, j: Any, where: str, parts: list[str]) -> _JointSpec:
+        j = self.mapping(j, where, _JOINT_KEYS, "{name, type, parent, child, origin, axis, limits_deg}")
+        name = self.name(j.get("name"), f"{where}.name")
+        jtype = j.get("type", "revolute")
+        if jtype not in JOINT_TYPES:
+            raise self.fail(f"{where}.type", f"is {_show(jtype)}, expected one of {list(JOINT_TYPES)}")
+        ends = []
+        for key in ("parent", "child"):
+            end = self.name(j.get(key), f"{where}.{key}")
+            if end not in parts:
+                raise self.fail(f"{where}.{key}", f"link {end!r} does not exist; the parts are {parts}")
+            ends.append(end)
+        if ends[0] == ends[1]:
+            raise self.fail(f"{where}.child", f"is {ends[1]!r}, the joint's own parent")
+        if ends[1] == parts[0]:
+            raise self.fail(f"{where}.child", f"is {ends[1]!r}, the root (the first part) has no parent")
+        origin = self.vector(j.get("origin", [0, 0, 0]), f"{where}.origin")
+        axis = self.vector(j.get("axis", [0, 0, 1]), f"{where}.axis")
+        if jtype != "fixed" and float(np.linalg.norm(axis)) < 1e-9:
+            raise self.fail(f"{where}.axis", f"is {axis.tolist()}, expected a non-zero direction")
+        limits = (0.0, 0.0)
+        wrong = "limits" if jtype == "revolute" else "limits_deg"
+        if jtype != "fixed" and wrong in j:
+            raise self.fail(
+                f"{where}.{wrong}",
+                f"does not apply to a {jtype} joint; give {'limits_deg' if jtype == 'revolute' else 'limits'}",
+            )
+        if jtype == "revolute":
+            lim = self.pair(j.get("limits_deg"), f"{where}.limits_deg", MAX_REVOLUTE_DEG, "deg")
+            limits = lim
+        elif jtype == "prismatic":
+            # File units: the range (MAX_TRAVEL metres) is checked once the scale is known.
+            limits = self.pair(j.get("limits"), f"{where}.limits", math.inf, "file units")
+        damping = self.number(j.get("damping", 0.05), f"{where}.damping", 0.0, MAX_JOINT_DAMPING, "N m s/rad")
+        friction = self.number(j.get("friction", 0.3), f"{where}.friction", 0.0, MAX_JOINT_FRICTION, "N m")
+        return _JointSpec(name, jtype, ends[0], ends[1], origin, axis, limits, damping, friction)
+
+    def pair(self, lim: Any, where: str, bound: float, unit: str) -> tuple[float, float]:
+        ok = isinstance(lim, list) and len(lim) == 2
+        ok = ok and all(
+            not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) for v in lim
+        )
+        if not ok:
+            raise self.fail(where, f"is {_show(lim)}, expected [lower, upper] ({unit}, finite numbers)")
+        lo, hi = float(lim[0]), float(lim[1])
+        if lo >= hi:
+            raise self.fail(where, f"is {lim!r}: limits reversed or empty; expected lower < upper")
+        if not lo <= 0.0 <= hi:
+            raise self.fail(
+                where, f"is {lim!r}: the scanned configuration (0) lies outside; expected lower <= 0 <= upper"
+            )
+        if max(-lo, hi) > bound:
+            raise self.fail(where, f"is {lim!r}, expected limits within -{bound:g} to {bound:g} {unit}")
+        return lo, hi
+
+
+def _show(v: Any) -> str:
+    s = repr(v)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
 def intake_parts(spec_path: str | Path, density: float = DEFAULT_DENSITY) -> Asset:
     """An articulated asset from a parts file (YAML, see PARTS_EXAMPLE); paths resolve against it.
 
-    Joint value 0 is the scanned configuration. Raises ChordError naming the bad field.
+    Joint value 0 is the scanned configuration. The whole document is checked before any mesh is
+    read (names, joint types, numbers and their ranges: the module constants above); joint
+    origins and prismatic limits are checked in metres once the units are known. Raises
+    ChordError naming the file, the bad field (``joints[0].type``), its value and what was
+    expected.
     """
     spec_path = Path(spec_path)
     if not spec_path.is_file():
         raise ChordError(f"{spec_path}: parts file not found")
-    try:
-        doc = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ChordError(f"{spec_path}: not valid YAML ({e})".replace("\n", " ")) from e
-    if not isinstance(doc, dict):
-        raise ChordError(f"{spec_path}: expected a mapping with parts and joints")
-
-    def fail(field: str, msg: str) -> ChordError:
-        return ChordError(f"{spec_path}: {field}: {msg}")
+    doc = read_yaml_file(spec_path, what="a parts file")  # size- and depth-checked
+    pf = _PartsFile(spec_path)
+    doc = pf.mapping(doc, "", _PARTS_KEYS, "{name, units, up, parts, joints}")
+    lo, hi = DENSITY_RANGE
+    if isinstance(density, bool) or not isinstance(density, (int, float)) or not lo <= density <= hi:
+        raise ChordError(f"density is {density!r}, expected {lo:g} to {hi:g} kg/m^3")
+    asset_name = pf.name(doc.get("name", spec_path.stem), "name")
+    units = doc.get("units", "auto")
+    if units not in (*MESH_UNITS, "auto"):
+        raise pf.fail("units", f"is {_show(units)}, expected one of {[*MESH_UNITS, 'auto']}")
+    up = doc.get("up", "auto")
+    if up not in UP_AXES:
+        raise pf.fail("up", f"is {_show(up)}, expected one of {list(UP_AXES)}")
+    scale = doc.get("scale")
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float))):
+        raise pf.fail("scale", f"is {_show(scale)}, expected a positive number of metres per file unit")
 
     parts = doc.get("parts")
     if not isinstance(parts, list) or not parts:
-        raise fail("parts", f"is {parts!r}, expected a non-empty list of {{name, mesh}}")
-    raws: list[tuple[str, trimesh.Trimesh]] = []
+        raise pf.fail("parts", f"is {_show(parts)}, expected a non-empty list of {{name, mesh}}")
+    names: list[str] = []
+    files: list[Path] = []
     for i, part in enumerate(parts):
-        if (
-            not isinstance(part, dict)
-            or not isinstance(part.get("name"), str)
-            or not isinstance(part.get("mesh"), str)
-        ):
-            raise fail(f"parts[{i}]", f"is {part!r}, expected {{name: ..., mesh: file}}")
-        # A part's name names its files (links/<name>.ply, ...): refuse '../x', '/', '', '.x'
-        # here, with the field, before any mesh is loaded.
-        problem = name_problem(part["name"])
-        if problem is not None:
-            raise fail(f"parts[{i}].name", f"is {part['name']!r}: {problem}")
-        f = Path(part["mesh"])
-        raw, _ = load_file_units(f if f.is_absolute() else spec_path.parent / f)
-        raws.append((part["name"], raw))
-    union = trimesh.util.concatenate([m for _, m in raws])
+        part = pf.mapping(part, f"parts[{i}]", _PART_KEYS, "{name: lid, mesh: lid.ply}")
+        name = pf.name(part.get("name"), f"parts[{i}].name")
+        if name in names:
+            raise pf.fail(f"parts[{i}].name", f"{name!r} is used twice; part names must be unique")
+        mesh = part.get("mesh")
+        if not isinstance(mesh, str) or not mesh.strip():
+            raise pf.fail(f"parts[{i}].mesh", f"is {_show(mesh)}, expected a mesh file name")
+        f = Path(mesh)
+        names.append(name)
+        files.append(f if f.is_absolute() else spec_path.parent / f)
+    joints_doc = doc.get("joints") or []
+    if not isinstance(joints_doc, list):
+        raise pf.fail("joints", f"is {_show(joints_doc)}, expected a list")
+    specs: list[_JointSpec] = []
+    for i, j in enumerate(joints_doc):
+        spec = pf.joint(j, f"joints[{i}]", names)
+        if any(o.name == spec.name for o in specs):
+            raise pf.fail(f"joints[{i}].name", f"{spec.name!r} is used twice; joint names must be unique")
+        other = next((k for k, o in enumerate(specs) if o.child == spec.child), None)
+        if other is not None:
+            raise pf.fail(
+                f"joints[{i}].child",
+                f"is {spec.child!r}, which already has a parent (joints[{other}] {specs[other].name!r})",
+            )
+        specs.append(spec)
+
+    raws = [load_file_units(f)[0] for f in files]
+    union = trimesh.util.concatenate(raws)
     raw_extent = float(np.ptp(union.vertices, axis=0).max())
-    s, _ = decide_scale(raw_extent, str(doc.get("units", "auto")), doc.get("scale"), f"{spec_path}: ")
+    s, _ = decide_scale(raw_extent, str(units), scale, f"{spec_path}: ")
     R = np.eye(4)
-    R[:3, :3] = rotation_to_z(_up_vector(str(doc.get("up", "auto")), spec_path))
+    R[:3, :3] = rotation_to_z(_up_vector(str(up), spec_path))
     union.apply_scale(s)
     union.apply_transform(R)
     T_obj_scan = floor(union) @ R @ np.diag([s, s, s, 1.0])  # scan coordinates -> object frame
+    lo_b, hi_b = union.bounds  # object frame, metres
 
-    links = []
     frames: dict[str, np.ndarray] = {}
-    joints_doc = doc.get("joints") or []
-    if not isinstance(joints_doc, list):
-        raise fail("joints", f"is {joints_doc!r}, expected a list")
-    for i, j in enumerate(joints_doc):
-        if not isinstance(j, dict) or "child" not in j:
-            raise fail(f"joints[{i}]", f"is {j!r}, expected a mapping with parent, child, origin, axis")
-        origin = _vec(j.get("origin", [0, 0, 0]), fail, f"joints[{i}].origin")
-        frames[str(j["child"])] = translation((T_obj_scan @ np.append(origin, 1.0))[:3])
-    for name, raw in raws:
+    joints = []
+    for i, j in enumerate(specs):
+        where = f"joints[{i}]"
+        origin = (T_obj_scan @ np.append(j.origin, 1.0))[:3]
+        gap = float(np.linalg.norm(np.maximum(0.0, np.maximum(lo_b - origin, origin - hi_b))))
+        if gap > JOINT_ORIGIN_MARGIN:
+            raise pf.fail(
+                f"{where}.origin",
+                f"is {j.origin.tolist()} (file units), {gap:.4g} m from the parts' bounding box; expected "
+                f"a point on the axis within {JOINT_ORIGIN_MARGIN * 100:g} cm of the object",
+            )
+        frames[j.child] = translation(origin)
+        lower, upper = j.limits
+        if j.type == "revolute":
+            lower, upper = math.radians(lower), math.radians(upper)
+        elif j.type == "prismatic":
+            lower, upper = lower * s, upper * s
+            if max(-lower, upper) > MAX_TRAVEL:
+                raise pf.fail(
+                    f"{where}.limits",
+                    f"is {list(j.limits)} file units = [{lower:.4g}, {upper:.4g}] m, expected a travel "
+                    f"within -{MAX_TRAVEL:g} to {MAX_TRAVEL:g} m",
+                )
+        axis = R[:3, :3] @ j.axis
+        try:
+            joints.append(
+                Joint(j.name, j.type, j.parent, j.child, tuple(axis), lower, upper, j.damping, j.friction)
+            )
+        except ChordError as e:
+            raise pf.fail(where, str(e)) from e
+    links = []
+    for name, raw in zip(names, raws, strict=True):
         mesh = raw.copy()
         mesh.apply_transform(T_obj_scan)
         mesh, _, _ = clean(mesh, 0.0)
-        links.append(Link(name, mesh, frames.get(name, np.eye(4)), density, ()))
-    joints = []
-    for i, j in enumerate(joints_doc):
-        where = f"joints[{i}]"
-        jtype = j.get("type", "revolute")
-        axis = R[:3, :3] @ _vec(j.get("axis", [0, 0, 1]), fail, f"{where}.axis")
-        lo, hi = 0.0, 0.0
-        if jtype != "fixed":
-            key = "limits_deg" if jtype == "revolute" else "limits"
-            lim = j.get(key)
-            if not (
-                isinstance(lim, list) and len(lim) == 2 and all(isinstance(v, (int, float)) for v in lim)
-            ):
-                raise fail(f"{where}.{key}", f"is {lim!r}, expected [lower, upper]")
-            if lim[0] >= lim[1]:
-                raise fail(f"{where}.{key}", f"is {lim!r}: limits reversed or empty; expected lower < upper")
-            lo, hi = (math.radians(v) for v in lim) if jtype == "revolute" else (v * s for v in lim)
-        try:
-            joints.append(
-                Joint(
-                    str(j.get("name", f"joint{i}")), jtype, str(j.get("parent")), str(j["child"]), tuple(axis), lo, hi,
-                    float(j.get("damping", 0.05)), float(j.get("friction", 0.3)),
-                )
-            )  # fmt: skip
-        except ChordError as e:
-            raise fail(where, str(e)) from e
+        links.append(Link(name, mesh, frames.get(name, np.eye(4)), float(density), ()))
     try:
         return Asset(
-            str(doc.get("name", spec_path.stem)),
-            tuple(links),
-            tuple(joints),
-            {"kind": "parts", "source": str(spec_path), "scale": s},
+            asset_name, tuple(links), tuple(joints), {"kind": "parts", "source": str(spec_path), "scale": s}
         )
     except ChordError as e:
         raise ChordError(f"{spec_path}: {e}") from e
-
-
-def _vec(v: Any, fail, field: str) -> np.ndarray:
-    if not (
-        isinstance(v, list)
-        and len(v) == 3
-        and all(isinstance(x, (int, float)) and math.isfinite(x) for x in v)
-    ):
-        raise fail(field, f"is {v!r}, expected [x, y, z]")
-    return np.asarray(v, dtype=float)

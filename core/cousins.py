@@ -25,10 +25,17 @@ from core.cousin_params import (
     params_to_dict,
 )
 from core.errors import ChordError
+from core.scene import (
+    DENSITY_RANGE,
+    MAX_JOINT_DAMPING,
+    MAX_JOINT_FRICTION,
+    MAX_OBJECT_SIZE,
+    MAX_REVOLUTE_DEG,
+)
 
 _SECTIONS = 48  # around a cylinder; a multiple of 4 so the extents equal the diameter exactly
 _MIN_SIZE = 1e-3  # m: below this a "measurement" is a typo
-_MAX_SIZE = 3.0  # m: larger than any tabletop object
+_MAX_SIZE = MAX_OBJECT_SIZE  # m: larger than any tabletop object
 _HINGE_OVERLAP = 5e-4  # m, see _laptop
 
 
@@ -55,23 +62,29 @@ def _size(kind: str, key: str, value: float) -> float:
     return float(value)
 
 
-def _positive(kind: str, key: str, value: float, unit: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not (math.isfinite(value) and value > 0)
-    ):
-        raise ChordError(f"{kind}: {key} is {value!r}, expected a positive number ({unit})")
+def _number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _density(kind: str, key: str, value: float) -> float:
+    lo, hi = DENSITY_RANGE
+    if not (_number(value) and lo <= value <= hi):
+        raise ChordError(f"{kind}: {key} is {value!r}, expected {lo:g} to {hi:g} kg/m^3")
     return float(value)
 
 
-def _nonneg(kind: str, key: str, value: float, unit: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not (math.isfinite(value) and value >= 0)
-    ):
-        raise ChordError(f"{kind}: {key} is {value!r}, expected a number >= 0 ({unit})")
+def _nonneg(kind: str, key: str, value: float, unit: str, maximum: float = math.inf) -> float:
+    if not (_number(value) and 0 <= value <= maximum):
+        bound = f" and at most {maximum:g}" if math.isfinite(maximum) else ""
+        raise ChordError(f"{kind}: {key} is {value!r}, expected a number >= 0{bound} ({unit})")
+    return float(value)
+
+
+def _angle(kind: str, key: str, value: float) -> float:
+    if not (_number(value) and abs(value) <= MAX_REVOLUTE_DEG):
+        raise ChordError(
+            f"{kind}: {key} is {value!r}, expected degrees from -{MAX_REVOLUTE_DEG:g} to {MAX_REVOLUTE_DEG:g}"
+        )
     return float(value)
 
 
@@ -79,9 +92,15 @@ def _limits(
     kind: str, key: str, limits: tuple[float, float], rest_key: str, rest: float
 ) -> tuple[float, float]:
     """Absolute limits (deg) -> (lower, upper) rad relative to the rest angle."""
-    if len(limits) != 2 or not all(math.isfinite(float(v)) for v in limits):
-        raise ChordError(f"{kind}: {key} is {list(limits)}, expected [lower, upper] in degrees")
+    rest = _angle(kind, rest_key, rest)
+    if not (isinstance(limits, (tuple, list)) and len(limits) == 2 and all(_number(v) for v in limits)):
+        raise ChordError(f"{kind}: {key} is {limits!r}, expected [lower, upper] in degrees")
     lo, hi = float(limits[0]), float(limits[1])
+    if max(abs(lo), abs(hi)) > MAX_REVOLUTE_DEG:
+        raise ChordError(
+            f"{kind}: {key} is [{lo:g}, {hi:g}], expected limits within -{MAX_REVOLUTE_DEG:g} to "
+            f"{MAX_REVOLUTE_DEG:g} deg"
+        )
     if lo >= hi:
         raise ChordError(
             f"{kind}: {key} is [{lo:g}, {hi:g}]: limits reversed or empty; expected lower < upper"
@@ -92,8 +111,9 @@ def _limits(
 
 
 def _color(kind: str, key: str, rgb: tuple[float, ...]) -> tuple[float, float, float]:
-    if len(rgb) != 3 or not all(0.0 <= float(c) <= 1.0 for c in rgb):
-        raise ChordError(f"{kind}: {key} is {list(rgb)}, expected 3 numbers in [0, 1]")
+    ok = isinstance(rgb, (tuple, list)) and len(rgb) == 3
+    if not (ok and all(_number(c) and 0.0 <= c <= 1.0 for c in rgb)):
+        raise ChordError(f"{kind}: {key} is {rgb!r}, expected 3 numbers in [0, 1]")
     return (float(rgb[0]), float(rgb[1]), float(rgb[2]))
 
 
@@ -138,7 +158,7 @@ def _banana(p: BananaParams, name: str) -> Asset:
     length = _size(kind, "length", p.length)
     thick = _size(kind, "thickness", p.thickness)
     curv = _nonneg(kind, "curvature", p.curvature, "1/m")
-    _positive(kind, "density", p.density, "kg/m^3")
+    _density(kind, "density", p.density)
     rgb = np.array(_color(kind, "color", p.color))
     if thick > 0.5 * length:
         raise ChordError(f"{kind}: thickness {thick} m is more than half the length {length} m")
@@ -207,9 +227,9 @@ def _lamp(p: LampParams, name: str) -> Asset:
     ra = _size(kind, "arm_radius", p.arm_radius)
     hl, hr = _size(kind, "head_length", p.head_length), _size(kind, "head_radius", p.head_radius)
     for key in ("base_density", "arm_density", "head_density"):
-        _positive(kind, key, getattr(p, key), "kg/m^3")
-    damping = _nonneg(kind, "damping", p.damping, "N m s/rad")
-    friction = _nonneg(kind, "friction", p.friction, "N m")
+        _density(kind, key, getattr(p, key))
+    damping = _nonneg(kind, "damping", p.damping, "N m s/rad", MAX_JOINT_DAMPING)
+    friction = _nonneg(kind, "friction", p.friction, "N m", MAX_JOINT_FRICTION)
     rgb = _color(kind, "color", p.color)
     lim = {
         j: _limits(kind, f"{j}_limits_deg", getattr(p, f"{j}_limits_deg"), f"{j}_deg", getattr(p, f"{j}_deg"))
@@ -257,9 +277,9 @@ def _laptop(p: LaptopParams, name: str) -> Asset:
     w, d = _size(kind, "width", p.width), _size(kind, "depth", p.depth)
     tb, tl = _size(kind, "base_thickness", p.base_thickness), _size(kind, "lid_thickness", p.lid_thickness)
     for key in ("base_density", "lid_density"):
-        _positive(kind, key, getattr(p, key), "kg/m^3")
-    damping = _nonneg(kind, "damping", p.damping, "N m s/rad")
-    friction = _nonneg(kind, "friction", p.friction, "N m")
+        _density(kind, key, getattr(p, key))
+    damping = _nonneg(kind, "damping", p.damping, "N m s/rad", MAX_JOINT_DAMPING)
+    friction = _nonneg(kind, "friction", p.friction, "N m", MAX_JOINT_FRICTION)
     lo, hi = _limits(kind, "lid_limits_deg", p.lid_limits_deg, "opening_deg", p.opening_deg)
     if p.lid_limits_deg[0] < 0:
         raise ChordError(
@@ -287,10 +307,10 @@ def _laptop(p: LaptopParams, name: str) -> Asset:
 
 def _box(p: BoxParams, name: str) -> Asset:
     kind = "box"
-    if len(p.size) != 3:
-        raise ChordError(f"{kind}: size is {list(p.size)}, expected 3 lengths in metres")
+    if not isinstance(p.size, (tuple, list)) or len(p.size) != 3:
+        raise ChordError(f"{kind}: size is {p.size!r}, expected 3 lengths in metres")
     size = tuple(_size(kind, f"size[{i}]", v) for i, v in enumerate(p.size))
-    _positive(kind, "density", p.density, "kg/m^3")
+    _density(kind, "density", p.density)
     m = trimesh.creation.box(size)
     m.apply_translation((0, 0, size[2] / 2))
     return Asset(
@@ -301,7 +321,7 @@ def _box(p: BoxParams, name: str) -> Asset:
 def _cylinder(p: CylinderParams, name: str) -> Asset:
     kind = "cylinder"
     r, h = _size(kind, "radius", p.radius), _size(kind, "height", p.height)
-    _positive(kind, "density", p.density, "kg/m^3")
+    _density(kind, "density", p.density)
     m = _cylinder_z(r, 0.0, h)
     return Asset(
         name, (_link("body", m, np.eye(4), p.density, _color(kind, "color", p.color)),), (), params_to_dict(p)

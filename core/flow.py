@@ -29,6 +29,7 @@ import numpy as np
 
 from core.contract import ArrayChecker, read_npz, require_meta, write_npz
 from core.errors import ContractError
+from core.scene import FPS_RANGE, MAX_DURATION
 
 FLOW_SCHEMA = "chord.flow"
 FLOW_VERSION = 1
@@ -166,5 +167,27 @@ def _validate(flow: ObjectFlow, path: str | Path | None) -> None:
         raise ContractError("object_index", f"object(s) {empty} have no points", path)
     if not (isinstance(flow.fps, (int, float)) and np.isfinite(flow.fps) and flow.fps > 0):
         raise ContractError("meta.fps", f"is {flow.fps!r}, expected a positive number", path)
+    _check_timing(flow, path)
     if not isinstance(flow.prior, str) or not flow.prior:
         raise ContractError("meta.prior", f"is {flow.prior!r}, expected a non-empty string", path)
+
+
+def _check_timing(flow: ObjectFlow, path: str | Path | None) -> None:
+    """fps within the scene's range, and times that span what T frames at fps span (half a frame
+    either way) and no more than a clip lasts (core.scene.FPS_RANGE, MAX_DURATION)."""
+    lo, hi = FPS_RANGE
+    if not lo <= flow.fps <= hi:
+        raise ContractError("meta.fps", f"is {flow.fps!r}, expected {lo:g} to {hi:g} frames per second", path)
+    span = float(flow.times[-1]) - float(flow.times[0])
+    if span > MAX_DURATION:
+        raise ContractError(
+            "times", f"span {span:.6g} s, expected at most {MAX_DURATION:g} s of motion", path
+        )
+    expected = (len(flow.times) - 1) / flow.fps
+    if abs(span - expected) > 0.5 / flow.fps:
+        raise ContractError(
+            "times",
+            f"span {span:.6g} s, but T={len(flow.times)} frames at meta.fps={flow.fps:g} span {expected:.6g} s; "
+            "expected times[t] = times[0] + t / fps",
+            path,
+        )

@@ -41,7 +41,7 @@ import numpy as np
 import yaml
 
 from core.atomic import write_text_atomic
-from core.contract import read_yaml_file
+from core.contract import npz_schema, read_yaml_file
 from core.errors import ContractError
 from core.names import name_problem
 from core.transforms import look_at, matrix_to_quat, pose_to_matrix
@@ -50,6 +50,52 @@ SCENE_SCHEMA = "chord.scene"
 SCENE_VERSION = 1
 MESH_UNITS = {"m": 1.0, "cm": 0.01, "mm": 0.001}
 _QUAT_TOL = 1e-3
+
+# -- plausible ranges ------------------------------------------------------------------------
+# Written once here (docs/assets.md "Ranges" lists them); every refusal names the value and the
+# range. They are deliberately wide: each one only refuses what cannot be a tabletop scene.
+#
+# Video models make 8-30 frames/s and 240 is a high-speed camera; below 1 frame/s the clip is a
+# slideshow, not motion.
+FPS_RANGE = (1.0, 240.0)  # frames per second
+# flowgen keeps a deformation state per frame and renders every frame at each step; Wan 2.2
+# takes 81 frames at most, and 1000 is 25x the default 41.
+MAX_FRAMES = 1000
+# (frames - 1) / fps: one manipulation clip (Wan 2.2 makes 5 s); a plan of minutes is a typo.
+MAX_DURATION = 60.0  # seconds
+# Renderers allocate width x height x frames: 41 float RGB frames at 4096^2 px are already 8 GB.
+MAX_IMAGE_SIDE = 4096  # pixels, width and height each
+# A pinhole camera's field of view along either image axis (as fov_y_deg, or from fx / fy).
+FOV_RANGE_DEG = (1.0, 170.0)
+# Near and far clipping distances of the renderers: below 0.1 mm depth precision is gone, and
+# nothing on a table is 100 m from the camera.
+CLIP_RANGE = (1e-4, 100.0)  # metres
+# z of the table top: the world origin sits on the floor or on the table, and no table is 2 m tall
+# (1e6 m is a unit slip).
+TABLE_HEIGHT_RANGE = (-2.0, 2.0)  # metres
+# Every object's origin within this horizontal distance of the world origin: a table is at most a
+# few metres across, and no arm reaches further (a Franka reaches 0.86 m, a UR10e 1.3 m).
+SCENE_RADIUS = 2.0  # metres
+# The largest extent of a tabletop object (core.mesh and core.cousins refuse larger ones). An
+# object's origin lies inside its bounds, so an origin further than this below the table top
+# leaves the whole object under the table, and one further above leaves it in the air.
+MAX_OBJECT_SIZE = 3.0  # metres
+# The camera within this distance of the world origin: from further, a tabletop object covers a
+# few pixels of any camera in FOV_RANGE_DEG.
+CAMERA_RADIUS = 10.0  # metres
+# Two object origins closer than this are the same pose: one object inside the other (a copied
+# line in the scene file), which no simulator or renderer can resolve.
+MIN_OBJECT_SEPARATION = 1e-3  # metres
+# Joints of articulated objects (digital cousins, parts files): a hinge or knob turns at most a
+# full turn either way from its rest; more is a slip (radians written as degrees, or 1e6).
+MAX_REVOLUTE_DEG = 360.0
+# Joint damping (N m s/rad, or N s/m) and friction (N m, or N): a Franka's joints give at most
+# 87 N m, so a joint that resists more than 100 cannot be moved by any arm chord drives.
+MAX_JOINT_DAMPING = 100.0
+MAX_JOINT_FRICTION = 100.0
+# Densities of solids, kg/m^3: below 1 is lighter than air (aerogel is ~1); above 22,600 is
+# denser than osmium, the densest element.
+DENSITY_RANGE = (1.0, 22_600.0)
 
 
 @dataclass(frozen=True)
@@ -267,20 +313,64 @@ class Scene:
         return _parse_scene(doc, Path(base_dir), path)
 
     def check_files(self) -> None:
-        """Raise ContractError for a referenced file that does not exist."""
+        """Raise ContractError for a referenced file that does not exist or is of the wrong kind.
+
+        Meshes and URDFs must be files; the reference flow must be a ``chord.flow`` .npz archive
+        (its meta is read, not its arrays: ``ObjectFlow.load`` checks those); the reference
+        video a file or a folder of frames.
+        """
         for i, o in enumerate(self.objects):
             for key in ("mesh", "urdf"):
                 p = getattr(o, key)
-                if p is not None and not Path(p).exists():
-                    raise ContractError(f"objects[{i}].{key}", f"file {str(p)!r} does not exist", self.path)
+                if p is not None:
+                    _check_file(Path(p), f"objects[{i}].{key}", self.path)
         if self.reference is not None:
-            for key in ("flow", "video"):
-                p = getattr(self.reference, key)
-                if p is not None and not Path(p).exists():
-                    raise ContractError(f"reference.{key}", f"file {str(p)!r} does not exist", self.path)
+            if self.reference.flow is not None:
+                _check_file(Path(self.reference.flow), "reference.flow", self.path)
+                _check_reference_flow(Path(self.reference.flow), self.path)
+            video = self.reference.video
+            if video is not None and not Path(video).exists():
+                raise ContractError("reference.video", f"file {str(video)!r} does not exist", self.path)
 
     def with_objects(self, objects: list[SceneObject]) -> Scene:
         return replace(self, objects=tuple(objects))
+
+
+def _check_file(p: Path, field_name: str, path: Path | None) -> None:
+    if not p.exists():
+        raise ContractError(field_name, f"file {str(p)!r} does not exist", path)
+    if not p.is_file():
+        raise ContractError(field_name, f"{str(p)!r} is a folder, expected a file", path)
+
+
+# The first bytes of a zip archive (an .npz is one): a local file header, or an empty archive.
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def _check_reference_flow(p: Path, path: Path | None) -> None:
+    """The reference flow is a chord.flow .npz: a zip archive whose meta names that schema.
+
+    Checked by content, before any work, so a YAML or pickle file named flow.npz is refused
+    with what it is rather than failing after an optimisation (numpy reads a file that is not a
+    zip as a pickle, and says so).
+    """
+    with open(p, "rb") as f:
+        head = f.read(64)
+    if not head.startswith(_ZIP_MAGIC):
+        raise ContractError(
+            "reference.flow",
+            f"{str(p)!r} is not a chord.flow .npz archive: its content starts with {_show(head[:24])}, "
+            "expected a zip archive (write one with ObjectFlow.save)",
+            path,
+        )
+    try:
+        schema = npz_schema(p)
+    except ContractError as e:
+        raise ContractError("reference.flow", f"{str(p)!r}: {e}", path) from e
+    if schema != "chord.flow":
+        raise ContractError(
+            "reference.flow", f"{str(p)!r} holds meta.schema {_show(schema)}, expected 'chord.flow'", path
+        )
 
 
 def _pose_dict(p: Pose) -> dict[str, list[float]]:
@@ -387,8 +477,11 @@ def _parse_camera(d: _Doc) -> Camera:
         raise d.fail("fov_y_deg", "give either fov_y_deg or fx/fy (pixels), not both or neither")
     if d.has("fov_y_deg"):
         fov = d.number("fov_y_deg")
-        if not 1.0 <= fov <= 170.0:
-            raise d.fail("fov_y_deg", f"is {fov}, expected degrees between 1 and 170")
+        if not FOV_RANGE_DEG[0] <= fov <= FOV_RANGE_DEG[1]:
+            raise d.fail(
+                "fov_y_deg",
+                f"is {fov}, expected degrees between {FOV_RANGE_DEG[0]:g} and {FOV_RANGE_DEG[1]:g}",
+            )
         fx = fy = 0.5 * height / math.tan(math.radians(fov) / 2)
     else:
         fx = d.number("fx", positive=True)
@@ -485,7 +578,13 @@ def _parse_scene(doc: Any, base_dir: Path, path: Path | None) -> Scene:
 
 
 def _check_scene(scene: Scene, path: Path | None) -> None:
-    """Whole-scene checks that hold however the scene was built."""
+    """Whole-scene checks that hold however the scene was built: types, then the plausible ranges
+    (module constants above) and consistency between objects and camera. Raises ContractError
+    naming the field, the value and the expected range."""
+
+    def fail(field_name: str, message: str) -> ContractError:
+        return ContractError(field_name, message, path)
+
     # The scene's and the objects' names become file and folder names (OUT/flows/<scene>/,
     # assets/<object>/): one rule, core.names, keeps them inside their folders.
     for key, value in (
@@ -494,19 +593,111 @@ def _check_scene(scene: Scene, path: Path | None) -> None:
     ):
         problem = name_problem(value)
         if problem is not None:
-            raise ContractError(key, f"is {value!r}: {problem}", path)
+            raise fail(key, f"is {value!r}: {problem}")
     names = [o.name for o in scene.objects]
     if not names:
-        raise ContractError("objects", "is empty, expected at least one object", path)
+        raise fail("objects", "is empty, expected at least one object")
     seen: set[str] = set()
     for i, n in enumerate(names):
         if n in seen:
-            raise ContractError(f"objects[{i}].name", f"{n!r} is used twice; names must be unique", path)
+            raise fail(f"objects[{i}].name", f"{n!r} is used twice; names must be unique")
         seen.add(n)
     if isinstance(scene.frames, bool) or not isinstance(scene.frames, int) or scene.frames < 2:
-        raise ContractError("frames", f"is {scene.frames!r}, expected an integer >= 2", path)
-    cam = scene.camera
+        raise fail("frames", f"is {scene.frames!r}, expected an integer >= 2")
+    if scene.frames > MAX_FRAMES:
+        raise fail("frames", f"is {scene.frames}, expected 2 to {MAX_FRAMES} frames")
+    if not _finite(scene.fps) or not FPS_RANGE[0] <= scene.fps <= FPS_RANGE[1]:
+        raise fail(
+            "fps", f"is {scene.fps!r}, expected {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g} frames per second"
+        )
+    duration = (scene.frames - 1) / scene.fps
+    if duration > MAX_DURATION:
+        raise fail(
+            "frames",
+            f"{scene.frames} frames at {scene.fps:g} fps span {duration:.4g} s, expected at most "
+            f"{MAX_DURATION:g} s of motion (fewer frames or a higher fps)",
+        )
+    lo, hi = TABLE_HEIGHT_RANGE
+    if not _finite(scene.table_height) or not lo <= scene.table_height <= hi:
+        raise fail("table.height", f"is {scene.table_height!r}, expected {lo:g} to {hi:g} m")
+    _check_camera(scene.camera, fail)
+    _check_poses(scene, fail)
+
+
+def _finite(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _check_camera(cam: Camera, fail: Any) -> None:
+    """Pixel size, intrinsics and pose of the camera within their ranges."""
     for key in ("width", "height"):
         v = getattr(cam, key)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ContractError(f"camera.{key}", f"is {v!r}, expected a positive integer (pixels)", path)
+            raise fail(f"camera.{key}", f"is {v!r}, expected a positive integer (pixels)")
+        if v > MAX_IMAGE_SIDE:
+            raise fail(f"camera.{key}", f"is {v} px, expected 1 to {MAX_IMAGE_SIDE} px")
+    for key, size in (("fx", cam.width), ("fy", cam.height)):
+        f = getattr(cam, key)
+        if not _finite(f) or f <= 0:
+            raise fail(f"camera.{key}", f"is {f!r}, expected a positive focal length in pixels")
+        fov = math.degrees(2 * math.atan(0.5 * size / f))
+        if not FOV_RANGE_DEG[0] <= fov <= FOV_RANGE_DEG[1]:
+            raise fail(
+                f"camera.{key}",
+                f"is {f:.6g} px, a field of view of {fov:.4g} deg over {size} px; expected "
+                f"{FOV_RANGE_DEG[0]:g} to {FOV_RANGE_DEG[1]:g} deg",
+            )
+    for key, size in (("cx", cam.width), ("cy", cam.height)):
+        c = getattr(cam, key)
+        if not _finite(c) or not 0 <= c <= size:
+            raise fail(
+                f"camera.{key}", f"is {c!r}, expected a principal point inside the image, 0 to {size} px"
+            )
+    for key in ("near", "far"):
+        v = getattr(cam, key)
+        if not _finite(v) or not CLIP_RANGE[0] <= v <= CLIP_RANGE[1]:
+            raise fail(f"camera.{key}", f"is {v!r}, expected {CLIP_RANGE[0]:g} to {CLIP_RANGE[1]:g} m")
+    if cam.far <= cam.near:
+        raise fail("camera.far", f"is {cam.far}, expected more than near={cam.near}")
+    eye = np.asarray(cam.T_world_cam.position, dtype=float)
+    if not np.isfinite(eye).all() or float(np.linalg.norm(eye)) > CAMERA_RADIUS:
+        raise fail(
+            "camera.position",
+            f"is {[round(float(v), 6) for v in eye]}, {float(np.linalg.norm(eye)):.4g} m from the world "
+            f"origin; expected within {CAMERA_RADIUS:g} m",
+        )
+
+
+def _check_poses(scene: Scene, fail: Any) -> None:
+    """Every object's origin on the table (within the ranges) and no two at the same place."""
+    positions = []
+    for i, o in enumerate(scene.objects):
+        p = np.asarray(o.pose.position, dtype=float)
+        where = f"objects[{i}].pose.position"
+        if p.shape != (3,) or not np.isfinite(p).all():
+            raise fail(where, f"is {list(o.pose.position)!r}, expected 3 finite numbers (m)")
+        shown = [round(float(v), 6) for v in p]
+        radius = float(np.hypot(p[0], p[1]))
+        if radius > SCENE_RADIUS:
+            raise fail(
+                where,
+                f"is {shown}: {o.name!r} is {radius:.4g} m from the world origin along the table, "
+                f"expected within {SCENE_RADIUS:g} m",
+            )
+        dz = float(p[2] - scene.table_height)
+        if not -MAX_OBJECT_SIZE <= dz <= MAX_OBJECT_SIZE:
+            side = "under" if dz < 0 else "above"
+            raise fail(
+                where,
+                f"is {shown}: {o.name!r} is {abs(dz):.4g} m {side} the table top (z={scene.table_height:g}), "
+                f"expected within {MAX_OBJECT_SIZE:g} m of it (an object is at most {MAX_OBJECT_SIZE:g} m across)",
+            )
+        for j, q in enumerate(positions):
+            gap = float(np.linalg.norm(p - q))
+            if gap < MIN_OBJECT_SEPARATION:
+                raise fail(
+                    where,
+                    f"is {shown}, {1000 * gap:.3g} mm from objects[{j}] {scene.objects[j].name!r}: two "
+                    f"objects at the same place; expected origins at least {1000 * MIN_OBJECT_SEPARATION:g} mm apart",
+                )
+        positions.append(p)

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from core import __version__
 from core.errors import ChordError, ContractError
+from core.flow import ObjectFlow
 from core.lock import run_lock
 from core.record import RunRecord
 from core.scene import Scene
@@ -169,6 +170,7 @@ def _run(
 ) -> FlowSummary:
     if not scene.movable_objects:
         raise ChordError(f"scene {scene.name!r} has no movable object: nothing for the prior to move")
+    reference = check_inputs(scene, config)
     from flowgen import distributed
 
     ctx = distributed.init_from_env(config.device)  # under torchrun: join the job, pick this rank's GPU
@@ -191,12 +193,10 @@ def _run(
     finally:
         distributed.shutdown()
     errors = []
-    if scene.reference is not None and scene.reference.flow is not None:
-        from core.flow import ObjectFlow
+    if reference is not None:
         from flowgen.evaluate import flow_error
 
-        names = [o.name for o in scene.movable_objects]
-        errors = flow_error(result.flow, ObjectFlow.load(scene.reference.flow), names)
+        errors = flow_error(result.flow, reference, [o.name for o in scene.movable_objects])
     preview = next((p for p in (out / "preview.mp4", out / "preview.gif") if p.is_file()), None)
     return FlowSummary(
         out_dir=result.out_dir,
@@ -210,6 +210,44 @@ def _run(
         errors=errors,
         reporting=ctx is None or ctx.main,
     )
+
+
+def check_inputs(scene: Scene, config: FlowConfig) -> ObjectFlow | None:
+    """Check what the run will read before any long work; returns the scene's reference flow (or None).
+
+    Raises ChordError for a device this machine does not have (``--device tpu:7``), objects
+    under the table or a camera inside one (``core.mesh.check_scene_geometry``, which also loads
+    every mesh: the model build reuses them), and a reference flow that is not a chord.flow file,
+    lacks a movable object or has another frame count than the scene (each would otherwise fail
+    only after the optimisation, with the flow written).
+    """
+    from core.mesh import check_scene_geometry
+    from flowgen.optimize import resolve_device
+
+    resolve_device(config.device)
+    check_scene_geometry(scene)
+    if scene.reference is None or scene.reference.flow is None:
+        return None
+    path = scene.reference.flow
+    try:
+        reference = ObjectFlow.load(path)
+    except ContractError as e:
+        raise ContractError("reference.flow", str(e), scene.path) from e
+    missing = [o.name for o in scene.movable_objects if o.name not in reference.object_names]
+    if missing:
+        raise ContractError(
+            "reference.flow",
+            f"{path} has no points of the movable object(s) {missing}; its objects are "
+            f"{list(reference.object_names)}",
+            scene.path,
+        )
+    if reference.num_frames != scene.frames:
+        raise ContractError(
+            "reference.flow",
+            f"{path} has {reference.num_frames} frames, the scene {scene.frames}; expected the same",
+            scene.path,
+        )
+    return reference
 
 
 def make_prior(

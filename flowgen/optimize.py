@@ -56,11 +56,30 @@ class RunResult:
 
 
 def resolve_device(name: str) -> torch.device:
+    """The torch device of a ``--device`` setting: "auto" (CUDA if available), "cpu", "cuda" or "cuda:N".
+
+    Raises ChordError naming the value for anything else (``tpu:7``, ``mps``), for CUDA on a
+    machine without it, and for a GPU index this machine does not have.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ChordError(f"device {name!r} asked for, but CUDA is not available here (use --device cpu)")
+    expected = "expected auto, cpu, cuda or cuda:N"
+    if not isinstance(name, str):
+        raise ChordError(f"device is {name!r}, {expected}")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as e:  # torch: "Expected one of cpu, cuda, ... device type"
+        raise ChordError(f"device is {name!r}, {expected}") from e
+    if device.type not in ("cpu", "cuda") or (device.type == "cpu" and device.index is not None):
+        raise ChordError(f"device is {name!r}, {expected}: flowgen runs on the CPU or a CUDA GPU")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ChordError(f"device {name!r} asked for, but CUDA is not available here (use --device cpu)")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ChordError(
+                f"device is {name!r}, but this machine has {count} GPU(s): cuda:0 to cuda:{count - 1}"
+            )
     return device
 
 

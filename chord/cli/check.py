@@ -30,11 +30,15 @@ def describe(path: Path) -> str:
     from core.scene import Scene
 
     if path.suffix.lower() in (".yaml", ".yml", ".json"):
+        from core.mesh import check_scene_geometry
+
         s = Scene.load(path)
+        warnings = check_scene_geometry(s)  # loads the meshes: objects in the table, a camera inside one
         movable = [o.name for o in s.movable_objects]
         return (
             f"scene {s.name!r} v1: {len(s.objects)} object(s) {s.object_names}, movable {movable}, "
             f"{s.frames} frames at {s.camera.width}x{s.camera.height}, prompt {s.prompt!r}"
+            + (f"; {len(warnings)} warning(s) above" if warnings else "")
         )
     if path.suffix.lower() == ".npz":
         schema = npz_schema(path)

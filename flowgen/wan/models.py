@@ -8,14 +8,16 @@ misses (flowgen.wan.prompts), because UMT5-XXL is 11 GB that the optimisation ne
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from core.errors import MissingDependencyError
+from core.errors import ChordError, MissingDependencyError
 from flowgen.wan.folder import WanFolder
 
 log = logging.getLogger(__name__)
@@ -28,8 +30,6 @@ def attention_context(name: str):
 
     diffusers' default attention backend for Wan calls torch SDPA, so this reaches the experts.
     """
-    import contextlib
-
     if name == "auto":
         return contextlib.nullcontext()
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -111,15 +111,42 @@ class WanComponents:
 
 
 def read_num_train_timesteps(folder: WanFolder) -> int:
-    import json
+    """The scheduler's num_train_timesteps, as ``validate_model_folder`` read and checked it."""
+    return folder.num_train_timesteps
 
-    cfg = json.loads((folder.path / "scheduler" / "scheduler_config.json").read_text(encoding="utf-8"))
-    n = cfg.get("num_train_timesteps", 1000)
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(
-            f"{folder.path}/scheduler/scheduler_config.json: num_train_timesteps is {n!r}, expected > 0"
+
+@contextlib.contextmanager
+def _loading(folder: WanFolder, what: str) -> Iterator[None]:
+    """Turn a library's refusal to load ``what`` into one ChordError naming the folder and part.
+
+    ``validate_model_folder`` checks every config, index and safetensors header first; this
+    catches what only loading finds (tensor names or shapes that do not fit the config).
+    """
+    try:
+        yield
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ChordError(
+            f"Wan model folder {folder.path}: cannot load {what} ({type(e).__name__}: {first[:300]})"
+        ) from e
+
+
+def _from_pretrained(cls: Any, folder: WanFolder, what: str, *args: Any, **kwargs: Any) -> Any:
+    """``cls.from_pretrained(*args, **kwargs)``, refusing weights that do not fit the config.
+
+    diffusers and transformers only warn about tensors the checkpoint lacks and leave them
+    random (or on the meta device): a folder holding another model's weights would run as noise.
+    """
+    with _loading(folder, what):
+        model, info = cls.from_pretrained(*args, output_loading_info=True, **kwargs)
+    missing = sorted(info.get("missing_keys") or [])
+    mismatched = info.get("mismatched_keys") or []
+    if missing or mismatched:
+        raise ChordError(
+            f"Wan model folder {folder.path}: the {what} weights do not fit {what}/config.json: "
+            f"{len(missing)} tensor(s) missing (e.g. {missing[:3]}), {len(mismatched)} of another shape"
         )
-    return n
+    return model
 
 
 def load_wan_components(
@@ -140,13 +167,15 @@ def load_wan_components(
     from flowgen.wan.folder import text_encoder_identity
 
     log.info("loading Wan %s VAE from %s", folder.variant, folder.path)
-    vae = diffusers.AutoencoderKLWan.from_pretrained(folder.path, subfolder="vae", torch_dtype=vdtype)
+    vae = _from_pretrained(
+        diffusers.AutoencoderKLWan, folder, "vae", folder.path, subfolder="vae", torch_dtype=vdtype
+    )
     vae.requires_grad_(False).eval().to(device)
     experts = []
     for sub in ("transformer", "transformer_2")[: 2 if folder.variant == "i2v-a14b" else 1]:
         log.info("loading %s (%s)", sub, dtype)
-        model = diffusers.WanTransformer3DModel.from_pretrained(
-            folder.path, subfolder=sub, torch_dtype=wdtype
+        model = _from_pretrained(
+            diffusers.WanTransformer3DModel, folder, sub, folder.path, subfolder=sub, torch_dtype=wdtype
         )
         model.requires_grad_(False).eval()
         if experts_resident == "both":
@@ -172,7 +201,7 @@ def _check_channels(variant: str, vae: Any, experts: list[Any]) -> None:
     for i, m in enumerate(experts):
         cin, cout = m.config.in_channels, m.config.out_channels
         if cin != want_in or cout != z:
-            raise ValueError(
+            raise ChordError(
                 f"Wan {variant}: transformer{'_2' if i else ''} has in/out channels {cin}/{cout}, expected "
                 f"{want_in}/{z} for a VAE with z_dim={z}"
             )
@@ -183,11 +212,14 @@ def load_text_encoder(
 ) -> tuple[Any, Any]:
     """Load (tokenizer, UMT5 text encoder) of a validated folder onto ``device``."""
     transformers = _transformers()
-    tokenizer = transformers.AutoTokenizer.from_pretrained(folder.path / "tokenizer")
+    with _loading(folder, "tokenizer"):
+        tokenizer = transformers.AutoTokenizer.from_pretrained(folder.path / "tokenizer")
     # transformers >= 4.56 renamed torch_dtype to dtype (and warns on the old name).
     major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
     kw = {"dtype": torch_dtype(dtype)} if (major, minor) >= (4, 56) else {"torch_dtype": torch_dtype(dtype)}
-    text_encoder = transformers.UMT5EncoderModel.from_pretrained(folder.path / "text_encoder", **kw)
+    text_encoder = _from_pretrained(
+        transformers.UMT5EncoderModel, folder, "text_encoder", folder.path / "text_encoder", **kw
+    )
     text_encoder.requires_grad_(False).eval().to(device)
     return tokenizer, text_encoder
 

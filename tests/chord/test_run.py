@@ -143,15 +143,13 @@ def _scene_copy(scene: Path, tmp_path: Path, **changes) -> Path:
 
 
 def test_a_failing_stage_prints_one_line_naming_it(scene: Path, tmp_path: Path, capsys):
-    path = _scene_copy(scene, tmp_path, frames=33)  # the reference video has 41
+    path = _scene_copy(scene, tmp_path, frames=33)  # the reference video and flow have 41
     out = tmp_path / "run"
     assert _chord(["run", str(path), "--out", str(out), *SMALL]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err, err
-    assert (
-        err.startswith("chord run: error: flow: ")
-        and "the video has 41 frames, but the scene asks for 33" in err
-    )
+    # Refused up front (the reference flow is read before any work), naming the stage.
+    assert err.startswith("chord run: error: flow: ") and "has 41 frames, the scene 33" in err
     assert not (out / "plan.npz").exists()
 
 
@@ -160,7 +158,7 @@ def test_verbose_raises_the_stage_error_chained_to_the_stage_own_exception(scene
     with pytest.raises(StageError) as info:
         main(["run", str(path), "--out", str(tmp_path / "run"), *SMALL, "--verbose"])
     assert info.value.stage == "flow" and isinstance(info.value.__cause__, ChordError)
-    assert "the scene asks for 33" in str(info.value.__cause__)
+    assert "the scene 33" in str(info.value.__cause__)
 
 
 def test_an_unexpected_exception_becomes_one_line_with_its_type():

@@ -151,7 +151,7 @@ def _empty_masks(doc, folder):
 @pytest.mark.parametrize(
     ("change", "extra", "message"),
     [
-        (lambda d, f: d.update(frames=33), [], "the video has 41 frames, but the scene asks for 33"),
+        (lambda d, f: d.update(frames=33), [], "flow.npz has 41 frames, the scene 33"),
         (_no_movable, [], "has no movable object"),
         (lambda d, f: None, ["--video", "nowhere.mp4"], "--video 'nowhere.mp4' does not exist"),
         (_empty_masks, [], "the masks are empty"),

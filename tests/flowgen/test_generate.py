@@ -94,3 +94,107 @@ def test_a_scene_without_a_movable_object_is_refused_before_any_work(pick_banana
     with pytest.raises(ChordError, match="has no movable object"):
         generate_flow(folder / "scene.yaml", tmp_path / "run", TINY)
     assert not (tmp_path / "run").exists()
+
+
+def _scene_copy(scene_yaml: Path, tmp_path: Path, edit) -> Path:
+    import yaml
+
+    folder = tmp_path / "scene"
+    shutil.copytree(scene_yaml.parent, folder)
+    doc = yaml.safe_load((folder / "scene.yaml").read_text())
+    edit(doc, folder)
+    (folder / "scene.yaml").write_text(yaml.safe_dump(doc))
+    return folder / "scene.yaml"
+
+
+def _yaml_as_reference(doc, folder):
+    (folder / "reference" / "yaml.npz").write_text("a: 1\n")
+    doc["reference"]["flow"] = "reference/yaml.npz"
+
+
+def _reference_without(name: str, frames: int | None = None):
+    """An edit that replaces the scene's reference flow by a valid one lacking ``name`` (or cut to ``frames``)."""
+    import numpy as np
+
+    from core.flow import ObjectFlow
+
+    def edit(doc, folder):
+        ref = ObjectFlow.load(folder / doc["reference"]["flow"])
+        keep = [i for i, n in enumerate(ref.object_names) if n != name]
+        sel = np.isin(ref.object_index, keep)
+        index = np.searchsorted(keep, ref.object_index[sel]).astype(np.int32)
+        T = frames or ref.num_frames
+        ObjectFlow(
+            ref.points[:T, sel],
+            index,
+            ref.times[:T],
+            tuple(ref.object_names[i] for i in keep),
+            ref.fps,
+            ref.prior,
+        ).save(folder / "other.npz")
+        doc["reference"]["flow"] = "other.npz"
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (lambda d, f: d.update(fps=1e300), "fps: is 1e+300, expected 1 to 240 frames per second"),
+        (lambda d, f: d["objects"][0]["pose"].update(position=[0.0, 0.0, -0.05]), "objects[0].pose.position: puts 'banana' 0.05 m into the table"),
+        (lambda d, f: d["camera"].update(pose={"position": [0.0, 0.0, 0.01], "quat_wxyz": [1, 0, 0, 0]}) or d["camera"].pop("look_at", None), "camera.position: is [0.0, 0.0, 0.01], inside object 'banana'"),
+        (_yaml_as_reference, "is not a chord.flow .npz archive: its content starts with b'a: 1"),
+        (_reference_without("banana"), "has no points of the movable object(s) ['banana']; its objects are ['mug']"),
+        (_reference_without("nothing", frames=21), "other.npz has 21 frames, the scene 41; expected the same"),
+    ],
+    ids=["fps_1e300", "object_in_the_table", "camera_inside_the_banana", "reference_flow_is_yaml",
+         "reference_flow_lacks_the_banana", "reference_flow_of_21_frames"],
+)  # fmt: skip
+def test_bad_inputs_are_refused_before_any_work_and_leave_no_run_folder(
+    pick_banana_scene: Path, tmp_path: Path, capsys, edit, needle
+):
+    from chord.cli.main import main
+
+    scene = _scene_copy(pick_banana_scene, tmp_path, edit)
+    out = tmp_path / "run"
+    with pytest.raises(ChordError) as e:
+        generate_flow(scene, out, TINY)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+    assert not out.exists()
+    rc = main(["flow", str(scene), "--out", str(out), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err and needle in err
+    assert not out.exists()
+
+
+def test_a_device_this_machine_lacks_is_refused_in_one_line(pick_banana_scene: Path, tmp_path: Path, capsys):
+    from chord.cli.main import main
+    from flowgen.optimize import resolve_device
+
+    for name in ("tpu:7", "cuda:x", "mps", "cpu:3", ""):
+        with pytest.raises(ChordError, match=f"device is '{name}', expected auto, cpu, cuda or cuda:N"):
+            resolve_device(name)
+    assert str(resolve_device("cpu")) == "cpu"
+    out = tmp_path / "run"
+    rc = main(["flow", str(pick_banana_scene), "--out", str(out), "--device", "tpu:7"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err
+    assert "chord flow: error: device is 'tpu:7', expected auto, cpu, cuda or cuda:N" in err
+    assert not out.exists()
+
+
+def test_a_gpu_index_this_machine_lacks_is_refused(monkeypatch):
+    import torch
+
+    from flowgen.optimize import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert str(resolve_device("cuda:1")) == "cuda:1"
+    with pytest.raises(
+        ChordError, match=r"device is 'cuda:7', but this machine has 2 GPU\(s\): cuda:0 to cuda:1"
+    ):
+        resolve_device("cuda:7")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ChordError, match="CUDA is not available here"):
+        resolve_device("cuda")
