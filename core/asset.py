@@ -107,6 +107,9 @@ class Asset:
     def __post_init__(self) -> None:
         object.__setattr__(self, "links", tuple(self.links))
         object.__setattr__(self, "joints", tuple(self.joints))
+        # The asset's name becomes a path (the URDF, the asset folder's records) however the asset
+        # was built (cousin, intake --name, parts file): one rule, core.names, as for its links.
+        check_name("asset name", self.name)
         names = [lk.name for lk in self.links]
         if not names:
             raise ChordError(f"asset {self.name!r} has no links")

@@ -29,7 +29,8 @@ import numpy as np
 
 from core.contract import ArrayChecker, read_npz, require_meta, write_npz
 from core.errors import ContractError
-from core.scene import FPS_RANGE, MAX_DURATION
+from core.names import name_problem
+from core.scene import CAMERA_RADIUS, FPS_RANGE, MAX_DURATION
 
 FLOW_SCHEMA = "chord.flow"
 FLOW_VERSION = 1
@@ -154,6 +155,21 @@ def _validate(flow: ObjectFlow, path: str | Path | None) -> None:
         raise ContractError("meta.object_names", f"must be non-empty strings, got {list(names)}", path)
     if len(set(names)) != len(names):
         raise ContractError("meta.object_names", f"has duplicates: {list(names)}", path)
+    for i, n in enumerate(names):  # object names become paths downstream (assets/<name>/, ...)
+        problem = name_problem(n)
+        if problem is not None:
+            raise ContractError(f"meta.object_names[{i}]", f"is {n!r}: {problem}", path)
+    # World metres on a tabletop: a point further from the world origin than the farthest camera
+    # a scene may have (core.scene.CAMERA_RADIUS) is a unit slip (mm written as m), not motion.
+    far = float(np.abs(flow.points).max())
+    if far > CAMERA_RADIUS:
+        t, n, k = np.unravel_index(int(np.abs(flow.points).argmax()), flow.points.shape)
+        raise ContractError(
+            "points",
+            f"points[{t}, {n}, {k}] is {float(flow.points[t, n, k]):.6g} m, expected within "
+            f"{CAMERA_RADIUS:g} m of the world origin (world metres)",
+            path,
+        )
     lo, hi = int(flow.object_index.min()), int(flow.object_index.max())
     if lo < 0 or hi >= len(names):
         bad = lo if lo < 0 else hi

@@ -28,6 +28,7 @@ import numpy as np
 
 from core.contract import ArrayChecker, read_npz, require_meta, write_npz
 from core.errors import ContractError
+from core.names import name_problem
 
 PLAN_SCHEMA = "chord.plan"
 PLAN_VERSION = 1
@@ -174,8 +175,17 @@ def _validate(plan: Plan, path: str | Path | None) -> None:
             f"quaternion {[float(v) for v in base[3:]]} is not unit length (wxyz expected)",
             path,
         )
-    if not isinstance(plan.robot, str) or not plan.robot:
-        raise ContractError("meta.robot", f"is {plan.robot!r}, expected a robot name or URDF path", path)
+    # A robot name (core.names), or the .urdf path older plans carried; never a file a reader
+    # loads (sim.world maps names and known paths to its own URDFs).
+    if (
+        not isinstance(plan.robot, str)
+        or not plan.robot
+        or (name_problem(plan.robot) is not None and not plan.robot.endswith(".urdf"))
+    ):
+        shown = plan.robot if not isinstance(plan.robot, str) or len(plan.robot) <= 200 else plan.robot[:200]
+        raise ContractError(
+            "meta.robot", f"is {shown!r}, expected a robot name (panda, ur5e, ...) or a .urdf path", path
+        )
     if not isinstance(plan.flow_sha256, str) or not _SHA256.match(plan.flow_sha256):
         raise ContractError(
             "meta.flow_sha256", f"is {plan.flow_sha256!r}, expected 64 lowercase hex digits", path

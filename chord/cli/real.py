@@ -8,6 +8,7 @@ the callback the session asks before anything moves on hardware.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -109,6 +110,12 @@ def real(
     from real.preflight import PreflightRefusedError
     from real.session import default_log_path, dry_run, prepare, run_session
 
+    for option, value, lo, hi, unit in (
+        ("--fake-offset", fake_offset, -math.pi, math.pi, "rad"),
+        ("--fake-object-width", fake_object_width, 0.0, 1.0, "m"),
+    ):
+        if value is not None and not (math.isfinite(value) and lo <= value <= hi):
+            raise ChordError(f"{option} is {value!r}, expected {lo:g} to {hi:g} {unit}")
     limits = limits_for(model or DEFAULT_MODEL[backend])
     p = Plan.load(plan)
     if scene is None and flow is None:
@@ -131,9 +138,14 @@ def real(
             from real.limits import gripper_for
 
             clock = WallClock()  # one clock for the arm and the hand
+            hand_limits = gripper_for(limits.gripper)
+            # The simulated hand starts where the plan starts, as far as the hand can open: a plan
+            # outside the hand's range is pre-flight's to refuse (gripper_width), by name.
+            w0 = float(p.gripper[0])
+            w0 = hand_limits.max_width if not math.isfinite(w0) else w0
             hand = FakeGripper(
-                gripper_for(limits.gripper),
-                width=float(p.gripper[0]),
+                hand_limits,
+                width=min(max(w0, hand_limits.min_width), hand_limits.max_width),
                 object_width=fake_object_width,
                 clock=clock,
             )
