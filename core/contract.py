@@ -41,6 +41,10 @@ MAX_NPZ_BYTES = 4 * 1024**3  # all arrays of one .npz together, once loaded
 MAX_NPZ_MEMBERS = 64  # a contract has fewer than 10 fields
 MAX_JSON_CHARS = 16 * 1024**2  # a meta or record document (chord writes a few kB)
 MAX_JSON_DEPTH = 64  # nesting of a JSON document (chord's go about 6 deep); Python's parser recurses
+# Values (containers and scalars) a YAML document may expand to through its aliases: scenes and
+# parts files hold hundreds; a "billion laughs" document expands a few hundred bytes to 387
+# million, which every later walk of it would visit.
+MAX_YAML_VALUES = 100_000
 _NPY_MAGIC = b"\x93NUMPY"
 
 
@@ -444,6 +448,28 @@ def depth_exceeds(doc: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
+def values_exceed(doc: Any, limit: int) -> bool:
+    """Whether a parsed document holds more than ``limit`` values once YAML aliases are expanded
+    (every container and scalar counts each time it is reached), without recursion.
+
+    Stops at the limit: a "billion laughs" document (nine lists of nine aliases of the last,
+    nine deep) reaches 387 million values from a few hundred bytes, which any walk of it would
+    visit; a self-referencing one never ends.
+    """
+    stack = [doc]
+    seen = 0
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > limit:
+            return True
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
 def read_yaml_file(
     path: str | Path,
     *,
@@ -479,7 +505,15 @@ def read_yaml_file(
         raise ContractError(
             "file", f"nests deeper than the YAML parser can follow (at most {max_depth} levels allowed)", path
         ) from e
+    # Counted first: it stops after MAX_YAML_VALUES steps whatever the aliases do, where a walk for
+    # the depth would visit every expanded value.
+    if values_exceed(doc, MAX_YAML_VALUES):
+        raise ContractError(
+            "file",
+            f"holds more than {MAX_YAML_VALUES:,} values once its aliases (*name) are expanded, or an "
+            "alias refers to itself; a chord YAML file holds hundreds",
+            path,
+        )
     if depth_exceeds(doc, max_depth):
-        why = " (or an alias refers to itself)"
-        raise ContractError("file", f"nests more than {max_depth} levels deep{why}", path)
+        raise ContractError("file", f"nests more than {max_depth} levels deep", path)
     return doc

@@ -110,12 +110,8 @@ def real(
     from real.preflight import PreflightRefusedError
     from real.session import default_log_path, dry_run, prepare, run_session
 
-    for option, value, lo, hi, unit in (
-        ("--fake-offset", fake_offset, -math.pi, math.pi, "rad"),
-        ("--fake-object-width", fake_object_width, 0.0, 1.0, "m"),
-    ):
-        if value is not None and not (math.isfinite(value) and lo <= value <= hi):
-            raise ChordError(f"{option} is {value!r}, expected {lo:g} to {hi:g} {unit}")
+    if not (math.isfinite(fake_offset) and abs(fake_offset) <= math.pi):  # the fake hand checks its width
+        raise ChordError(f"--fake-offset is {fake_offset!r}, expected {-math.pi:g} to {math.pi:g} rad")
     limits = limits_for(model or DEFAULT_MODEL[backend])
     p = Plan.load(plan)
     if scene is None and flow is None:

@@ -262,7 +262,7 @@ def scene_cases(corpus: Corpus, scene: Path) -> None:
                     for p, c in zip("abcdefgh", "bcdefghi", strict=True)
                 )
             ),
-            ["scene.yaml"],
+            ["scene.yaml", "aliases"],
         ),
         ("binary_garbage", lambda d, f: "\x00\x01\x02garbage\xff", ["scene.yaml"]),
         ("empty_file", lambda d, f: "", ["scene.yaml"]),

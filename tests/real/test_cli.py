@@ -214,7 +214,7 @@ def test_bad_safety_values_are_one_line_errors(tmp_path, capsys, flags, message)
         ),
         (
             ["--fake-offset", "nan"],
-            "fake arm: q0 is [nan, nan, nan, nan, nan, nan, nan], expected 7 finite joints",
+            "--fake-offset is nan, expected -3.14159 to 3.14159 rad",
         ),
     ],
 )
@@ -229,9 +229,9 @@ def test_a_plan_whose_robot_is_a_file_path_is_never_loaded_by_chord_real(box_tas
 
     from tests.real.plans import restamp
 
-    plan = restamp(dc.replace(Plan.load(box_task.plan), robot="/etc/passwd"))
+    plan = restamp(dc.replace(Plan.load(box_task.plan), robot="/etc/passwd.urdf"))
     path = str(plan.save(tmp_path / "p.npz"))
     args = ["real", path, "--scene", str(box_task.scene), "--flow", str(box_task.flow), "--slowdown", "2"]
     assert main(args) == 1
     out = capsys.readouterr().out
-    assert "[FAIL] sim_failed: cannot be run: plan robot '/etc/passwd' is not a known robot" in out
+    assert "[FAIL] sim_failed: cannot be run: plan robot '/etc/passwd.urdf' is not a known robot" in out

@@ -120,11 +120,11 @@ def test_what_cannot_be_simulated_is_refused_not_raised(box_task, tmp_path, what
         flow = tmp_path / "garbage.npz"
         flow.write_bytes(b"not an npz")
     else:
-        plan = restamp(dataclasses.replace(plan, robot="/etc/passwd"))
+        plan = restamp(dataclasses.replace(plan, robot="/etc/passwd.urdf"))
     flow_r, sim_r = revalidate(plan, scene, flow)
     if what != "robot":  # an unreadable file refuses both; a robot the sim cannot load, the sim
         assert flow_r.passed is False and flow_r.message.startswith("cannot be run:")
     assert sim_r.passed is False and sim_r.message.startswith("cannot be run:")
     if what == "robot":
-        assert "plan robot '/etc/passwd' is not a known robot" in sim_r.message
+        assert "plan robot '/etc/passwd.urdf' is not a known robot" in sim_r.message
     assert sim_r.code == Reason.SIM_FAILED and np.isfinite(plan.q).all()

@@ -30,7 +30,7 @@ def test_a_name_resolves_through_the_registry():
     assert robot_urdf_for(str(default_robot_urdf())) == default_robot_urdf()
 
 
-@pytest.mark.parametrize("name", ["/etc/passwd", "../../panda.urdf", "franka", "", "x" * 5000])
+@pytest.mark.parametrize("name", ["/etc/passwd.urdf", "../../panda.urdf", "franka", "", "x" * 5000])
 def test_any_other_name_is_a_one_line_error(name):
     with pytest.raises(ChordError) as e:
         robot_urdf_for(name)
@@ -46,21 +46,25 @@ def test_a_urdf_file_named_by_a_plan_is_not_loaded(tmp_path):
 
 
 def test_the_command_line_urdf_wins_and_must_exist(tmp_path):
-    assert robot_urdf_for("/etc/passwd", default_robot_urdf()) == default_robot_urdf()
+    assert robot_urdf_for("/etc/passwd.urdf", default_robot_urdf()) == default_robot_urdf()
     with pytest.raises(ChordError, match="--robot-urdf"):
         robot_urdf_for("panda", tmp_path / "missing.urdf")
 
 
 def test_a_plan_naming_etc_passwd_is_refused_before_pybullet_sees_it(files, capsys):
     scene_path, flow, tmp = files
-    plan = dataclasses.replace(S.ik_plan(flow), robot="/etc/passwd")
+    # A robot that is neither a name nor a .urdf path is refused by the plan contract itself.
+    with pytest.raises(ChordError, match=r"meta.robot: is '/etc/passwd', expected a robot name"):
+        dataclasses.replace(S.ik_plan(flow), robot="/etc/passwd").save(tmp / "p0.npz")
+    # One that looks like a URDF path reaches the simulator's registry, which refuses it by name.
+    plan = dataclasses.replace(S.ik_plan(flow), robot="/etc/passwd.urdf")
     plan_path = plan.save(tmp / "plan.npz")
-    with pytest.raises(ChordError, match=r"plan robot '/etc/passwd' is not a known robot"):
+    with pytest.raises(ChordError, match=r"plan robot '/etc/passwd.urdf' is not a known robot"):
         validate_plan(plan_path, scene_path)
     assert main(["sim", str(plan_path), "--scene", str(scene_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(
-        "chord sim: error: plan robot '/etc/passwd' is not a known robot"
+        "chord sim: error: plan robot '/etc/passwd.urdf' is not a known robot"
     )
     # The person at the command line may name the URDF: then the same plan runs.
     assert validate_plan(plan_path, scene_path, robot_urdf=default_robot_urdf()).success
