@@ -233,14 +233,15 @@ def test_a_second_run_on_the_same_out_is_refused_naming_the_first_and_writes_not
     scene: Path, tmp_path: Path
 ):
     run = tmp_path / "run"
-    first = chord("flow", str(scene), "--out", str(run), *SMALL)
+    short = [a if a != "60" else "20" for a in SMALL]  # the first run only has to outlive the checks
+    first = chord("flow", str(scene), "--out", str(run), *short)
     try:
         _wait_for(
             lambda: (run / "run.log").is_file() and (run / "run.log").stat().st_size > 0, "the first run"
         )
         first.send_signal(signal.SIGSTOP)  # hold the first still: the folder must not change under us
         before = sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in run.rglob("*"))
-        for args in (("flow", str(scene), "--out", str(run), *SMALL), ("flow", "--resume", str(run))):
+        for args in (("flow", str(scene), "--out", str(run), *short), ("flow", "--resume", str(run))):
             second = chord(*args)
             assert second.wait(timeout=300) == 1
             lines = second.stdout.read().decode().strip().splitlines()
@@ -256,7 +257,7 @@ def test_a_second_run_on_the_same_out_is_refused_naming_the_first_and_writes_not
         first.kill()
         first.wait()
     logged = [json.loads(line)["iteration"] for line in (run / "run.log").read_text().splitlines()]
-    assert logged == [0, 10, 20, 30, 40, 50, 59]  # one run's log, not two interleaved
+    assert logged == [0, 10, 19]  # one run's log, not two interleaved
     assert not (run / LOCK_FILE).exists()
 
 

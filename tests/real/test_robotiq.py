@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from unittest import mock
 
 import numpy as np
@@ -50,10 +51,14 @@ def test_the_fingers_stop_on_an_object_and_say_so():
         g = _client(server)
         g.connect()
         g.grasp(0.02, force=50.0)
-        for _ in range(200):
+        # The fake's fingers move on the wall clock: wait up to 10 s (seconds on a loaded machine),
+        # not a number of reads, which a busy machine can spend before the fingers get anywhere.
+        deadline = time.monotonic() + 10.0
+        while True:
             state = g.read()
-            if not state.moving:
+            if not state.moving or time.monotonic() > deadline:
                 break
+            time.sleep(0.005)
         g.disconnect()
     assert not state.moving and state.fault is None
     assert state.width == pytest.approx(0.04, abs=0.001)  # stopped on the object, above the 20 mm asked
