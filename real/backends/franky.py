@@ -101,6 +101,7 @@ class FrankaRobot(Robot):
         self.dynamics_factor = dynamics_factor
         self.realtime = realtime
         self._robot = None
+        self._last_target: np.ndarray | None = None  # the target the running motion holds
 
     def _connect(self) -> None:
         franky = _franky()
@@ -112,6 +113,7 @@ class FrankaRobot(Robot):
 
     def _disconnect(self) -> None:
         self._robot = None
+        self._last_target = None
 
     def _read_state(self) -> RobotState:
         r = self._robot
@@ -129,9 +131,16 @@ class FrankaRobot(Robot):
         )
 
     def _send(self, q: np.ndarray, dq: np.ndarray) -> np.ndarray:
+        # A target equal to the one the running motion already holds is not sent again: the motion
+        # (return_when_finished=False) keeps holding it, and re-planning a zero-length move from the
+        # arm's tiny residual velocity can fail in franky's trajectory generator ("Motion planner
+        # failed with error code -111", seen on franky-sim while the arm held still for a grasp).
+        if self._last_target is not None and np.array_equal(q, self._last_target):
+            return q
         f = self._franky
         motion = f.JointMotion(f.JointState(q), return_when_finished=False)
         self._robot.move(motion, asynchronous=True)
+        self._last_target = np.array(q, dtype=float)
         return q
 
     def _stop(self) -> None:

@@ -268,3 +268,26 @@ def test_xarm_gripper_error_code_stops_the_run():
         with XArmRobot("192.168.1.200") as robot:
             res = execute(robot, t, q, gripper=g, clock=SimClock())
     assert res.reason == Outcome.GRIPPER_FAULT and "gripper error code 9" in res.message and res.sends == 0
+
+
+def test_franka_does_not_replan_a_target_its_running_motion_already_holds():
+    """A hold (the same target tick after tick, e.g. while the hand closes) is one JointMotion:
+    re-planning a zero-length move each tick failed franky's generator on franky-sim (-111)."""
+    from types import SimpleNamespace
+
+    from real.backends.franky import FrankaRobot
+
+    moves = []
+    robot = FrankaRobot("127.0.0.1", model="fr3", realtime=False)
+    robot._franky = SimpleNamespace(
+        JointState=lambda q: tuple(q), JointMotion=lambda state, return_when_finished: state
+    )
+    robot._robot = SimpleNamespace(move=lambda motion, asynchronous: moves.append(motion))
+    q = np.linspace(0.0, 0.6, 7)
+    for target in (q, q, q.copy(), q + 1e-6, q + 1e-6, q):
+        assert np.array_equal(robot._send(target, np.zeros(7)), target)
+    assert moves == [tuple(q), tuple(q + 1e-6), tuple(q)]
+    robot._disconnect()  # a new session starts without a held target
+    robot._robot = SimpleNamespace(move=lambda motion, asynchronous: moves.append(motion))
+    robot._send(q, np.zeros(7))
+    assert len(moves) == 4
