@@ -9,11 +9,12 @@ bash scripts/setup.sh
 ruff check .
 ruff format --check .
 # The suite runs on every core (pytest-xdist, CHORD_TEST_WORKERS overrides; one torch thread per
-# worker so they do not fight over the cores). The realtime tests (franky-sim runs on the wall
+# worker so they do not fight over the cores; worksteal: a worker that runs out takes the other's
+# pending tests, since a few tests take a minute or more). The realtime tests (franky-sim runs on the wall
 # clock, so a loaded CPU can fail them) run alone afterwards.
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 set +e
-python -m pytest -m "not gpu and not hardware and not realtime" -n "${CHORD_TEST_WORKERS:-auto}" "$@"
+python -m pytest -m "not gpu and not hardware and not realtime" -n "${CHORD_TEST_WORKERS:-auto}" --dist worksteal "$@"
 rc=$?
 python -m pytest -m "realtime and not gpu and not hardware" "$@"
 rc_realtime=$?

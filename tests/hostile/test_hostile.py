@@ -130,12 +130,20 @@ def test_every_kind_has_at_least_25_cases(hostile, kind):
     assert len(names) >= 25, (kind, len(names))
 
 
-@pytest.mark.parametrize("kind", H.KINDS)
-def test_every_case_is_refused_cleanly(hostile, kind, monkeypatch, capsys):
-    """All cases of one kind (one test per kind: the inputs are built once per session)."""
+# The plan cases (each chord real case re-simulates its plan, ~2 s) run as two tests, so that
+# parallel workers share them; every other kind is one test.
+PARTS = {"plan": 2}
+
+
+@pytest.mark.parametrize(
+    ("kind", "part"), [(k, i) for k in H.KINDS for i in range(PARTS.get(k, 1))], ids=lambda v: str(v)
+)
+def test_every_case_is_refused_cleanly(hostile, kind, part, monkeypatch, capsys):
+    """All cases of one kind, or of one part of it (the inputs are built once per worker)."""
     root, corpus, _ = hostile
     failures = []
-    for case in (c for c in corpus.cases if c.kind == kind):
+    mine = [c for c in corpus.cases if c.kind == kind][part :: PARTS.get(kind, 1)]
+    for case in mine:
         folder = root / "cases" / case.kind / case.name
         try:
             _check(case, folder, root, monkeypatch, capsys)
@@ -144,10 +152,7 @@ def test_every_case_is_refused_cleanly(hostile, kind, monkeypatch, capsys):
         except Exception as e:  # an exception main() let through is a traceback the user sees
             failures.append(f"{case.name}: {type(e).__name__}: {str(e)[:300]}")
         monkeypatch.undo()
-    assert not failures, (
-        f"{len(failures)} of {sum(c.kind == kind for c in corpus.cases)} {kind} cases:\n"
-        + "\n".join(failures)
-    )
+    assert not failures, f"{len(failures)} of {len(mine)} {kind} cases (part {part}):\n" + "\n".join(failures)
 
 
 def test_the_valid_plan_reaches_the_arm_so_the_count_can_fail(hostile, monkeypatch, capsys):
