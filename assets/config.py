@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from core.asset import DEFAULT_DENSITY
 from core.errors import ChordError
-from core.scene import DENSITY_RANGE
+from core.scene import DENSITY_RANGE, FPS_RANGE
 
 UP_AXES = ("auto", "+x", "-x", "+y", "-y", "+z", "-z")
 
@@ -55,3 +55,59 @@ class IntakeConfig:
         c = self.color
         if len(c) != 3 or not all(number(v) and 0.0 <= v <= 1.0 for v in c):
             raise ChordError(f"color is {list(c)!r}, expected 3 numbers in [0, 1]")
+
+
+@dataclass(frozen=True)
+class RecordingConfig:
+    """How to import an RGB-D recording into a scene's reference (assets.recording)."""
+
+    # A pixel belongs to an object's mask when its recorded depth lies within this of the depth the
+    # object's mesh has there at its tracked pose. 1 cm: above a structured-light sensor's noise
+    # at a tabletop's 0.5-1 m (a few mm), below the thickness of anything chord grasps.
+    depth_tol: float = 0.01  # m
+    # RANSAC plane fit of the table in frame 0: inlier distance and number of trials.
+    plane_tol: float = 0.005  # m
+    plane_trials: int = 200
+    # Rigid ICP of each object against the next frame's depth: iterations, surface points of the
+    # model, and the largest point-to-point distance that still pairs (the most an object moves
+    # between two frames beyond the constant-velocity guess).
+    icp_iterations: int = 30
+    model_points: int = 4000
+    icp_gate: float = 0.03  # m
+    # Refine the scene's frame-0 poses against the first depth frame (the corrections are reported).
+    refine_first: bool = True
+    # Warn for a frame where an object's mask covers less than this fraction of its rendered,
+    # depth-valid silhouette (the track was lost, or something the scene lacks covers it).
+    warn_agreement: float = 0.6
+    # Frames per second of the recording (default: the camera file's fps, else the scene's).
+    fps: float | None = None
+    seed: int = 0  # RANSAC and surface-sampling seed
+
+    def __post_init__(self) -> None:
+        """Refuse each bad option with its value and range before any file is read (ChordError)."""
+
+        def number(v: object) -> bool:
+            return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+        for key, lo, hi in (
+            ("depth_tol", 1e-4, 0.2),
+            ("plane_tol", 1e-4, 0.1),
+            ("icp_gate", 1e-3, 0.5),
+            ("warn_agreement", 0.0, 1.0),
+        ):
+            v = getattr(self, key)
+            if not (number(v) and lo <= v <= hi):
+                raise ChordError(f"{key} is {v!r}, expected {lo:g} to {hi:g}")
+        for key, lo, hi in (
+            ("plane_trials", 1, 100_000),
+            ("icp_iterations", 0, 1000),
+            ("model_points", 50, 1_000_000),
+        ):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise ChordError(f"{key} is {v!r}, expected an integer from {lo} to {hi}")
+        lo, hi = FPS_RANGE
+        if self.fps is not None and not (number(self.fps) and lo <= self.fps <= hi):
+            raise ChordError(f"fps is {self.fps!r}, expected {lo:g} to {hi:g} frames per second")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ChordError(f"seed is {self.seed!r}, expected an integer")
