@@ -61,26 +61,18 @@ class IntakeConfig:
 class RecordingConfig:
     """How to import an RGB-D recording into a scene's reference (assets.recording)."""
 
-    # A pixel belongs to an object's mask when its recorded depth lies within this of the depth the
-    # object's mesh has there at its tracked pose. 1 cm: above a structured-light sensor's noise
-    # at a tabletop's 0.5-1 m (a few mm), below the thickness of anything chord grasps.
-    depth_tol: float = 0.01  # m
-    # RANSAC plane fit of the table in frame 0: inlier distance and number of trials.
-    plane_tol: float = 0.005  # m
-    plane_trials: int = 200
-    # Rigid ICP of each object against the next frame's depth: iterations, surface points of the
-    # model, and the largest point-to-point distance that still pairs (the most an object moves
-    # between two frames beyond the constant-velocity guess).
-    icp_iterations: int = 30
-    model_points: int = 4000
-    icp_gate: float = 0.03  # m
-    # Refine the scene's frame-0 poses against the first depth frame (the corrections are reported).
-    refine_first: bool = True
-    # Warn for a frame where an object's mask covers less than this fraction of its rendered,
-    # depth-valid silhouette (the track was lost, or something the scene lacks covers it).
-    warn_agreement: float = 0.6
-    # Frames per second of the recording (default: the camera file's fps, else the scene's).
-    fps: float | None = None
+    # depth_tol 1 cm: above a structured-light sensor's noise at a tabletop's 0.5-1 m (a few mm),
+    # below the thickness of anything chord grasps. icp_gate 3 cm: the most an object may move
+    # between two frames beyond the constant-velocity guess.
+    depth_tol: float = 0.01  # m: a pixel is an object's when its depth is this near the object's render
+    plane_tol: float = 0.005  # m: inlier distance of the table plane's RANSAC fit in frame 0
+    plane_trials: int = 200  # RANSAC trials of the table plane fit
+    icp_iterations: int = 30  # ICP iterations per object and frame (stops early once converged)
+    model_points: int = 4000  # surface points sampled on each object's mesh for ICP
+    icp_gate: float = 0.03  # m: farthest pairing of depth and model points in ICP's first iteration
+    refine_first: bool = True  # align the scene's frame-0 poses to the first depth frame
+    warn_agreement: float = 0.6  # warn where a mask covers less than this of its depth-valid silhouette
+    fps: float | None = None  # frames per second (default: the camera file's fps, else the scene's)
     seed: int = 0  # RANSAC and surface-sampling seed
 
     def __post_init__(self) -> None:
