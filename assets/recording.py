@@ -14,10 +14,12 @@ made from geometry and depth alone, never from a simulator's segmentation:
 1. the table: a RANSAC plane fit of frame 0's depth (world frame); its points are kept out of
    the tracking, and a plane far from the scene's table height says the camera pose or the depth
    scale is off (a warning);
-2. every frame: each object is tracked by a rigid point-to-point ICP of its camera-facing surface
-   points against the depth points near where it was in the previous frame, seeded with a
-   constant-velocity guess (frame 0 is seeded with the scene's pose and refined the same way);
-3. each object's mesh is rasterised at its tracked pose (z-buffer over all objects): its pixels
+2. every frame: each rigid piece (a whole object, or each link of an articulated one built by
+   ``chord assets``) is tracked by ICP (point-to-plane with point-to-point rows) of its
+   camera-facing surface points against the depth points near where it was in the previous
+   frame that lie nearer to it than to any other piece, seeded with a constant-velocity guess
+   (frame 0 is seeded with the scene's pose and refined the same way);
+3. each piece's mesh is rasterised at its tracked pose (z-buffer over all pieces): an object's pixels
    where it is in front and the recorded depth lies within ``depth_tol`` of its rendered depth
    are its mask. The agreement of a frame is that mask's share of the object's rendered,
    depth-valid silhouette; a low one (a lost track, or something the scene lacks, such as a
@@ -35,7 +37,7 @@ import json
 import logging
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +48,16 @@ from assets.config import RecordingConfig
 from core.atomic import atomic_dir, write_text_atomic
 from core.contract import read_yaml_file
 from core.errors import ChordError, ContractError
-from core.scene import MAX_FRAMES, MAX_IMAGE_SIDE, Camera, Pose, Reference, Scene, _check_camera
+from core.scene import (
+    MAX_FRAMES,
+    MAX_IMAGE_SIDE,
+    Camera,
+    Pose,
+    Reference,
+    Scene,
+    SceneObject,
+    _check_camera,
+)
 
 log = logging.getLogger(__name__)
 
@@ -524,6 +535,9 @@ class ObjectTrack:
     poses: np.ndarray  # [T, 4, 4] tracked T_world_obj
     lost: tuple[int, ...]  # frames where ICP found too few pairs and the pose was kept
     first_correction: tuple[float, float]  # (mm, deg) from the scene's pose to the refined frame-0 pose
+    # Articulated objects (links in the asset record): link name -> [T, 4, 4], the pose of the
+    # object frame that puts the link's rest mesh where it was tracked; the root's is ``poses``.
+    link_poses: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -537,6 +551,25 @@ class ImportResult:
     tracks: tuple[ObjectTrack, ...]
     table: TablePlane | None
     warnings: tuple[str, ...]
+
+
+def _pieces(obj: SceneObject) -> list[tuple[str, Any]]:
+    """The rigid pieces tracked for ``obj``: (name, mesh in the object frame at rest, metres).
+
+    An articulated object built by ``chord assets`` (asset.json beside its URDF, two or more links)
+    gives one piece per link, its mesh from the record, so a moving lid is followed on its own;
+    any other object is one piece, its whole mesh. Link poses are tracked independently (no joint
+    model): the masks need where each piece is, not the joint values.
+    """
+    from core.asset import read_record
+    from core.mesh import load_mesh, object_mesh
+
+    folder = None if obj.urdf is None else Path(obj.urdf).parent
+    if folder is not None and (folder / "asset.json").is_file():
+        links = read_record(folder).get("links", [])
+        if len(links) >= 2:
+            return [(str(lk["name"]), load_mesh(folder / lk["mesh"])) for lk in links]
+    return [(obj.name, object_mesh(obj))]
 
 
 def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -582,7 +615,9 @@ def import_recording(
     Raises ChordError (naming the file and field) for a malformed recording, before any output
     is written; nothing is written unless everything succeeds.
     """
-    from core.mesh import object_mesh, sample_surface
+    from scipy.spatial import cKDTree
+
+    from core.mesh import sample_surface
     from core.rgbd import save_depth, save_masks
 
     recording, out = Path(recording), Path(out)
@@ -592,11 +627,12 @@ def import_recording(
     T_frames, H, W = rec.depth.shape
     cam = rec.camera
     fps = config.fps or rec.fps or scene.fps
-    meshes = [object_mesh(o) for o in scene.objects]
+    pieces = [(i, name, mesh) for i, o in enumerate(scene.objects) for name, mesh in _pieces(o)]
     models = []
-    for i, m in enumerate(meshes):
-        pts, nrm, _ = sample_surface(m, config.model_points, seed=config.seed + i)
+    for k, (_, _, m) in enumerate(pieces):
+        pts, nrm, _ = sample_surface(m, config.model_points, seed=config.seed + k)
         models.append((pts, nrm))
+    owner = np.array([i for i, _, _ in pieces])
     eye = np.asarray(cam.T_world_cam.position, dtype=float)
     valid = np.isfinite(rec.depth)
     warnings: list[str] = []
@@ -615,25 +651,25 @@ def import_recording(
             f"the scene's table is at z={scene.table_height:g} m and level: check world_from_camera and the depth units"
         )
 
-    n_obj = len(scene.objects)
-    poses = np.empty((n_obj, T_frames, 4, 4))
+    n_obj, n_pc = len(scene.objects), len(pieces)
+    poses = np.empty((n_pc, T_frames, 4, 4))  # per piece: T_world_obj of the piece's rest mesh
     agreement = np.full((n_obj, T_frames), np.nan)
     pixels = np.zeros((n_obj, T_frames), np.int64)
     labels = np.full((T_frames, H, W), -1, np.int16)
-    lost: list[list[int]] = [[] for _ in range(n_obj)]
-    init = [o.pose.matrix() for o in scene.objects]
+    lost: list[list[int]] = [[] for _ in range(n_pc)]
+    init = [scene.objects[i].pose.matrix() for i in owner]
 
     def render(Ts: list[np.ndarray]) -> np.ndarray:
         return np.stack(
             [
                 render_depth(m.vertices @ T[:3, :3].T + T[:3, 3], np.asarray(m.faces), cam)
-                for m, T in zip(meshes, Ts, strict=True)
+                for (_, _, m), T in zip(pieces, Ts, strict=True)
             ]
         )
 
     rendered = render(init)
     front = rendered.argmin(axis=0)
-    prev_masks = [(front == i) & np.isfinite(rendered[i]) for i in range(n_obj)]
+    prev_masks = [(front == k) & np.isfinite(rendered[k]) for k in range(n_pc)]
     for t in tqdm(range(T_frames), desc="import", unit="frame", leave=False):
         d = rec.depth[t]
         usable = valid[t].copy()
@@ -641,52 +677,77 @@ def import_recording(
             X = back_project(d, cam, valid[t])
             on_table = np.abs(X @ np.asarray(table.normal) - table.offset) < config.plane_tol
             usable[valid[t]] = ~on_table
-        current = []
-        for i, (pts, nrm) in enumerate(models):
+        # Pixels a piece still explains where it was last frame are no other piece's to pair with;
+        # pixels where the depth changed (something moved in) are open to every piece.
+        still = [m & (np.abs(d - r) < config.depth_tol) for m, r in zip(prev_masks, rendered, strict=True)]
+        seeds = []
+        for k in range(n_pc):
             if t == 0:
-                seed = init[i]
+                seeds.append(init[k])
             elif t == 1:
-                seed = poses[i, 0]
+                seeds.append(poses[k, 0])
             else:  # constant velocity: the last frame's motion once more
-                seed = (poses[i, t - 1] @ np.linalg.inv(poses[i, t - 2])) @ poses[i, t - 1]
+                seeds.append((poses[k, t - 1] @ np.linalg.inv(poses[k, t - 2])) @ poses[k, t - 1])
+        trees = [cKDTree(pts @ T[:3, :3].T + T[:3, 3]) for (pts, _), T in zip(models, seeds, strict=True)]
+        current = []
+        for k, (pts, nrm) in enumerate(models):
+            seed = seeds[k]
             if t == 0 and not config.refine_first:
                 current.append(seed)
                 continue
             near = (
-                rendered[i][prev_masks[i]] if prev_masks[i].any() else rendered[i][np.isfinite(rendered[i])]
+                rendered[k][prev_masks[k]] if prev_masks[k].any() else rendered[k][np.isfinite(rendered[k])]
             )
             z = float(near.min()) if near.size else 1.0
             radius = math.ceil(config.icp_gate * max(cam.fx, cam.fy) / max(z, cam.near)) + 1
-            region = _dilate(prev_masks[i], radius) & usable
-            for j in range(n_obj):
-                if j != i:
-                    region &= ~prev_masks[j]
-            T_new, pairs = icp(pts, nrm, seed, back_project(d, cam, region), eye, config)
+            region = _dilate(prev_masks[k], radius) & usable
+            for j in range(n_pc):
+                if j != k:
+                    region &= ~still[j]
+            observed = back_project(d, cam, region)
+            if n_pc > 1 and len(observed):
+                # A depth point nearer another piece's guessed surface is that piece's: a lid
+                # closing onto its base must not pair with the base's points, nor they with it.
+                own = trees[k].query(observed)[0]
+                other = np.min([trees[j].query(observed)[0] for j in range(n_pc) if j != k], axis=0)
+                observed = observed[own <= other]
+            T_new, pairs = icp(pts, nrm, seed, observed, eye, config)
             if pairs == 0:
-                lost[i].append(t)
-                T_new = init[i] if t == 0 else poses[i, t - 1]
+                lost[k].append(t)
+                T_new = init[k] if t == 0 else poses[k, t - 1]
             current.append(T_new)
         poses[:, t] = np.stack(current)
         rendered = render(current)
         zmin = rendered.min(axis=0)
         front = rendered.argmin(axis=0)
+        seen = np.isfinite(zmin) & valid[t]
+        agrees = seen & (np.abs(d - zmin) < config.depth_tol)
+        for k in range(n_pc):
+            piece = (front == k) & seen
+            prev_masks[k] = (piece & agrees) if (piece & agrees).any() else piece
+        front_obj = owner[front]
         for i in range(n_obj):
-            sil = (front == i) & np.isfinite(zmin) & valid[t]
-            mask = sil & (np.abs(d - rendered[i]) < config.depth_tol)
+            sil = (front_obj == i) & seen
+            mask = sil & agrees
             labels[t][mask] = i
             pixels[i, t] = int(mask.sum())
             if sil.any():
                 agreement[i, t] = mask.sum() / sil.sum()
-            prev_masks[i] = mask if mask.any() else sil
 
     tracks = []
     for i, o in enumerate(scene.objects):
-        dT = np.linalg.inv(init[i]) @ poses[i, 0]
+        mine = [k for k in range(n_pc) if owner[k] == i]
+        root = mine[0]  # the first link is the root (core.asset); a rigid object is one piece
+        dT = np.linalg.inv(init[root]) @ poses[root, 0]
         corr = (
-            1000 * float(np.linalg.norm(poses[i, 0][:3, 3] - init[i][:3, 3])),
+            1000 * float(np.linalg.norm(poses[root, 0][:3, 3] - init[root][:3, 3])),
             math.degrees(math.acos(np.clip((np.trace(dT[:3, :3]) - 1) / 2, -1.0, 1.0))),
         )
-        tracks.append(ObjectTrack(o.name, agreement[i], pixels[i], poses[i], tuple(lost[i]), corr))
+        lost_frames = sorted({t for k in mine for t in lost[k]})
+        links = {pieces[k][1]: poses[k] for k in mine} if len(mine) > 1 else {}
+        tracks.append(
+            ObjectTrack(o.name, agreement[i], pixels[i], poses[root], tuple(lost_frames), corr, links)
+        )
         low = [t for t in range(T_frames) if not agreement[i, t] >= config.warn_agreement]
         if low:
             worst = int(np.nanargmin(agreement[i])) if np.isfinite(agreement[i]).any() else low[0]
@@ -694,10 +755,12 @@ def import_recording(
                 f"{o.name}: mask agrees with the depth on less than {config.warn_agreement:.0%} of its silhouette "
                 f"(or is out of view) in frames {_ranges(low)}; lowest {np.nan_to_num(agreement[i, worst]):.2f} at frame {worst}"
             )
-        if lost[i]:
-            warnings.append(
-                f"{o.name}: track lost (too few depth points) in frames {_ranges(lost[i])}; pose kept"
-            )
+        for k in mine:
+            if lost[k]:
+                what = o.name if len(mine) == 1 else f"{o.name} link {pieces[k][1]!r}"
+                warnings.append(
+                    f"{what}: track lost (too few depth points) in frames {_ranges(lost[k])}; pose kept"
+                )
     # Returned, not logged: the caller shows them (chord prints each once, as a warning line).
     log.info("import %s: %d frames %dx%d, %d warning(s)", recording, T_frames, W, H, len(warnings))
 
@@ -724,6 +787,7 @@ def import_recording(
                     "lost_frames": list(tr.lost),
                     "first_correction_mm_deg": list(tr.first_correction),
                     "poses": tr.poses.round(6).tolist(),
+                    "link_poses": {n: v.round(6).tolist() for n, v in tr.link_poses.items()},
                 }
                 for tr in tracks
             },
@@ -733,7 +797,7 @@ def import_recording(
         objects = [
             replace(
                 o,
-                pose=Pose.from_matrix(poses[i, 0]),
+                pose=Pose.from_matrix(tracks[i].poses[0]),
                 mesh=None if o.mesh is None else Path(o.mesh).resolve(),
                 urdf=None if o.urdf is None else Path(o.urdf).resolve(),
             )
