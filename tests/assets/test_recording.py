@@ -199,6 +199,20 @@ def test_imported_scene_is_what_chord_flow_reads(imported):
     assert report["schema"] == "chord.rgbd_import" and len(report["objects"]["banana"]["agreement"]) == 11
 
 
+def test_chord_flow_runs_on_the_imported_scene(imported, tmp_path):
+    """A few CPU iterations of the video fit, at half the recording's resolution (a smoke run)."""
+    from flowgen.config import FlowConfig
+    from flowgen.generate import generate_flow
+
+    tiny = FlowConfig(
+        iterations=4, checkpoint_every=2, gaussians_per_object=200, near_surface_target=800,
+        control_points_per_object=6, width=52, height=29, split_iteration=2, flow_points_per_object=64,
+        device="cpu", preview_every=0,
+    )  # fmt: skip
+    summary = generate_flow(imported.scene, tmp_path / "run", tiny)
+    assert summary.flow_path.is_file() and (summary.frames, summary.prior) == (11, "video")
+
+
 def test_npy_depth_and_mp4_frames_import_alike(rendered_banana, tmp_path):
     import imageio.v2 as imageio
 
