@@ -233,15 +233,17 @@ def _read_frames(folder: Path, camera: Camera, camera_path: Path) -> np.ndarray:
         raise ChordError(f"{folder}: no frames: expected a frames/ folder of PNG/JPG images or {VIDEO_FILE}")
     import imageio.v2 as imageio
 
+    # The frame count of a video is known only once decoded: stop at the first frame over budget.
     _check_budget(1, W, H, video)
+    most = min(MAX_FRAMES, MAX_RECORDING_BYTES // (W * H * BYTES_PER_PIXEL))
     frames = []
     try:
         with imageio.get_reader(video) as reader:
             for frame in reader:
                 frame = np.asarray(frame)
                 fits(frame.shape[1], frame.shape[0], f"video {str(video)!r}")
-                if len(frames) == MAX_FRAMES:
-                    raise ChordError(f"{video}: more than {MAX_FRAMES} frames")
+                if len(frames) == most:
+                    _check_budget(most + 1, W, H, video)  # raises, naming the limit it passed
                 frames.append(frame[..., :3].astype(np.uint8))
     except (OSError, ValueError, RuntimeError) as e:
         raise ChordError(f"video {str(video)!r} cannot be decoded ({e})") from e

@@ -360,3 +360,34 @@ def test_cli_imports_and_prints_one_line_errors(rendered_banana, recording, tmp_
     assert rc == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "camera.yaml" in err[0] and "fx" in err[0]
+
+
+def test_sizes_are_checked_before_the_pixels_are_read(rendered_banana, recording, tmp_path, monkeypatch):
+    import imageio.v2 as imageio
+
+    import assets.recording as rec_mod
+
+    monkeypatch.setattr(rec_mod, "MAX_RECORDING_BYTES", WIDTH * HEIGHT * rec_mod.BYTES_PER_PIXEL * 5)
+    folder = _copy(recording, tmp_path)
+    with pytest.raises(ChordError, match=r"frames: 11 frames of 104x58 px need .* use fewer frames"):
+        rec_mod.read_recording(folder)
+    shutil.rmtree(folder / "frames")
+    _, r, _ = rendered_banana
+    with imageio.get_writer(folder / "video.mp4", fps=4, codec="libx264", macro_block_size=1) as w:
+        for frame in r.rgb:
+            w.append_data(frame)
+    with pytest.raises(ChordError, match=r"video.mp4: 6 frames of 104x58 px need"):
+        rec_mod.read_recording(folder)  # stops decoding at the sixth frame
+
+
+def test_a_camera_pose_off_by_5_cm_is_warned_about_through_the_table(rendered_banana, recording, tmp_path):
+    from assets.recording import import_recording
+
+    scene_path, _, _ = rendered_banana
+    folder = _copy(recording, tmp_path)
+    T = np.array(yaml.safe_load((folder / "camera.yaml").read_text())["world_from_camera"])
+    T[2, 3] += 0.05
+    _camera(folder, world_from_camera=T.tolist())
+    res = import_recording(folder, scene_path, tmp_path / "out", RecordingConfig())
+    assert abs(res.table.height - 0.05) < 0.003
+    assert any("table plane in frame 0 is at z=0.050" in w and "world_from_camera" in w for w in res.warnings)
