@@ -42,13 +42,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from tqdm import tqdm
 
 from assets.config import RecordingConfig
+from assets.reference import write_video
 from core.atomic import atomic_dir, write_text_atomic
 from core.contract import read_yaml_file
 from core.errors import ChordError, ContractError
 from core.scene import (
+    FPS_RANGE,
     MAX_FRAMES,
     MAX_IMAGE_SIDE,
     Camera,
@@ -127,6 +130,10 @@ def read_camera(path: Path) -> tuple[Camera, float | None]:
         sizes[key] = v
     T = _rigid(doc.get("world_from_camera"), path)
     fps = number("fps", None)
+    if fps is not None and not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
+        raise ContractError(
+            "fps", f"is {fps:g}, expected {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g} frames per second", path
+        )
     camera = Camera(
         fx=number("fx"),
         fy=number("fy"),
@@ -628,7 +635,9 @@ def import_recording(
     rec = read_recording(recording)
     T_frames, H, W = rec.depth.shape
     cam = rec.camera
-    fps = config.fps or rec.fps or scene.fps
+    fps = float(config.fps or rec.fps or scene.fps)
+    # The output scene is checked now (frames, duration, camera), not after the tracking.
+    replace(scene, camera=cam, frames=T_frames, fps=fps, reference=None, path=None)
     pieces = [(i, name, mesh) for i, o in enumerate(scene.objects) for name, mesh in _pieces(o)]
     models = []
     for k, (_, _, m) in enumerate(pieces):
@@ -767,8 +776,6 @@ def import_recording(
     log.info("import %s: %d frames %dx%d, %d warning(s)", recording, T_frames, W, H, len(warnings))
 
     with atomic_dir(out) as tmp:
-        from assets.reference import write_video
-
         ref = tmp / "reference"
         ref.mkdir()
         write_video(rec.rgb, ref / "frames", ref / "video.mp4", fps)
@@ -810,13 +817,11 @@ def import_recording(
             objects=tuple(objects),
             camera=cam,
             frames=T_frames,
-            fps=float(fps),
+            fps=fps,
             reference=Reference(flow=None, video=out / "reference" / "video.mp4"),
             path=None,
         )
         # Paths are written relative to the final folder: the reference lives inside it.
-        text = new.to_dict(out)
-        import yaml
-
-        write_text_atomic(tmp / "scene.yaml", yaml.safe_dump(text, sort_keys=False, default_flow_style=None))
+        text = yaml.safe_dump(new.to_dict(out), sort_keys=False, default_flow_style=None)
+        write_text_atomic(tmp / "scene.yaml", text)
     return ImportResult(out / "scene.yaml", T_frames, W, H, tuple(tracks), table, tuple(warnings))

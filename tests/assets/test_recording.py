@@ -283,6 +283,7 @@ def test_malformed_recordings_are_refused_naming_file_and_field(recording, tmp_p
     refused(lambda f: _camera(f, fx=-3.0), "camera.yaml", "fx")
     refused(lambda f: _camera(f, fy=None), "camera.yaml", "fy: missing")
     refused(lambda f: _camera(f, focal=3), "camera.yaml", "focal: unknown key")
+    refused(lambda f: _camera(f, fps=1000), "camera.yaml", "fps: is 1000, expected 1 to 240")
     refused(lambda f: (f / "camera.yaml").unlink(), "expected one camera file")
 
     def scaled(f: Path) -> None:
