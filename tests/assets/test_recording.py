@@ -317,6 +317,23 @@ def test_malformed_recordings_are_refused_naming_file_and_field(recording, tmp_p
 
     refused(nan_npy, "00000.npy", "no valid reading")
 
+    def pickled_npy(f: Path) -> None:
+        for p in (f / "depth").iterdir():
+            p.unlink()
+        for t in range(11):
+            np.save(f / "depth" / f"{t:05d}.npy", np.array([{"depth": 1}], dtype=object), allow_pickle=True)
+
+    refused(pickled_npy, "00000.npy", "cannot be read as a .npy array")
+    refused(lambda f: (f / "frames" / "00004.png").write_bytes(b"not a png"), "00004.png", "cannot be read")
+    refused(
+        lambda f: Image.fromarray(np.zeros((HEIGHT, WIDTH - 2, 3), np.uint8)).save(
+            f / "frames" / "00005.png"
+        ),
+        "00005.png",
+        "is 102x58 px",
+    )
+    refused(lambda f: (f / "camera.yaml").write_text("- 1\n- 2\n"), "camera.yaml", "expected a mapping")
+
 
 def test_out_that_holds_the_inputs_is_refused_and_nothing_written(rendered_banana, recording, tmp_path):
     from assets.recording import import_recording
