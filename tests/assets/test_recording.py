@@ -156,6 +156,12 @@ def test_frame0_pose_is_refined_and_noisy_depth_still_masks(rendered_banana, tmp
     assert 15 < mm < 25 and 7 < deg < 13, track.first_correction  # measured 20.1 mm, 9.9 deg (noise-free)
     err = np.linalg.norm(track.poses[:, :3, 3] - motion.poses["banana"][:, :3, 3], axis=1)
     assert err.max() < 0.005, err  # measured 2.4 mm
+    mug = next(tr for tr in res.tracks if tr.name == "mug")
+    rel = np.linalg.inv(motion.poses["mug"]) @ mug.poses
+    turn = np.degrees(np.arccos(np.clip((np.trace(rel[:, :3, :3], axis1=1, axis2=2) - 1) / 2, -1, 1)))
+    # A cylinder's turn about its axis is unseen by depth: damped towards the last pose it stays
+    # within 8 deg (measured 7.8); with each ICP step damped on its own it reached 35 deg.
+    assert turn.max() < 12, turn
     labels, names = load_masks(tmp_path / "out" / "reference" / "masks.npz")
     ious = _mask_ious(labels, r.labels, len(names))
     assert min(min(v) for v in ious) >= MIN_IOU, ious
