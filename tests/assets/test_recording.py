@@ -252,6 +252,33 @@ def test_a_lost_object_is_warned_about(rendered_banana, tmp_path):
     assert any(w.startswith("banana: mask agrees") and "4-10" in w for w in res.warnings), res.warnings
 
 
+def test_something_the_scene_lacks_in_front_is_kept_out_of_the_mask(rendered_banana, tmp_path):
+    """A flat 'hand' 30 cm from the camera over the banana's left half in frames 3-6: the mask
+    leaves it out, the agreement says so, and the track carries on to the end."""
+    from assets.recording import import_recording
+    from core.rgbd import load_masks
+
+    scene_path, r, motion = rendered_banana
+    depth, cover = r.depth.copy(), np.zeros(r.labels.shape, bool)
+    for t in range(3, 7):
+        cols = np.nonzero((r.labels[t] == 0).any(axis=0))[0]
+        cover[t, :, cols.min() : (cols.min() + cols.max()) // 2 + 1] = True
+    depth[cover] = 0.3  # m from the camera; the banana is ~0.4-0.7 m away
+    _write_recording(tmp_path / "rec", r.rgb, depth, r.camera)
+    res = import_recording(tmp_path / "rec", scene_path, tmp_path / "out", RecordingConfig())
+    labels, _ = load_masks(tmp_path / "out" / "reference" / "masks.npz")
+    assert not (labels[cover] == 0).any()  # no 'hand' pixel is the banana's
+    truth = (r.labels == 0) & ~cover
+    ious = [_iou(labels[t] == 0, truth[t]) for t in range(len(labels))]
+    assert min(ious) >= MIN_IOU, ious
+    banana = next(tr for tr in res.tracks if tr.name == "banana")
+    # Measured: agreement 0.59-0.65 while covered, 0.96-0.99 otherwise; track within 0.7 mm.
+    assert banana.agreement[3:7].max() < 0.7 and np.delete(banana.agreement, range(3, 7)).min() > 0.95
+    assert any(w.startswith("banana: mask agrees") for w in res.warnings), res.warnings
+    err = np.linalg.norm(banana.poses[:, :3, 3] - motion.poses["banana"][:, :3, 3], axis=1)
+    assert err.max() < 0.002, err
+
+
 # -- malformed folders: one line naming the file and the field ------------------------------------
 def _copy(recording: Path, tmp_path: Path) -> Path:
     folder = tmp_path / "rec"
