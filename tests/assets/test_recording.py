@@ -167,6 +167,12 @@ def test_frame0_pose_is_refined_and_noisy_depth_still_masks(rendered_banana, tmp
     assert min(min(v) for v in ious) >= MIN_IOU, ious
     saved = Scene.load(tmp_path / "out" / "scene.yaml").object("banana").pose.matrix()
     np.testing.assert_allclose(saved, track.poses[0], atol=1e-5)  # the scene gets the refined pose
+    kept = import_recording(
+        tmp_path / "rec", tmp_path / "off.yaml", tmp_path / "kept", RecordingConfig(refine_first=False)
+    )
+    assert next(tr for tr in kept.tracks if tr.name == "banana").first_correction == (0.0, 0.0)
+    saved = Scene.load(tmp_path / "kept" / "scene.yaml").object("banana").pose.matrix()
+    np.testing.assert_allclose(saved, T, atol=1e-5)  # --no-refine-first keeps the scene's pose
 
 
 def test_a_closing_laptop_lid_is_followed_link_by_link(close_laptop_scene, tmp_path):
