@@ -78,6 +78,12 @@ BYTES_PER_PIXEL = 3 + 4 + 2 + 8
 RIGID_TOL = 1e-3
 # A track needs this many point pairs in a frame; fewer and the object keeps its previous pose.
 MIN_PAIRS = 10
+# The table plane of frame 0: found when it holds at least this share of the depth pixels (a
+# tabletop view is mostly table), and warned about when it is this far from the scene's table
+# (a camera pose off by a few cm, or depth in the wrong unit, moves it further).
+MIN_TABLE_FRACTION = 0.05
+TABLE_HEIGHT_TOL = 0.02  # m
+TABLE_TILT_TOL_DEG = 5.0
 IMPORT_SCHEMA = "chord.rgbd_import"
 IMPORT_VERSION = 1
 
@@ -435,17 +441,6 @@ def fit_table(points: np.ndarray, tol: float, trials: int, seed: int) -> TablePl
     return TablePlane(tuple(float(x) for x in n), d, float(height), tilt, inliers)
 
 
-def kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """[4, 4] rigid transform T minimising sum |T src_i - dst_i|^2 (src, dst [N, 3])."""
-    cs, cd = src.mean(0), dst.mean(0)
-    U, _, Vt = np.linalg.svd((src - cs).T @ (dst - cd))
-    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(Vt.T @ U.T))])
-    R = Vt.T @ D @ U.T
-    T = np.eye(4)
-    T[:3, :3], T[:3, 3] = R, cd - R @ cs
-    return T
-
-
 def _skew(v: np.ndarray) -> np.ndarray:
     """[N, 3, 3] cross-product matrices of vectors [N, 3]."""
     z = np.zeros(len(v))
@@ -640,55 +635,33 @@ def _check_out(out: Path, keep: list[Path]) -> None:
         )
 
 
-def import_recording(
-    recording: str | Path,  # the recording folder
-    scene_path: str | Path,  # the user's scene.yaml: objects, meshes, frame-0 poses, prompt
-    out: str | Path,  # the scene folder to write (replaced whole if it holds a scene)
-    config: RecordingConfig = RecordingConfig(),
-) -> ImportResult:
-    """Turn an RGB-D recording into a scene with a reference video, depth and automatic masks.
+@dataclass(frozen=True)
+class _Tracked:
+    """Per-frame results of the tracking (pieces: whole objects or links; T frames)."""
 
-    Raises ChordError (naming the file and field) for a malformed recording, before any output
-    is written; nothing is written unless everything succeeds.
-    """
+    poses: np.ndarray  # [P, T, 4, 4] per piece: T_world_obj that puts its rest mesh where it was seen
+    labels: np.ndarray  # [T, H, W] int16: object index or -1
+    agreement: np.ndarray  # [O, T]: mask / depth-valid silhouette, NaN out of view
+    pixels: np.ndarray  # [O, T] int: mask sizes
+    lost: list[list[int]]  # per piece: frames with too few ICP pairs
+
+
+def _track(
+    rec: Recording,
+    scene: Scene,
+    pieces: list[tuple[int, str, Any]],  # (object index, name, mesh in the object frame)
+    models: list[tuple[np.ndarray, np.ndarray]],  # per piece: surface points, normals (object frame)
+    table: TablePlane | None,
+    config: RecordingConfig,
+) -> _Tracked:
+    """Follow every piece through the recording (ICP) and label each frame's pixels (module docstring)."""
     from scipy.spatial import cKDTree
 
-    from core.mesh import sample_surface
-    from core.rgbd import save_depth, save_masks
-
-    recording, out = Path(recording), Path(out)
-    scene = Scene.load(scene_path)
-    _check_out(out, [recording, Path(scene_path)])
-    rec = read_recording(recording)
     T_frames, H, W = rec.depth.shape
     cam = rec.camera
-    fps = float(config.fps or rec.fps or scene.fps)
-    # The output scene is checked now (frames, duration, camera), not after the tracking.
-    replace(scene, camera=cam, frames=T_frames, fps=fps, reference=None, path=None)
-    pieces = [(i, name, mesh) for i, o in enumerate(scene.objects) for name, mesh in _pieces(o)]
-    models = []
-    for k, (_, _, m) in enumerate(pieces):
-        pts, nrm, _ = sample_surface(m, config.model_points, seed=config.seed + k)
-        models.append((pts, nrm))
     owner = np.array([i for i, _, _ in pieces])
     eye = np.asarray(cam.T_world_cam.position, dtype=float)
     valid = np.isfinite(rec.depth)
-    warnings: list[str] = []
-
-    table = fit_table(
-        back_project(rec.depth[0], cam, valid[0]), config.plane_tol, config.plane_trials, config.seed
-    )
-    if table is None or table.inlier_fraction < 0.05:
-        warnings.append(
-            "no table plane found in frame 0's depth; table points are not kept out of the tracking"
-        )
-        table = None
-    elif table.tilt_deg > 5.0 or abs(table.height - scene.table_height) > 0.02:
-        warnings.append(
-            f"the table plane in frame 0 is at z={table.height:.3f} m, tilted {table.tilt_deg:.1f} deg, but "
-            f"the scene's table is at z={scene.table_height:g} m and level: check world_from_camera and the depth units"
-        )
-
     n_obj, n_pc = len(scene.objects), len(pieces)
     poses = np.empty((n_pc, T_frames, 4, 4))  # per piece: T_world_obj of the piece's rest mesh
     agreement = np.full((n_obj, T_frames), np.nan)
@@ -775,6 +748,65 @@ def import_recording(
             if sil.any():
                 agreement[i, t] = mask.sum() / sil.sum()
 
+    return _Tracked(poses, labels, agreement, pixels, lost)
+
+
+def import_recording(
+    recording: str | Path,  # the recording folder
+    scene_path: str | Path,  # the user's scene.yaml: objects, meshes, frame-0 poses, prompt
+    out: str | Path,  # the scene folder to write (replaced whole if it holds a scene)
+    config: RecordingConfig = RecordingConfig(),
+) -> ImportResult:
+    """Turn an RGB-D recording into a scene with a reference video, depth and automatic masks.
+
+    Raises ChordError (naming the file and field) for a malformed recording, before any output
+    is written; nothing is written unless everything succeeds.
+    """
+    from core.mesh import sample_surface
+    from core.rgbd import save_depth, save_masks
+
+    recording, out = Path(recording), Path(out)
+    scene = Scene.load(scene_path)
+    _check_out(out, [recording, Path(scene_path)])
+    rec = read_recording(recording)
+    T_frames, H, W = rec.depth.shape
+    cam = rec.camera
+    fps = float(config.fps or rec.fps or scene.fps)
+    # The output scene is checked now (frames, duration, camera), not after the tracking.
+    replace(scene, camera=cam, frames=T_frames, fps=fps, reference=None, path=None)
+    pieces = [(i, name, mesh) for i, o in enumerate(scene.objects) for name, mesh in _pieces(o)]
+    models = []
+    for k, (_, _, m) in enumerate(pieces):
+        pts, nrm, _ = sample_surface(m, config.model_points, seed=config.seed + k)
+        models.append((pts, nrm))
+    warnings: list[str] = []
+
+    first = np.isfinite(rec.depth[0])
+    table = fit_table(
+        back_project(rec.depth[0], cam, first), config.plane_tol, config.plane_trials, config.seed
+    )
+    if table is None or table.inlier_fraction < MIN_TABLE_FRACTION:
+        warnings.append(
+            "no table plane found in frame 0's depth; table points are not kept out of the tracking"
+        )
+        table = None
+    elif table.tilt_deg > TABLE_TILT_TOL_DEG or abs(table.height - scene.table_height) > TABLE_HEIGHT_TOL:
+        warnings.append(
+            f"the table plane in frame 0 is at z={table.height:.3f} m, tilted {table.tilt_deg:.1f} deg, but "
+            f"the scene's table is at z={scene.table_height:g} m and level: check world_from_camera and the depth units"
+        )
+
+    tracked = _track(rec, scene, pieces, models, table, config)
+    poses, labels, agreement, pixels, lost = (
+        tracked.poses,
+        tracked.labels,
+        tracked.agreement,
+        tracked.pixels,
+        tracked.lost,
+    )
+    n_pc = len(pieces)
+    owner = np.array([i for i, _, _ in pieces])
+    init = [scene.objects[i].pose.matrix() for i in owner]
     tracks = []
     for i, o in enumerate(scene.objects):
         mine = [k for k in range(n_pc) if owner[k] == i]
