@@ -211,7 +211,7 @@ def _image_size(path: Path, what: str) -> tuple[int, int, str]:
     try:
         with Image.open(path) as im:
             return im.size[0], im.size[1], im.mode
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
         raise ChordError(f"{what} {str(path)!r} cannot be read as an image ({e})") from e
 
 

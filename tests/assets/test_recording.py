@@ -373,6 +373,20 @@ def test_malformed_recordings_are_refused_naming_file_and_field(recording, tmp_p
     )
     refused(lambda f: (f / "camera.yaml").write_text("- 1\n- 2\n"), "camera.yaml", "expected a mapping")
 
+    def bomb(f: Path) -> None:
+        """A PNG whose header claims 100000 x 100000 px (only the header is written)."""
+        import struct
+        import zlib
+
+        ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 16, 0, 0, 0, 0)
+        chunk = b"IHDR" + ihdr
+        data = (
+            b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+        )
+        (f / "depth" / "00007.png").write_bytes(data)
+
+    refused(bomb, "00007.png", "cannot be read as an image")
+
 
 def test_out_that_holds_the_inputs_is_refused_and_nothing_written(rendered_banana, recording, tmp_path):
     from assets.recording import import_recording
