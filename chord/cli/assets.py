@@ -285,6 +285,9 @@ def _import_rgbd(cmd: ImportRgbd) -> None:
             f"frame-0 pose refined by {mm:.1f} mm, {deg:.1f} deg"
             + (f"; lost in {len(tr.lost)} frame(s)" if tr.lost else "")
         )
+    print(
+        f"  per-frame agreement, mask sizes and tracked poses: {r.scene.parent / 'reference' / 'import.json'}"
+    )
     for w in r.warnings:
         print(f"warning: {w}", file=sys.stderr)
 

@@ -424,6 +424,7 @@ def test_cli_imports_and_prints_one_line_errors(rendered_banana, recording, tmp_
     assert rc == 0
     printed = capsys.readouterr().out
     assert "11 frames 104x58" in printed and "banana: mask agrees with depth min" in printed
+    assert "import.json" in printed
     assert (out / "scene.yaml").is_file() and (out / "reference" / "frames" / "00010.png").is_file()
     bad = _copy(recording, tmp_path)
     _camera(bad, fx=0)
