@@ -242,7 +242,7 @@ def test_npy_depth_and_mp4_frames_import_alike(rendered_banana, tmp_path):
     np.testing.assert_allclose(rec.depth, r.depth, rtol=1e-6)
 
 
-def test_a_lost_object_is_warned_about(rendered_banana, tmp_path):
+def test_a_lost_object_is_warned_about(rendered_banana, tmp_path, capsys):
     """Depth of the banana replaced by the table's from frame 4 on: its agreement drops and is reported."""
     from assets.recording import import_recording
 
@@ -256,6 +256,15 @@ def test_a_lost_object_is_warned_about(rendered_banana, tmp_path):
     banana = next(tr for tr in res.tracks if tr.name == "banana")
     assert banana.agreement[0] > 0.85 and np.nanmax(banana.agreement[4:]) < 0.6
     assert any(w.startswith("banana: mask agrees") and "4-10" in w for w in res.warnings), res.warnings
+    from chord.cli.main import main
+
+    capsys.readouterr()
+    rc = main(
+        ["assets", "import-rgbd", str(folder), "--scene", str(scene_path), "--out", str(tmp_path / "cli")]
+    )
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "warning: banana: mask agrees with the depth on less than 60%" in err and "frames 4-10" in err, err
 
 
 def test_something_the_scene_lacks_in_front_is_kept_out_of_the_mask(rendered_banana, tmp_path):
