@@ -92,7 +92,7 @@ class RecordingConfig:
                 raise ChordError(f"{key} is {v!r}, expected {lo:g} to {hi:g}")
         for key, lo, hi in (
             ("plane_trials", 1, 100_000),
-            ("icp_iterations", 0, 1000),
+            ("icp_iterations", 1, 1000),
             ("model_points", 50, 1_000_000),
         ):
             v = getattr(self, key)

@@ -423,6 +423,8 @@ def test_config_refuses_bad_values():
         RecordingConfig(fps=float("nan"))
     with pytest.raises(ChordError, match=r"icp_iterations is 1.5"):
         RecordingConfig(icp_iterations=1.5)
+    with pytest.raises(ChordError, match=r"icp_iterations is 0, expected an integer from 1 to 1000"):
+        RecordingConfig(icp_iterations=0)  # no iteration would leave every track lost
 
 
 def test_cli_imports_and_prints_one_line_errors(rendered_banana, recording, tmp_path, capsys):
