@@ -18,7 +18,8 @@ made from geometry and depth alone, never from a simulator's segmentation:
    ``chord assets``) is tracked by ICP (point-to-plane with point-to-point rows) of its
    camera-facing surface points against the depth points near where it was in the previous
    frame that lie nearer to it than to any other piece, seeded with a constant-velocity guess
-   (frame 0 is seeded with the scene's pose and refined the same way);
+   and damped towards its last pose (frame 0 is seeded with the scene's pose and refined the
+   same way);
 3. each piece's mesh is rasterised at its tracked pose (z-buffer over all pieces): an object's pixels
    where it is in front and the recorded depth lies within ``depth_tol`` of its rendered depth
    are its mask. The agreement of a frame is that mask's share of the object's rendered,
