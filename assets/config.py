@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from core.asset import DEFAULT_DENSITY
 from core.errors import ChordError
-from core.scene import DENSITY_RANGE
+from core.scene import DENSITY_RANGE, FPS_RANGE
 
 UP_AXES = ("auto", "+x", "-x", "+y", "-y", "+z", "-z")
 
@@ -55,3 +55,51 @@ class IntakeConfig:
         c = self.color
         if len(c) != 3 or not all(number(v) and 0.0 <= v <= 1.0 for v in c):
             raise ChordError(f"color is {list(c)!r}, expected 3 numbers in [0, 1]")
+
+
+@dataclass(frozen=True)
+class RecordingConfig:
+    """How to import an RGB-D recording into a scene's reference (assets.recording)."""
+
+    # depth_tol 1 cm: above a structured-light sensor's noise at a tabletop's 0.5-1 m (a few mm),
+    # below the thickness of anything chord grasps. icp_gate 3 cm: the most an object may move
+    # between two frames beyond the constant-velocity guess.
+    depth_tol: float = 0.01  # m: a pixel is an object's when its depth is this near the object's render
+    plane_tol: float = 0.005  # m: inlier distance of the table plane's RANSAC fit in frame 0
+    plane_trials: int = 200  # RANSAC trials of the table plane fit
+    icp_iterations: int = 30  # ICP iterations per object and frame (stops early once converged)
+    model_points: int = 4000  # surface points sampled on each object's mesh for ICP
+    icp_gate: float = 0.03  # m: farthest pairing of depth and model points in ICP's first iteration
+    refine_first: bool = True  # align the scene's frame-0 poses to the first depth frame
+    warn_agreement: float = 0.6  # warn where a mask covers less than this of its depth-valid silhouette
+    fps: float | None = None  # frames per second (default: the camera file's fps, else the scene's)
+    seed: int = 0  # RANSAC and surface-sampling seed
+
+    def __post_init__(self) -> None:
+        """Refuse each bad option with its value and range before any file is read (ChordError)."""
+
+        def number(v: object) -> bool:
+            return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+        for key, lo, hi in (
+            ("depth_tol", 1e-4, 0.2),
+            ("plane_tol", 1e-4, 0.1),
+            ("icp_gate", 1e-3, 0.5),
+            ("warn_agreement", 0.0, 1.0),
+        ):
+            v = getattr(self, key)
+            if not (number(v) and lo <= v <= hi):
+                raise ChordError(f"{key} is {v!r}, expected {lo:g} to {hi:g}")
+        for key, lo, hi in (
+            ("plane_trials", 1, 100_000),
+            ("icp_iterations", 1, 1000),
+            ("model_points", 50, 1_000_000),
+        ):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise ChordError(f"{key} is {v!r}, expected an integer from {lo} to {hi}")
+        lo, hi = FPS_RANGE
+        if self.fps is not None and not (number(self.fps) and lo <= self.fps <= hi):
+            raise ChordError(f"fps is {self.fps!r}, expected {lo:g} to {hi:g} frames per second")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ChordError(f"seed is {self.seed!r}, expected an integer")

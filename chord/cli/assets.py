@@ -13,7 +13,7 @@ from typing import Annotated, Any, Union
 
 import tyro
 
-from assets.config import IntakeConfig
+from assets.config import IntakeConfig, RecordingConfig
 from core.asset import DEFAULT_DENSITY
 from core.cousin_params import (
     COUSIN_KINDS,
@@ -150,16 +150,39 @@ class Tasks:
     only: tuple[str, ...] = ()  # task names to build (default: all)
 
 
+@dataclass(frozen=True)
+class ImportRgbd:
+    """Import an RGB-D recording into a scene's reference: frames, depth and automatic per-object masks.
+
+    RECORDING holds camera.yaml (width, height, fx, fy, cx, cy, world_from_camera), frames/
+    (PNG/JPG) or video.mp4, and depth/ (16-bit PNG in mm, or .npy in m), one per frame. --scene
+    gives the objects' meshes and their poses at frame 0. The masks come from the meshes tracked
+    through the depth (ICP), never from a simulator; docs/assets.md has the details.
+
+    Examples::
+
+      chord assets import-rgbd my_recording --scene my_scene.yaml --out scenes/mine
+      chord flow scenes/mine/scene.yaml --out runs/mine
+    """
+
+    recording: tyro.conf.Positional[Path]  # the recording folder
+    scene: Path  # scene.yaml naming the objects (meshes) and their poses at frame 0
+    out: Path = Path("scenes/recording")  # the scene folder to write (replaced if it holds a scene)
+    # depth tolerance, table plane fit, ICP, warning level, fps (assets.config.RecordingConfig)
+    config: tyro.conf.OmitArgPrefixes[RecordingConfig] = RecordingConfig()  # type: ignore[valid-type]
+
+
 Command = Union[  # noqa: UP007
     Annotated[Cousin, tyro.conf.subcommand("cousin", prefix_name=False)],
     Annotated[Intake, tyro.conf.subcommand("intake", prefix_name=False)],
     Annotated[Parts, tyro.conf.subcommand("parts", prefix_name=False)],
     Annotated[Tasks, tyro.conf.subcommand("tasks", prefix_name=False)],
+    Annotated[ImportRgbd, tyro.conf.subcommand("import-rgbd", prefix_name=False)],
 ]
 
 
 def assets(command: tyro.conf.OmitArgPrefixes[Command]) -> None:  # type: ignore[valid-type]
-    """Build object assets and task scenes: digital cousins, scan intake, the three task scenes.
+    """Build object assets and scenes: digital cousins, scan intake, task scenes, RGB-D recordings.
 
     Every asset folder holds mesh.ply (flowgen's static snapshot, vertex colours), model.urdf
     (mass/inertia from the mesh, convex collision pieces, joint limits and damping; joint value 0 is
@@ -173,6 +196,7 @@ def assets(command: tyro.conf.OmitArgPrefixes[Command]) -> None:  # type: ignore
       chord assets intake scan.ply --units mm --out assets/mug
       chord assets parts laptop_parts.yaml --out assets/laptop_scan
       chord assets tasks --out scenes
+      chord assets import-rgbd my_recording --scene my_scene.yaml --out scenes/mine
     """
     from core.names import check_output_dir
 
@@ -187,6 +211,8 @@ def assets(command: tyro.conf.OmitArgPrefixes[Command]) -> None:  # type: ignore
         _parts(command)
     elif isinstance(command, Tasks):
         _tasks(command)
+    elif isinstance(command, ImportRgbd):
+        _import_rgbd(command)
     else:  # pragma: no cover - tyro only builds the members of Command
         raise TypeError(f"unknown assets command {command!r}")
 
@@ -234,6 +260,36 @@ def _tasks(cmd: Tasks) -> None:
     for name in names:
         scene = build_task(name, cmd.out / name, resolution, cmd.points_per_object)
         print(f"{scene}: written (reference video {cmd.resolution})")
+
+
+def _import_rgbd(cmd: ImportRgbd) -> None:
+    import sys
+
+    import numpy as np
+
+    from assets.recording import import_recording
+
+    r = import_recording(cmd.recording, cmd.scene, cmd.out, cmd.config)
+    table = (
+        "no table plane found"
+        if r.table is None
+        else f"table plane z={r.table.height:.3f} m, tilt {r.table.tilt_deg:.1f} deg"
+    )
+    print(f"{r.scene}: {r.frames} frames {r.width}x{r.height}, {table}")
+    for tr in r.tracks:
+        seen = tr.agreement[np.isfinite(tr.agreement)]
+        agree = f"min {seen.min():.2f}, mean {seen.mean():.2f}" if seen.size else "never in view"
+        mm, deg = tr.first_correction
+        print(
+            f"  {tr.name}: mask agrees with depth {agree} over {seen.size} frame(s); "
+            f"frame-0 pose refined by {mm:.1f} mm, {deg:.1f} deg"
+            + (f"; lost in {len(tr.lost)} frame(s)" if tr.lost else "")
+        )
+    print(
+        f"  per-frame agreement, mask sizes and tracked poses: {r.scene.parent / 'reference' / 'import.json'}"
+    )
+    for w in r.warnings:
+        print(f"warning: {w}", file=sys.stderr)
 
 
 def _summary(files: Any) -> None:
