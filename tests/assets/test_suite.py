@@ -23,6 +23,7 @@ from assets.suite import (
     main_asset,
     split_of,
     suite_tasks,
+    task_id,
 )
 from chord.cli.main import main
 from core.errors import ChordError
@@ -40,6 +41,30 @@ def tiny_suite(tmp_path_factory):
     out = tmp_path_factory.mktemp("suite")
     config = SuiteConfig(limit=1, resolution=(64, 36), points_per_object=300, frames=9)
     return build_suite(out, config)
+
+
+def _first(category: str, key: str, value) -> int:
+    """The first seed of ``category`` that draws ``key`` = ``value``."""
+    return next(s for s in range(200) if draw_task(category, s).draws.get(key) == value)
+
+
+@pytest.fixture(scope="module")
+def built(tiny_suite, tmp_path_factory):
+    """(spec, scene.yaml, truth.npz) of the tiny suite's tasks, plus a scanned mesh, a
+    random_urdfs mesh and a chest, whatever seed 0 of their categories draws."""
+    out = [(draw_task(t.category, int(t.id.rsplit("_", 1)[1])), t.scene, t.truth) for t in tiny_suite.tasks]
+    root = tmp_path_factory.mktemp("extra")
+    for category, key, value in (
+        ("rigid", "shape", "scan"),
+        ("slide", "shape", "mesh"),
+        ("lid", "lid_kind", "chest"),
+    ):
+        spec = draw_task(category, _first(category, key, value))
+        folder = root / spec.id
+        folder.mkdir()
+        scene = build_task(spec, folder, TINY)
+        out.append((spec, scene, folder / "reference" / "truth.npz"))
+    return out
 
 
 # -- specs ----------------------------------------------------------------------------------
@@ -133,14 +158,15 @@ def _link_motions(spec, truth, name):
     return np.array(out)
 
 
-def test_flow_points_move_rigidly_with_the_truth(tiny_suite):
-    for built in tiny_suite.tasks:
-        scene = Scene.load(built.scene)
+def test_flow_points_move_rigidly_with_the_truth(built):
+    kinds = {(s.category, s.draws.get("shape"), s.draws.get("lid_kind")) for s, _, _ in built}
+    assert {("rigid", "scan", None), ("slide", "mesh", None), ("lid", None, "chest")} <= kinds
+    for spec, scene_path, truth_path in built:
+        scene = Scene.load(scene_path)
         flow = ObjectFlow.load(scene.reference.flow)
-        truth = Truth.load(built.truth)
+        truth = Truth.load(truth_path)
         assert list(truth.object_names) == list(flow.object_names) == scene.object_names
         assert np.allclose(truth.times, flow.times, atol=1e-6)
-        spec = draw_task(built.category, int(built.id.rsplit("_", 1)[1]))
         moving = scene.movable_objects[0].name
         for name in flow.object_names:
             P = flow.object_points(name).astype(np.float64)  # [T, n, 3]
@@ -149,14 +175,13 @@ def test_flow_points_move_rigidly_with_the_truth(tiny_suite):
             else:
                 T_obj = truth.pose_matrices(name)
                 motions = np.array([[T @ np.linalg.inv(T_obj[0])] for T in T_obj])
-                assert np.allclose(T_obj, T_obj[0], atol=1e-12), f"{built.id}: the distractor moved"
+                assert np.allclose(T_obj, T_obj[0], atol=1e-12), f"{spec.id}: the distractor moved"
             homog = np.concatenate([P[0], np.ones((len(P[0]), 1))], axis=1)
             # Each point follows one link's truth motion at every frame, to float32 precision.
             pred = np.einsum("tlij,nj->tlni", motions, homog)[..., :3]  # [T, L, n, 3]
             err = np.linalg.norm(pred - P[:, None], axis=-1).max(axis=0)  # [L, n], worst frame
-            assert err.min(axis=0).max() < 2e-6, f"{built.id}/{name}: {err.min(axis=0).max():.2e} m"
-            # Each link with points follows a different motion: a mixed-up link would fail above.
-        if built.category in ("door", "drawer", "knob", "lid", "chain"):
+            assert err.min(axis=0).max() < 2e-6, f"{spec.id}/{name}: {err.min(axis=0).max():.2e} m"
+        if spec.category in ("door", "drawer", "knob", "lid", "chain"):
             q = truth.joint_values(moving)
             moved = [j for j, v in q.items() if abs(v[-1]) > 1e-6]
             assert moved and all(v[0] == 0.0 for v in q.values())
@@ -184,19 +209,19 @@ def test_truth_holds_the_drawn_motion(tiny_suite):
     assert com[-1, 2] - com[0, 2] == pytest.approx(spec.draws["lift_m"], abs=1e-9)
 
 
-def test_masks_cover_every_visible_object(tiny_suite):
-    for built in tiny_suite.tasks:
-        scene = Scene.load(built.scene)
+def test_masks_cover_every_visible_object(built):
+    for spec, scene_path, _ in built:
+        scene = Scene.load(scene_path)
         flow = ObjectFlow.load(scene.reference.flow)
-        labels, names = load_masks(built.scene.parent / "reference" / "masks.npz")
+        labels, names = load_masks(scene_path.parent / "reference" / "masks.npz")
         assert names == list(flow.object_names) and labels.shape == (9, 36, 64)
         for i, name in enumerate(names):
             seen = flow.visible[:, flow.object_mask(name)].any(axis=1)  # [T]
             pixels = (labels == i).sum(axis=(1, 2))
-            assert np.all(pixels[seen] > 0), f"{built.id}/{name}: visible points but an empty mask"
+            assert np.all(pixels[seen] > 0), f"{spec.id}/{name}: visible points but an empty mask"
         # The camera keeps the moving object in view at every frame.
         moving = flow.object_mask(scene.movable_objects[0].name)
-        assert flow.visible[:, moving].any(axis=1).all(), built.id
+        assert flow.visible[:, moving].any(axis=1).all(), spec.id
 
 
 def _digest(path: Path) -> str:
@@ -235,3 +260,25 @@ def test_cli_builds_the_selection_and_refuses_bad_input(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "category 'doors' is unknown" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_the_docs_split_table_is_the_split():
+    text = (Path(__file__).parents[2] / "docs" / "assets.md").read_text()
+    section = text[text.index("## Task suite") :]
+    for category in CATEGORIES:
+        row = next(line for line in section.splitlines() if line.startswith(f"| {category} | {category}_"))
+        _, train, test, _ = row.split("|")[1:]
+        assert train.strip() == ", ".join(
+            task_id(category, s) for s in range(6) if split_of(category, s) == "train"
+        )
+        assert test.strip() == ", ".join(
+            task_id(category, s) for s in range(6) if split_of(category, s) == "test"
+        )
+
+
+def test_assets_help_lists_the_suite(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["assets", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "suite" in out and "chord assets suite --out suite --split test" in out
