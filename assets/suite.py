@@ -68,7 +68,7 @@ TEST_BLOCK = 3  # one test task in every block of this many seeds of a category
 SUITE_SEED = 21  # the suite's own stream (issue 21); change it and every task changes
 WIDTH, HEIGHT = 832, 464  # the scene camera (Wan 2.2's resolution), as assets.tasks
 MOTION_WINDOW = (0.1, 0.9)  # the motion runs over this fraction of the clip; rest before and after
-MOTION_PROGRESS = (0.0, 1.0)  # documented for completeness: progress s of every motion
+MAX_SEED = 1000  # seeds 0..999 of each category: task ids are <category>_<seed:03d>
 
 # -- ranges ---------------------------------------------------------------------------------
 # Every number a task draws, uniformly, written once here; ``task.json`` records the values.
@@ -211,8 +211,8 @@ def task_id(category: str, seed: int) -> str:
 def _check_task(category: str, seed: int) -> None:
     if category not in CATEGORIES:
         raise ChordError(f"category {category!r} is unknown; expected one of {list(CATEGORIES)}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 1000:
-        raise ChordError(f"seed is {seed!r}, expected an integer from 0 to 999")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < MAX_SEED:
+        raise ChordError(f"seed is {seed!r}, expected an integer from 0 to {MAX_SEED - 1}")
 
 
 def split_of(category: str, seed: int) -> str:
@@ -247,10 +247,6 @@ class _Draws:
     def choice(self, key: str) -> Any:
         options = CHOICES[key]
         return self._keep(key, options[int(self.rng.integers(len(options)))])
-
-    def color(self) -> tuple[float, float, float]:
-        # Colours are not ranges of the task (the renderer's look only): kept out of the record.
-        return tuple(float(v) for v in self.rng.uniform(0.15, 0.9, 3))
 
 
 def draw_task(category: str, seed: int) -> TaskSpec:
@@ -377,20 +373,14 @@ _DRAWERS: dict[str, Callable[[_Draws], None]] = {
 assert tuple(_DRAWERS) == CATEGORIES
 
 
-def suite_tasks(
-    split: str = "all", only: tuple[str, ...] = (), per_category: int = 6, limit: int | None = None
-) -> list[TaskSpec]:
-    """The suite's specs: ``per_category`` seeds of each category (of ``only``, default all),
-    those of ``split`` ("train", "test" or "all"), at most ``limit`` per category."""
-    if split not in (*SPLITS, "all"):
-        raise ChordError(f"split is {split!r}, expected train, test or all")
-    for c in only:
-        if c not in CATEGORIES:
-            raise ChordError(f"category {c!r} is unknown; expected some of {list(CATEGORIES)}")
+def suite_tasks(config: SuiteConfig | None = None) -> list[TaskSpec]:
+    """The specs ``config`` selects: seeds 0..per_category-1 of each category of ``only`` (default
+    all), those of ``split``, at most ``limit`` per category."""
+    config = config or SuiteConfig()
     out = []
-    for category in only or CATEGORIES:
-        chosen = [s for s in range(per_category) if split in ("all", split_of(category, s))]
-        out += [draw_task(category, s) for s in chosen[:limit]]
+    for category in config.only or CATEGORIES:
+        chosen = [s for s in range(config.per_category) if config.split in ("all", split_of(category, s))]
+        out += [draw_task(category, s) for s in chosen[: config.limit]]
     return out
 
 
@@ -718,7 +708,7 @@ class SuiteConfig:
         if bad:
             raise ChordError(f"only: category {bad[0]!r} is unknown; expected some of {list(CATEGORIES)}")
         for key, lo, hi in (
-            ("per_category", 1, 1000),
+            ("per_category", 1, MAX_SEED),
             ("points_per_object", 1, 1_000_000),
             ("frames", 2, MAX_FRAMES),
         ):
@@ -777,7 +767,7 @@ def build_suite(out: str | Path, config: SuiteConfig = SuiteConfig()) -> SuiteRe
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ChordError(f"{out}: exists and is not a folder; expected the suite's folder")
-    specs = suite_tasks(config.split, config.only, config.per_category, config.limit)
+    specs = suite_tasks(config)
     for spec in specs:  # refuse before anything is written
         folder = safe_child(out, spec.id)
         if folder.exists() and (
@@ -800,15 +790,15 @@ def build_suite(out: str | Path, config: SuiteConfig = SuiteConfig()) -> SuiteRe
                     folder / "reference" / "truth.npz", time.perf_counter() - start,
                 )
             )  # fmt: skip
-        index = _write_index(out, config.per_category)
+        index = _write_index(out)
     return SuiteResult(out, index, tuple(built))
 
 
-def _write_index(out: Path, per_category: int) -> Path:
+def _write_index(out: Path) -> Path:
     """``suite.json``: every task of the suite present under ``out`` (built now or before)."""
     tasks = []
     for category in CATEGORIES:
-        for seed in range(max(per_category, 1000)):
+        for seed in range(MAX_SEED):
             tid = task_id(category, seed)
             if (out / tid / "scene.yaml").is_file():
                 tasks.append(

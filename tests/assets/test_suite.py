@@ -119,8 +119,10 @@ def test_split_is_a_third_test_per_category_and_stable():
     specs = suite_tasks()
     assert len(specs) == 42 and len({s.category for s in specs}) == 7
     assert sum(s.split == "test" for s in specs) == 14
-    assert {s.id for s in suite_tasks(split="test")} == {s.id for s in specs if s.split == "test"}
-    assert len(suite_tasks(only=("door",), limit=1)) == 1
+    assert {s.id for s in suite_tasks(SuiteConfig(split="test"))} == {
+        s.id for s in specs if s.split == "test"
+    }
+    assert len(suite_tasks(SuiteConfig(only=("door",), limit=1))) == 1
 
 
 def test_bad_selection_is_one_line():
@@ -253,7 +255,7 @@ def test_cli_builds_the_selection_and_refuses_bad_input(tmp_path, capsys):
     argv += ["--resolution", "64x36", "--points-per-object", "100", "--frames", "9"]
     assert main(argv) == 0
     text = capsys.readouterr().out
-    (test_knob,) = [s for s in suite_tasks(split="test", only=("knob",), limit=1)]
+    (test_knob,) = [s for s in suite_tasks(SuiteConfig(split="test", only=("knob",), limit=1))]
     assert f"{test_knob.id}/scene.yaml: knob, test" in text and "1 task(s) written, 0 train, 1 test" in text
     assert Scene.load(out / test_knob.id / "scene.yaml").frames == 9
     assert main(["assets", "suite", "--out", str(tmp_path / "x"), "--only", "doors"]) == 1
