@@ -33,7 +33,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +171,12 @@ CHOICES: dict[str, tuple[Any, ...]] = {
 # Scanned and modelled meshes that ship with pybullet_data (offline): file, up axis in the file.
 # The bunny is the Stanford scan; the mug is open (an unclosed rim), as scans often are.
 SCAN_MODELS = {"duck": ("duck.obj", "+y"), "bunny": ("bunny.obj", "+y"), "mug": ("objects/mug.obj", "+z")}
+# Every joint holds its parts against gravity wherever the task takes them, like a friction hinge
+# (a laptop lid stays where it is left): its friction is at least this many times the largest
+# gravity torque (or force) on it along the motion. Without it a lid drawn with a light hinge
+# fell 0.3-0.6 rad in 2 s of simulation before any robot touched it.
+HOLD_MARGIN = 2.0
+GRAVITY = 9.81  # m/s^2
 _GAP = 0.003  # m between a moving part and its static frame at rest (no contact at q = 0)
 _HANDLE = (0.028, 0.016)  # m: how far a handle stands off a front, and its bar's thickness
 
@@ -628,6 +634,64 @@ def main_asset(spec: TaskSpec, rgb: tuple[float, float, float] = (0.6, 0.6, 0.6)
     return build_cousin(p, "lamp")
 
 
+def _mass(link: Link) -> tuple[float, np.ndarray]:
+    """(kg, centre of mass [3] in the object frame at rest) of ``link``: from its mesh if closed,
+    else from its convex collision pieces (as assets.urdf does for open scans)."""
+    pieces = [link.mesh] if link.mesh.is_watertight and link.mesh.volume > 0 else list(link.collision)
+    masses = np.array([p.volume * link.density for p in pieces])
+    coms = np.array([p.center_mass for p in pieces])
+    return float(masses.sum()), masses @ coms / masses.sum()
+
+
+def gravity_loads(asset: Asset, q: dict[str, float]) -> dict[str, float]:
+    """Joint name -> |gravity torque| (N m, revolute) or |force| (N, prismatic) on it at joint
+    values ``q``, with the object upright (gravity along its -z)."""
+    T = asset.link_transforms(q)
+    M = asset.link_motions(q)
+    mass = {lk.name: _mass(lk) for lk in asset.links}
+    children: dict[str, list[str]] = {}
+    for j in asset.joints:
+        children.setdefault(j.parent, []).append(j.child)
+    out = {}
+    for j in asset.joints:
+        if j.type == "fixed":
+            continue
+        subtree, todo = [], [j.child]
+        while todo:
+            n = todo.pop()
+            subtree.append(n)
+            todo += children.get(n, [])
+        axis = T[j.child][:3, :3] @ np.array(j.axis)
+        pivot = T[j.child][:3, 3]
+        load = 0.0
+        for n in subtree:
+            m, com = mass[n]
+            weight = np.array([0.0, 0.0, -m * GRAVITY])
+            if j.type == "revolute":
+                c = (M[n] @ np.append(com, 1.0))[:3]
+                load += float(np.cross(c - pivot, weight) @ axis)
+            else:
+                load += float(weight @ axis)
+        out[j.name] = abs(load)
+    return out
+
+
+def _holding(asset: Asset, configurations: list[dict[str, float]]) -> Asset:
+    """``asset`` with each joint's friction raised to HOLD_MARGIN x its largest gravity load over
+    ``configurations`` (joint values the task passes through), where it is lower."""
+    need: dict[str, float] = {}
+    for q in configurations:
+        for name, load in gravity_loads(asset, q).items():
+            need[name] = max(need.get(name, 0.0), HOLD_MARGIN * load)
+    joints = tuple(
+        replace(j, friction=max(j.friction, need[j.name]), effort=max(j.effort, 2 * need[j.name]))
+        if j.name in need
+        else j
+        for j in asset.joints
+    )
+    return Asset(asset.name, asset.links, joints, asset.params)
+
+
 # -- motions --------------------------------------------------------------------------------
 def _motion(
     spec: TaskSpec, asset: Asset, T0: np.ndarray
@@ -837,6 +901,7 @@ def build_task(spec: TaskSpec, out: Path, config: SuiteConfig = SuiteConfig()) -
     main = main_asset(spec, rgb)
     T0 = _place(spec)
     move, prompt, description = _motion(spec, main, T0)
+    main = _holding(main, [move(float(s))[1] for s in np.linspace(0.0, 1.0, 11)])
 
     # The distractor stands behind the object (its -x side), clear of its footprint and motion.
     size = v["distractor_size_m"]

@@ -20,6 +20,7 @@ from assets.suite import (
     build_suite,
     build_task,
     draw_task,
+    gravity_loads,
     main_asset,
     split_of,
     suite_tasks,
@@ -284,3 +285,39 @@ def test_assets_help_lists_the_suite(capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert "suite" in out and "chord assets suite --out suite --split test" in out
+
+
+def test_gravity_load_of_a_level_lid_and_of_a_door():
+    from core.cousin_params import LaptopParams
+    from core.cousins import build_cousin
+
+    laptop = build_cousin(LaptopParams(opening_deg=0.0, lid_density=1000.0))
+    lid = laptop.link("lid").mesh
+    m = lid.volume * 1000.0
+    arm = lid.center_mass[0] - (-laptop.params["depth"] / 2)  # from the hinge line at the back
+    assert gravity_loads(laptop, {})["hinge"] == pytest.approx(m * 9.81 * arm, rel=1e-9)
+    # Upright, the lid's centre of mass is half its thickness behind the hinge line.
+    upright = gravity_loads(laptop, {"hinge": math.pi / 2})["hinge"]
+    assert upright == pytest.approx(m * 9.81 * laptop.params["lid_thickness"] / 2, rel=1e-6)
+    door = main_asset(draw_task("door", 0))
+    assert gravity_loads(door, {"hinge": 1.0})["hinge"] == pytest.approx(0.0, abs=1e-12)  # vertical axis
+
+
+def test_objects_and_joints_stay_put_until_moved(built):
+    """1 s of physics from rest: no object slides or topples, no joint gives way (lids hold)."""
+    from assets.bullet import World
+
+    for spec, scene_path, _ in built:
+        scene = Scene.load(scene_path)
+        with World() as w:
+            for o in scene.objects:
+                w.add(o.name, o.urdf, o.pose.matrix())
+            q0 = {o.name: w.joint_values(o.name) for o in scene.objects}
+            w.step(240)
+            for o in scene.objects:
+                drift = np.linalg.norm(w.pose(o.name)[:3, 3] - o.pose.matrix()[:3, 3])
+                assert drift < 3e-3, f"{spec.id}/{o.name} drifted {drift * 1000:.1f} mm"
+                for j, v in w.joint_values(o.name).items():
+                    assert abs(v - q0[o.name][j]) < 5e-3, (
+                        f"{spec.id}/{o.name}/{j} gave way by {v - q0[o.name][j]:.4f}"
+                    )
