@@ -321,3 +321,32 @@ def test_objects_and_joints_stay_put_until_moved(built):
                     assert abs(v - q0[o.name][j]) < 5e-3, (
                         f"{spec.id}/{o.name}/{j} gave way by {v - q0[o.name][j]:.4f}"
                     )
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--per-category", "0"], "per_category is 0, expected an integer from 1 to 1000"),
+        (["--frames", "1"], "frames is 1, expected an integer from 2 to"),
+        (["--limit", "0"], "limit is 0, expected an integer >= 1"),
+        (["--split", "dev"], "split is 'dev', expected train, test or all"),
+        (["--resolution", "63x36"], "resolution is '63x36'"),
+        (["--points-per-object", "0"], "points_per_object is 0"),
+    ],
+)
+def test_bad_options_are_one_line_and_write_nothing(tmp_path, capsys, args, needle):
+    out = tmp_path / "suite"
+    assert main(["assets", "suite", "--out", str(out), *args]) == 1
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_task_folder_holding_other_files_is_refused(tmp_path):
+    spec = suite_tasks(SuiteConfig(only=("knob",), limit=1))[0]
+    (tmp_path / spec.id).mkdir()
+    (tmp_path / spec.id / "notes.txt").write_text("mine")
+    with pytest.raises(ChordError, match="is not a scene folder"):
+        build_suite(tmp_path, SuiteConfig(only=("knob",), limit=1, resolution=(64, 36), frames=9))
+    assert (tmp_path / spec.id / "notes.txt").read_text() == "mine"
+    assert not (tmp_path / "suite.json").exists()
