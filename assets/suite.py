@@ -998,7 +998,7 @@ def build_task(spec: TaskSpec, out: Path, config: SuiteConfig = SuiteConfig()) -
         camera=camera,
         frames=config.frames,
         fps=config.fps,
-        reference=Reference(flow=ref / "flow.npz", video=ref / "video.mp4"),
+        reference=Reference(flow=ref / "flow.npz", video=ref / "video.mp4", truth=ref / "truth.npz"),
     )
     scene.save(out / "scene.yaml")
     log.info("%s: %d points, %.0f%% visible", spec.id, flow.num_points, 100 * flow.visible.mean())

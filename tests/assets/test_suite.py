@@ -167,7 +167,8 @@ def test_flow_points_move_rigidly_with_the_truth(built):
     for spec, scene_path, truth_path in built:
         scene = Scene.load(scene_path)
         flow = ObjectFlow.load(scene.reference.flow)
-        truth = Truth.load(truth_path)
+        assert scene.reference.truth == truth_path
+        truth = Truth.load(scene.reference.truth)
         assert list(truth.object_names) == list(flow.object_names) == scene.object_names
         assert np.allclose(truth.times, flow.times, atol=1e-6)
         moving = scene.movable_objects[0].name

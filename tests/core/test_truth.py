@@ -100,3 +100,35 @@ def test_another_schema_is_refused(tmp_path: Path):
     with pytest.raises(ContractError, match="chord.truth"):
         Truth.load(path)
     assert json.loads(json.dumps(make_truth()[0]._meta()))["schema"] == "chord.truth"
+
+
+def test_a_scene_names_its_truth_and_the_reader_checks_its_schema(tmp_path: Path):
+    import yaml
+
+    from core.scene import Scene
+    from tests.core.test_contracts import _scene_doc, make_flow
+
+    truth = make_truth()[0].save(tmp_path / "truth.npz")
+    flow = make_flow(np.random.default_rng(8)).save(tmp_path / "flow.npz")
+
+    def scene_with(reference: dict) -> Path:
+        doc = _scene_doc()
+        doc["reference"] = reference
+        path = tmp_path / "scene.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        return path
+
+    scene = Scene.load(scene_with({"flow": "flow.npz", "truth": "truth.npz"}))
+    assert scene.reference.truth == truth and scene.reference.flow == flow
+    # Written back relative to the scene's folder.
+    assert scene.to_dict(tmp_path)["reference"] == {"flow": "flow.npz", "truth": "truth.npz"}
+    with pytest.raises(
+        ContractError,
+        match="reference.truth: .*flow.npz' holds meta.schema 'chord.flow', expected 'chord.truth'",
+    ):
+        Scene.load(scene_with({"truth": "flow.npz"}))
+    (tmp_path / "t.npz").write_text("not a zip")
+    with pytest.raises(
+        ContractError, match="reference.truth: .*is not a chord.truth .npz archive.*Truth.save"
+    ):
+        Scene.load(scene_with({"truth": "t.npz"}))
