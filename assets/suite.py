@@ -43,6 +43,7 @@ from assets.reference import (
     Motion,
     flow_points,
     minimum_jerk,
+    motion_truth,
     provenance,
     render_motion,
     sample_asset,
@@ -893,7 +894,6 @@ def build_task(spec: TaskSpec, out: Path, config: SuiteConfig = SuiteConfig()) -
     """Write one task's folder into ``out`` (an empty folder); returns scene.yaml's path."""
     from core.flow import ObjectFlow
     from core.rgbd import save_depth, save_masks
-    from core.truth import Truth
 
     v = spec.draws
     colors = np.random.default_rng([SUITE_SEED, CATEGORIES.index(spec.category), spec.seed, 1])
@@ -964,15 +964,7 @@ def build_task(spec: TaskSpec, out: Path, config: SuiteConfig = SuiteConfig()) -
         provenance=source,
     )
     flow.save(ref / "flow.npz")
-    truth_joints = {
-        n: {
-            j.name: (j.type, motion.joints[n].get(j.name, np.zeros(config.frames)))
-            for j in a.joints
-            if j.type != "fixed"
-        }
-        for n, a in assets.items()
-    }
-    Truth.from_matrices(times, config.fps, poses, truth_joints, source).save(ref / "truth.npz")
+    motion_truth(assets, motion, config.fps, source).save(ref / "truth.npz")
     write_video(rendered.rgb, ref / "frames", ref / "video.mp4", config.fps)
     save_masks(ref / "masks.npz", rendered.labels, list(assets), rendered.camera)
     save_depth(ref / "depth.npz", rendered.depth, rendered.camera)
