@@ -876,6 +876,66 @@ def _write_index(out: Path) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class IndexEntry:
+    """One task listed in ``suite.json``, its paths resolved under the suite's folder."""
+
+    id: str
+    category: str
+    seed: int
+    split: str
+    scene: Path
+    truth: Path
+
+
+def read_index(out: str | Path, split: str = "all") -> list[IndexEntry]:
+    """The tasks of the suite in folder ``out`` (its ``suite.json``), those of ``split``.
+
+    Raises ChordError naming the file and the entry for a missing or foreign index, an unknown
+    category or seed, a task whose recorded split is not the rule's (the train/test line must not
+    move), or paths other than the task folder's own.
+    """
+    from core.contract import read_json_file
+
+    if split not in (*SPLITS, "all"):
+        raise ChordError(f"split is {split!r}, expected train, test or all")
+    path = Path(out) / "suite.json"
+    if not path.is_file():
+        raise ChordError(f"{path}: no suite index here; write the suite with chord assets suite --out {out}")
+    doc = read_json_file(path)
+    if not isinstance(doc, dict) or doc.get("schema") != SUITE_SCHEMA or doc.get("version") != SUITE_VERSION:
+        got = (doc.get("schema"), doc.get("version")) if isinstance(doc, dict) else type(doc).__name__
+        raise ChordError(f"{path}: holds {got!r}, expected schema {SUITE_SCHEMA!r} version {SUITE_VERSION}")
+    tasks = doc.get("tasks")
+    if not isinstance(tasks, list):
+        raise ChordError(f"{path}: tasks is {tasks!r}, expected a list")
+    entries = []
+    for i, t in enumerate(tasks):
+        where = f"{path}: tasks[{i}]"
+        if not isinstance(t, dict):
+            raise ChordError(f"{where} is {t!r}, expected an object")
+        category, seed = t.get("category"), t.get("seed")
+        try:
+            rule = split_of(category, seed)
+        except ChordError as e:
+            raise ChordError(f"{where}: {e}") from None
+        if t.get("split") != rule or t.get("id") != task_id(category, seed):
+            raise ChordError(
+                f"{where}: {t.get('id')!r} is recorded as {t.get('split')!r}; the split rule makes "
+                f"{task_id(category, seed)!r} a {rule} task"
+            )
+        tid = task_id(category, seed)
+        scene, truth = safe_child(out, tid, "scene.yaml"), safe_child(out, tid, "reference", "truth.npz")
+        if t.get("scene") != f"{tid}/scene.yaml" or t.get("truth") != f"{tid}/reference/truth.npz":
+            raise ChordError(
+                f"{where}: scene and truth are {t.get('scene')!r}, {t.get('truth')!r}; expected "
+                f"'{tid}/scene.yaml' and '{tid}/reference/truth.npz'"
+            )
+        if split in ("all", rule):
+            entries.append(IndexEntry(tid, category, seed, rule, scene, truth))
+    return entries
+
+
 def _place(spec: TaskSpec) -> np.ndarray:
     """T_world_obj of the moving object at rest: the drawn place and heading."""
     v = spec.draws

@@ -22,6 +22,7 @@ from assets.suite import (
     draw_task,
     gravity_loads,
     main_asset,
+    read_index,
     split_of,
     suite_tasks,
     task_id,
@@ -351,3 +352,25 @@ def test_a_task_folder_holding_other_files_is_refused(tmp_path):
         build_suite(tmp_path, SuiteConfig(only=("knob",), limit=1, resolution=(64, 36), frames=9))
     assert (tmp_path / spec.id / "notes.txt").read_text() == "mine"
     assert not (tmp_path / "suite.json").exists()
+
+
+def test_the_index_reads_back_and_refuses_a_moved_split(tiny_suite, tmp_path):
+    entries = read_index(tiny_suite.out)
+    assert [e.id for e in entries] == [t.id for t in tiny_suite.tasks]
+    assert [e.scene for e in entries] == [t.scene for t in tiny_suite.tasks]
+    assert [e.truth for e in entries] == [t.truth for t in tiny_suite.tasks]
+    assert {e.split for e in read_index(tiny_suite.out, "test")} == {"test"}
+    assert len(read_index(tiny_suite.out, "train")) + len(read_index(tiny_suite.out, "test")) == len(entries)
+    doc = json.loads(tiny_suite.index.read_text())
+    entry = doc["tasks"][0]
+    entry["split"] = "train" if entry["split"] == "test" else "test"  # a task moved across the line
+    (tmp_path / "suite.json").write_text(json.dumps(doc))
+    with pytest.raises(ChordError, match=rf"tasks\[0\]: '{entry['id']}' is recorded as '{entry['split']}'"):
+        read_index(tmp_path)
+    entry["split"] = split_of(entry["category"], entry["seed"])
+    entry["scene"] = "../elsewhere/scene.yaml"
+    (tmp_path / "suite.json").write_text(json.dumps(doc))
+    with pytest.raises(ChordError, match=r"tasks\[0\]: scene and truth are '../elsewhere/scene.yaml'"):
+        read_index(tmp_path)
+    with pytest.raises(ChordError, match="no suite index here"):
+        read_index(tmp_path / "nothing")
