@@ -153,6 +153,9 @@ RANGES: dict[str, tuple[float, float]] = {
     "lamp_upper_arm_m": (0.16, 0.30),
     "lamp_head_length_m": (0.08, 0.14),
     "chain_turn_deg": (10.0, 35.0),  # magnitude of each joint's turn; the signs are drawn
+    # Or a door whose lever handle is pressed before the door opens (handle on the door: a chain).
+    "handle_length_m": (0.05, 0.10),
+    "handle_turn_deg": (20.0, 45.0),  # pressed down this far
     "random_urdf_index": (0, 999),  # pybullet_data/random_urdfs/<index>/<index>.obj (integer)
 }
 CHOICES: dict[str, tuple[Any, ...]] = {
@@ -166,6 +169,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "door_handle": (True, False),
     "knob_kind": ("knob", "lever"),
     "sign": (-1, 1),
+    "chain_kind": ("lamp", "door_lever"),
     "elbow_sign": (-1, 1),
     "head_sign": (-1, 1),
 }
@@ -361,11 +365,20 @@ def _draw_knob(d: _Draws) -> None:
 
 
 def _draw_chain(d: _Draws) -> None:
-    for key in ("lamp_lower_arm_m", "lamp_upper_arm_m", "lamp_head_length_m"):
+    if d.choice("chain_kind") == "lamp":
+        for key in ("lamp_lower_arm_m", "lamp_upper_arm_m", "lamp_head_length_m"):
+            d.uniform(key)
+        d.uniform("chain_turn_deg")
+        d.choice("elbow_sign")
+        d.choice("head_sign")
+        return
+    for key in ("door_width_m", "door_height_m", "door_thickness_m", "frame_bar_m", "frame_depth_m"):
         d.uniform(key)
-    d.uniform("chain_turn_deg")
-    d.choice("elbow_sign")
-    d.choice("head_sign")
+    d.uniform("wood_density")
+    d.uniform("joint_friction")
+    d.uniform("door_open_deg")
+    d.uniform("handle_length_m")
+    d.uniform("handle_turn_deg")
 
 
 _DRAWERS: dict[str, Callable[[_Draws], None]] = {
@@ -473,7 +486,9 @@ def _mesh_asset(
 
 def _door_asset(v: dict[str, Any], name: str, rgb: tuple[float, float, float]) -> Asset:
     """A door on a frame: a foot plate, two posts and a lintel; the door hinged on its front-left
-    edge (+y side) about +z, opening towards +x; a bar handle near its free edge if drawn."""
+    edge (+y side) about +z, opening towards +x; a bar handle near its free edge if drawn, or
+    (``handle_length_m`` drawn: the chain category) a lever handle on its own joint about the
+    door's normal, pointing towards the hinge, pressed down by a negative value."""
     w, h, td = v["door_width_m"], v["door_height_m"], v["door_thickness_m"]
     b, fd, rho = v["frame_bar_m"], v["frame_depth_m"], v["wood_density"]
     y_out = w / 2 + _GAP + b
@@ -486,7 +501,8 @@ def _door_asset(v: dict[str, Any], name: str, rgb: tuple[float, float, float]) -
     ]
     z0 = b + _GAP
     door = [_box((-td / 2, -w / 2, z0), (td / 2, w / 2, z0 + h))]
-    if v["door_handle"]:
+    lever = "handle_length_m" in v
+    if not lever and v["door_handle"]:
         stand, bar = _HANDLE
         hz = min(0.1, 0.5 * h)
         y0 = -w / 2 + 0.02
@@ -494,15 +510,38 @@ def _door_asset(v: dict[str, Any], name: str, rgb: tuple[float, float, float]) -
             _box((td / 2 - 0.001, y0, z0 + (h - hz) / 2), (td / 2 + stand, y0 + bar, z0 + (h + hz) / 2))
         )
     T_door = translation((td / 2, w / 2, z0))
-    links = (
+    links = [
         _part("frame", frame, np.eye(4), rho, (0.45, 0.32, 0.2)),
         _part("door", door, T_door, rho, rgb),
+    ]
+    joints = [
+        Joint(
+            "hinge", "revolute", "frame", "door", (0, 0, 1), 0.0, math.radians(110.0),
+            friction=v["joint_friction"], effort=10.0,
+        )
+    ]  # fmt: skip
+    if lever:
+        stand, bar = _HANDLE
+        y0, zc = -w / 2 + 0.03, z0 + 0.55 * h  # the pivot: near the free edge, above the middle
+        length = min(v["handle_length_m"], 0.8 * w - 0.03)  # stays over the door
+        spindle = _box(
+            (td / 2 - 0.001, y0 - bar / 2, zc - bar / 2), (td / 2 + stand, y0 + bar / 2, zc + bar / 2)
+        )
+        grip = _box(
+            (td / 2 + stand - bar, y0 - bar / 2, zc - bar / 2), (td / 2 + stand, y0 + length, zc + bar / 2)
+        )
+        links.append(
+            _part("handle", [spindle, grip], translation((td / 2, y0, zc)), 2700.0, (0.75, 0.75, 0.78))
+        )
+        joints.append(
+            Joint(
+                "lever", "revolute", "door", "handle", (1, 0, 0), -math.radians(60.0), math.radians(5.0),
+                friction=v["joint_friction"], effort=5.0,
+            )
+        )  # fmt: skip
+    return Asset(
+        name, tuple(links), tuple(joints), {"kind": "door", **_dims(v, "door_", "frame_", "handle_")}
     )
-    joint = Joint(
-        "hinge", "revolute", "frame", "door", (0, 0, 1), 0.0, math.radians(110.0),
-        friction=v["joint_friction"], effort=10.0,
-    )  # fmt: skip
-    return Asset(name, links, (joint,), {"kind": "door", **_dims(v, "door_", "frame_")})
 
 
 def _drawer_asset(v: dict[str, Any], name: str, rgb: tuple[float, float, float]) -> Asset:
@@ -628,6 +667,8 @@ def main_asset(spec: TaskSpec, rgb: tuple[float, float, float] = (0.6, 0.6, 0.6)
         return _drawer_asset(v, "cabinet", rgb)
     if c == "knob":
         return _knob_asset(v, v["knob_kind"], rgb)
+    if v["chain_kind"] == "door_lever":
+        return _door_asset(v, "door", rgb)
     p = LampParams(
         lower_arm_length=v["lamp_lower_arm_m"], upper_arm_length=v["lamp_upper_arm_m"],
         head_length=v["lamp_head_length_m"], color=rgb,
@@ -745,6 +786,17 @@ def _motion(
         deg = v["sign"] * v[f"{kind}_turn_deg"]
         q = math.radians(deg)
         return (lambda s: (T0, {"turn": q * s})), f"a hand turns the {kind}", f"{kind} turned {deg:.1f} deg"
+    if v["chain_kind"] == "door_lever":
+        press, swing = -math.radians(v["handle_turn_deg"]), math.radians(v["door_open_deg"])
+
+        # The handle is pressed over the first half of the motion, the door opens over the second,
+        # each with its own minimum-jerk profile so neither starts or stops with a jump.
+        def press_then_open(s: float):
+            a, b = minimum_jerk(2.0 * s), minimum_jerk(2.0 * s - 1.0)
+            return T0, {"lever": press * float(a), "hinge": swing * float(b)}
+
+        text = f"lever pressed {v['handle_turn_deg']:.1f} deg, then door opened {v['door_open_deg']:.1f} deg"
+        return press_then_open, "a hand presses the handle and opens the door", text
     e = v["elbow_sign"] * math.radians(v["chain_turn_deg"])
     hd = v["head_sign"] * math.radians(v["chain_turn_deg"])
     text = f"elbow turned {math.degrees(e):.1f} deg and head {math.degrees(hd):.1f} deg together"

@@ -53,13 +53,14 @@ def _first(category: str, key: str, value) -> int:
 @pytest.fixture(scope="module")
 def built(tiny_suite, tmp_path_factory):
     """(spec, scene.yaml, truth.npz) of the tiny suite's tasks, plus a scanned mesh, a
-    random_urdfs mesh and a chest, whatever seed 0 of their categories draws."""
+    random_urdfs mesh, a chest and a door with a lever handle, whatever seed 0 draws."""
     out = [(draw_task(t.category, int(t.id.rsplit("_", 1)[1])), t.scene, t.truth) for t in tiny_suite.tasks]
     root = tmp_path_factory.mktemp("extra")
     for category, key, value in (
         ("rigid", "shape", "scan"),
         ("slide", "shape", "mesh"),
         ("lid", "lid_kind", "chest"),
+        ("chain", "chain_kind", "door_lever"),
     ):
         spec = draw_task(category, _first(category, key, value))
         folder = root / spec.id
@@ -165,6 +166,7 @@ def _link_motions(spec, truth, name):
 def test_flow_points_move_rigidly_with_the_truth(built):
     kinds = {(s.category, s.draws.get("shape"), s.draws.get("lid_kind")) for s, _, _ in built}
     assert {("rigid", "scan", None), ("slide", "mesh", None), ("lid", None, "chest")} <= kinds
+    assert "door_lever" in {s.draws.get("chain_kind") for s, _, _ in built}
     for spec, scene_path, truth_path in built:
         scene = Scene.load(scene_path)
         flow = ObjectFlow.load(scene.reference.flow)
