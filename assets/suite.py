@@ -4,7 +4,7 @@ A task is ``(category, seed)``. :func:`draw_task` turns it into a :class:`TaskSp
 dimension, pose, motion and camera number drawn from the ranges below (``RANGES``, ``CHOICES``,
 each with the reason for its bounds) by a random stream seeded from the category and the seed
 alone, so the same task is drawn bit for bit on every machine and by every chord version that
-keeps these ranges. :func:`build_suite` writes each task's folder::
+keeps these ranges and their draw order (a new category or choice goes at the end). :func:`build_suite` writes each task's folder::
 
     <out>/suite.json                  index: every task present, its category and split
     <out>/<task>/scene.yaml           objects (mesh + URDF), camera 832x464, prompt, reference
@@ -19,9 +19,10 @@ Split (:func:`split_of`): within each category the seeds come in blocks of three
 category's split is 2/3 train, 1/3 test whatever the number of tasks, and adding tasks never
 moves an old one. Defaults may be tuned on train tasks only; results are reported on test tasks.
 
-Categories (``CATEGORIES``): rigid pick/lift/turn of varied shapes, slides on the table, hinged
-lids (the laptop cousin), doors on a frame (with and without a handle), drawers with handles
-(prismatic), knobs and levers, and a chain of two joints (the lamp cousin). Every object frame:
+Categories (``CATEGORIES``): rigid pick/lift/turn of varied shapes (procedural, cousins,
+pybullet_data meshes and scans), slides on the table, hinged lids (the laptop cousin, a chest),
+doors on a frame (with and without a handle), drawers with handles (prismatic), knobs and levers,
+and a chain of two joints (the lamp cousin, a door with a lever handle). Every object frame:
 z up, on the table at z = 0, +x its front (where a door or drawer opens to).
 """
 
@@ -227,7 +228,8 @@ def _check_task(category: str, seed: int) -> None:
 
 
 def split_of(category: str, seed: int) -> str:
-    """ "train" or "test": one test seed in each block of TEST_BLOCK seeds, named by a hash."""
+    """The split of task ``(category, seed)``, "train" or "test": one test seed in each block of
+    TEST_BLOCK seeds, the one a hash of (category, block) names."""
     _check_task(category, seed)
     block = seed // TEST_BLOCK
     digest = hashlib.sha256(f"chord.suite/{category}/{block}".encode()).digest()
@@ -263,7 +265,7 @@ class _Draws:
 def draw_task(category: str, seed: int) -> TaskSpec:
     """The task ``(category, seed)``: every value drawn from RANGES/CHOICES. Raises ChordError."""
     _check_task(category, seed)
-    cat = CATEGORIES.index(category)
+    cat = CATEGORIES.index(category)  # stable: new categories are appended
     d = _Draws(np.random.default_rng([SUITE_SEED, cat, seed]))
     for key in ("place_radius_m", "place_heading_deg", "yaw_deg"):
         d.uniform(key)
@@ -626,8 +628,9 @@ def _knob_asset(v: dict[str, Any], name: str, rgb: tuple[float, float, float]) -
         child = "knob"
     else:
         L, bar = v["lever_length_m"], 0.012
-        pivot = hb + 0.008
-        hub = _box((-bar, -bar, hb + 0.001), (bar, bar, pivot + bar / 2))
+        # A hub centred on the pivot, high enough that no corner dips into the base at any angle.
+        pivot = hb + 0.002 + bar / 2 * math.sqrt(2.0)
+        hub = _box((-bar / 2, -bar / 2, pivot - bar / 2), (bar / 2, bar / 2, pivot + bar / 2))
         arm = _box((-bar / 2, -bar / 2, pivot), (bar / 2, bar / 2, pivot + L))
         moving, T, axis, lim = [hub, arm], translation((0.0, 0.0, pivot)), (0, 1, 0), math.radians(70.0)
         child = "lever"
