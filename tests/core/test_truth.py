@@ -132,3 +132,16 @@ def test_a_scene_names_its_truth_and_the_reader_checks_its_schema(tmp_path: Path
         ContractError, match="reference.truth: .*is not a chord.truth .npz archive.*Truth.save"
     ):
         Scene.load(scene_with({"truth": "t.npz"}))
+
+
+def test_chord_check_summarises_a_truth_file_and_refuses_a_bad_one(tmp_path: Path, capsys):
+    from chord.cli.main import main
+
+    good = make_truth()[0].save(tmp_path / "truth.npz")
+    assert main(["check", str(good)]) == 0
+    out = capsys.readouterr().out
+    assert "truth v1: T=9 frames over 0.50 s, poses of ['box', 'laptop'], joints ['laptop/hinge']" in out
+    bad = _write_edited(tmp_path, poses=_scale_quat)
+    assert main(["check", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "poses: quaternion [4, 1] has norm 1.01" in err and len(err.strip().splitlines()) == 1
