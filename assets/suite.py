@@ -159,6 +159,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "handle_turn_deg": (20.0, 45.0),  # pressed down this far
     "random_urdf_index": (0, 999),  # pybullet_data/random_urdfs/<index>/<index>.obj (integer)
 }
+# Choices: drawn uniformly, except each category's object kind (shape, lid_kind, door_handle,
+# knob_kind, chain_kind), which cycles with the seed (_Draws.kind) so that every kind is built.
 CHOICES: dict[str, tuple[Any, ...]] = {
     # The rigid shapes: procedural (box, cylinder), a cousin (banana), and meshes of irregular
     # shape from pybullet_data (random_urdfs), which exist offline.
@@ -239,8 +241,9 @@ def split_of(category: str, seed: int) -> str:
 class _Draws:
     """Draws named values from RANGES/CHOICES with one random stream, recording each."""
 
-    def __init__(self, rng: np.random.Generator):
+    def __init__(self, rng: np.random.Generator, category: str, seed: int):
         self.rng = rng
+        self.category, self.seed = category, seed
         self.values: dict[str, Any] = {}
 
     def _keep(self, key: str, value: Any) -> Any:
@@ -261,12 +264,23 @@ class _Draws:
         options = CHOICES[key]
         return self._keep(key, options[int(self.rng.integers(len(options)))])
 
+    def kind(self, key: str) -> Any:
+        """The object kind of a category (shape, lid, handle, ...): not drawn but cycled, from a
+        hashed start, through the tasks of the same split in seed order, so every kind appears
+        among any len(options) consecutive train tasks and any len(options) consecutive test tasks
+        (six random draws of five shapes gave four cylinders and no scan)."""
+        options = CHOICES[key]
+        start = hashlib.sha256(f"chord.suite/{self.category}/{key}".encode()).digest()[0]
+        mine = split_of(self.category, self.seed)
+        rank = sum(split_of(self.category, s) == mine for s in range(self.seed))
+        return self._keep(key, options[(start + rank) % len(options)])
+
 
 def draw_task(category: str, seed: int) -> TaskSpec:
     """The task ``(category, seed)``: every value drawn from RANGES/CHOICES. Raises ChordError."""
     _check_task(category, seed)
     cat = CATEGORIES.index(category)  # stable: new categories are appended
-    d = _Draws(np.random.default_rng([SUITE_SEED, cat, seed]))
+    d = _Draws(np.random.default_rng([SUITE_SEED, cat, seed]), category, seed)
     for key in ("place_radius_m", "place_heading_deg", "yaw_deg"):
         d.uniform(key)
     _DRAWERS[category](d)
@@ -279,7 +293,7 @@ def draw_task(category: str, seed: int) -> TaskSpec:
 
 
 def _draw_shape(d: _Draws) -> None:
-    shape = d.choice("shape")
+    shape = d.kind("shape")
     if shape == "box":
         d.uniform("box_narrow_m")
         d.uniform("box_side_m")
@@ -313,7 +327,7 @@ def _draw_slide(d: _Draws) -> None:
 
 
 def _draw_lid(d: _Draws) -> None:
-    if d.choice("lid_kind") == "laptop":
+    if d.kind("lid_kind") == "laptop":
         d.uniform("laptop_width_m")
         d.uniform("laptop_depth_m")
     else:
@@ -336,7 +350,7 @@ def _draw_lid(d: _Draws) -> None:
 def _draw_door(d: _Draws) -> None:
     for key in ("door_width_m", "door_height_m", "door_thickness_m", "frame_bar_m", "frame_depth_m"):
         d.uniform(key)
-    d.choice("door_handle")
+    d.kind("door_handle")
     d.uniform("wood_density")
     d.uniform("joint_friction")
     d.uniform("door_open_deg")
@@ -351,7 +365,7 @@ def _draw_drawer(d: _Draws) -> None:
 
 
 def _draw_knob(d: _Draws) -> None:
-    kind = d.choice("knob_kind")
+    kind = d.kind("knob_kind")
     d.uniform("base_side_m")
     d.uniform("base_height_m")
     if kind == "knob":
@@ -367,7 +381,7 @@ def _draw_knob(d: _Draws) -> None:
 
 
 def _draw_chain(d: _Draws) -> None:
-    if d.choice("chain_kind") == "lamp":
+    if d.kind("chain_kind") == "lamp":
         for key in ("lamp_lower_arm_m", "lamp_upper_arm_m", "lamp_head_length_m"):
             d.uniform(key)
         d.uniform("chain_turn_deg")

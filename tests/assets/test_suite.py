@@ -103,8 +103,26 @@ def test_same_seed_same_task_other_seed_other_task():
         assert a.draws == b.draws and list(a.draws) == list(b.draws)
         assert draw_task(category, 5).draws != a.draws
     # Pinned values: a change of the random stream or of the draw order changes every task.
-    assert draw_task("door", 0).draws["door_open_deg"] == pytest.approx(78.60460190298087, abs=1e-12)
-    assert draw_task("rigid", 0).draws["shape"] == "cylinder"
+    assert draw_task("door", 0).draws["door_open_deg"] == pytest.approx(45.55613242080526, abs=1e-12)
+    assert draw_task("rigid", 0).draws["shape"] == "banana"
+
+
+@pytest.mark.parametrize(
+    "category, key",
+    [("rigid", "shape"), ("slide", "shape"), ("lid", "lid_kind"), ("door", "door_handle"),
+     ("knob", "knob_kind"), ("chain", "chain_kind")],
+)  # fmt: skip
+def test_every_kind_is_built_in_each_split(category, key):
+    """Any len(options) consecutive train (or test) tasks of a category hold every kind once."""
+    n = len(CHOICES[key])
+    for split in ("train", "test"):
+        kinds = [draw_task(category, s).draws[key] for s in range(120) if split_of(category, s) == split]
+        for i in range(len(kinds) - n + 1):
+            assert sorted(map(str, kinds[i : i + n])) == sorted(map(str, CHOICES[key])), (
+                split,
+                i,
+                kinds[i : i + n],
+            )
 
 
 def test_split_is_a_third_test_per_category_and_stable():
