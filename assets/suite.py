@@ -781,7 +781,8 @@ def _motion(
     if c == "lid":
         sign = 1.0 if v["lid_direction"] == "open" else -1.0
         q = sign * math.radians(v["lid_swing_deg"])
-        text = f"lid {v['lid_direction']}ed by {v['lid_swing_deg']:.1f} deg from {v['lid_rest_deg']:.1f} deg"
+        done = {"open": "opened", "close": "closed"}[v["lid_direction"]]
+        text = f"lid {done} by {v['lid_swing_deg']:.1f} deg from {v['lid_rest_deg']:.1f} deg"
         verb = "opens" if sign > 0 else "closes"
         return (lambda s: (T0, {"hinge": q * s})), f"the {v['lid_kind']} lid {verb}", text
     if c == "door":
