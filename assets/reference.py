@@ -19,6 +19,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -29,6 +30,9 @@ from core.asset import Asset
 from core.atomic import atomic_write
 from core.mesh import sample_surface
 from core.scene import Camera
+
+if TYPE_CHECKING:
+    from core.truth import Truth
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,23 @@ class Motion:
                 "joints": {k: {j: v.tolist() for j, v in d.items()} for k, d in self.joints.items()},
             }
         )
+
+
+def motion_truth(assets: dict[str, Asset], motion: Motion, fps: float, provenance: dict) -> Truth:
+    """The ground truth of ``motion`` (core.truth): every object's pose and every non-fixed
+    joint's value per frame, 0 for a joint the motion leaves at rest."""
+    from core.truth import Truth
+
+    joints = {
+        name: {
+            j.name: (j.type, motion.joints.get(name, {}).get(j.name, np.zeros(motion.num_frames)))
+            for j in asset.joints
+            if j.type != "fixed"
+        }
+        for name, asset in assets.items()
+    }
+    poses = {name: motion.poses[name] for name in assets}
+    return Truth.from_matrices(motion.times, fps, poses, joints, provenance)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@
     reference/video.mp4        TinyRenderer video of the reference motion (and frames/*.png)
     reference/masks.npz        per-object masks of every frame (chord.masks)
     reference/motion.json      per-frame object poses and joint values (0 = rest)
+    reference/truth.npz        the same as a checked contract (core.truth, chord.truth v1)
 
 World frame: metres, z up, table top at z = 0. Every motion starts and ends at rest (minimum jerk).
 """
@@ -28,6 +29,7 @@ from assets.reference import (
     Motion,
     flow_points,
     minimum_jerk,
+    motion_truth,
     provenance,
     render_motion,
     sample_asset,
@@ -271,6 +273,7 @@ def _build(task: Task, out: Path, resolution: tuple[int, int], points_per_object
     save_masks(ref / "masks.npz", rendered.labels, list(assets), rendered.camera)
     save_depth(ref / "depth.npz", rendered.depth, rendered.camera)
     write_text_atomic(ref / "motion.json", motion.to_json())
+    motion_truth(assets, motion, FPS, flow.provenance).save(ref / "truth.npz")
     objects = [
         SceneObject(
             name=o.name,
@@ -290,7 +293,7 @@ def _build(task: Task, out: Path, resolution: tuple[int, int], points_per_object
         camera=camera,
         frames=FRAMES,
         fps=FPS,
-        reference=Reference(flow=ref / "flow.npz", video=ref / "video.mp4"),
+        reference=Reference(flow=ref / "flow.npz", video=ref / "video.mp4", truth=ref / "truth.npz"),
     )
     scene.save(out / "scene.yaml")
     vis = flow.visible.mean()

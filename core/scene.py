@@ -28,6 +28,7 @@ Example (``chord check`` validates it)::
     reference:          # optional ground truth
       flow: reference/flow.npz
       video: reference/video.mp4
+      truth: reference/truth.npz   # per-frame object poses and joint values (core.truth)
 """
 
 from __future__ import annotations
@@ -203,6 +204,7 @@ class Reference:
 
     flow: Path | None = None  # flow.npz of the reference motion
     video: Path | None = None  # reference video: .mp4 or a folder of PNG frames
+    truth: Path | None = None  # truth.npz: per-frame object poses and joint values (chord.truth)
 
 
 @dataclass(frozen=True)
@@ -278,8 +280,9 @@ class Scene:
             "objects": objects,
         }
         if self.reference is not None:
+            ref = self.reference
             doc["reference"] = {
-                k: rel(v) for k, v in (("flow", self.reference.flow), ("video", self.reference.video)) if v
+                k: rel(v) for k, v in (("flow", ref.flow), ("video", ref.video), ("truth", ref.truth)) if v
             }
         return doc
 
@@ -325,9 +328,11 @@ class Scene:
                 if p is not None:
                     _check_file(Path(p), f"objects[{i}].{key}", self.path)
         if self.reference is not None:
-            if self.reference.flow is not None:
-                _check_file(Path(self.reference.flow), "reference.flow", self.path)
-                _check_reference_flow(Path(self.reference.flow), self.path)
+            for key, schema in (("flow", "chord.flow"), ("truth", "chord.truth")):
+                p = getattr(self.reference, key)
+                if p is not None:
+                    _check_file(Path(p), f"reference.{key}", self.path)
+                    _check_reference_npz(Path(p), f"reference.{key}", schema, self.path)
             video = self.reference.video
             if video is not None and not Path(video).exists():
                 raise ContractError("reference.video", f"file {str(video)!r} does not exist", self.path)
@@ -347,8 +352,12 @@ def _check_file(p: Path, field_name: str, path: Path | None) -> None:
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
-def _check_reference_flow(p: Path, path: Path | None) -> None:
-    """The reference flow is a chord.flow .npz: a zip archive whose meta names that schema.
+_WRITERS = {"chord.flow": "ObjectFlow.save", "chord.truth": "Truth.save"}  # for the messages
+
+
+def _check_reference_npz(p: Path, key: str, expected: str, path: Path | None) -> None:
+    """A reference file (``reference.flow``, ``reference.truth``) is a chord .npz archive whose
+    meta names the ``expected`` schema.
 
     Checked by content, before any work, so a YAML or pickle file named flow.npz is refused
     with what it is rather than failing after an optimisation (numpy reads a file that is not a
@@ -358,19 +367,17 @@ def _check_reference_flow(p: Path, path: Path | None) -> None:
         head = f.read(64)
     if not head.startswith(_ZIP_MAGIC):
         raise ContractError(
-            "reference.flow",
-            f"{str(p)!r} is not a chord.flow .npz archive: its content starts with {_show(head[:24])}, "
-            "expected a zip archive (write one with ObjectFlow.save)",
+            key,
+            f"{str(p)!r} is not a {expected} .npz archive: its content starts with {_show(head[:24])}, "
+            f"expected a zip archive (write one with {_WRITERS[expected]})",
             path,
         )
     try:
         schema = npz_schema(p)
     except ContractError as e:
-        raise ContractError("reference.flow", f"{str(p)!r}: {e}", path) from e
-    if schema != "chord.flow":
-        raise ContractError(
-            "reference.flow", f"{str(p)!r} holds meta.schema {_show(schema)}, expected 'chord.flow'", path
-        )
+        raise ContractError(key, f"{str(p)!r}: {e}", path) from e
+    if schema != expected:
+        raise ContractError(key, f"{str(p)!r} holds meta.schema {_show(schema)}, expected {expected!r}", path)
 
 
 def _pose_dict(p: Pose) -> dict[str, list[float]]:
@@ -561,8 +568,10 @@ def _parse_scene(doc: Any, base_dir: Path, path: Path | None) -> Scene:
     reference = None
     if d.has("reference"):
         r = d.sub("reference")
-        r.only("flow", "video")
-        reference = Reference(flow=r.file("flow", base_dir), video=r.file("video", base_dir))
+        r.only("flow", "video", "truth")
+        reference = Reference(
+            flow=r.file("flow", base_dir), video=r.file("video", base_dir), truth=r.file("truth", base_dir)
+        )
     return Scene(
         name=d.string("name", nonempty=True),
         prompt=d.string("prompt", nonempty=True),

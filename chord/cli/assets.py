@@ -172,12 +172,38 @@ class ImportRgbd:
     config: tyro.conf.OmitArgPrefixes[RecordingConfig] = RecordingConfig()  # type: ignore[valid-type]
 
 
+@dataclass(frozen=True)
+class Suite:
+    """Write the code-made task suite: tasks drawn from documented ranges, split train/test.
+
+    Seven categories (rigid, slide, lid, door, drawer, knob, chain), per_category tasks each;
+    one task in three of each category is a test task (docs/assets.md "Task suite"). Each task
+    folder holds scene.yaml, task.json, assets/ and reference/ (flow.npz, truth.npz, video.mp4,
+    frames/, masks.npz, depth.npz); out/suite.json lists the tasks and their split.
+
+    Examples::
+
+      chord assets suite --out suite
+      chord assets suite --out suite --split test --only door drawer --limit 1
+    """
+
+    out: Path = Path("suite")  # the suite's folder; one sub-folder per task
+    split: str = "all"  # train, test or all
+    only: tuple[str, ...] = ()  # categories to build (default: all)
+    limit: int | None = None  # at most this many tasks of each category
+    per_category: int = 6  # tasks (seeds) per category in the suite
+    resolution: str = "208x116"  # reference video WIDTHxHEIGHT (the scene camera is 832x464)
+    points_per_object: int = 4000  # flow points sampled on each object
+    frames: int = 41  # frames of each reference clip
+
+
 Command = Union[  # noqa: UP007
     Annotated[Cousin, tyro.conf.subcommand("cousin", prefix_name=False)],
     Annotated[Intake, tyro.conf.subcommand("intake", prefix_name=False)],
     Annotated[Parts, tyro.conf.subcommand("parts", prefix_name=False)],
     Annotated[Tasks, tyro.conf.subcommand("tasks", prefix_name=False)],
     Annotated[ImportRgbd, tyro.conf.subcommand("import-rgbd", prefix_name=False)],
+    Annotated[Suite, tyro.conf.subcommand("suite", prefix_name=False)],
 ]
 
 
@@ -197,6 +223,7 @@ def assets(command: tyro.conf.OmitArgPrefixes[Command]) -> None:  # type: ignore
       chord assets parts laptop_parts.yaml --out assets/laptop_scan
       chord assets tasks --out scenes
       chord assets import-rgbd my_recording --scene my_scene.yaml --out scenes/mine
+      chord assets suite --out suite --split test
     """
     from core.names import check_output_dir
 
@@ -213,6 +240,8 @@ def assets(command: tyro.conf.OmitArgPrefixes[Command]) -> None:  # type: ignore
         _tasks(command)
     elif isinstance(command, ImportRgbd):
         _import_rgbd(command)
+    elif isinstance(command, Suite):
+        _suite(command)
     else:  # pragma: no cover - tyro only builds the members of Command
         raise TypeError(f"unknown assets command {command!r}")
 
@@ -290,6 +319,29 @@ def _import_rgbd(cmd: ImportRgbd) -> None:
     )
     for w in r.warnings:
         print(f"warning: {w}", file=sys.stderr)
+
+
+def _suite(cmd: Suite) -> None:
+    from assets.suite import SuiteConfig, build_suite
+    from assets.tasks import parse_resolution
+
+    config = SuiteConfig(
+        split=cmd.split,
+        only=tuple(cmd.only),
+        per_category=cmd.per_category,
+        limit=cmd.limit,
+        resolution=parse_resolution(cmd.resolution),
+        points_per_object=cmd.points_per_object,
+        frames=cmd.frames,
+    )
+    result = build_suite(cmd.out, config)
+    for t in result.tasks:
+        print(f"{t.scene}: {t.category}, {t.split} ({t.seconds:.1f} s)")
+    splits = [t.split for t in result.tasks]
+    print(
+        f"{result.index}: {len(result.tasks)} task(s) written, "
+        f"{splits.count('train')} train, {splits.count('test')} test"
+    )
 
 
 def _summary(files: Any) -> None:

@@ -1,4 +1,4 @@
-"""``chord check``: validate scene, flow and plan files and summarise each valid one."""
+"""``chord check``: validate scene, flow, plan and truth files and summarise each valid one."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from core.errors import ChordError, ContractError
 
 
 def check(paths: tyro.conf.Positional[list[Path]]) -> None:
-    """Validate scene (.yaml), flow (.npz) and plan (.npz) files against their contracts.
+    """Validate scene (.yaml), flow, plan and truth (.npz) files against their contracts.
 
     Prints a one-line summary of each valid file; stops at the first invalid one with a message
     naming the file, the field and the bad value (exit status 1).
@@ -61,7 +61,18 @@ def describe(path: Path) -> str:
                 f"plan v1: {len(p.t)} waypoints over {p.duration:.2f} s, {p.num_joints} joints of "
                 f"{p.robot!r}, task {p.task!r}, {verdict}"
             )
-        raise ContractError("meta.schema", f"is {schema!r}, expected 'chord.flow' or 'chord.plan'", path)
+        if schema == "chord.truth":
+            from core.truth import Truth
+
+            g = Truth.load(path)
+            joints = [f"{o}/{j}" for o, j in zip(g.joint_objects, g.joint_names, strict=True)]
+            return (
+                f"truth v1: T={g.num_frames} frames over {float(g.times[-1] - g.times[0]):.2f} s, "
+                f"poses of {list(g.object_names)}, joints {joints}"
+            )
+        raise ContractError(
+            "meta.schema", f"is {schema!r}, expected 'chord.flow', 'chord.plan' or 'chord.truth'", path
+        )
     raise ContractError(
         "file", f"has suffix {path.suffix!r}; expected .yaml/.yml/.json (scene) or .npz", path
     )

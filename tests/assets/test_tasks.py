@@ -172,3 +172,27 @@ def test_resolution_flag():
     for bad in ("832", "0x10", "207x116", "axb"):
         with pytest.raises(ChordError, match=f"resolution is {bad!r}"):
             parse_resolution(bad)
+
+
+@pytest.mark.parametrize("name", ["pick_banana", "lower_lamp", "close_laptop"])
+def test_truth_file_holds_the_reference_motion(task_scenes, name):
+    from core.truth import Truth
+
+    scene = Scene.load(task_scenes[name])
+    truth = Truth.load(scene.reference.truth)
+    motion = json.loads((scene.reference.truth.parent / "motion.json").read_text())
+    assert list(truth.object_names) == scene.object_names
+    for obj in scene.object_names:
+        assert np.allclose(truth.pose_matrices(obj), np.array(motion["poses"][obj]), atol=1e-12)
+        for joint, values in motion["joints"].get(obj, {}).items():
+            assert truth.joint_values(obj)[joint] == pytest.approx(values, abs=0)
+    if name == "lower_lamp":  # every joint of the lamp, the unmoved ones at 0
+        q = truth.joint_values("lamp")
+        assert set(q) == {"shoulder", "elbow", "head"} and not q["shoulder"].any()
+        assert math.degrees(q["head"][-1]) == pytest.approx(30.0, abs=1e-9)
+    if name == "pick_banana":
+        from core.cousins import BananaParams, build_cousin
+
+        com = np.append(build_cousin(BananaParams()).mesh().center_mass, 1.0)
+        z = (truth.pose_matrices("banana") @ com)[:, 2]  # the COM rises by the lift; it is the pivot
+        assert z[-1] - z[0] == pytest.approx(0.15, abs=1e-9)
