@@ -10,6 +10,7 @@ from core.errors import ChordError
 from core.flow import ObjectFlow
 from core.plan import Plan
 from core.scene import Scene
+from core.truth import Truth
 from sim.evaluate import SimResult, simulate, verdict, with_verdict
 from sim.rules import EvalConfig
 from sim.world import SimConfig
@@ -27,6 +28,16 @@ def goal_flow_path(scene: Scene, scene_path: Path, goal_flow: Path | None) -> Pa
     return Path(scene.reference.flow)
 
 
+def scene_truth(scene: Scene) -> Truth | None:
+    """The scene's recorded ground truth (``reference.truth``), or None when it names none.
+
+    Raises ContractError for a truth file that is unreadable or not a ``chord.truth`` archive.
+    """
+    if scene.reference is None or scene.reference.truth is None:
+        return None
+    return Truth.load(scene.reference.truth)
+
+
 def validate_plan(
     plan_path: Path,  # plan.npz to execute
     scene_path: Path,  # scene spec (YAML) with a URDF for every object
@@ -38,7 +49,9 @@ def validate_plan(
     out_json: Path | None = None,  # also write the verdict record (sim.evaluate.verdict) here, atomically
     robot_urdf: Path | None = None,  # the arm's URDF (the user's --robot-urdf); None: plan.robot by name
 ) -> SimResult:
-    """Execute the plan in PyBullet in the scene and judge it against the goal flow's goal.
+    """Execute the plan in PyBullet in the scene and judge it against the scene's ground truth
+    (``reference.truth``) when it has one, else against the goal flow's own goal
+    (``SimResult.judged_by`` says which).
 
     ``planned_from`` only assigns the blame of a failure (a planning flow whose motion differs
     from the goal's makes it a "flow" failure). With ``write_verdict`` the plan file gets the
@@ -56,7 +69,10 @@ def validate_plan(
     scene = Scene.load(scene_path)
     flow = ObjectFlow.load(goal_flow_path(scene, Path(scene_path), goal_flow))
     planning = ObjectFlow.load(planned_from) if planned_from is not None else None
-    result = simulate(plan, scene, flow, config, eval_config, planning_flow=planning, robot_urdf=robot_urdf)
+    truth = scene_truth(scene)
+    result = simulate(
+        plan, scene, flow, config, eval_config, planning_flow=planning, robot_urdf=robot_urdf, truth=truth
+    )
     if out_json is not None:
         record = verdict(result, plan, config, eval_config)
         write_text_atomic(Path(out_json), json.dumps(record, indent=2) + "\n")

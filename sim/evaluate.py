@@ -35,11 +35,13 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import ChordError
 from core.flow import ObjectFlow
 from core.plan import Plan
 from core.scene import Scene
 from core.transforms import pose_to_matrix
-from sim.goal import FlowGoal, FlowGoalError, GoalBinding, bind_goal, flow_goal
+from core.truth import Truth
+from sim.goal import FlowGoal, FlowGoalError, GoalBinding, TruthGoal, bind_goal, flow_goal, truth_goal
 from sim.rollout import Rollout, execute
 from sim.rules import (
     EvalConfig,
@@ -70,11 +72,14 @@ class SimResult:
     success: bool
     cause: str | None  # None on success, else one of STAGES
     reason: str  # one line: what failed and by how much (or what succeeded)
+    # whose goal decided success: "truth" (the scene's recorded ground truth, reference.truth) or
+    # "flow" (the goal flow's own analysis, when the scene has no ground truth)
+    judged_by: str = "flow"
     object_name: str | None = None  # the part's object
     part_link: str | None = None  # "base" or the URDF link playing the flow's part
     articulated: bool = False
     grasp_kind: str | None = None  # "grasp" or "push"
-    # goal
+    # goal (against the truth's final pose when judged_by is "truth")
     final_position_error_m: float | None = None  # part centroid at the last flow frame
     final_angle_error_deg: float | None = None
     joint_name: str | None = None
@@ -358,6 +363,53 @@ def blame(
     return _RULE_STAGE.get(physical.name, "execution"), physical.reason
 
 
+def truth_rules(
+    rollout: Rollout,
+    truth: TruthGoal,
+    goal: FlowGoal,
+    step: int,  # the rollout step of the last flow frame
+    travel: dict[str, float],  # joint_travel of the truth's object
+    config: EvalConfig,
+) -> tuple[list[RuleResult], dict[str, Any], tuple[float, float] | None]:
+    """The goal rules against the ground truth, at rollout ``step``: (rules, joint fields of
+    SimResult, (m, degrees) final error of a rigid object or None).
+
+    Motions are compared from the plan's start, as for the flow's goal. A rigid object is measured
+    at the flow's frame-0 centroid of the part when the flow moves that object as one rigid whole,
+    else at its base origin. A jointed object: every joint the truth moves must reach the truth's
+    final value (change from the first frame) within ``joint_tolerance_fraction`` of the truth's
+    range, and the object's base must end within the pose tolerances of the truth's final pose.
+    Same thresholds as the flow's goal (EvalConfig); none of its own.
+    """
+    name = truth.object_name
+    T_obj = rollout.T_world_obj[name]  # [S, 4, 4]
+    M_sim = T_obj[step] @ np.linalg.inv(T_obj[0])
+    rigid_part = goal.object_name == name and not goal.articulated
+    c = np.append(goal.centroid0 if rigid_part and not truth.articulated else T_obj[0, :3, 3], 1.0)
+    pos = float(np.linalg.norm((M_sim @ c)[:3] - (truth.motion @ c)[:3]))
+    ang = float(_angle_deg(M_sim[:3, :3] @ truth.motion[:3, :3].T))
+    if not truth.articulated:
+        return [check_rigid_goal(pos, ang, config, judge="truth")], {}, (pos, ang)
+    q = rollout.joints[name]
+    names = list(rollout.joint_names[name])
+    others = {j: round(v, 3) for j, v in travel.items() if j not in truth.joints and v > 0.01}
+    rules, fields = [], {}
+    for j, (target, span) in truth.joints.items():
+        col = names.index(j)  # simulate() checked that the object has every joint the truth moves
+        value = float(q[step, col] - q[0, col])
+        rule = check_joint_goal(value, target, span, config, j, others, judge="truth")
+        rules.append(rule)
+        if not fields or (not rule.passed and fields.get("_passed", True)):
+            fields = dict(
+                joint_name=j, joint_value=value, joint_goal=target, joint_error=rule.value,
+                joint_tolerance=rule.limit, _passed=rule.passed,
+            )  # fmt: skip
+    fields.pop("_passed")
+    rules.append(check_parent_in_place(pos, ang, config, f"{name}/base", judge="truth"))
+    fields.update(parent_position_error_m=pos, parent_angle_error_deg=ang)
+    return rules, fields, None
+
+
 def evaluate(
     plan: Plan,
     goal: FlowGoal,
@@ -367,9 +419,14 @@ def evaluate(
     T_world_tool: np.ndarray,  # [M, 4, 4] the plan's tool poses in the world
     config: EvalConfig = EvalConfig(),
     planned: FlowGoal | None = None,  # the goal of the flow the plan was made from, if known
+    truth: TruthGoal | None = None,  # the task's ground truth's goal: it, not ``goal``, decides success
 ) -> SimResult:
     """Success and its quantities for one rollout of ``plan`` against ``goal``: measure, apply the
-    rules of :mod:`sim.rules`, blame (:func:`blame`)."""
+    rules of :mod:`sim.rules`, blame (:func:`blame`).
+
+    With ``truth`` the goal rules measure the object against the truth's final base pose and
+    joint values (:func:`truth_rules`); ``goal`` then only names the held part and times the
+    frames, and the tracking numbers stay the flow's."""
     ft, source = frame_times(plan, planned if planned is not None else goal, T_world_tool)
     idx = rollout.index_at(ft)
     name = binding.object_name
@@ -396,7 +453,11 @@ def evaluate(
     if kind == "grasp":
         physical.append(check_held(grip.slip_m, grip.held_to_end, config))
     joint: dict[str, Any] = {}
-    if goal.articulated:
+    final: tuple[float, float] | None = None
+    if truth is not None:
+        rules, joint, final = truth_rules(rollout, truth, goal, int(idx[-1]), travel, config)
+        physical.extend(rules)
+    elif goal.articulated:
         others = {j: round(v, 3) for j, v in travel.items() if j != binding.joint_name and v > 0.01}
         value = joint_change(rollout, binding, idx[-1])
         rule = check_joint_goal(value, goal.joint_goal, goal.joint_span, config, binding.joint_name, others)
@@ -416,9 +477,11 @@ def evaluate(
 
     cause, reason = blame(first_failure(ik_rules), first_failure(physical), flow_fault, planned_rule)
     pos_err, ang_err = track.position_m, track.angle_deg
+    final = final or (float(pos_err[-1]), float(ang_err[-1]))
+    judge = "flow" if truth is None else "truth"
     if cause is None:
         reason = (
-            f"{name}/{binding.link_name} reached the flow's goal: {1000 * pos_err[-1]:.1f} mm, {ang_err[-1]:.1f} deg"
+            f"{name}/{binding.link_name} reached the {judge}'s goal: {1000 * final[0]:.1f} mm, {final[1]:.1f} deg"
             + (f", joint error {joint['joint_error']:.3f}" if joint else "")
             + f"; mean tracking {1000 * pos_err.mean():.1f} mm"
         )
@@ -426,12 +489,13 @@ def evaluate(
         success=cause is None,
         cause=cause,
         reason=reason,
+        judged_by=judge,
         object_name=name,
         part_link=binding.link_name,
-        articulated=goal.articulated,
+        articulated=goal.articulated if truth is None else truth.articulated,
         grasp_kind=kind,
-        final_position_error_m=float(pos_err[-1]),
-        final_angle_error_deg=float(ang_err[-1]),
+        final_position_error_m=final[0],
+        final_angle_error_deg=final[1],
         **joint,
         joint_travel=travel,
         track_position_mean_m=float(pos_err.mean()),
@@ -470,8 +534,14 @@ def simulate(
     object_poses: dict[str, np.ndarray] | None = None,  # name -> T_world_obj [4, 4] overriding the scene's
     planning_flow: ObjectFlow | None = None,  # the flow the plan was made from, if not ``flow``
     robot_urdf: str | Path | None = None,  # the arm's URDF from the command line; None: plan.robot by name
+    truth: Truth | None = None,  # the task's ground truth: it judges the goal (judged_by "truth")
 ) -> SimResult:
-    """Execute ``plan`` in PyBullet in ``scene`` and judge it against ``flow``'s goal.
+    """Execute ``plan`` in PyBullet in ``scene`` and judge it against ``flow``'s goal, or the truth's.
+
+    With ``truth`` (the scene's ``reference.truth``) success is decided by the object's final pose
+    and joint values against the truth's (:func:`truth_rules`); the flow only names the held part
+    and times the frames. Without it the flow's own goal decides, and the result says so
+    (``judged_by`` "flow").
 
     The arm is ``robot_urdf`` if given, else the registered robot ``plan.robot`` names
     (``sim.world.robot_urdf_for``): a plan file never chooses which file the simulator loads.
@@ -484,6 +554,7 @@ def simulate(
     """
     config = SimConfig() if config is None else config
     flow_hash = flow.content_hash()
+    judge = "flow" if truth is None else "truth"
     if flow_hash != plan.flow_sha256:
         log.info(
             "judging against flow %s; the plan was made from flow %s", flow_hash[:12], plan.flow_sha256[:12]
@@ -491,32 +562,49 @@ def simulate(
     try:
         goal = flow_goal(flow, scene)
     except FlowGoalError as e:
-        return SimResult(False, "flow", str(e), plan_sha256=plan.content_hash(), flow_sha256=flow_hash)
+        return SimResult(False, "flow", str(e), judge, plan_sha256=plan.content_hash(), flow_sha256=flow_hash)
     planned: FlowGoal | None = goal if flow_hash == plan.flow_sha256 else None
     if planning_flow is not None and planning_flow.content_hash() != flow_hash:
         try:
             planned = flow_goal(planning_flow, scene)
         except FlowGoalError as e:
             return SimResult(
-                False, "flow", f"planning flow: {e}", plan_sha256=plan.content_hash(), flow_sha256=flow_hash
-            )
+                False, "flow", f"planning flow: {e}", judge, plan_sha256=plan.content_hash(),
+                flow_sha256=flow_hash,
+            )  # fmt: skip
     robot = robot_urdf_for(plan.robot, robot_urdf)
     with SimWorld(scene, config, robot, plan.base_pose, plan.joint_names, object_poses) as world:
         try:
             binding = bind_goal(world, goal, eval_config)
+            target = None if truth is None else truth_goal(truth, scene, prefer=goal.object_name)
         except FlowGoalError as e:
             return SimResult(
                 False,
                 "flow",
                 str(e),
+                judge,
                 object_name=goal.object_name,
                 plan_sha256=plan.content_hash(),
                 flow_sha256=flow_hash,
             )
+        if target is not None:
+            have = (
+                list(world.objects[target.object_name].joints)
+                if target.object_name in world.objects
+                else None
+            )
+            missing = [j for j in target.joints if have is None or j not in have]
+            if have is None or missing:
+                raise ChordError(
+                    f"the ground truth moves {target.object_name!r}"
+                    + (f" joints {missing}" if have is not None else "")
+                    + f", which the simulated scene does not have (its joints: {have}); "
+                    "the truth is not this scene's"
+                )
         kin = plan_kinematics(world, plan)
         tool = _planned_tool(world, plan)
         rollout = execute(world, plan)
-    result = evaluate(plan, goal, binding, rollout, kin, tool, eval_config, planned)
+    result = evaluate(plan, goal, binding, rollout, kin, tool, eval_config, planned, target)
     result = dataclasses.replace(result, flow_sha256=flow_hash)
     log.info("sim: %s (%s)", "success" if result.success else f"failure at {result.cause}", result.reason)
     return result
@@ -531,13 +619,16 @@ def verdict(
     """The ``plan.validation`` record: the verdict, the plan hash it holds for, and how it was simulated."""
     import pybullet
 
-    metrics = {k: v for k, v in result.to_dict().items() if k not in ("success", "cause", "reason")}
+    metrics = {
+        k: v for k, v in result.to_dict().items() if k not in ("success", "cause", "reason", "judged_by")
+    }
     return json.loads(
         json.dumps(
             {
                 "success": result.success,
                 "cause": result.cause,
                 "reason": result.reason,
+                "judged_by": result.judged_by,
                 "plan_sha256": plan.content_hash(),
                 "goal_flow_sha256": result.flow_sha256,
                 "simulator": "pybullet",

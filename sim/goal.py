@@ -16,6 +16,7 @@ import numpy as np
 from core.errors import ChordError
 from core.flow import ObjectFlow
 from core.scene import Scene
+from core.truth import Truth
 from planner.analysis import analyse_flow
 from planner.articulation import Joint
 from sim.rules import EvalConfig
@@ -172,3 +173,57 @@ def bind_goal(
     return GoalBinding(
         goal.object_name, link, link_name, name, list(ob.joints).index(name), sign, angle, parent, parent_name
     )
+
+
+# -- the truth's goal: what a task's recorded ground truth asks (chord bench --suite, chord sim) ----
+
+
+@dataclass(frozen=True)
+class TruthGoal:
+    """What the task's ground truth (core.truth) asks of the object it moves, in the world frame.
+
+    The flow still says which part the plan holds and when each frame is reached; the truth alone
+    says where the object ends: its base's final pose and, for a jointed object, every joint the
+    truth moves at its final value. A plan judged against it cannot pass by agreeing with an
+    analysis of the same flow it was planned from.
+    """
+
+    object_name: str  # the movable scene object the truth moves
+    motion: np.ndarray  # [4, 4] world motion of the object's base from the truth's first frame to its last
+    joints: dict[str, tuple[float, float]]  # moved joint -> (final value - first value, max - min), rad or m
+
+    @property
+    def articulated(self) -> bool:
+        """Whether the truth moves a joint of the object (then its base must stay where the truth leaves it)."""
+        return bool(self.joints)
+
+
+def truth_goal(truth: Truth, scene: Scene, prefer: str | None = None) -> TruthGoal:
+    """The goal the truth sets for the movable scene object it moves (``prefer`` if it moves several).
+
+    An object "moves" when any of its recorded poses or joint values differs from its first
+    frame's (the truth is written exactly, so a still object's rows are equal). Raises
+    FlowGoalError (stage "flow": there is no goal to judge) when the truth moves no movable object
+    of the scene.
+    """
+    movers = []
+    for o in scene.movable_objects:
+        if o.name not in truth.object_names:
+            continue
+        P = truth.pose_matrices(o.name)
+        q = truth.joint_values(o.name)
+        if np.any(P != P[0]) or any(np.any(v != v[0]) for v in q.values()):
+            movers.append(o.name)
+    if not movers:
+        raise FlowGoalError(
+            f"the ground truth moves none of the scene's movable objects "
+            f"{[o.name for o in scene.movable_objects]} (truth objects {list(truth.object_names)})"
+        )
+    name = prefer if prefer in movers else movers[0]
+    P = truth.pose_matrices(name)
+    joints = {
+        j: (float(v[-1] - v[0]), float(v.max() - v.min()))
+        for j, v in truth.joint_values(name).items()
+        if np.any(v != v[0])
+    }
+    return TruthGoal(name, P[-1] @ np.linalg.inv(P[0]), joints)

@@ -157,14 +157,15 @@ def check_joint_goal(
     config: EvalConfig,
     joint_name: str | None = None,  # for the reason
     others_moved: dict[str, float] | None = None,  # other joints that travelled instead (for the reason)
+    judge: str = "flow",  # whose goal it is, for the reason: "flow" or "truth" (the task's ground truth)
 ) -> RuleResult:
-    """An articulated part reached the flow's joint value: |value - goal| <= joint_tolerance_fraction * span."""
+    """An articulated part reached the goal's joint value: |value - goal| <= joint_tolerance_fraction * span."""
     error = abs(value - goal)
     tolerance = config.joint_tolerance_fraction * span
     passed = _within(error, tolerance)
     relation = "<=" if passed else ">"
     reason = (
-        f"joint {joint_name} moved {value:.3f}, flow's goal {goal:.3f} "
+        f"joint {joint_name} moved {value:.3f}, {judge}'s goal {goal:.3f} "
         f"(error {error:.3f} {relation} tolerance {tolerance:.3f})"
     )
     if not passed and others_moved:
@@ -173,7 +174,7 @@ def check_joint_goal(
 
 
 def check_parent_in_place(
-    position_m: float, angle_deg: float, config: EvalConfig, parent: str = "parent"
+    position_m: float, angle_deg: float, config: EvalConfig, parent: str = "parent", judge: str = "flow"
 ) -> RuleResult:
     """An articulated part's parent ends where the flow leaves it (closing a laptop by shoving it
     across the table does not count). ``position_m`` (m) / ``angle_deg`` (degrees): its error at
@@ -184,12 +185,14 @@ def check_parent_in_place(
         passed,
         (position_m, angle_deg),
         (config.position_tolerance, config.angle_tolerance_deg),
-        f"{parent} (the part's parent) ends {1000 * position_m:.1f} mm / {angle_deg:.1f} deg from where the flow "
+        f"{parent} (the part's parent) ends {1000 * position_m:.1f} mm / {angle_deg:.1f} deg from where the {judge} "
         f"leaves it ({_pose_tolerance(config)})",
     )
 
 
-def check_rigid_goal(position_m: float, angle_deg: float, config: EvalConfig) -> RuleResult:
+def check_rigid_goal(
+    position_m: float, angle_deg: float, config: EvalConfig, judge: str = "flow"
+) -> RuleResult:
     """A rigid part ends at the flow's final pose: ``position_m`` (m, at its frame-0 centroid) and
     ``angle_deg`` (degrees) are its errors at the last flow frame."""
     passed = _pose_within(position_m, angle_deg, config)
@@ -198,7 +201,7 @@ def check_rigid_goal(position_m: float, angle_deg: float, config: EvalConfig) ->
         passed,
         (position_m, angle_deg),
         (config.position_tolerance, config.angle_tolerance_deg),
-        f"part ends {1000 * position_m:.1f} mm / {angle_deg:.1f} deg from the flow's final pose "
+        f"part ends {1000 * position_m:.1f} mm / {angle_deg:.1f} deg from the {judge}'s final pose "
         f"({_pose_tolerance(config)})",
     )
 

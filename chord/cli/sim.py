@@ -30,13 +30,15 @@ def sim(
     config: Annotated[SimConfig, tyro.conf.OmitArgPrefixes] = SimConfig(),
     eval_config: Annotated[EvalConfig, tyro.conf.OmitArgPrefixes] = EvalConfig(),
 ) -> None:
-    """Execute a plan in PyBullet and judge it against the flow's goal (success, failing stage, errors).
+    """Execute a plan in PyBullet and judge it against the scene's ground truth, else the flow's goal.
 
     Loads the scene's URDFs and the arm (at the plan's base pose), settles the objects, runs the
     plan under position control with torque-limited joints and force-limited fingers, then checks
     the manipulated part's pose at the flow's last frame (rigid: --position-tolerance and
     --angle-tolerance-deg; articulated: the joint within --joint-tolerance-fraction of the flow's
-    range), that the grasp held, and that the arm never touched the table. Exit status 1 if the
+    range), that the grasp held, and that the arm never touched the table. When the scene names a
+    ground truth (reference.truth, as `chord assets suite` writes) the final pose and joint values
+    are the truth's, not the flow's; the output says which judged. Exit status 1 if the
     plan fails. With --write-verdict the verdict is stored in the plan's meta.validation (its
     content hash is unchanged). Every physics setting and threshold is an option below.
 
@@ -74,6 +76,10 @@ def sim(
         _record(rerun, plan, scene, result, config, eval_config)
     status = "SUCCESS" if result.success else f"FAILURE ({result.cause})"
     print(f"{plan}: {status}: {result.reason}")
+    if result.judged_by == "truth":
+        print("judged by the truth: the scene's recorded ground truth (reference.truth)")
+    else:
+        print("judged by the flow's own goal: the scene has no ground truth (reference.truth)")
     if result.track_position_mean_m is not None:
         print(
             f"tracking of {result.object_name}/{result.part_link}: mean {1000 * result.track_position_mean_m:.1f} mm "

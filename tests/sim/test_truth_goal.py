@@ -1,0 +1,89 @@
+"""Judging by the truth: a scene's recorded ground truth, not the flow's own goal, decides success."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from core.scene import Reference
+from core.transforms import pose_to_matrix
+from core.truth import Truth
+from sim.api import validate_plan
+from tests.sim import scaffold as S
+
+
+def box_truth(flow, shift=(0.0, 0.0, 0.0)) -> Truth:
+    """The box's poses along the lift flow (its points' centroid), the last frame moved by ``shift`` m."""
+    centre = flow.points.astype(np.float64).mean(axis=1)  # [T, 3]
+    poses = np.repeat(np.eye(4)[None], flow.num_frames, axis=0)
+    poses[:, :3, 3] = centre
+    poses[-1, :3, 3] += shift
+    return Truth.from_matrices(flow.times.astype(np.float64), flow.fps, {"box": poses}, {})
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("truth")
+    scene = S.box_scene(tmp)
+    flow = S.lift_flow()
+    flow_path = flow.save(tmp / "flow.npz")
+    plan_path = S.ik_plan(flow).save(tmp / "plan.npz")
+
+    def scene_with(truth: Truth | None, name: str):
+        ref = Reference(flow=flow_path, truth=None if truth is None else truth.save(tmp / f"{name}.npz"))
+        return dataclasses.replace(scene, reference=ref).save(tmp / f"{name}.yaml")
+
+    return flow, plan_path, scene_with, tmp
+
+
+def test_a_plan_that_works_succeeds_judged_by_the_truth(case):
+    flow, plan, scene_with, tmp = case
+    r = validate_plan(plan, scene_with(box_truth(flow), "truth"), out_json=tmp / "v.json")
+    assert r.success and r.judged_by == "truth", r.reason
+    assert "truth's goal" in r.reason
+    assert r.final_position_error_m < 0.02
+    assert json.loads((tmp / "v.json").read_text())["judged_by"] == "truth"
+
+
+def test_a_moved_truth_goal_fails_where_the_flow_goal_passes(case):
+    flow, plan, scene_with, _ = case
+    by_flow = validate_plan(plan, scene_with(None, "flow_only"))
+    assert by_flow.success and by_flow.judged_by == "flow"
+    # The truth ends the box 5 cm further along +x than the flow does: only the truth sees the miss.
+    r = validate_plan(plan, scene_with(box_truth(flow, shift=(0.05, 0.0, 0.0)), "moved"))
+    assert not r.success and r.judged_by == "truth"
+    assert r.cause == "execution"
+    assert "truth's final pose" in r.reason
+    assert r.final_position_error_m == pytest.approx(0.05, abs=0.01)
+
+
+def test_a_truth_of_another_scene_is_refused_in_one_line(case):
+    flow, plan, scene_with, _ = case
+    truth = box_truth(flow)
+    other = Truth.from_matrices(
+        truth.times,
+        truth.fps,
+        {"crate": np.stack([pose_to_matrix(p[:3], p[3:]) for p in truth.poses[:, 0]])},
+        {},
+    )
+    r = validate_plan(plan, scene_with(other, "other"))
+    assert not r.success and r.cause == "flow" and r.judged_by == "truth"
+    assert "ground truth moves none" in r.reason and "\n" not in r.reason
+
+
+def test_sim_cli_says_what_judged(case, capsys):
+    from chord.cli.main import main
+
+    _, plan, scene_with, _ = case
+    assert main(["sim", str(plan), "--scene", str(scene_with(None, "flow_only2"))]) == 0
+    assert "judged by the flow's own goal" in capsys.readouterr().out
+
+
+def test_joint_goal_reason_names_the_truth():
+    from sim.rules import EvalConfig, check_joint_goal
+
+    r = check_joint_goal(0.5, 1.0, 1.0, EvalConfig(), "hinge", judge="truth")
+    assert not r.passed and "truth's goal 1.000" in r.reason
