@@ -4,7 +4,9 @@ A trial perturbs every object's pose on the table (x, y, yaw about its origin), 
 friction and the movable objects' mass scale, and moves the flows with the objects: the planning
 flow (the method's, plus optional Gaussian noise) and the goal flow (the scene's reference flow,
 never noised). It then plans with the product's planner and judges the plan in PyBullet
-(:func:`sim.evaluate.simulate`). Every random draw comes from the trial's recorded seed, and the
+(:func:`sim.evaluate.simulate`): against the scene's recorded ground truth (``reference.truth``,
+moved with the objects) when it has one, else against the goal flow's own goal; each record says
+which (``judged_by``). Every random draw comes from the trial's recorded seed, and the
 same trial index gets the same perturbation for every method (a paired comparison).
 
 Methods: ``ours`` plans from the task's flow (the scene's reference flow unless a generated flow
@@ -132,6 +134,7 @@ class Trial:
     index: int  # trial index within the task
     seed: int  # the trial's seed (perturbation)
     config: BenchConfig = field(repr=False)
+    judged_by: str = "flow"  # "truth" when the scene records its ground truth (reference.truth)
 
     @property
     def key(self) -> str:
@@ -168,17 +171,41 @@ def sample_perturbation(scene, config: BenchConfig, seed: int) -> dict[str, Any]
     }
 
 
+def _moves(scene, pert: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Each object's perturbation as a world transform D [4, 4] (T_new = D @ T_old)."""
+    D = {}
+    for o in scene.objects:
+        p = pert["objects"][o.name]
+        D[o.name] = _yaw_about(np.asarray(o.pose.position), p["dx"], p["dy"], math.radians(p["yaw_deg"]))
+    return D
+
+
+def perturb_truth(scene, truth, pert: dict[str, Any]):
+    """The ground truth (core.truth.Truth) with each scene object's poses moved as the trial moves it;
+    joint values are unchanged (a perturbation moves whole objects)."""
+    from core.truth import Truth
+
+    D = _moves(scene, pert)
+    poses = {
+        n: D[n] @ truth.pose_matrices(n) if n in D else truth.pose_matrices(n) for n in truth.object_names
+    }
+    joints: dict[str, dict[str, tuple[str, np.ndarray]]] = {}
+    for o, j, kind, col in zip(
+        truth.joint_objects, truth.joint_names, truth.joint_types, truth.joints.T, strict=True
+    ):
+        joints.setdefault(o, {})[j] = (kind, col)
+    return Truth.from_matrices(
+        truth.times, truth.fps, poses, joints, {**truth.provenance, "perturbation": pert}
+    )
+
+
 def apply_perturbation(scene, flows: list, pert: dict[str, Any]) -> tuple[Any, list]:
     """The scene with moved objects, and each flow with each object's points moved alike."""
     from core.flow import ObjectFlow
     from core.scene import Pose
 
-    D = {}
-    objects = []
-    for o in scene.objects:
-        p = pert["objects"][o.name]
-        D[o.name] = _yaw_about(np.asarray(o.pose.position), p["dx"], p["dy"], math.radians(p["yaw_deg"]))
-        objects.append(replace(o, pose=Pose.from_matrix(D[o.name] @ o.pose.matrix())))
+    D = _moves(scene, pert)
+    objects = [replace(o, pose=Pose.from_matrix(D[o.name] @ o.pose.matrix())) for o in scene.objects]
     out = []
     for f in flows:
         pts = f.points.astype(np.float64)
@@ -244,6 +271,10 @@ def _load(kind: str, path: str):
             from core.scene import Scene
 
             _CACHE[key] = Scene.load(path)
+        elif kind == "truth":
+            from core.truth import Truth
+
+            _CACHE[key] = Truth.load(path)
         else:
             from core.flow import ObjectFlow
 
@@ -259,7 +290,7 @@ def run_trial(trial: Trial) -> dict[str, Any]:
     cfg = trial.config
     rec: dict[str, Any] = {
         "task": trial.task, "method": trial.method, "flow_noise_m": trial.flow_noise, "trial": trial.index,
-        "seed": trial.seed, "key": trial.key,
+        "seed": trial.seed, "key": trial.key, "judged_by": trial.judged_by,
     }  # fmt: skip
     t0 = time.perf_counter()
     try:
@@ -271,6 +302,9 @@ def run_trial(trial: Trial) -> dict[str, Any]:
         rec["planning_flow_prior"] = plan_flow_in.prior
         scene_p, (goal_p, planning_p) = apply_perturbation(scene, [goal_flow, plan_flow_in], pert)
         planning_p = add_noise(planning_p, trial.flow_noise, trial.seed + 1)
+        truth_p = None
+        if trial.judged_by == "truth":  # the scene's recorded ground truth judges, moved with the objects
+            truth_p = perturb_truth(scene, _load("truth", str(scene.reference.truth)), pert)
         try:
             planned = plan_flow(planning_p, scene_p, planner_config(trial.method, cfg))
         except ChordError as e:
@@ -292,7 +326,7 @@ def run_trial(trial: Trial) -> dict[str, Any]:
             physics_hz=cfg.physics_hz, substeps=cfg.substeps, object_friction=pert["friction"],
             mass_scale=pert["mass_scale"],
         )  # fmt: skip
-        result = simulate(plan, scene_p, goal_p, sim_cfg, planning_flow=planning_p)
+        result = simulate(plan, scene_p, goal_p, sim_cfg, planning_flow=planning_p, truth=truth_p)
         rec.update(result.to_dict())
         rec["simulated"] = True
     except Exception as e:  # a crash is recorded as such, not as a stage failure
@@ -432,11 +466,12 @@ def make_trials(scenes: list[Path], config: BenchConfig, flows: dict[tuple[str, 
             flow = flows.get((scene.name, method))
             if flow is None:
                 raise ChordError(f"bench: no {method} flow for task {scene.name!r}")
+            judge = "truth" if scene.reference is not None and scene.reference.truth is not None else "flow"
             for noise in config.flow_noise:
                 for i in range(config.trials):
                     seed = trial_seed(config.seed, scene.name, i)
                     trials.append(
-                        Trial(scene.name, str(sp), method, str(flow), float(noise), i, seed, config)
+                        Trial(scene.name, str(sp), method, str(flow), float(noise), i, seed, config, judge)
                     )
     return trials
 
@@ -485,7 +520,9 @@ def _run_bench(
     path = out / RESULTS
     done = {r["key"]: r for r in _read_results(path)}
     write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in done.values()))
-    todo = [t for t in trials if t.key not in done]
+    # A record judged otherwise than this trial would be (made before the scene had its ground
+    # truth, or by an older chord that judged every trial by the flow) is run again.
+    todo = [t for t in trials if t.key not in done or done[t.key].get("judged_by", "flow") != t.judged_by]
     log.info(
         "bench: %d trials, %d already in %s, %d to run", len(trials), len(trials) - len(todo), path, len(todo)
     )

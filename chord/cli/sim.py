@@ -122,6 +122,9 @@ def bench(
     prior: Literal["video", "wan"] | None = None,
     model_dir: Path | None = None,
     flow_config: Annotated[FlowConfig, tyro.conf.AvoidSubcommands] = FlowConfig(),
+    suite: Path | None = None,
+    split: str | None = None,  # checked by SuiteSelection: a one-line error, not a usage box
+    limit: int | None = None,
 ) -> None:
     """Success-rate benchmark: randomised trials per task, planned and simulated in parallel processes.
 
@@ -137,7 +140,14 @@ def bench(
     GPU), laid out as DIR/<task>/flow.npz (the scene's name; a `chord flow --out DIR/<task>` run).
     The randomisation and run options are sim.bench.BenchConfig's (defaults there).
 
+    With --suite DIR (a suite written by `chord assets suite --out DIR`) every task of --split is
+    planned from its ground-truth flow (or DIR/<task>/flow.npz of --flow-dir), run for --trials
+    randomised trials (method "ours") and judged against the task's recorded ground truth; it
+    prints one table by category (tasks, trials, success rate, failures by stage: flow, IK, grasp,
+    execution, error) and writes OUT/suite_bench.json and OUT/suite_table.txt beside results.jsonl.
+
     Example: chord bench --out runs/bench --trials 8 --flow-noise-mm 0 5 10 (or --full for the whole chain)
+    Example: chord bench --suite runs/suite --split test --trials 8 --out runs/bench_suite
 
     Args:
         scenes: scene.yaml files with a reference flow; default: the three task scenes.
@@ -150,11 +160,19 @@ def bench(
             reference RGB-D video on a CPU; "wan" distils from Wan 2.2 (needs --model-dir and a GPU).
         model_dir: with --full --prior wan, the local Wan 2.2 diffusers folder (checked before any work).
         flow_config: with --full, the flow optimisation (as `chord flow`; defaults: the video-fit prior's).
+        suite: run the task suite in this folder (its suite.json) instead of scenes, judged by its ground truth.
+        split: with --suite, the tasks to run: train, test or all (default all).
+        limit: with --suite, at most this many tasks of each category (a short run; default every task).
     """
     from core.errors import ChordError
     from core.lock import run_lock
     from sim.bench import BENCH_FOLDERS, check_flow_kind, format_table, run_bench, task_scenes, user_flows
 
+    if suite is not None:
+        _bench_suite(suite, split, limit, out, config, flow_dir, list(scenes), full, tasks_dir)
+        return
+    if split is not None or limit is not None:
+        raise ChordError("bench: --split and --limit choose the tasks of --suite DIR; add --suite")
     if full and flow_dir is not None:
         raise ChordError(
             "bench: give --full (generate the flows) or --flow-dir (flows made elsewhere), not both"
@@ -188,3 +206,37 @@ def bench(
         records = run_bench(scenes, out, config, flows=flows)
     print(format_table(records))
     print(f"results: {out / 'results.jsonl'}, plot: {out / 'success.png'}")
+
+
+def _bench_suite(
+    suite: Path,
+    split: str | None,
+    limit: int | None,
+    out: Path,
+    config: BenchConfig,
+    flow_dir: Path | None,
+    scenes: list[Path],
+    full: bool,
+    tasks_dir: Path | None,
+) -> None:
+    """``chord bench --suite``: check the options and OUT, run sim.suite_bench, print the table."""
+    from core.errors import ChordError
+    from core.lock import run_lock
+    from sim.bench import BENCH_FOLDERS, check_flow_kind, user_flows
+    from sim.suite_bench import SuiteSelection, run_suite_bench
+
+    given = [name for name, on in (("SCENES", scenes), ("--full", full), ("--tasks-dir", tasks_dir)) if on]
+    if given:
+        raise ChordError(
+            f"bench --suite runs the suite's own tasks from their ground-truth flows; drop {given}"
+        )
+    selection = SuiteSelection(suite, split or "all", limit)
+    check_output_dir(out, "--out")  # outputs first: an unwritable OUT fails before any work
+    check_flow_kind(out, False)
+    with run_lock(out, "chord bench", sweep=BENCH_FOLDERS):
+        flows = None
+        if flow_dir is not None:
+            flows = user_flows([e.scene for e in selection.entries()], flow_dir)
+        result = run_suite_bench(selection, out, config, flows)
+    print(result.table)
+    print(f"results: {out / 'results.jsonl'}, table: {result.table_path}, record: {result.record_path}")

@@ -1,0 +1,123 @@
+"""``chord bench --suite``: the task suite planned from its ground-truth flows and judged by its truth."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from assets.suite import SuiteConfig, build_suite
+from chord.cli.main import main
+from core.errors import ChordError
+from core.scene import Scene
+from core.truth import Truth
+from sim.bench import BenchConfig, perturb_truth, sample_perturbation
+from sim.suite_bench import FAILURE_COLUMNS, SuiteSelection, format_suite_table, suite_rows
+
+TINY = dict(resolution=(64, 36), points_per_object=300, frames=9)
+
+
+@pytest.fixture(scope="module")
+def tiny_suite(tmp_path_factory):
+    out = tmp_path_factory.mktemp("suite")
+    build_suite(out, SuiteConfig(split="train", only=("rigid", "door"), limit=1, **TINY))
+    return out
+
+
+def test_table_counts_add_up():
+    cats = {"rigid_000": "rigid", "rigid_001": "rigid", "door_000": "door"}
+    causes = [None, "grasp", None, "IK", "execution", "error", "flow", None]
+    tasks = [
+        "rigid_000",
+        "rigid_000",
+        "rigid_001",
+        "rigid_001",
+        "door_000",
+        "door_000",
+        "door_000",
+        "door_000",
+    ]
+    records = [{"task": t, "success": c is None, "cause": c} for t, c in zip(tasks, causes, strict=True)]
+    rows = {r["category"]: r for r in suite_rows(records, cats)}
+    assert list(rows) == ["rigid", "door", "all"]  # the suite's category order, then the total
+    assert (rows["rigid"]["tasks"], rows["rigid"]["trials"], rows["rigid"]["successes"]) == (2, 4, 2)
+    assert rows["rigid"]["failures"] == {"flow": 0, "IK": 1, "grasp": 1, "execution": 0, "error": 0}
+    assert rows["door"]["failures"] == {"flow": 1, "IK": 0, "grasp": 0, "execution": 1, "error": 1}
+    assert rows["all"]["trials"] == rows["rigid"]["trials"] + rows["door"]["trials"] == 8
+    for r in rows.values():
+        assert sum(r["failures"].values()) == r["trials"] - r["successes"]
+    assert rows["all"]["rate"] == pytest.approx(3 / 8)
+    table = format_suite_table(list(rows.values()), "test")
+    assert "rigid" in table and " 50%" in table and " 38%" in table
+    with pytest.raises(ChordError, match="planner"):
+        suite_rows([{"task": "rigid_000", "success": False, "cause": "planner"}], cats)
+
+
+def test_truth_moves_with_the_trial_perturbation(tiny_suite):
+    scene = Scene.load(tiny_suite / "rigid_000" / "scene.yaml")
+    truth = Truth.load(scene.reference.truth)
+    pert = sample_perturbation(scene, BenchConfig(position_noise=0.05, yaw_noise_deg=20.0), seed=3)
+    moved = perturb_truth(scene, truth, pert)
+    for o in scene.objects:
+        d = pert["objects"][o.name]
+        P, Q = truth.pose_matrices(o.name), moved.pose_matrices(o.name)
+        D = Q[0] @ np.linalg.inv(P[0])  # the same world transform at every frame
+        assert np.allclose(Q, D @ P, atol=1e-9)
+        assert np.degrees(np.arctan2(D[1, 0], D[0, 0])) == pytest.approx(d["yaw_deg"], abs=1e-6)
+    assert np.array_equal(moved.joints, truth.joints)
+
+
+def test_suite_bench_runs_judges_by_truth_and_resumes(tiny_suite, tmp_path, capsys):
+    out = tmp_path / "bench"
+    argv = ["bench", "--suite", str(tiny_suite), "--split", "train", "--limit", "1", "--trials", "1"]
+    argv += ["--workers", "1", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "judged by the ground truth" in printed and "rigid" in printed and "door" in printed
+    doc = json.loads((out / "suite_bench.json").read_text())
+    rows = {r["category"]: r for r in doc["categories"]}
+    assert set(rows) == {"rigid", "door", "all"} and rows["all"]["trials"] == 2 and rows["all"]["tasks"] == 2
+    for r in rows.values():
+        assert sum(r["failures"].values()) == r["trials"] - r["successes"]
+    assert doc["judged_by"] == ["truth"] and doc["split"] == "train"
+    records = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert {r["method"] for r in records} == {"ours"} and all(r["judged_by"] == "truth" for r in records)
+    assert (out / "suite_table.txt").read_text().strip() in printed
+    # Resume: the same trials are found in results.jsonl and not run again.
+    assert main(argv) == 0
+    assert len((out / "results.jsonl").read_text().splitlines()) == len(records)
+
+
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--limit", "0"], "--limit is 0"),
+        (["--full"], "drop ['--full']"),
+        (["--split", "dev"], "--split is 'dev', expected train, test or all"),
+    ],
+)
+def test_bad_suite_options_are_refused_in_one_line(tiny_suite, tmp_path, capsys, extra, needle):
+    rc = main(["bench", "--suite", str(tiny_suite), "--out", str(tmp_path / "o"), *extra])
+    err = capsys.readouterr().err
+    assert rc != 0 and needle in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_suite_options_without_a_suite_and_a_missing_suite_are_refused(tmp_path, capsys):
+    assert main(["bench", "--split", "test", "--out", str(tmp_path / "o")]) != 0
+    assert "add --suite" in capsys.readouterr().err
+    assert main(["bench", "--suite", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "no suite index here" in err and len(err.splitlines()) == 1
+    (tmp_path / "file").write_text("x")
+    assert main(["bench", "--suite", str(tmp_path / "none"), "--out", str(tmp_path / "file")]) != 0
+    assert "--out" in capsys.readouterr().err
+
+
+def test_selection_limits_per_category(tiny_suite):
+    entries = SuiteSelection(tiny_suite, "train", 1).entries()
+    assert sorted(e.category for e in entries) == ["door", "rigid"]
+    with pytest.raises(ChordError, match="no test tasks"):
+        SuiteSelection(tiny_suite, "test").entries()
+    assert FAILURE_COLUMNS == ("flow", "IK", "grasp", "execution", "error")
