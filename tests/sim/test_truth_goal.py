@@ -87,3 +87,58 @@ def test_joint_goal_reason_names_the_truth():
 
     r = check_joint_goal(0.5, 1.0, 1.0, EvalConfig(), "hinge", judge="truth")
     assert not r.passed and "truth's goal 1.000" in r.reason
+
+
+def _jointed(hinge: np.ndarray, elbow: np.ndarray, base_shift: float = 0.0):
+    """A truth of object "cab" turning joints hinge and elbow, and a rollout (its three fields
+    truth_rules reads) whose joints end at ``hinge[-1]``/``elbow[-1]`` over 5 steps."""
+    from types import SimpleNamespace
+
+    from sim.goal import truth_goal
+
+    T = 5
+    still = np.repeat(np.eye(4)[None], T, axis=0)
+    truth = Truth.from_matrices(
+        np.arange(T) / 10.0,
+        10.0,
+        {"cab": still},
+        {
+            "cab": {
+                "hinge": ("revolute", np.linspace(0, 1.0, T)),
+                "elbow": ("revolute", np.linspace(0, -0.5, T)),
+            }
+        },
+    )
+    scene = SimpleNamespace(movable_objects=[SimpleNamespace(name="cab")])  # what truth_goal reads
+    moved = still.copy()
+    moved[-1, 0, 3] += base_shift
+    rollout = SimpleNamespace(
+        T_world_obj={"cab": moved},
+        joints={"cab": np.stack([hinge, elbow, np.zeros(T)], axis=1)},
+        joint_names={"cab": ("hinge", "elbow", "knob")},
+    )
+    goal = SimpleNamespace(object_name="cab", articulated=True, centroid0=np.zeros(3))
+    return truth_goal(truth, scene), rollout, goal
+
+
+def test_every_joint_the_truth_moves_is_judged_and_the_base_must_stay():
+    from sim.evaluate import truth_rules
+    from sim.rules import EvalConfig, first_failure
+
+    ok = np.linspace(0, 1, 5)
+    target, rollout, goal = _jointed(0.97 * ok, -0.48 * ok)
+    assert target.joints == {"hinge": (1.0, 1.0), "elbow": (-0.5, 0.5)}  # knob never moves: not judged
+    rules, fields, final = truth_rules(rollout, target, goal, 4, {}, EvalConfig())
+    assert first_failure(rules) is None and final is None
+    assert fields["parent_position_error_m"] == 0.0
+
+    # The hinge reaches its goal but the chain's second joint stops short (0.30 of 0.50 rad): fail.
+    target, rollout, goal = _jointed(ok, -0.3 * ok)
+    bad = first_failure(truth_rules(rollout, target, goal, 4, {}, EvalConfig())[0])
+    assert bad is not None and bad.name == "joint_goal" and "elbow" in bad.reason
+    assert bad.value == pytest.approx(0.2) and bad.limit == pytest.approx(0.05)
+
+    # Both joints right, but the cabinet was shoved 3 cm (tolerance 2 cm).
+    target, rollout, goal = _jointed(ok, -0.5 * ok, base_shift=0.03)
+    bad = first_failure(truth_rules(rollout, target, goal, 4, {}, EvalConfig())[0])
+    assert bad is not None and bad.name == "parent_in_place" and "truth" in bad.reason
