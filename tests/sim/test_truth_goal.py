@@ -77,9 +77,11 @@ def test_a_truth_of_another_scene_is_refused_in_one_line(case):
 def test_sim_cli_says_what_judged(case, capsys):
     from chord.cli.main import main
 
-    _, plan, scene_with, _ = case
+    flow, plan, scene_with, _ = case
     assert main(["sim", str(plan), "--scene", str(scene_with(None, "flow_only2"))]) == 0
     assert "judged by the flow's own goal" in capsys.readouterr().out
+    assert main(["sim", str(plan), "--scene", str(scene_with(box_truth(flow), "truth2"))]) == 0
+    assert "judged by the truth" in capsys.readouterr().out
 
 
 def test_joint_goal_reason_names_the_truth():
