@@ -87,6 +87,12 @@ def test_suite_bench_runs_judges_by_truth_and_resumes(tiny_suite, tmp_path, caps
     # Resume: the same trials are found in results.jsonl and not run again.
     assert main(argv) == 0
     assert len((out / "results.jsonl").read_text().splitlines()) == len(records)
+    # A record judged by the flow (an older bench) is not reused for a task that has its truth.
+    stale = [{**r, "judged_by": "flow", "success": True, "cause": None} for r in records]
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in stale))
+    assert main(argv) == 0
+    again = json.loads((out / "suite_bench.json").read_text())
+    assert again["judged_by"] == ["truth"] and again["categories"] == doc["categories"]
 
 
 @pytest.mark.parametrize(
