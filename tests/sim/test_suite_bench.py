@@ -127,3 +127,22 @@ def test_selection_limits_per_category(tiny_suite):
     with pytest.raises(ChordError, match="no test tasks"):
         SuiteSelection(tiny_suite, "test").entries()
     assert FAILURE_COLUMNS == ("flow", "IK", "grasp", "execution", "error")
+
+
+def test_flow_dir_plans_from_the_users_flows(tiny_suite, tmp_path, capsys):
+    import shutil
+
+    flows = tmp_path / "flows"
+    base = ["bench", "--suite", str(tiny_suite), "--limit", "1", "--trials", "1", "--workers", "1"]
+    assert main([*base, "--flow-dir", str(flows), "--out", str(tmp_path / "a")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "is not a folder" in err and len(err.splitlines()) == 1
+    for task in ("rigid_000", "door_000"):
+        (flows / task).mkdir(parents=True)
+        shutil.copy(tiny_suite / task / "reference" / "flow.npz", flows / task / "flow.npz")
+    out = tmp_path / "b"
+    assert main([*base, "--flow-dir", str(flows), "--out", str(out)]) == 0
+    doc = json.loads((out / "suite_bench.json").read_text())
+    assert doc["planning_flows"] == "user (--flow-dir)" and doc["judged_by"] == ["truth"]
+    manifest = json.loads((out / "planning_flows.json").read_text())
+    assert set(manifest) == {"rigid_000|ours", "door_000|ours"}
