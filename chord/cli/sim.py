@@ -144,10 +144,10 @@ def bench(
     planned from its ground-truth flow (or DIR/<task>/flow.npz of --flow-dir), run for --trials
     randomised trials (method "ours") and judged against the task's recorded ground truth; it
     prints one table by category (tasks, trials, success rate, failures by stage: flow, IK, grasp,
-    execution, error) and writes OUT/suite_bench.json and OUT/suite_table.txt beside results.jsonl.
+    execution, error) and writes OUT/suite_bench.json and OUT/suite_table.txt beside results.jsonl,
+    e.g. `chord bench --suite runs/suite --split test --trials 8 --out runs/bench_suite`.
 
     Example: chord bench --out runs/bench --trials 8 --flow-noise-mm 0 5 10 (or --full for the whole chain)
-    Example: chord bench --suite runs/suite --split test --trials 8 --out runs/bench_suite
 
     Args:
         scenes: scene.yaml files with a reference flow; default: the three task scenes.
