@@ -153,6 +153,24 @@ def _deep_json(depth: int) -> str:
     return "[" * depth + "]" * depth
 
 
+def put(key: str, value) -> Callable[[dict, dict], None]:
+    """A change of an npz case: set array ``key`` to ``value``."""
+
+    def change(a, m):
+        a[key] = value
+
+    return change
+
+
+def meta_(key: str, value) -> Callable[[dict, dict], None]:
+    """A change of an npz case: set ``meta[key]`` to ``value``."""
+
+    def change(a, m):
+        m[key] = value
+
+    return change
+
+
 # ---------------------------------------------------------------------------------------------
 # Scenes
 
@@ -305,18 +323,6 @@ def flow_cases(corpus: Corpus, scene: Path, flow: Path) -> None:
         )
         corpus.add(Case("flow", name, argv, tuple(expect)), writer)
 
-    def put(key, value):
-        def change(a, m):
-            a[key] = value
-
-        return change
-
-    def meta_(key, value):
-        def change(a, m):
-            m[key] = value
-
-        return change
-
     def drop(key):
         def change(a, m):
             a.pop(key)
@@ -455,18 +461,6 @@ def plan_cases(corpus: Corpus, scene: Path, flow: Path, plan: Path) -> None:
 
         return change
 
-    def put(key, value):
-        def change(a, m):
-            a[key] = value
-
-        return change
-
-    def meta_(key, value):
-        def change(a, m):
-            m[key] = value
-
-        return change
-
     def nan_at(q):
         q[M // 2, 3] = np.nan
         return q
@@ -567,20 +561,19 @@ def _other_flow(flow: Path, base: Callable[[Path], None]) -> Callable[[Path], No
 
 def _forge(arrays: dict[str, np.ndarray], meta: dict) -> dict:
     """``meta`` with a validation record claiming success for ``arrays``, as an attacker writes it:
-    core.plan.Plan.content_hash recomputed by hand. A plan too broken to hash keeps its meta."""
-    import hashlib
+    the public ``core.plan.Plan.content_hash`` run on the edited fields (no check of them, as an
+    attacker's script would not). A plan too broken to hash keeps its meta."""
+    from types import SimpleNamespace
+
+    from core.plan import Plan
 
     try:
-        h = hashlib.sha256()
-        for key in ("t", "q", "gripper", "ee_pose"):
-            a = np.asarray(arrays[key], dtype=np.float64)
-            h.update(str(a.shape).encode())
-            h.update(np.ascontiguousarray(a).tobytes())
-        ident = [meta["robot"], list(meta["joint_names"]), list(meta["base_pose"]), meta["task"]]
-        h.update(json.dumps([*ident, meta["flow_sha256"]]).encode())
+        fields = {k: np.asarray(arrays[k], dtype=np.float64) for k in ("t", "q", "gripper", "ee_pose")}
+        keys = ("robot", "joint_names", "base_pose", "task", "flow_sha256")
+        digest = Plan.content_hash(SimpleNamespace(**fields, **{k: meta[k] for k in keys}))
     except (KeyError, TypeError, ValueError):
         return meta
-    return {**meta, "validation": {"success": True, "plan_sha256": h.hexdigest(), "simulator": "pybullet"}}
+    return {**meta, "validation": {"success": True, "plan_sha256": digest, "simulator": "pybullet"}}
 
 
 def real_cases(corpus: Corpus, scene: Path, flow: Path, plan: Path, good_arrays, good_meta) -> None:

@@ -171,3 +171,22 @@ def test_the_valid_plan_reaches_the_arm_so_the_count_can_fail(hostile, monkeypat
     # On a loaded test machine the fake arm's wall-clock watchdog may stop it part-way; that is
     # the stop working, not the plan failing.
     assert code == 0 or "deadline_missed" in err, err[-2000:]
+
+
+def test_the_forged_record_matches_the_plan_so_only_chord_real_s_own_checks_refuse(hostile):
+    """chord real's cases carry a forged record; it must hold for its plan (else every case would be
+    refused for hash_mismatch alone, and the checks behind it would go untested)."""
+    import json
+
+    import numpy as np
+
+    from core.plan import Plan
+
+    _, _, (_, _, plan, _) = hostile
+    with np.load(plan) as z:
+        arrays = {k: z[k] for k in z.files if k != "meta"}
+        meta = json.loads(str(z["meta"]))
+    forged = H._forge(arrays, {**meta, "validation": None})
+    assert forged["validation"]["plan_sha256"] == Plan.load(plan).content_hash()
+    arrays["gripper"] = arrays["gripper"] + 1e-3  # an edit changes the hash the forger writes
+    assert H._forge(arrays, meta)["validation"]["plan_sha256"] != Plan.load(plan).content_hash()
