@@ -65,6 +65,11 @@ class IntakeReport:
     faces_out: int
     watertight: bool
     tipped_deg: float  # rotation applied to reach a resting pose
+    # [4, 4] row-major: the file's coordinates (file units) -> the asset's frame (metres). A point
+    # of the scan file p lands at T_asset_file @ [p, 1] in the asset: scale, turn up to +z,
+    # centre and floor, and the tip into a resting pose when there was one. Its inverse places
+    # the asset where the scan was (a scan taken in a known frame).
+    T_asset_file: tuple[tuple[float, ...], ...]
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -320,13 +325,15 @@ def intake_scan(
     R = np.eye(4)
     R[:3, :3] = rotation_to_z(up)
     mesh.apply_transform(R)
-    floor(mesh)
+    # Every step that moves the mesh is composed into one transform (cleaning, the table cut and
+    # decimation drop faces but move nothing).
+    T_asset_file = floor(mesh) @ R @ np.diag([s, s, s, 1.0])
     tipped = 0.0
     if config.settle and not rests_stably(mesh, center_of_mass(mesh)):
         log.info("%s: finding its nearest resting pose (%d faces)", path, len(mesh.faces))
         Rs, tipped = settle_pose(mesh)
         mesh.apply_transform(Rs)
-        floor(mesh)
+        T_asset_file = floor(mesh) @ Rs @ T_asset_file
         log.warning(
             "%s would topple as oriented; rotated %.1f deg into its nearest resting pose", path, tipped
         )
@@ -342,6 +349,7 @@ def intake_scan(
         faces_out=len(mesh.faces),
         watertight=bool(mesh.is_watertight),
         tipped_deg=tipped,
+        T_asset_file=tuple(tuple(float(v) for v in row) for row in T_asset_file),
     )
     params = {"kind": "scan", "source": str(path), **{k: v for k, v in report.__dict__.items()}}
     link = Link("body", mesh, np.eye(4), config.density, (), (*config.color, 1.0))

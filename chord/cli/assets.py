@@ -267,6 +267,14 @@ def _intake(cmd: Intake) -> None:
         f"{report.components_kept} piece(s) kept, {report.components_dropped} dropped, "
         f"{report.faces_in} -> {report.faces_out} faces, {'closed' if report.watertight else 'open (partial scan)'}"
     )
+    if report.tipped_deg > 0:
+        print(
+            f"  tipped {report.tipped_deg:.1f} deg into its nearest resting pose (--no-settle keeps the file's pose)"
+        )
+    rows = "; ".join(" ".join(f"{v:.6g}" for v in row) for row in report.T_asset_file[:3])
+    print(
+        f"  file -> asset transform (rows, file units -> m; also in asset.json params.T_asset_file): {rows}"
+    )
     _summary(write_asset(asset, cmd.out))
 
 
@@ -344,15 +352,20 @@ def _suite(cmd: Suite) -> None:
     )
 
 
+def _joint_summary(j: dict[str, Any]) -> str:
+    """One joint of an asset record: name, kind and its absolute limits (deg or mm)."""
+    if j["type"] == "revolute":
+        lo, hi = j["limits_deg_absolute"]
+        return f"{j['name']} (revolute) [{lo:.0f}, {hi:.0f}] deg"
+    lo, hi = (1000 * (j["rest"] + v) for v in (j["lower"], j["upper"]))
+    return f"{j['name']} ({j['type']}) [{lo:.0f}, {hi:.0f}] mm"
+
+
 def _summary(files: Any) -> None:
     from core.asset import read_record
 
     rec = read_record(files.folder)
-    joints = ", ".join(
-        f"{j['name']} [{j['limits_deg_absolute'][0]:.0f}, {j['limits_deg_absolute'][1]:.0f}] deg"
-        for j in rec["joints"]
-        if "limits_deg_absolute" in j
-    )
+    joints = ", ".join(_joint_summary(j) for j in rec["joints"] if j["type"] != "fixed")
     print(
         f"{files.folder}: {rec['name']!r}, {len(rec['links'])} link(s), {rec['mass']:.3f} kg"
         + (f", joints {joints}" if joints else "")

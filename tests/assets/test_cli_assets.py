@@ -74,3 +74,46 @@ def test_help_lists_subcommands_with_examples(capsys):
     out = capsys.readouterr().out
     for word in ("cousin", "intake", "parts", "tasks", "chord assets tasks --out scenes"):
         assert word in out
+
+
+def test_intake_records_the_transform_it_applied_including_the_tip(tmp_path, capsys):
+    import numpy as np
+    import trimesh
+
+    # A tall slab leaning 35 deg in the file, in millimetres: it topples, so intake turns it.
+    slab = trimesh.creation.box(extents=(30.0, 60.0, 140.0))
+    T_lean = trimesh.transformations.rotation_matrix(np.radians(35.0), (1, 0, 0))
+    slab.apply_transform(T_lean)
+    slab.apply_translation((500.0, -200.0, 300.0))  # far from the origin, not on z = 0
+    slab.export(tmp_path / "slab.ply")
+    rc = main(["assets", "intake", str(tmp_path / "slab.ply"), "--units", "mm", "--up", "+z", "--table", "none",
+               "--out", str(tmp_path / "a")])  # fmt: skip
+    assert rc == 0
+    out = capsys.readouterr().out
+    rec = read_record(tmp_path / "a")
+    assert rec["params"]["tipped_deg"] > 10  # it did tip
+    assert "tipped" in out and "--no-settle keeps the file's pose" in out and "file -> asset transform" in out
+    T = np.array(rec["params"]["T_asset_file"])
+    assert T.shape == (4, 4) and np.allclose(T[3], [0, 0, 0, 1])
+    # The file's corners carried by the recorded transform are the asset mesh's corners.
+    corners = np.c_[slab.vertices, np.ones(len(slab.vertices))] @ T.T
+    mesh = load_mesh(tmp_path / "a" / "mesh.ply")
+    assert np.allclose(np.sort(corners[:, :3], axis=0), np.sort(mesh.vertices, axis=0), atol=1e-6)
+    # Scale 1 mm and a rotation: the upper 3x3 is 0.001 times an orthonormal matrix.
+    R = T[:3, :3] / 0.001
+    assert np.allclose(R @ R.T, np.eye(3), atol=1e-9) and np.linalg.det(R) > 0
+
+
+def test_parts_summary_names_prismatic_joints_with_their_travel(tmp_path, capsys):
+    import yaml
+
+    from tests.assets.hostile import two_part_scan
+
+    doc = two_part_scan(tmp_path)
+    joint = doc["joints"][0]
+    joint.update(type="prismatic", axis=[1, 0, 0], limits=[0.0, 150.0])  # millimetres, as the file's units
+    joint.pop("limits_deg")
+    (tmp_path / "parts.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    rc = main(["assets", "parts", str(tmp_path / "parts.yaml"), "--out", str(tmp_path / "drawer")])
+    assert rc == 0
+    assert "joints hinge (prismatic) [0, 150] mm" in capsys.readouterr().out
