@@ -119,12 +119,24 @@ def suite_rows(records: list[dict[str, Any]], categories: dict[str, str]) -> lis
     return rows
 
 
-def format_suite_table(rows: list[dict[str, Any]], split: str) -> str:
-    """The table by category: tasks, trials, success rate, failures by stage (trial counts)."""
+# Where the planning flows came from, as the table's title and suite_bench.json say it.
+FLOW_SOURCES = {
+    "truth": "ground-truth flows",
+    "user": "the user's flows (--flow-dir)",
+    "generated": "flows the flow stage generated (--full)",
+}
+
+
+def format_suite_table(rows: list[dict[str, Any]], split: str, flows_from: str = "truth") -> str:
+    """The table by category: tasks, trials, success rate, failures by stage (trial counts).
+
+    ``flows_from``: a key of FLOW_SOURCES, named in the title.
+    """
     head = f"{'category':<10}{'tasks':>6}{'trials':>8}{'success':>10}  " + "".join(
         f"{c:>10}" for c in FAILURE_COLUMNS
     )
-    lines = [f"chord bench --suite ({split} split, judged by the ground truth; failures by stage)", head]
+    title = f"{split} split, planned from {FLOW_SOURCES[flows_from]}, judged by the ground truth"
+    lines = [f"chord bench --suite ({title}; failures by stage)", head]
     for r in rows:
         if r["category"] == "all":
             lines.append("-" * len(head))
@@ -140,6 +152,7 @@ def run_suite_bench(
     out: Path,  # output folder (results.jsonl and the rest; see the module docstring)
     config: BenchConfig = BenchConfig(),  # trials and randomisation; its methods become ("ours",)
     flows: dict[tuple[str, str], Path] | None = None,  # (task, "ours") -> flow.npz; None = ground-truth flows
+    flows_from: str | None = None,  # a key of FLOW_SOURCES; None: "truth" without flows, else "user"
 ) -> SuiteBenchResult:
     """Run (or resume) the selected suite tasks and write the table by category.
 
@@ -149,6 +162,12 @@ def run_suite_bench(
     """
     from core.scene import Scene
 
+    flows_from = flows_from or ("truth" if flows is None else "user")
+    if flows_from not in FLOW_SOURCES or (flows is None) != (flows_from == "truth"):
+        raise ChordError(
+            f"run_suite_bench: flows_from is {flows_from!r} with {'no' if flows is None else ''} flows given, "
+            f"expected 'truth' without flows or one of {sorted(set(FLOW_SOURCES) - {'truth'})} with them"
+        )
     entries = selection.entries()
     for e in entries:
         ref = Scene.load(e.scene).reference
@@ -159,7 +178,7 @@ def run_suite_bench(
     records = run_bench([e.scene for e in entries], out, config, flows=flows)
     category = {e.id: e.category for e in entries}
     rows = suite_rows(records, category)
-    table = format_suite_table(rows, selection.split)
+    table = format_suite_table(rows, selection.split, flows_from)
     doc = {
         "schema": SUITE_RECORD_SCHEMA,
         "version": 1,
@@ -167,7 +186,7 @@ def run_suite_bench(
         "split": selection.split,
         "limit": selection.limit,
         "judged_by": sorted({str(r.get("judged_by")) for r in records}),
-        "planning_flows": "ground truth (reference.flow)" if flows is None else "user (--flow-dir)",
+        "planning_flows": flows_from,
         "config": asdict(config),
         "categories": rows,
         "tasks": [{**row, "category": category[row["task"]]} for row in summarise(records)],

@@ -145,7 +145,9 @@ def bench(
     randomised trials (method "ours") and judged against the task's recorded ground truth; it
     prints one table by category (tasks, trials, success rate, failures by stage: flow, IK, grasp,
     execution, error) and writes OUT/suite_bench.json and OUT/suite_table.txt beside results.jsonl,
-    e.g. `chord bench --suite runs/suite --split test --trials 8 --out runs/bench_suite`.
+    e.g. `chord bench --suite runs/suite --split test --trials 8 --out runs/bench_suite`. With
+    --suite and --full each task's flow is first made by the video fit into OUT/flows/<task>/ (reused
+    or resumed as above): the whole chain on tasks nobody tuned by hand.
 
     Example: chord bench --out runs/bench --trials 8 --flow-noise-mm 0 5 10 (or --full for the whole chain)
 
@@ -169,7 +171,11 @@ def bench(
     from sim.bench import BENCH_FOLDERS, check_flow_kind, format_table, run_bench, task_scenes, user_flows
 
     if suite is not None:
-        _bench_suite(suite, split, limit, out, config, flow_dir, list(scenes), full, tasks_dir)
+        if prior is not None:
+            flow_config = dataclasses.replace(flow_config, prior=prior)
+        _bench_suite(
+            suite, split, limit, out, config, flow_dir, list(scenes), full, tasks_dir, flow_config, model_dir
+        )
         return
     if split is not None or limit is not None:
         raise ChordError("bench: --split and --limit choose the tasks of --suite DIR; add --suite")
@@ -218,25 +224,44 @@ def _bench_suite(
     scenes: list[Path],
     full: bool,
     tasks_dir: Path | None,
+    flow_config: FlowConfig,
+    model_dir: Path | None,
 ) -> None:
-    """``chord bench --suite``: check the options and OUT, run sim.suite_bench, print the table."""
+    """``chord bench --suite``: check the options and OUT, make the flows (--full), run
+    sim.suite_bench, print the table."""
     from core.errors import ChordError
     from core.lock import run_lock
     from sim.bench import BENCH_FOLDERS, check_flow_kind, user_flows
     from sim.suite_bench import SuiteSelection, run_suite_bench
 
-    given = [name for name, on in (("SCENES", scenes), ("--full", full), ("--tasks-dir", tasks_dir)) if on]
+    given = [name for name, on in (("SCENES", scenes), ("--tasks-dir", tasks_dir)) if on]
     if given:
+        raise ChordError(f"bench --suite runs the suite's own tasks; drop {given}")
+    if full and flow_dir is not None:
         raise ChordError(
-            f"bench --suite runs the suite's own tasks from their ground-truth flows; drop {given}"
+            "bench: give --full (generate the flows) or --flow-dir (flows made elsewhere), not both"
         )
     selection = SuiteSelection(suite, split or "all", limit)
     check_output_dir(out, "--out")  # outputs first: an unwritable OUT fails before any work
-    check_flow_kind(out, False)
+    check_flow_kind(out, full)
+    if full:
+        from chord.bench_full import check_flow_prior
+
+        check_flow_prior(flow_config, model_dir)  # before any flow is made
     with run_lock(out, "chord bench", sweep=BENCH_FOLDERS):
+        entries = selection.entries()
         flows = None
         if flow_dir is not None:
-            flows = user_flows([e.scene for e in selection.entries()], flow_dir)
-        result = run_suite_bench(selection, out, config, flows)
+            flows = user_flows([e.scene for e in entries], flow_dir)
+        if full:
+            from chord.bench_full import generated_flows
+            from chord.cli.flow import summary_lines
+
+            generated = generated_flows([e.scene for e in entries], out / "flows", flow_config, model_dir)
+            flows = generated.flows
+            for summary in generated.made.values():
+                print("\n".join(summary_lines(summary)))
+        flows_from = "generated" if full else None if flows is None else "user"
+        result = run_suite_bench(selection, out, config, flows, flows_from)
     print(result.table)
     print(f"results: {out / 'results.jsonl'}, table: {result.table_path}, record: {result.record_path}")

@@ -99,7 +99,8 @@ def test_suite_bench_runs_judges_by_truth_and_resumes(tiny_suite, tmp_path, caps
     "extra, needle",
     [
         (["--limit", "0"], "--limit is 0"),
-        (["--full"], "drop ['--full']"),
+        (["--tasks-dir", "x"], "drop ['--tasks-dir']"),
+        (["--full", "--flow-dir", "x"], "give --full (generate the flows) or --flow-dir"),
         (["--split", "dev"], "--split is 'dev', expected train, test or all"),
     ],
 )
@@ -143,6 +144,32 @@ def test_flow_dir_plans_from_the_users_flows(tiny_suite, tmp_path, capsys):
     out = tmp_path / "b"
     assert main([*base, "--flow-dir", str(flows), "--out", str(out)]) == 0
     doc = json.loads((out / "suite_bench.json").read_text())
-    assert doc["planning_flows"] == "user (--flow-dir)" and doc["judged_by"] == ["truth"]
+    assert doc["planning_flows"] == "user" and doc["judged_by"] == ["truth"]
     manifest = json.loads((out / "planning_flows.json").read_text())
     assert set(manifest) == {"rigid_000|ours", "door_000|ours"}
+
+
+def test_full_suite_bench_generates_each_tasks_flow_and_plans_from_it(tiny_suite, tmp_path, capsys):
+    from core.flow import ObjectFlow
+    from tests.sim.test_bench_full import SMALL
+
+    out = tmp_path / "full"
+    args = ["bench", "--suite", str(tiny_suite), "--limit", "1", "--trials", "1", "--workers", "1", "--full"]
+    assert main([*args, "--out", str(out), *SMALL]) == 0
+    printed = capsys.readouterr().out
+    doc = json.loads((out / "suite_bench.json").read_text())
+    assert doc["planning_flows"] == "generated" and doc["judged_by"] == ["truth"]
+    assert "planned from flows the flow stage generated (--full)" in printed
+    records = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["task"] for r in records) == ["door_000", "rigid_000"]
+    for r in records:
+        assert r["planning_flow_prior"] == "video", r
+        flow = ObjectFlow.load(out / "flows" / r["task"] / "flow.npz")
+        reference = ObjectFlow.load(tiny_suite / r["task"] / "reference" / "flow.npz")
+        # The video fit's flow (256 points per object, as SMALL asks), not the task's reference.
+        assert flow.prior == "video" and flow.num_points == 256 * len(flow.object_names)
+        assert flow.num_points != reference.num_points
+    # Without --full into the same OUT: refused (its trials were planned from generated flows).
+    capsys.readouterr()
+    assert main([*args[:-1], "--out", str(out)]) != 0
+    assert "generated (--full) flows" in capsys.readouterr().err
