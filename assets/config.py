@@ -11,6 +11,14 @@ from core.scene import DENSITY_RANGE, FPS_RANGE
 
 UP_AXES = ("auto", "+x", "-x", "+y", "-y", "+z", "-z")
 
+# The task suite's defaults (assets.suite.SuiteConfig and `chord assets suite` both read these).
+# 9 seeds per category: 3 test tasks in each, so the rigid and slide test tasks hold a scanned
+# model too (a banana, a random_urdfs mesh and a scan; with 6 seeds they had no scan).
+SUITE_PER_CATEGORY = 9  # seeds 0..8 of each of the 7 categories: 63 tasks, 42 train, 21 test
+SUITE_RESOLUTION = (208, 116)  # reference video pixels (width, height); the scene camera is 832x464
+SUITE_POINTS_PER_OBJECT = 4000  # flow points sampled on each object
+SUITE_FRAMES = 41  # frames of the reference clip (Wan 2.2 makes 4k + 1)
+
 
 @dataclass(frozen=True)
 class IntakeConfig:

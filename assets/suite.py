@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from assets.config import SUITE_FRAMES, SUITE_PER_CATEGORY, SUITE_POINTS_PER_OBJECT, SUITE_RESOLUTION
 from assets.reference import (
     Motion,
     flow_points,
@@ -828,11 +829,11 @@ class SuiteConfig:
 
     split: str = "all"  # train, test or all
     only: tuple[str, ...] = ()  # categories to build (default: all of CATEGORIES)
-    per_category: int = 6  # seeds 0..per_category-1 of each category: 42 tasks, 28 train, 14 test
+    per_category: int = SUITE_PER_CATEGORY  # seeds 0..per_category-1 of each category
     limit: int | None = None  # at most this many tasks of each category (after the split)
-    resolution: tuple[int, int] = (208, 116)  # reference video pixels (width, height)
-    points_per_object: int = 4000  # flow points sampled on each object
-    frames: int = 41  # frames of the reference clip (Wan 2.2 makes 4k + 1)
+    resolution: tuple[int, int] = SUITE_RESOLUTION  # reference video pixels (width, height)
+    points_per_object: int = SUITE_POINTS_PER_OBJECT  # flow points sampled on each object
+    frames: int = SUITE_FRAMES  # frames of the reference clip
     fps: float = 16.0
 
     def __post_init__(self) -> None:

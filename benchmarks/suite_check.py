@@ -15,12 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from assets.config import SUITE_PER_CATEGORY
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--split", default="all")
-    ap.add_argument("--per-category", type=int, default=6)
+    ap.add_argument("--per-category", type=int, default=SUITE_PER_CATEGORY)
     args = ap.parse_args()
 
     from assets.bullet import World

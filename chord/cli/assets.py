@@ -13,7 +13,14 @@ from typing import Annotated, Any, Union
 
 import tyro
 
-from assets.config import IntakeConfig, RecordingConfig
+from assets.config import (
+    SUITE_FRAMES,
+    SUITE_PER_CATEGORY,
+    SUITE_POINTS_PER_OBJECT,
+    SUITE_RESOLUTION,
+    IntakeConfig,
+    RecordingConfig,
+)
 from core.asset import DEFAULT_DENSITY
 from core.cousin_params import (
     COUSIN_KINDS,
@@ -191,10 +198,11 @@ class Suite:
     split: str = "all"  # train, test or all
     only: tuple[str, ...] = ()  # categories to build (default: all)
     limit: int | None = None  # at most this many tasks of each category
-    per_category: int = 6  # tasks (seeds) per category in the suite
-    resolution: str = "208x116"  # reference video WIDTHxHEIGHT (the scene camera is 832x464)
-    points_per_object: int = 4000  # flow points sampled on each object
-    frames: int = 41  # frames of each reference clip
+    per_category: int = SUITE_PER_CATEGORY  # tasks (seeds) per category in the suite
+    # reference video WIDTHxHEIGHT (the scene camera is 832x464)
+    resolution: str = "{}x{}".format(*SUITE_RESOLUTION)
+    points_per_object: int = SUITE_POINTS_PER_OBJECT  # flow points sampled on each object
+    frames: int = SUITE_FRAMES  # frames of each reference clip
 
 
 Command = Union[  # noqa: UP007

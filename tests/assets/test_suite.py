@@ -138,12 +138,20 @@ def test_split_is_a_third_test_per_category_and_stable():
     for category, marks in pinned.items():
         assert "".join("T" if split_of(category, s) == "test" else "." for s in range(6)) == marks
     specs = suite_tasks()
-    assert len(specs) == 42 and len({s.category for s in specs}) == 7
-    assert sum(s.split == "test" for s in specs) == 14
+    assert len(specs) == 63 and len({s.category for s in specs}) == 7
+    assert sum(s.split == "test" for s in specs) == 21
     assert {s.id for s in suite_tasks(SuiteConfig(split="test"))} == {
         s.id for s in specs if s.split == "test"
     }
     assert len(suite_tasks(SuiteConfig(only=("door",), limit=1))) == 1
+
+
+def test_the_test_split_holds_every_rigid_object_source():
+    # A banana cousin, a random_urdfs mesh and a scanned model among the rigid and the slide
+    # test tasks: the defaults are reported on scans too, not only tuned on them.
+    for category in ("rigid", "slide"):
+        test = [s for s in suite_tasks(SuiteConfig(split="test", only=(category,)))]
+        assert {"banana", "mesh", "scan"} <= {s.draws["shape"] for s in test}, category
 
 
 def test_bad_selection_is_one_line():
