@@ -46,6 +46,7 @@ from sim.rollout import Rollout, execute
 from sim.rules import (
     EvalConfig,
     RuleResult,
+    check_bystanders_in_place,
     check_flows_agree,
     check_grasped,
     check_held,
@@ -410,6 +411,24 @@ def truth_rules(
     return rules, fields, None
 
 
+def bystander_errors(rollout: Rollout, truth: TruthGoal) -> dict[str, tuple[float, float]]:
+    """Each other object's (m, degrees) error at the rollout's end against the truth's motion of it,
+    compared from the plan's start and measured at its base origin (a bystander's truth motion is
+    the identity). Objects the simulator did not record are left out."""
+    out = {}
+    for name, motion in truth.others.items():
+        T = rollout.T_world_static.get(name)
+        if T is None:
+            T = rollout.T_world_obj.get(name)
+        if T is None:
+            continue
+        M_sim = T[-1] @ np.linalg.inv(T[0])
+        c = np.append(T[0, :3, 3], 1.0)
+        pos = float(np.linalg.norm((M_sim @ c)[:3] - (motion @ c)[:3]))
+        out[name] = (pos, float(_angle_deg(M_sim[:3, :3] @ motion[:3, :3].T)))
+    return out
+
+
 def evaluate(
     plan: Plan,
     goal: FlowGoal,
@@ -457,6 +476,7 @@ def evaluate(
     if truth is not None:
         rules, joint, final = truth_rules(rollout, truth, goal, int(idx[-1]), travel, config)
         physical.extend(rules)
+        physical.append(check_bystanders_in_place(bystander_errors(rollout, truth), config))
     elif goal.articulated:
         others = {j: round(v, 3) for j, v in travel.items() if j != binding.joint_name and v > 0.01}
         value = joint_change(rollout, binding, idx[-1])

@@ -9,7 +9,7 @@ agrees with the fitted one, and that joint's child link to the part.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -191,6 +191,9 @@ class TruthGoal:
     object_name: str  # the movable scene object the truth moves
     motion: np.ndarray  # [4, 4] world motion of the object's base from the truth's first frame to its last
     joints: dict[str, tuple[float, float]]  # moved joint -> (final value - first value, max - min), rad or m
+    # every other scene object the truth records -> [4, 4] its base's motion, first frame to last
+    # (the identity for a bystander the truth leaves where it is): knocking a distractor over fails
+    others: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def articulated(self) -> bool:
@@ -226,4 +229,9 @@ def truth_goal(truth: Truth, scene: Scene, prefer: str | None = None) -> TruthGo
         for j, v in truth.joint_values(name).items()
         if np.any(v != v[0])
     }
-    return TruthGoal(name, P[-1] @ np.linalg.inv(P[0]), joints)
+    others = {}
+    for o in scene.objects:
+        if o.name != name and o.name in truth.object_names:
+            Q = truth.pose_matrices(o.name)
+            others[o.name] = Q[-1] @ np.linalg.inv(Q[0])
+    return TruthGoal(name, P[-1] @ np.linalg.inv(P[0]), joints, others)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -55,6 +55,9 @@ class Rollout:
     settle_drift: dict[str, float]  # movable object -> metres its base moved while settling
     physics_hz: float  # solver rate (steps/s x sub-steps)
     wall_s: float  # seconds of wall time the rollout took
+    # every other (not movable) object -> [S, 4, 4] its base frame in the world: a distractor the
+    # arm knocks over is seen (the truth's judge requires bystanders to stay put)
+    T_world_static: dict[str, np.ndarray] = field(default_factory=dict)
 
     def index_at(self, times: np.ndarray) -> np.ndarray:  # times: [K] seconds
         """[K] indices of the recorded steps nearest to ``times``."""
@@ -111,6 +114,8 @@ def execute(world: SimWorld, plan: Plan) -> Rollout:
     rec_w = np.empty(steps)
     rec_tcp = np.empty((steps, 4, 4))
     rec_obj = {n: np.empty((steps, 4, 4)) for n in movable}
+    still = [n for n in world.objects if n not in movable]
+    rec_still = {n: np.empty((steps, 4, 4)) for n in still}
     rec_link = {n: np.empty((steps, len(links[n]), 4, 4)) for n in movable}
     rec_joint = {n: np.empty((steps, len(world.objects[n].joints))) for n in movable}
     fingers = {n: np.zeros((steps, 2, len(links[n]) + 1), bool) for n in movable}
@@ -150,6 +155,8 @@ def execute(world: SimWorld, plan: Plan) -> Rollout:
                 f = finger_slot.get(cp[3])
                 if f is not None:
                     fingers[n][k, f, slot] = True
+        for n in still:
+            rec_still[n][k] = world.object_pose(n)
         touching = world.contacts(world.arm, world.table)
         if touching:
             arm_table[k] = True
@@ -174,4 +181,5 @@ def execute(world: SimWorld, plan: Plan) -> Rollout:
         settle_drift=drift,
         physics_hz=cfg.physics_hz * cfg.substeps,
         wall_s=time.perf_counter() - wall0,
+        T_world_static=rec_still,
     )

@@ -190,6 +190,34 @@ def check_parent_in_place(
     )
 
 
+def check_bystanders_in_place(
+    errors: dict[str, tuple[float, float]], config: EvalConfig, judge: str = "truth"
+) -> RuleResult:
+    """Every object the task does not move ends where the ``judge`` leaves it (a distractor knocked
+    over, or a second object dragged along, fails the task). ``errors``: object -> (m at its base
+    origin, degrees) against its recorded final pose; the worst one is reported. Same pose
+    tolerance as the goal's."""
+    if not errors:
+        return RuleResult("bystanders_in_place", True, None, None, "no other object to keep in place")
+    name, (pos, ang) = max(
+        errors.items(),
+        key=lambda kv: (
+            max(kv[1][0] / config.position_tolerance, kv[1][1] / config.angle_tolerance_deg)
+            if all(math.isfinite(v) for v in kv[1])
+            else math.inf
+        ),
+    )
+    passed = all(_pose_within(p, a, config) for p, a in errors.values())
+    return RuleResult(
+        "bystanders_in_place",
+        passed,
+        (pos, ang),
+        (config.position_tolerance, config.angle_tolerance_deg),
+        f"{name} (not the task's object) ends {1000 * pos:.1f} mm / {ang:.1f} deg from where the {judge} "
+        f"leaves it ({_pose_tolerance(config)}; worst of {len(errors)})",
+    )
+
+
 def check_rigid_goal(
     position_m: float, angle_deg: float, config: EvalConfig, judge: str = "flow"
 ) -> RuleResult:

@@ -111,7 +111,8 @@ def _jointed(hinge: np.ndarray, elbow: np.ndarray, base_shift: float = 0.0):
             }
         },
     )
-    scene = SimpleNamespace(movable_objects=[SimpleNamespace(name="cab")])  # what truth_goal reads
+    cab = SimpleNamespace(name="cab")
+    scene = SimpleNamespace(movable_objects=[cab], objects=[cab])  # what truth_goal reads
     moved = still.copy()
     moved[-1, 0, 3] += base_shift
     rollout = SimpleNamespace(
@@ -144,3 +145,48 @@ def test_every_joint_the_truth_moves_is_judged_and_the_base_must_stay():
     target, rollout, goal = _jointed(ok, -0.5 * ok, base_shift=0.03)
     bad = first_failure(truth_rules(rollout, target, goal, 4, {}, EvalConfig())[0])
     assert bad is not None and bad.name == "parent_in_place" and "truth" in bad.reason
+
+
+def test_a_bystander_must_end_where_the_truth_leaves_it(tmp_path):
+    from core.scene import Pose, SceneObject
+    from sim.evaluate import bystander_errors
+    from sim.goal import TruthGoal
+
+    scene = S.box_scene(tmp_path)
+    # A second box, not movable, 25 cm to the side of the lifted one: a bystander.
+    post_pose = Pose((S.BOX_XY[0], S.BOX_XY[1] + 0.25, S.BOX[2] / 2), (1.0, 0.0, 0.0, 0.0))
+    post = SceneObject(
+        "post", post_pose, mesh=scene.objects[0].mesh, urdf=scene.objects[0].urdf, movable=False
+    )
+    scene = dataclasses.replace(scene, objects=(*scene.objects, post))
+    flow = S.lift_flow()
+    flow_path = flow.save(tmp_path / "flow.npz")
+    plan = S.ik_plan(flow).save(tmp_path / "plan.npz")
+
+    def truth(post_shift):
+        box = box_truth(flow).pose_matrices("box")
+        posts = np.repeat(post_pose.matrix()[None], flow.num_frames, axis=0)
+        posts[-1, :3, 3] += post_shift
+        return Truth.from_matrices(flow.times.astype(np.float64), flow.fps, {"box": box, "post": posts}, {})
+
+    def judged(post_shift, name):
+        ref = Reference(flow=flow_path, truth=truth(post_shift).save(tmp_path / f"{name}.npz"))
+        return validate_plan(plan, dataclasses.replace(scene, reference=ref).save(tmp_path / f"{name}.yaml"))
+
+    ok = judged((0.0, 0.0, 0.0), "still")
+    assert ok.success, ok.reason
+    # The truth moves the post 5 cm; the simulated post stays: the bystander rule sees the miss.
+    r = judged((0.05, 0.0, 0.0), "post_moved")
+    assert not r.success and r.cause == "execution"
+    assert "post (not the task's object) ends 50" in r.reason, r.reason
+
+    # The measure itself: a knocked-over bystander (moved 3 cm, tipped 90 deg about x).
+    T0 = np.eye(4)
+    T1 = np.eye(4)
+    T1[:3, :3] = [[1, 0, 0], [0, 0, -1], [0, 1, 0]]
+    T1[:3, 3] = (0.03, 0.0, 0.0)
+    rollout = type("R", (), {"T_world_static": {"post": np.stack([T0, T1])}, "T_world_obj": {}})()
+    goal = TruthGoal("box", np.eye(4), {}, {"post": np.eye(4), "gone": np.eye(4)})
+    (pos, ang), *rest = bystander_errors(rollout, goal).values()
+    assert not rest  # an object the simulator did not record is left out
+    assert pos == pytest.approx(0.03) and ang == pytest.approx(90.0)
