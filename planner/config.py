@@ -94,7 +94,10 @@ class SegmentConfig:
     sample_size: int = 4  # points per hypothesis (neighbours of a random point)
     neighbours: int = 40  # a hypothesis samples among this many nearest neighbours
     score_points: int = 800  # trajectories scored per hypothesis (subsample)
-    min_part_fraction: float = 0.05  # a part holds at least this share of its object's points
+    # A part holds at least this share of its object's points: a lever handle on a door is 2-3% of
+    # the object's surface (so of its uniformly sampled points) and must be a part of its own to be
+    # held; random-walk outlier trajectories still form no part (no rigid motion explains them).
+    min_part_fraction: float = 0.01
     max_parts: int = 4  # parts per object at most
     motion_threshold: float = 0.01  # metres: a part whose points move less than this is static
     # Two parts of one object merge when one rigid track fitted to both keeps each part's points
