@@ -56,8 +56,10 @@ def test_a_lid_plan_reaches_the_truth_joint_value(suite, tmp_path):
     r = validate_plan(tmp_path / "plan.npz", scene)
     assert r.judged_by == "truth" and r.articulated
     assert r.success, r.reason
-    (name, (value, goal)), = r.joint_values.items()
+    ((name, (value, goal)),) = r.joint_values.items()
     assert name == "hinge" and abs(value - goal) <= r.joint_tolerance
     assert r.parent_position_error_m < 0.02
     # The success line gives the joint against the truth, not the flow's tracking error first.
-    assert r.reason.startswith(f"laptop reached the truth's joint values: hinge {value:+.3f} (truth {goal:+.3f})")
+    assert r.reason.startswith(
+        f"laptop reached the truth's joint values: hinge {value:+.3f} (truth {goal:+.3f})"
+    )
