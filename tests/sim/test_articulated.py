@@ -10,6 +10,7 @@ from core.flow import ObjectFlow
 from core.scene import Scene
 from planner.api import plan_file
 from sim.api import validate_plan
+from sim.evaluate import success_reason
 from sim.goal import bind_goal, flow_goal
 from sim.world import SimWorld
 
@@ -62,4 +63,26 @@ def test_a_lid_plan_reaches_the_truth_joint_value(suite, tmp_path):
     # The success line gives the joint against the truth, not the flow's tracking error first.
     assert r.reason.startswith(
         f"laptop reached the truth's joint values: hinge {value:+.3f} (truth {goal:+.3f})"
+    )
+
+
+def test_the_success_line_of_a_jointed_object_gives_its_joint_values():
+    joint = {
+        "joint_values": {"head": (0.51, 0.52)},
+        "parent_position_error_m": 0.002,
+        "parent_angle_error_deg": 0.3,
+    }
+    line = success_reason("lamp", "head", "flow", (0.004, 1.0), joint, 0.0015)
+    assert line == (
+        "lamp reached the flow's joint values: head +0.510 (flow +0.520); its parent 2.0 mm, 0.3 deg "
+        "from the flow's; the held part's mean tracking error against the flow 1.5 mm"
+    )
+    truth = {"joint_values": {"elbow": (-0.48, -0.5), "head": (-0.5, -0.5)}, "parent_position_error_m": 0.001,
+             "parent_angle_error_deg": 0.1}  # fmt: skip
+    assert success_reason("lamp", "head", "truth", (0.0, 0.0), truth, 0.001).startswith(
+        "lamp reached the truth's joint values: elbow -0.480 (truth -0.500), head -0.500 (truth -0.500); its base 1.0 mm"
+    )
+    # A rigid object: its final pose error, as before.
+    assert success_reason("box", "base", "truth", (0.004, 1.0), {}, 0.002).startswith(
+        "box/base reached the truth's goal: 4.0 mm, 1.0 deg"
     )
