@@ -175,3 +175,5 @@ def test_merge_settings_are_checked():
         SegmentConfig(noise_factor=0)
     with pytest.raises(ValueError, match="noise_factor is nan"):
         SegmentConfig(noise_factor=float("nan"))
+    with pytest.raises(ValueError, match="merge is 'yes', expected True or False"):
+        SegmentConfig(merge="yes")
