@@ -1,8 +1,17 @@
 """Flow analysis: which points move, each object's rigid parts and tracks, and their joints.
 
-The part to manipulate is the moving part whose points travel farthest. If it moves relative
-to a larger part of the same object, the joint between them is fitted (articulated object);
-otherwise the object is treated as one rigid body.
+Each object's rigid parts are joined into a kinematic tree (:func:`kinematic_tree`): the part
+that moves least is the root, and each other part hangs from the part whose motion relative to
+it a single revolute or prismatic joint explains best (the lowest joint-model residual), grown
+greedily from the root. So a chain (a lamp's elbow then its head, a door then its lever handle)
+is found as two joints, not as one joint of the distal part to the base that no 1-DoF model
+fits.
+
+The object to manipulate holds the moving part whose points travel farthest. Within it, the
+target part is the one whose path from the root passes through every joint the flow moves
+(for a chain: the distal part): holding it and following its track drives them all. When no
+part's path holds every moving joint (two independent joints), the part whose path holds the
+most is the target and the others are reported as joints the grasp cannot drive.
 """
 
 from __future__ import annotations
@@ -32,6 +41,12 @@ class FlowAnalysis:
     moving_mask: np.ndarray  # [N] bool, points of moving parts
     nonrigid_threshold: float  # metres: a track residual above this flags non-rigid motion
     _points: np.ndarray = field(repr=False, default=None)  # [T, N, 3] the flow's points (float64)
+    # Per object (same order as ``objects``): its kinematic tree, every non-root part's joint to
+    # its parent (Joint.parent / Joint.child are part indices), ordered root outwards.
+    trees: tuple[tuple[Joint, ...], ...] = ()
+    # Joints of the target object the flow moves but the target part's path does not hold (the
+    # grasp cannot drive them), as child part indices.
+    undriven: tuple[int, ...] = ()
 
     @property
     def target(self) -> Part:
@@ -88,15 +103,108 @@ class FlowAnalysis:
             },
         }
         if self.joint is not None:
-            j = self.joint
-            out["joint"] = {
-                "kind": j.kind,
-                "axis": j.axis.tolist(),
-                "origin": j.origin.tolist(),
-                "range": list(j.range),
-                "residual_mm": 1000 * j.residual_rms,
-            }
+            out["joint"] = _joint_summary(self.joint)
+        if self.trees:
+            out["target_part"] = self.target_part
+            for seg, tree in zip(self.objects, self.trees, strict=True):
+                if tree:
+                    out["objects"][seg.name]["joints"] = [_joint_summary(j) for j in tree]
+            if self.undriven:
+                out["undriven_joints"] = list(self.undriven)
         return out
+
+
+def _joint_summary(j: Joint) -> dict:
+    """JSON-able joint: kind, axis, origin, range (rad or m), residual, its parent and child parts."""
+    return {
+        "kind": j.kind,
+        "parent": j.parent,
+        "child": j.child,
+        "axis": j.axis.tolist(),
+        "origin": j.origin.tolist(),
+        "range": list(j.range),
+        "residual_mm": 1000 * j.residual_rms,
+    }
+
+
+def kinematic_tree(seg: ObjectSegmentation, points: np.ndarray) -> tuple[Joint, ...]:
+    """The object's parts joined into a tree of 1-DoF joints, root outwards (see module docstring).
+
+    ``points``: [T, N, 3] the whole flow's points (world m). The root is the part that moves least
+    (the largest on ties). Then, greedily (Prim), the outside part whose joint to a part already in
+    the tree leaves the smallest point residual (RMS over the child's points) is attached there.
+    A single-part object has no joints. Raises ChordError if a part cannot be attached (its
+    motion equals every tree part's, which segmentation rules out).
+    """
+    parts = seg.parts
+    if len(parts) < 2:
+        return ()
+    root = min(range(len(parts)), key=lambda k: (parts[k].motion, -len(parts[k].indices)))
+    inside, joints = [root], []
+    fits: dict[tuple[int, int], Joint | None] = {}
+    while len(inside) < len(parts):
+        best: Joint | None = None
+        for a in inside:
+            for b in range(len(parts)):
+                if b in inside:
+                    continue
+                if (a, b) not in fits:
+                    try:
+                        fits[a, b] = fit_joint(
+                            parts[a].track.motion, parts[b].track.motion, points[0, parts[b].indices], a, b
+                        )
+                    except ValueError:
+                        fits[a, b] = None  # no relative motion: no joint to fit between them
+                j = fits[a, b]
+                if j is not None and (best is None or j.residual_rms < best.residual_rms):
+                    best = j
+        if best is None:
+            raise ChordError(
+                f"object {seg.name!r}: parts {sorted(set(range(len(parts))) - set(inside))} "
+                "move exactly as the rest of the object; they are not separate parts"
+            )
+        inside.append(best.child)
+        joints.append(best)
+    return tuple(joints)
+
+
+def _path(tree: tuple[Joint, ...], part: int) -> list[Joint]:
+    """The joints from the tree's root to ``part``, root first."""
+    up = {j.child: j for j in tree}
+    path = []
+    while part in up:
+        path.append(up[part])
+        part = up[part].parent
+    return path[::-1]
+
+
+def joint_moves(joint: Joint, child_points0: np.ndarray, motion_threshold: float) -> bool:
+    """Whether the flow moves ``joint``: its child's points travel at least ``motion_threshold``
+    (m, SegmentConfig.motion_threshold, the same bar that calls a part moving) relative to the parent."""
+    travel = [np.linalg.norm(apply(joint.transform(v), child_points0) - child_points0, axis=-1).max()
+              for v in joint.range]  # fmt: skip
+    return max(travel) >= motion_threshold
+
+
+def choose_target(
+    seg: ObjectSegmentation, tree: tuple[Joint, ...], points: np.ndarray, motion_threshold: float
+) -> tuple[int, tuple[int, ...]]:
+    """(target part index, child part indices of moving joints its path does not hold).
+
+    The target's path from the root holds as many of the moving joints as any part's does; among
+    those, the part whose points travel farthest. For a chain that is the distal part.
+    """
+    moving = {
+        j.child for j in tree if joint_moves(j, points[0, seg.parts[j.child].indices], motion_threshold)
+    }
+
+    def key(k: int) -> tuple[int, float]:
+        return len(moving & {j.child for j in _path(tree, k)}), seg.parts[k].motion
+
+    candidates = [k for k, p in enumerate(seg.parts) if p.moving]
+    target = max(candidates, key=key)
+    held = {j.child for j in _path(tree, target)}
+    return target, tuple(sorted(moving - held))
 
 
 def analyse_flow(
@@ -135,25 +243,22 @@ def analyse_flow(
             + (f" (among objects {objects})" if objects is not None else "")
         )
     _, oi, pi = best
-    seg = segs[oi]
-    joint = None
-    if len(seg.parts) > 1:
-        # The parent is the largest other part (parts are sorted by size).
-        parent = 0 if pi != 0 else 1
-        child = seg.parts[pi]
-        joint = fit_joint(
-            seg.parts[parent].track.motion,
-            child.track.motion,
-            pts[0, child.indices],
-            parent=parent,
-            child=pi,
-        )
-        log.info(
-            "articulated %s: %s joint, axis %s, range %s, residual %.1f mm",
-            seg.name,
-            joint.kind,
-            np.round(joint.axis, 3).tolist(),
-            np.round(joint.range, 3).tolist(),
-            1000 * joint.residual_rms,
-        )
-    return FlowAnalysis(tuple(segs), oi, pi, joint, moving, nonrigid_threshold, pts)
+    trees = tuple(kinematic_tree(s, pts) for s in segs)
+    seg, tree = segs[oi], trees[oi]
+    joint, undriven = None, ()
+    if tree:
+        pi, undriven = choose_target(seg, tree, pts, config.motion_threshold)
+        joint = next((j for j in tree if j.child == pi), None)
+        for j in tree:
+            log.info(
+                "articulated %s: part %d -> %d, %s joint, axis %s, range %s, residual %.1f mm",
+                seg.name, j.parent, j.child, j.kind, np.round(j.axis, 3).tolist(),
+                np.round(j.range, 3).tolist(), 1000 * j.residual_rms,
+            )  # fmt: skip
+        if undriven:
+            log.warning(
+                "%s: the flow moves the joints of parts %s, which holding part %d cannot drive; "
+                "the plan follows part %d only",
+                seg.name, list(undriven), pi, pi,
+            )  # fmt: skip
+    return FlowAnalysis(tuple(segs), oi, pi, joint, moving, nonrigid_threshold, pts, trees, undriven)

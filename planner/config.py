@@ -94,24 +94,25 @@ class SegmentConfig:
     sample_size: int = 4  # points per hypothesis (neighbours of a random point)
     neighbours: int = 40  # a hypothesis samples among this many nearest neighbours
     score_points: int = 800  # trajectories scored per hypothesis (subsample)
-    min_part_fraction: float = 0.05  # a part holds at least this share of its object's points
+    # A part holds at least this share of its object's points: a lever handle on a door is 2-3% of
+    # the object's surface (so of its uniformly sampled points) and must be a part of its own to be
+    # held; random-walk outlier trajectories still form no part (no rigid motion explains them).
+    min_part_fraction: float = 0.01
     max_parts: int = 4  # parts per object at most
     motion_threshold: float = 0.01  # metres: a part whose points move less than this is static
     # Two parts of one object merge when one rigid track fitted to both keeps each part's points
-    # within merge_tolerance (RMS over its points, at every frame) and merge_angle_deg of its own
-    # track: smaller relative motions are tracking drift, not joints. 0 disables merging.
-    merge_tolerance: float = 0.02  # metres (world): merged track to each part's own, RMS; 0 = no merging
-    merge_angle_deg: float = 15.0  # degrees: likewise for rotation; 0 = no merging
+    # within noise_factor x the flow's drift (planner.segment.merge_bound: the part of the two
+    # parts' residual about their own tracks that jitter does not explain). No fixed tolerance:
+    # on an exact or merely noisy flow every relative motion is a joint. False: RANSAC's parts.
+    merge: bool = True
     seed: int = 0  # RNG seed: segmentation is deterministic
 
     def __post_init__(self) -> None:
-        if not (self.merge_tolerance >= 0 and np.isfinite(self.merge_tolerance)):
+        if not isinstance(self.merge, bool):
+            raise PlannerConfigError(f"SegmentConfig.merge is {self.merge!r}, expected True or False")
+        if not (self.noise_factor > 0 and np.isfinite(self.noise_factor)):
             raise PlannerConfigError(
-                f"SegmentConfig.merge_tolerance is {self.merge_tolerance}, expected metres >= 0"
-            )
-        if not (self.merge_angle_deg >= 0 and np.isfinite(self.merge_angle_deg)):
-            raise PlannerConfigError(
-                f"SegmentConfig.merge_angle_deg is {self.merge_angle_deg}, expected degrees >= 0"
+                f"SegmentConfig.noise_factor is {self.noise_factor}, expected a multiple > 0 of the noise residual"
             )
 
 
@@ -320,6 +321,8 @@ def _value(v: Any, kind: Any, where: str) -> Any:
     if kind is float and numeric:
         return float(v)
     if (kind is int and numeric and isinstance(v, int)) or (kind is str and isinstance(v, str)):
+        return v
+    if kind is bool and isinstance(v, bool):
         return v
     raise PlannerConfigError(
         f"{where} is {v!r} ({type(v).__name__}), expected {getattr(kind, '__name__', kind)}"

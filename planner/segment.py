@@ -9,9 +9,14 @@ The inlier threshold adapts to the flow's noise, estimated from trajectory rough
 That estimate sees frame-to-frame jitter, not slow drift (a 2D tracker sliding along a smooth
 surface), and drift can split one rigid object into pieces whose motions differ by more than the
 threshold. So parts of one object are then merged, pair by pair, while one rigid track fitted to
-both keeps each within ``merge_tolerance`` / ``merge_angle_deg`` of its own track over the whole
-motion: a relative motion that small is not an articulation worth planning for (the defaults are
-the simulated success check's rigid tolerances, 2 cm / 15 deg).
+both keeps each within ``noise_factor`` x the flow's drift of its own track (RMS over the
+part's points and the frames, as a trajectory's residual is measured). The drift is measured on
+the pair itself (:func:`merge_bound`): the part of the two parts' RMS residual about their own
+tracks that the estimated jitter (sqrt(6) sigma) does not explain. A piece of a drifting flow is
+rigid only within RANSAC's threshold; a part of a clean or merely noisy flow is rigid to its
+noise, so its joints stay. Relative motions
+beyond that are joints, however small: no bound on the size of a motion, none borrowed from the
+simulator's success tolerances.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ class ObjectSegmentation:
     parts: tuple[Part, ...]  # sorted: largest part first
     threshold: float  # metres, the inlier threshold used
     noise_sigma: float  # metres, estimated per-axis noise of the flow
-    merged: int = 0  # RANSAC parts merged into others (relative motion within the merge tolerance)
+    merged: int = 0  # RANSAC parts merged into others (relative motion within the flow's error)
 
     @property
     def outlier_fraction(self) -> float:
@@ -95,43 +100,70 @@ def track_deviation(
     return float(dist), float(np.degrees(rotation_angle(rel[:, :3, :3]).max()))
 
 
+def rms_deviation(M_a: np.ndarray, M_b: np.ndarray, pts0: np.ndarray) -> float:
+    """Metres: the RMS over points ``pts0`` [n, 3] and frames of |M_a(t) p - M_b(t) p| (motions
+    [T, 4, 4] from frame 0): the same average as a trajectory's residual (RMS over frames), so
+    it compares with :func:`merge_bound`."""
+    rel = np.linalg.inv(M_a) @ M_b  # |M_b p - M_a p| = |rel p - p|: M_a is rigid
+    return float(np.sqrt(((apply(rel, pts0) - pts0) ** 2).sum(-1).mean()))
+
+
+def merge_bound(
+    traj: np.ndarray,  # [T, n, 3] world metres, one object's trajectories
+    groups: list[np.ndarray],  # the parts' indices into traj's points
+    tracks: list[RigidTrack],  # their own tracks
+    sigma: float,  # metres, the flow's per-axis noise (estimate_noise)
+    config: SegmentConfig,
+) -> float:
+    """Metres: how far one rigid track may carry these parts from their own tracks (RMS over
+    their points and frames) and still call them one part: noise_factor x their drift, the part
+    of their residual about their own tracks (RMS over points and frames) that frame-to-frame
+    noise does not explain, sqrt(max(0, r^2 - 6 sigma^2)). Jitter averages out of a track fitted
+    to many points, so only a systematic bend of the flow (drift) can make the tracks of one rigid
+    object's pieces differ; an exact or merely noisy flow has none and merges nothing."""
+    res = np.concatenate([_residuals(t.motion, traj[:, g]) for g, t in zip(groups, tracks, strict=True)])
+    drift2 = float((res**2).mean()) - 6.0 * sigma**2
+    return float(config.noise_factor * np.sqrt(max(drift2, 0.0)))
+
+
 def merge_parts(
     traj: np.ndarray,  # [T, n, 3] world metres, one object's trajectories
     groups: list[np.ndarray],  # per part: indices into traj's points
     tracks: list[RigidTrack],  # per part: its fitted track
     config: SegmentConfig,
+    sigma: float = 0.0,  # metres: the flow's per-axis noise (estimate_noise)
     name: str = "object",
 ) -> tuple[list[np.ndarray], list[RigidTrack]]:
-    """Merge parts whose relative motion is within the merge tolerance; see the module docstring.
+    """Merge parts whose relative motion is within the flow's error; see the module docstring.
 
     Greedy: each round refits one track to the union of every pair and merges the pair whose
-    worse part deviates least from the union's track (relative to merge_tolerance and
-    merge_angle_deg), until no pair is within both. Returns the new groups and tracks.
+    worse part deviates least from the union's track (:func:`rms_deviation`), relative to
+    :func:`merge_bound`, until no pair is within it. Returns the new groups and tracks.
     """
     groups, tracks = list(groups), list(tracks)
-    if config.merge_tolerance <= 0 or config.merge_angle_deg <= 0:
+    if not config.merge:
         return groups, tracks
     while len(groups) > 1:
-        best: tuple[float, int, int, np.ndarray, RigidTrack, list[tuple[float, float]]] | None = None
+        best: tuple[float, int, int, np.ndarray, RigidTrack, list[tuple[float, float]], float] | None = None
         for i, j in combinations(range(len(groups)), 2):
-            # The union's track deviates from at least one of them by half their relative rotation.
-            rel = np.linalg.inv(tracks[i].motion) @ tracks[j].motion
-            if np.degrees(rotation_angle(rel[:, :3, :3]).max()) > 2 * config.merge_angle_deg:
-                continue
+            bound = merge_bound(traj, [groups[i], groups[j]], [tracks[i], tracks[j]], sigma, config)
+            if bound <= 0:
+                continue  # an exact flow: any relative motion is a joint
             union = np.sort(np.concatenate([groups[i], groups[j]]))  # track.weights follow this order
             merged = robust_track(traj[:, union])
+            rms = [rms_deviation(tracks[k].motion, merged.motion, traj[0, groups[k]]) for k in (i, j)]
+            score = max(rms) / bound
             devs = [track_deviation(tracks[k].motion, merged.motion, traj[0, groups[k]]) for k in (i, j)]
-            score = max(max(d / config.merge_tolerance, a / config.merge_angle_deg) for d, a in devs)
             if score <= 1.0 and (best is None or score < best[0]):
-                best = (score, i, j, union, merged, devs)
+                best = (score, i, j, union, merged, devs, bound)
         if best is None:
             break
-        _, i, j, union, merged, devs = best
+        _, i, j, union, merged, devs, bound = best
         log.info(
             "segment %s: merged parts of %d and %d points: one track keeps them within %.1f mm / %.1f deg "
-            "and %.1f mm / %.1f deg of their own (merge tolerance %.0f mm / %.0f deg)",
+            "and %.1f mm / %.1f deg of their own at worst (RMS over frames within the bound %.1f mm)",
             name, len(groups[i]), len(groups[j]), 1000 * devs[0][0], devs[0][1], 1000 * devs[1][0],
-            devs[1][1], 1000 * config.merge_tolerance, config.merge_angle_deg,
+            devs[1][1], 1000 * bound,
         )  # fmt: skip
         groups = [g for k, g in enumerate(groups) if k not in (i, j)] + [union]
         tracks = [t for k, t in enumerate(tracks) if k not in (i, j)] + [merged]
@@ -205,7 +237,7 @@ def segment_object(
     groups = [g for g in groups if len(g) >= min_pts]
     tracks = [robust_track(traj[:, g]) for g in groups]
     found = len(groups)
-    groups, tracks = merge_parts(traj, groups, tracks, config, name)
+    groups, tracks = merge_parts(traj, groups, tracks, config, sigma, name)
     parts: list[Part] = []
     for members, track in zip(groups, tracks, strict=True):
         motion = _motion_extent(track.motion, traj[0, members])

@@ -189,3 +189,57 @@ def drawer(
         ("cabinet", "drawer"),
         joint,
     )
+
+
+def two_joints(
+    T: int = 41,
+    n: int = 4000,
+    noise: float = 0.0,
+    outliers: float = 0.0,
+    seed: int = 0,
+    elbow_deg: float = -30.0,  # the arm's turn about its hinge on the base, last frame
+    head_deg: float = 25.0,  # the head's turn about its own hinge, last frame
+    branch: bool = False,  # hinge the head on the base (two independent joints), not on the arm
+    position: tuple[float, float] = (0.5, 0.0),
+) -> SyntheticFlow:
+    """A lamp-like chain: a static base, an arm hinged on its top (about y), a head hinged on the
+    arm's far end (about y); both joints turn at once. With ``branch`` the head hangs from the
+    base on its own hinge (about x), so holding either moving part cannot drive the other's joint.
+    ``joint`` holds the arm's joint; ``motions`` every part's world motion."""
+    rng = np.random.default_rng(seed)
+    x0, y0 = position
+    n_arm, n_head = n // 4, n // 4
+    base = box_surface((0.12, 0.12, 0.10), n - n_arm - n_head, rng) + np.array([x0, y0, 0.05])
+    arm = box_surface((0.03, 0.03, 0.25), n_arm, rng) + np.array([x0, y0, 0.10 + 0.125])
+    elbow, y = np.array([x0, y0, 0.10]), np.array([0.0, 1.0, 0.0])
+    if branch:
+        head = box_surface((0.05, 0.12, 0.05), n_head, rng) + np.array([x0 - 0.085, y0, 0.075])
+        pivot, head_axis = np.array([x0 - 0.06, y0, 0.10]), np.array([1.0, 0.0, 0.0])
+    else:
+        head = box_surface((0.12, 0.05, 0.05), n_head, rng) + np.array([x0 + 0.06, y0, 0.375])
+        pivot, head_axis = np.array([x0, y0, 0.35]), y
+
+    def turn(axis: np.ndarray, point: np.ndarray, rad: float) -> np.ndarray:
+        T4 = np.eye(4)
+        T4[:3, :3] = Rotation.from_rotvec(axis * rad).as_matrix()
+        T4[:3, 3] = point - T4[:3, :3] @ point
+        return T4
+
+    s = _smooth(T)
+    e, h = np.radians(elbow_deg) * s, np.radians(head_deg) * s
+    M_arm = np.stack([turn(y, elbow, v) for v in e])
+    M_own = np.stack([turn(head_axis, pivot, v) for v in h])
+    M_head = M_own if branch else M_arm @ M_own
+    pts = np.concatenate(
+        [np.broadcast_to(base, (T, *base.shape)), apply(M_arm, arm), apply(M_head, head)], axis=1
+    )
+    pts, bad = _corrupt(pts, noise, outliers, rng)
+    labels = np.r_[np.zeros(len(base), int), np.ones(len(arm), int), np.full(len(head), 2)]
+    joint = {"kind": "revolute", "axis": y, "origin": elbow, "values": e}
+    return SyntheticFlow(
+        _flow(pts, np.zeros(pts.shape[1], int), ("lamp",), T),
+        {"base": np.broadcast_to(np.eye(4), (T, 4, 4)), "arm": M_arm, "head": M_head},
+        np.where(bad, -1, labels),
+        ("base", "arm", "head"),
+        joint,
+    )

@@ -91,6 +91,9 @@ class SimResult:
     parent_position_error_m: float | None = None  # articulated: the part's parent at the last frame
     parent_angle_error_deg: float | None = None
     joint_travel: dict[str, float] = field(default_factory=dict)  # every joint of the object: max |q - q0|
+    # every joint the goal moves: name -> (simulated change, goal's change), rad or m, from the
+    # plan's start to the last flow frame (the truth's joints when judged_by is "truth")
+    joint_values: dict[str, tuple[float, float]] = field(default_factory=dict)
     # tracking along the flow's frames
     track_position_mean_m: float | None = None
     track_position_max_m: float | None = None
@@ -394,10 +397,11 @@ def truth_rules(
     q = rollout.joints[name]
     names = list(rollout.joint_names[name])
     others = {j: round(v, 3) for j, v in travel.items() if j not in truth.joints and v > 0.01}
-    rules, fields = [], {}
+    rules, fields, values = [], {}, {}
     for j, (target, span) in truth.joints.items():
         col = names.index(j)  # simulate() checked that the object has every joint the truth moves
         value = float(q[step, col] - q[0, col])
+        values[j] = (value, target)
         rule = check_joint_goal(value, target, span, config, j, others, judge="truth")
         rules.append(rule)
         if not fields or (not rule.passed and fields.get("_passed", True)):
@@ -407,7 +411,7 @@ def truth_rules(
             )  # fmt: skip
     fields.pop("_passed")
     rules.append(check_parent_in_place(pos, ang, config, f"{name}/base", judge="truth"))
-    fields.update(parent_position_error_m=pos, parent_angle_error_deg=ang)
+    fields.update(parent_position_error_m=pos, parent_angle_error_deg=ang, joint_values=values)
     return rules, fields, None
 
 
@@ -427,6 +431,30 @@ def bystander_errors(rollout: Rollout, truth: TruthGoal) -> dict[str, tuple[floa
         pos = float(np.linalg.norm((M_sim @ c)[:3] - (motion @ c)[:3]))
         out[name] = (pos, float(_angle_deg(M_sim[:3, :3] @ motion[:3, :3].T)))
     return out
+
+
+def success_reason(
+    name: str,
+    link_name: str,
+    judge: str,
+    final: tuple[float, float],  # (m, deg): the rigid object's final error, or a jointed object's parent's
+    joint: dict[str, Any],  # the joint fields of SimResult ({} for a rigid goal)
+    mean_tracking_m: float,
+) -> str:
+    """The one-line success reason. A jointed object: every goal joint's simulated change against
+    the goal's (rad or m) and where its parent (the base, judged by the truth) ended; a rigid one:
+    its final pose error. The flow's tracking error comes last, as what it is."""
+    if joint.get("joint_values"):
+        values = ", ".join(f"{j} {v:+.3f} ({judge} {g:+.3f})" for j, (v, g) in joint["joint_values"].items())
+        head = f"{name} reached the {judge}'s joint values: {values}"
+        if joint.get("parent_position_error_m") is not None:
+            head += (
+                f"; its {'base' if judge == 'truth' else 'parent'} {1000 * joint['parent_position_error_m']:.1f} mm, "
+                f"{joint['parent_angle_error_deg']:.1f} deg from the {judge}'s"
+            )
+    else:
+        head = f"{name}/{link_name} reached the {judge}'s goal: {1000 * final[0]:.1f} mm, {final[1]:.1f} deg"
+    return head + f"; the held part's mean tracking error against the flow {1000 * mean_tracking_m:.1f} mm"
 
 
 def evaluate(
@@ -485,6 +513,7 @@ def evaluate(
         joint = dict(
             joint_name=binding.joint_name, joint_value=value, joint_goal=goal.joint_goal,
             joint_error=rule.value, joint_tolerance=rule.limit,
+            joint_values={binding.joint_name: (value, goal.joint_goal)},
         )  # fmt: skip
         if parent is not None:
             physical.append(check_parent_in_place(*parent, config, f"{name}/{binding.parent_link_name}"))
@@ -500,11 +529,7 @@ def evaluate(
     final = final or (float(pos_err[-1]), float(ang_err[-1]))
     judge = "flow" if truth is None else "truth"
     if cause is None:
-        reason = (
-            f"{name}/{binding.link_name} reached the {judge}'s goal: {1000 * final[0]:.1f} mm, {final[1]:.1f} deg"
-            + (f", joint error {joint['joint_error']:.3f}" if joint else "")
-            + f"; mean tracking {1000 * pos_err.mean():.1f} mm"
-        )
+        reason = success_reason(name, binding.link_name, judge, final, joint, float(pos_err.mean()))
     return SimResult(
         success=cause is None,
         cause=cause,

@@ -94,6 +94,10 @@ def test_config_round_trips_through_its_json_record(tmp_path):
         config_from_dict({**d, "grasp": {k: v for k, v in d["grasp"].items() if k != "anchors"}})
     with pytest.raises(PlannerConfigError, match=r"config.velocity_scale is '0.5' \(str\), expected float"):
         config_from_dict({**d, "velocity_scale": "0.5"})
+    # A bool field takes a JSON bool only (not 1, not "yes").
+    assert config_from_dict({**d, "segment": {**d["segment"], "merge": False}}).segment.merge is False
+    with pytest.raises(PlannerConfigError, match=r"config.segment.merge is 1 \(int\), expected bool"):
+        config_from_dict({**d, "segment": {**d["segment"], "merge": 1}})
     with pytest.raises(
         PlannerConfigError, match=r"config.grasp.gripper.palm_z is \[0.1\], expected 2 values"
     ):

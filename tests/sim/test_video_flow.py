@@ -85,7 +85,7 @@ def test_banana_video_flow_sees_the_lift(tmp_path):
     from planner.analysis import analyse_flow
     from planner.segment import SegmentConfig
 
-    split = analyse_flow(flow, SegmentConfig(merge_tolerance=0.0))
+    split = analyse_flow(flow, SegmentConfig(merge=False))
     assert len(split.objects[0].parts) > 1 and split.joint is not None
     a = analyse_flow(flow)
     assert len(a.objects[0].parts) == 1 and a.joint is None
