@@ -74,7 +74,7 @@ def mesh_geometry(
     max_distance: float = 0.08,  # m: a sample farther than this from its object's flow points is dropped
     seed: int = 0,
     spacing: float = 0.003,  # m: mean distance between surface samples (area / spacing^2 samples)
-    max_samples: int = 60000,  # surface samples per object mesh at most
+    max_samples: int = 20000,  # surface samples per object mesh at most
 ) -> SceneGeometry:
     """Scene meshes carried by the flow's part tracks (see the module docstring).
 

@@ -130,13 +130,13 @@ def test_nested_config_flags_reach_the_planner(tmp_path, capsys):
     out = tmp_path / "plan.npz"
     rc = main(
         ["plan", str(flow_path), "--out", str(out), "--grasp.approach-distance", "0.06",
-         "--grasp.friction-cone-deg", "25", "--segment.max-parts", "2"]
+         "--grasp.friction", "0.5", "--segment.max-parts", "2"]
     )  # fmt: skip
     assert rc == 0, capsys.readouterr().err
     record = PlanRecord.load(record_path(out))
     assert record.scene is None and record.flow == flow_path
     assert record.config["grasp"]["approach_distance"] == 0.06
-    assert record.config["grasp"]["friction_cone_deg"] == 25.0
+    assert record.config["grasp"]["friction"] == 0.5
     assert record.config["segment"]["max_parts"] == 2
     # No scene: "auto" is the flow's own points.
     assert record.config["geometry"] == "flow"
