@@ -132,7 +132,9 @@ def test_lid_is_pushed_shut_along_its_hinge(robot):
     assert r["grasp"]["load_margin"] > 1.0
     geometry = flow_geometry(result.analysis)
     track = result.analysis.target.track.T_world_part
-    assert gripper_collisions([result.grasp], track, geometry.part, geometry.other, 0.0, frame_step=1) == [None]
+    assert gripper_collisions([result.grasp], track, geometry.part, geometry.other, 0.0, frame_step=1) == [
+        None
+    ]
     assert r["analysis"]["joint"]["kind"] == "revolute"
 
 
