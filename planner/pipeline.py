@@ -148,7 +148,8 @@ def _choose(
         phases: dict[str, tuple[int, int]] = {}
         reachable: list[tuple[float, int, GraspCandidate, float]] = []
         n_checked = 0
-        for cand, why in search.checked(track, own, other, table_height, config.grasp):
+        checked = search.checked(track, own, other, table_height, config.grasp)
+        for cand, why in _reach_first(checked, track[0], T_world_base, 4 * config.grasp.max_reach_checks):
             n_checked += 1
             if why:
                 key = why.split(" at frame")[0].split(" (")[0]
@@ -207,6 +208,39 @@ def _choose(
         f"antipodal {stats['grasp']}, push {stats['push']}; gripper max width "
         f"{1000 * config.grasp.gripper.max_width:.0f} mm"
     )
+
+
+# Score bonus per unit of the approach's outward component from the robot's base: a mild
+# preference (like the top-down bonus) for approaches the arm reaches easily, none excluded.
+REACH_WEIGHT = 0.3
+
+
+def _reach_first(checked, T_world_part0: np.ndarray, T_world_base: np.ndarray, pool: int):
+    """The (candidate, verdict) pairs of ``checked``: colliding ones as they come, then the first
+    ``pool`` collision-free ones re-ranked for this base, then the rest in order.
+
+    The arm reaches easily along the line from its base outwards (and from above); a hand that
+    must come back towards the base from beyond the part needs the arm folded round it. Each
+    free candidate's score gains ``REACH_WEIGHT`` x the horizontal outward component of its
+    approach direction (-1..1).
+    """
+    free: list[GraspCandidate] = []
+    for cand, why in checked:
+        if why:
+            yield cand, why
+            continue
+        free.append(cand)
+        if len(free) >= pool:
+            break
+
+    def key(c: GraspCandidate) -> float:
+        app = T_world_part0[:3, :3] @ c.approach_dir()
+        out = (T_world_part0 @ c.T_part_ee)[:2, 3] - T_world_base[:2, 3]
+        return c.score + REACH_WEIGHT * float(app[:2] @ out) / max(float(np.linalg.norm(out)), 1e-9)
+
+    for cand in sorted(free, key=lambda c: -key(c)):
+        yield cand, None
+    yield from checked
 
 
 class _Search:
