@@ -208,15 +208,16 @@ def with_load(
         g.grasp_force,
         g.pad_radius,
     )
-    kept = []
+    kept, weak = [], 0
     for c, u in zip(grasps, util, strict=True):
-        if u < 1.0:
-            margin = float(1.0 / max(u, 1e-6))
-            # A stronger hold ranks higher, saturating at twice the load (a mild preference).
-            kept.append(replace(c, score=c.score + min(1.0 - u, 0.5), load_margin=margin))
+        if not u < 1.0:  # NaN (no finite load) is rejected too
+            weak += 1
+            continue
+        # A stronger hold ranks higher, up to +0.5 at a margin of 2x the load (a mild preference).
+        kept.append(replace(c, score=c.score + min(1.0 - u, 0.5), load_margin=float(1.0 / max(u, 1e-6))))
     kept += [c for c in cands if c.kind != "grasp"]
     kept.sort(key=lambda c: -c.score)
-    return kept, len(grasps) - (len(kept) - (len(cands) - len(grasps)))
+    return kept, weak
 
 
 def push_candidates(

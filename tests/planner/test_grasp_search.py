@@ -238,3 +238,17 @@ def test_mass_and_joint_friction_come_from_the_urdf(tmp_path):
     bad.write_text(URDF.replace('value="0.75"', 'value="nan"'))
     with pytest.raises(ChordError, match="mass nan"):
         read_urdf(bad)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"friction": float("nan")}, "GraspConfig.friction"),
+        ({"friction": 0.0}, "GraspConfig.friction"),
+        ({"density": -1.0}, "GraspConfig.density"),
+        ({"anchors": 0}, "GraspConfig.anchors"),
+    ],
+)
+def test_grasp_config_names_the_bad_field(kwargs, field):
+    with pytest.raises(ChordError, match=field):
+        GraspConfig(**kwargs)
