@@ -48,10 +48,24 @@ class PlannerConfigError(ChordError, ValueError):
     """A planner config value out of its range; the message names the field, the value and the range."""
 
 
-def _need(ok: bool, name: str, value: Any, expected: str) -> None:
+class NestedConfigError(ChordError):
+    """A nested config's value (``--grasp.*``, ``--segment.*``) out of its range.
+
+    Not a ValueError: tyro builds nested configs while parsing and turns a ValueError into a
+    usage box; this passes through and ``chord`` prints it as one line.
+    """
+
+
+def _need(
+    ok: bool, name: str, value: Any, expected: str, error: type[ChordError] = PlannerConfigError
+) -> None:
     # `ok` is computed with comparisons that are False for NaN, so NaN never passes.
     if not ok:
-        raise PlannerConfigError(f"{name} is {value!r}, expected {expected}")
+        raise error(f"{name} is {value!r}, expected {expected}")
+
+
+def _need_nested(ok: bool, name: str, value: Any, expected: str) -> None:
+    _need(ok, name, value, expected, NestedConfigError)
 
 
 def _finite(x: Any) -> bool:
@@ -145,13 +159,13 @@ class GripperGeometry:
     def __post_init__(self) -> None:
         for name in ("max_width", "finger_width", "finger_thickness", "finger_length", "grasp_force"):
             v = getattr(self, name)
-            _need(_finite(v) and v > 0.0, f"GripperGeometry.{name}", v, "a finite value > 0")
+            _need_nested(_finite(v) and v > 0.0, f"GripperGeometry.{name}", v, "a finite value > 0")
         for name in ("finger_tip", "pad_radius", "wrist_half"):
             v = getattr(self, name)
-            _need(_finite(v) and v >= 0.0, f"GripperGeometry.{name}", v, "a finite value >= 0")
+            _need_nested(_finite(v) and v >= 0.0, f"GripperGeometry.{name}", v, "a finite value >= 0")
         for name in ("palm_z", "wrist_z"):
             lo, hi = getattr(self, name)
-            _need(
+            _need_nested(
                 _finite(lo) and _finite(hi) and lo < hi,
                 f"GripperGeometry.{name}",
                 (lo, hi),
@@ -208,7 +222,7 @@ class GraspConfig:
     density: float = 700.0
 
     def __post_init__(self) -> None:
-        _need(
+        _need_nested(
             _finite(self.friction) and self.friction > 0.0,
             "GraspConfig.friction",
             self.friction,
@@ -216,17 +230,19 @@ class GraspConfig:
         )
         for name in ("anchors", "search_points", "approach_angles", "max_reach_checks"):
             v = getattr(self, name)
-            _need(
+            _need_nested(
                 isinstance(v, int) and not isinstance(v, bool) and v >= 1,
                 f"GraspConfig.{name}",
                 v,
                 "an integer >= 1",
             )
-        _need(_finite(self.density) and self.density > 0.0, "GraspConfig.density", self.density, "kg/m^3 > 0")
+        _need_nested(
+            _finite(self.density) and self.density > 0.0, "GraspConfig.density", self.density, "kg/m^3 > 0"
+        )
         for name in ("line_tolerance", "open_clearance", "squeeze", "collision_margin", "table_clearance",
                      "approach_distance", "top_down_weight", "push_standoff"):  # fmt: skip
             v = getattr(self, name)
-            _need(_finite(v) and v >= 0.0, f"GraspConfig.{name}", v, "a finite value >= 0")
+            _need_nested(_finite(v) and v >= 0.0, f"GraspConfig.{name}", v, "a finite value >= 0")
 
 
 @dataclass(frozen=True)

@@ -174,3 +174,15 @@ def test_the_older_flags_still_work(tmp_path, monkeypatch):
     # Without flags: PlannerConfig's defaults, nothing else.
     assert main(["plan", "f.npz"]) == 1
     assert seen["config"] == PlannerConfig() and seen["scene"] is None and seen["out"] == Path("plan.npz")
+
+
+def test_a_bad_nested_grasp_value_is_one_line(tmp_path, capsys):
+    # GraspConfig is built by tyro while parsing: its error must not become a usage box.
+    sf = synthetic.rigid_pick(n=300, seed=3)
+    flow_path = sf.flow.save(tmp_path / "flow.npz")
+    rc = main(["plan", str(flow_path), "--out", str(tmp_path / "p.npz"), "--grasp.friction", "nan"])
+    err = capsys.readouterr().err
+    assert (
+        rc != 0
+        and err.strip() == "chord plan: error: GraspConfig.friction is nan, expected a coefficient > 0"
+    )
