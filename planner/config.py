@@ -48,10 +48,24 @@ class PlannerConfigError(ChordError, ValueError):
     """A planner config value out of its range; the message names the field, the value and the range."""
 
 
-def _need(ok: bool, name: str, value: Any, expected: str) -> None:
+class NestedConfigError(ChordError):
+    """A nested config's value (``--grasp.*``, ``--segment.*``) out of its range.
+
+    Not a ValueError: tyro builds nested configs while parsing and turns a ValueError into a
+    usage box; this passes through and ``chord`` prints it as one line.
+    """
+
+
+def _need(
+    ok: bool, name: str, value: Any, expected: str, error: type[ChordError] = PlannerConfigError
+) -> None:
     # `ok` is computed with comparisons that are False for NaN, so NaN never passes.
     if not ok:
-        raise PlannerConfigError(f"{name} is {value!r}, expected {expected}")
+        raise error(f"{name} is {value!r}, expected {expected}")
+
+
+def _need_nested(ok: bool, name: str, value: Any, expected: str) -> None:
+    _need(ok, name, value, expected, NestedConfigError)
 
 
 def _finite(x: Any) -> bool:
@@ -118,21 +132,56 @@ class SegmentConfig:
 
 @dataclass(frozen=True)
 class GripperGeometry:
-    """Collision boxes of a parallel gripper in the TCP frame (metres); defaults: Franka hand."""
+    """Collision boxes and grasp force of a parallel gripper in the TCP frame; defaults: Franka hand.
+
+    The box dimensions are the bounds of the collision meshes of pybullet_data's
+    ``franka_panda/panda.urdf`` moved into the TCP frame (``panda_grasptarget``, 0.105 m along
+    ``panda_hand`` z): ``hand.obj`` spans x +-0.0316, y -0.104..0.1004, z -0.0259..0.066 (hand
+    frame), so z -0.131..-0.039 in the TCP frame; ``finger.obj`` spans x +-0.0105, 0..0.0264 from
+    its inner face along the closing axis and z 0..0.0538 from the finger joint at hand z 0.0584
+    (TCP z -0.0466..0.0072); ``link7.obj``'s round flange body (radius 0.044 about the tool axis)
+    spans link7 z 0.052..0.1068, i.e. TCP z -0.160..-0.105 (its joint housing, which sticks out
+    to one side, is left to the arm's body spheres). 70 N is the Franka hand's continuous grasp
+    force (Franka datasheet; 140 N peak).
+    """
 
     max_width: float = 0.08  # metres, widest finger opening
-    finger_width: float = 0.02  # metres along x
-    finger_thickness: float = 0.012  # metres along y (each finger)
-    finger_length: float = 0.05  # metres along z, fingertip at z = finger_tip
-    finger_tip: float = 0.006  # metres: fingertips reach this far past the TCP along z
-    palm_half: tuple[float, float] = (0.035, 0.105)  # metres, palm half-extents along x and y
-    palm_z: tuple[float, float] = (-0.12, -0.045)  # metres, palm extent along z (behind fingers)
+    finger_width: float = 0.021  # metres along x
+    finger_thickness: float = 0.0264  # metres along y (each finger, from its inner face outwards)
+    finger_length: float = 0.054  # metres along z, fingertip at z = finger_tip
+    finger_tip: float = 0.0072  # metres: fingertips reach this far past the TCP along z
+    palm_half: tuple[float, float] = (0.0316, 0.104)  # metres, hand half-extents along x and y
+    palm_z: tuple[float, float] = (-0.131, -0.039)  # metres, hand extent along z (behind fingers)
+    wrist_half: float = 0.044  # metres: flange half-extent along x and y (a box round the cylinder)
+    wrist_z: tuple[float, float] = (-0.160, -0.105)  # metres, flange extent along z
+    grasp_force: float = 70.0  # newtons: continuous force the fingers squeeze with
+    pad_radius: float = 0.005  # metres: radius of a finger pad's contact patch (pads 21 mm wide)
+
+    def __post_init__(self) -> None:
+        for name in ("max_width", "finger_width", "finger_thickness", "finger_length", "grasp_force"):
+            v = getattr(self, name)
+            _need_nested(_finite(v) and v > 0.0, f"GripperGeometry.{name}", v, "a finite value > 0")
+        for name in ("finger_tip", "pad_radius", "wrist_half"):
+            v = getattr(self, name)
+            _need_nested(_finite(v) and v >= 0.0, f"GripperGeometry.{name}", v, "a finite value >= 0")
+        for name in ("palm_z", "wrist_z"):
+            lo, hi = getattr(self, name)
+            _need_nested(
+                _finite(lo) and _finite(hi) and lo < hi,
+                f"GripperGeometry.{name}",
+                (lo, hi),
+                "(low, high) with low < high",
+            )
 
     def boxes(self, opening: float) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Axis-aligned (lo [3], hi [3]) boxes in the TCP frame for a finger opening (m)."""
+        """Axis-aligned (lo [3], hi [3]) boxes in the TCP frame for a finger opening (m).
+
+        Order: the two fingers, the hand, the wrist flange.
+        """
         h = opening / 2
         fz = (self.finger_tip - self.finger_length, self.finger_tip)
         fx = self.finger_width / 2
+        w = self.wrist_half
         return [
             (np.array([-fx, h, fz[0]]), np.array([fx, h + self.finger_thickness, fz[1]])),
             (np.array([-fx, -h - self.finger_thickness, fz[0]]), np.array([fx, -h, fz[1]])),
@@ -140,6 +189,7 @@ class GripperGeometry:
                 np.array([-self.palm_half[0], -self.palm_half[1], self.palm_z[0]]),
                 np.array([self.palm_half[0], self.palm_half[1], self.palm_z[1]]),
             ),
+            (np.array([-w, -w, self.wrist_z[0]]), np.array([w, w, self.wrist_z[1]])),
         ]
 
 
@@ -148,19 +198,52 @@ class GraspConfig:
     """How grasp candidates are generated, filtered and ranked."""
 
     gripper: GripperGeometry = field(default_factory=GripperGeometry)
-    anchors: int = 300  # surface points tried as the first contact
-    friction_cone_deg: float = 20.0  # degrees: half-angle of the friction cone at each contact
+    anchors: int = 1000  # surface points tried as the first contact (spread over the whole part)
+    # Surface points the antipodal search pairs: a uniform subsample of the part's samples, about
+    # 5 mm apart on a 0.1 m^2 part (a door leaf), well below a finger pad's 21 mm width
+    search_points: int = 4000
+    # Coulomb friction coefficient between finger pad and object: the simulator multiplies the
+    # pads' 1.0 by the object's lateral friction, which `chord bench` draws from 0.6..1.0; the
+    # lowest is used. Friction cone half-angle atan(0.6) = 31 deg.
+    friction: float = 0.6
     # metres: second contact within this of the closing line (or 1.5 x point spacing)
     line_tolerance: float = 0.004
-    approach_angles: int = 8  # approach directions tried about each closing line
+    approach_angles: int = 12  # approach directions tried about each closing line (full circle)
     open_clearance: float = 0.02  # metres: finger opening beyond the part's width on approach
     squeeze: float = 0.01  # metres: commanded width below the part's width when holding
     collision_margin: float = 0.003  # metres: boxes grown by this against scene points
     table_clearance: float = 0.005  # metres: boxes stay this far above the table top
     approach_distance: float = 0.10  # metres: pre-grasp stand-off along -z
     max_reach_checks: int = 25  # candidates tried for reachability (best first)
-    top_down_weight: float = 0.5  # score bonus for approaching from above
+    # Mild score bonus for approaching from above (the arm reaches down easily); side approaches
+    # stay candidates and win whenever top-down ones collide or are unreachable.
+    top_down_weight: float = 0.25
     push_standoff: float = 0.002  # metres: fingertips this far off the surface when pushing
+    # kg/m^3: density for a part whose URDF gives no mass (solid wood or plastic, 450-1200)
+    density: float = 700.0
+
+    def __post_init__(self) -> None:
+        _need_nested(
+            _finite(self.friction) and self.friction > 0.0,
+            "GraspConfig.friction",
+            self.friction,
+            "a coefficient > 0",
+        )
+        for name in ("anchors", "search_points", "approach_angles", "max_reach_checks"):
+            v = getattr(self, name)
+            _need_nested(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+                f"GraspConfig.{name}",
+                v,
+                "an integer >= 1",
+            )
+        _need_nested(
+            _finite(self.density) and self.density > 0.0, "GraspConfig.density", self.density, "kg/m^3 > 0"
+        )
+        for name in ("line_tolerance", "open_clearance", "squeeze", "collision_margin", "table_clearance",
+                     "approach_distance", "top_down_weight", "push_standoff"):  # fmt: skip
+            v = getattr(self, name)
+            _need_nested(_finite(v) and v >= 0.0, f"GraspConfig.{name}", v, "a finite value >= 0")
 
 
 @dataclass(frozen=True)

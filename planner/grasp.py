@@ -5,18 +5,22 @@ towards the fingertips), y the closing direction of the fingers, the origin betw
 fingertips. A grasp is T_part_ee, held rigid while the part follows its track.
 
 Antipodal candidates pair a surface point with a point across the part such that both normals
-lie in the friction cone of the closing line, the line through the two contacts. Each is tried at
-several approach angles about the closing line, then filtered by gripper width, collision of
-simple finger/palm boxes with the table plane and every other point of the scene (at the first
-frame, on the way in, and along the track), and finally reachability (IK at every frame).
-Where no grasp survives, a push: the closed fingertips press on a surface point whose normal
-faces against its motion, and the tool follows that point.
+lie in the friction cone (half-angle atan(mu)) of the closing line, the line through the two
+contacts. Anchors are spread over the whole part surface (mesh samples with the mesh's normals
+where the scene has a mesh), so the candidates do not depend on where a flow's points happen to
+lie. Each pair is tried at approach directions all round its closing line (from above, from
+the sides, from below), then filtered by gripper width, by whether the grasp holds the part's
+load (planner.load), by collision of the Panda hand's boxes (fingers at the opening used, hand,
+wrist flange) with the table plane and every other point of the scene (at the first frame, on
+the way in, and along the track), and finally reachability (IK at every frame). Where no grasp
+survives, a push: the closed fingertips press on a surface point whose normal faces against its
+motion, and the tool follows that point.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -40,6 +44,9 @@ class GraspCandidate:
     contacts: np.ndarray  # [2, 3] contact points in the part frame (push: the same point twice)
     approach: np.ndarray | None = None  # [3] unit direction of the final approach, part frame (None: tool z)
     reason: str = ""  # why this candidate was chosen (filled when chosen)
+    # How many times the part's load the contacts could hold with the gripper's force (planner.load);
+    # None: not evaluated (pushes, or no load model)
+    load_margin: float | None = None
 
     def approach_dir(self) -> np.ndarray:
         """[3] unit direction (part frame) the tool moves along into the grasp or contact."""
@@ -90,64 +97,127 @@ def boxes_hit(
     return None
 
 
+def friction_cos(config: GraspConfig) -> float:
+    """Cosine of the friction cone's half-angle, atan(mu)."""
+    return float(1.0 / np.sqrt(1.0 + config.friction**2))
+
+
 def antipodal_candidates(
     part_pts: np.ndarray,  # [n, 3] the part's points in the part frame
     config: GraspConfig = GraspConfig(),
     rng: np.random.Generator | None = None,
+    normals: np.ndarray | None = None,  # [n, 3] unit outward normals; None = estimated (PCA)
 ) -> list[GraspCandidate]:
-    """All antipodal grasps on the part's points that fit the gripper, before collision checks."""
+    """All antipodal grasps on the part's points that fit the gripper, before collision checks.
+
+    ``config.anchors`` first contacts are drawn over all the points (deterministic given
+    ``rng``); each gives at most one closing line and ``config.approach_angles`` approach
+    directions spread evenly round it. Sorted best score first.
+    """
     rng = np.random.default_rng(0) if rng is None else rng
-    normals = estimate_normals(part_pts)
-    cos_cone = np.cos(np.radians(config.friction_cone_deg))
+    normals = estimate_normals(part_pts) if normals is None else np.asarray(normals, dtype=float)
+    if len(part_pts) > config.search_points:  # a uniform subsample of a uniform sampling
+        keep = np.sort(rng.choice(len(part_pts), config.search_points, replace=False))
+        part_pts, normals = part_pts[keep], normals[keep]
+    cos_cone = friction_cos(config)
     max_w = config.gripper.max_width - config.open_clearance
-    anchors = rng.choice(len(part_pts), min(config.anchors, len(part_pts)), replace=False)
+    anchors = np.sort(rng.choice(len(part_pts), min(config.anchors, len(part_pts)), replace=False))
     size = float(np.linalg.norm(np.ptp(part_pts, axis=0)))
     centre = part_pts.mean(0)
     # The second contact must lie near the closing line; sparse samples need a wider tube.
     spacing = float(np.median(cKDTree(part_pts).query(part_pts, k=2)[0][:, 1]))
     line_tol = max(config.line_tolerance, 1.5 * spacing)
-    out: list[GraspCandidate] = []
-    for i in anchors:
-        n_in = -normals[i]  # into the part
-        v = part_pts - part_pts[i]
-        dist = np.linalg.norm(v, axis=1)
-        u = v / np.maximum(dist, 1e-9)[:, None]  # candidate closing lines through the anchor
-        along = v @ n_in
+    pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    pts32, nrm32 = part_pts.astype(np.float32), normals.astype(np.float32)  # half the memory traffic
+    for chunk in np.array_split(anchors, max(1, len(anchors) // 64)):  # [C] anchors at a time
+        n_in = -nrm32[chunk]  # [C, 3] into the part
+        v = pts32[None] - pts32[chunk][:, None]  # [C, n, 3]
+        dist = np.sqrt(np.einsum("cni,cni->cn", v, v))
+        inv = 1.0 / np.maximum(dist, 1e-9)
+        along = np.einsum("cni,ci->cn", v, n_in)  # depth along the anchor's inward normal
         # The closing line is the line through both contacts, and each contact's normal must lie
         # in its friction cone about that line. (Taking the anchor's normal as the line would
         # demand the two normals be within one cone of each other: a taper of more than half the
         # cone, such as a lamp's conical shade, would then have no grasp at all.)
-        q_ij = np.minimum(u @ n_in, (normals * u).sum(1))
+        q_ij = np.minimum(along, np.einsum("cni,ni->cn", v, nrm32)) * inv
         ok = (dist > 0.005) & (dist < max_w) & (q_ij > cos_cone)
-        if not ok.any():
-            continue
-        cand = np.flatnonzero(ok)
         # The outermost contacts along the anchor's normal (the fingers enclose it all); among
         # those within the sampling tolerance of the outermost, the best-aligned pair.
-        cand = cand[along[cand] > along[cand].max() - line_tol]
-        j = int(cand[np.argmax(q_ij[cand])])
-        d = u[j]
-        quality = float(q_ij[j])
-        c = 0.5 * (part_pts[i] + part_pts[j])
-        a = np.cross(d, [1.0, 0, 0] if abs(d[0]) < 0.9 else [0, 1.0, 0])
-        a /= np.linalg.norm(a)
-        b = np.cross(d, a)
-        for k in range(config.approach_angles):
-            ang = 2 * np.pi * k / config.approach_angles
-            z = np.cos(ang) * a + np.sin(ang) * b
+        along = np.where(ok, along, -np.inf)
+        near_out = ok & (along > along.max(1, keepdims=True) - line_tol)
+        k = np.argmax(np.where(near_out, q_ij, -np.inf), axis=1)
+        has = ok.any(1)
+        rows = np.flatnonzero(has)
+        pairs.append(
+            (chunk[rows], k[rows], q_ij[rows, k[rows]].astype(float), dist[rows, k[rows]].astype(float))
+        )
+    i_idx = np.concatenate([p[0] for p in pairs])
+    j_idx = np.concatenate([p[1] for p in pairs])
+    quality = np.concatenate([p[2] for p in pairs])
+    width = np.concatenate([p[3] for p in pairs])
+    if not len(i_idx):
+        return []
+    width = np.linalg.norm(part_pts[j_idx] - part_pts[i_idx], axis=1)  # exact, float64
+    d = (part_pts[j_idx] - part_pts[i_idx]) / width[:, None]  # [P, 3] closing directions
+    c = 0.5 * (part_pts[i_idx] + part_pts[j_idx])
+    ref = np.where((np.abs(d[:, 0]) < 0.9)[:, None], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0])
+    a = np.cross(d, ref)
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    b = np.cross(d, a)
+    angles = 2 * np.pi * np.arange(config.approach_angles) / config.approach_angles
+    z = np.cos(angles)[None, :, None] * a[:, None] + np.sin(angles)[None, :, None] * b[:, None]  # [P, A, 3]
+    y = np.broadcast_to(d[:, None], z.shape)
+    R = np.stack([np.cross(y, z), y, z], axis=-1)  # [P, A, 3, 3], columns x, y, z
+    centred = 1.0 - np.minimum(np.linalg.norm(c - centre, axis=1) / max(size, 1e-6), 1.0)
+    top = -z[..., 2]  # 1 when approaching straight down (part axes are world axes at t=0)
+    score = quality[:, None] + config.top_down_weight * top + 0.3 * centred[:, None]
+    out: list[GraspCandidate] = []
+    for p in range(len(i_idx)):
+        contacts = np.stack([part_pts[i_idx[p]], part_pts[j_idx[p]]])
+        for k in range(len(angles)):
             T = np.eye(4)
-            T[:3, :3] = _frame_from(z, d)
-            T[:3, 3] = c
-            top = float(-z[2])  # 1 when approaching straight down (part axes are world axes at t=0)
-            centred = 1.0 - min(float(np.linalg.norm(c - centre)) / max(size, 1e-6), 1.0)
-            score = quality + config.top_down_weight * top + 0.3 * centred
+            T[:3, :3] = R[p, k]
+            T[:3, 3] = c[p]
             out.append(
-                GraspCandidate(
-                    T, float(dist[j]), "grasp", quality, score, np.stack([part_pts[i], part_pts[j]])
-                )
+                GraspCandidate(T, float(width[p]), "grasp", float(quality[p]), float(score[p, k]), contacts)
             )
     out.sort(key=lambda g: -g.score)
     return out
+
+
+def with_load(
+    cands: list[GraspCandidate],
+    load,  # planner.load.PartLoad or None
+    config: GraspConfig = GraspConfig(),
+) -> tuple[list[GraspCandidate], int]:
+    """Grasps that hold ``load``, each with its ``load_margin`` and a score raised by it; and how
+    many were rejected as too weak (the contacts cannot resist the load with the gripper's
+    force). Sorted best first. Pushes and ``load`` None pass unchanged.
+    """
+    grasps = [c for c in cands if c.kind == "grasp"]
+    if load is None or not grasps:
+        return cands, 0
+    from planner.load import grasp_utilisation
+
+    g = config.gripper
+    util = grasp_utilisation(
+        load,
+        np.stack([c.T_part_ee for c in grasps]),
+        np.array([c.width for c in grasps]),
+        config.friction,
+        g.grasp_force,
+        g.pad_radius,
+    )
+    kept, weak = [], 0
+    for c, u in zip(grasps, util, strict=True):
+        if not u < 1.0:  # NaN (no finite load) is rejected too
+            weak += 1
+            continue
+        # A stronger hold ranks higher, up to +0.5 at a margin of 2x the load (a mild preference).
+        kept.append(replace(c, score=c.score + min(1.0 - u, 0.5), load_margin=float(1.0 / max(u, 1e-6))))
+    kept += [c for c in cands if c.kind != "grasp"]
+    kept.sort(key=lambda c: -c.score)
+    return kept, weak
 
 
 def push_candidates(
@@ -155,10 +225,11 @@ def push_candidates(
     motion_pts: np.ndarray,  # [T, n, 3] the same points in the world over time
     config: GraspConfig = GraspConfig(),
     rng: np.random.Generator | None = None,
+    normals: np.ndarray | None = None,  # [n, 3] unit outward normals; None = estimated (PCA)
 ) -> list[GraspCandidate]:
     """Pushes: the closed fingertips on a point whose outward normal faces against its motion."""
     rng = np.random.default_rng(0) if rng is None else rng
-    normals = estimate_normals(part_pts)
+    normals = estimate_normals(part_pts) if normals is None else np.asarray(normals, dtype=float)
     # Direction each point starts moving in (over the first quarter of the flow), world axes
     # equal part axes at frame 0.
     k = max(1, motion_pts.shape[0] // 4)
@@ -167,7 +238,12 @@ def push_candidates(
     vhat = v / np.maximum(speed, 1e-9)[:, None]
     facing = -(normals * vhat).sum(1)  # 1: normal exactly against the motion
     score = facing + speed / max(speed.max(), 1e-9)  # prefer points that move far (leverage)
-    idx = np.argsort(-score)[: min(60, len(score))]
+    # The best point of every cell of a finger pad's width, so the pushes spread over every face
+    # that meets the motion instead of crowding where it moves fastest (next to a frame, say).
+    order = np.argsort(-score)
+    cell = config.gripper.finger_width
+    _, first = np.unique(np.floor(part_pts[order] / cell).astype(np.int64), axis=0, return_index=True)
+    idx = order[np.sort(first)][:100]
     out = []
     for i in idx:
         if facing[i] < np.cos(np.radians(45)):
@@ -204,6 +280,117 @@ def push_candidates(
     return out
 
 
+def _box_arrays(g: GripperGeometry, openings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """lo, hi [B, K, 3]: the gripper's K boxes (TCP frame) at each of B finger openings (m)."""
+    boxes = [g.boxes(float(w)) for w in openings]
+    lo = np.array([[b[0] for b in bs] for bs in boxes])
+    hi = np.array([[b[1] for b in bs] for bs in boxes])
+    return lo, hi
+
+
+def _corners(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """[B, K, 8, 3] corners of boxes lo, hi [B, K, 3]."""
+    sel = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], dtype=bool)  # [8, 3]
+    return np.where(sel[None, None], hi[:, :, None], lo[:, :, None])
+
+
+def _hits(
+    T: np.ndarray,  # [B, 4, 4] world TCP poses
+    lo: np.ndarray,  # [B, K, 3] boxes, TCP frame
+    hi: np.ndarray,
+    points: np.ndarray,  # [m, 3] world
+    margin: float,
+    table_height: float,
+    table_clearance: float,
+) -> np.ndarray:
+    """[B] 0: free, 1: a box below the table top + clearance, 2: a scene point inside a box."""
+    R, t = T[:, :3, :3], T[:, :3, 3]
+    corners = np.einsum("bkci,bji->bkcj", _corners(lo, hi), R) + t[:, None, None]
+    out = np.where((corners[..., 2] < table_height + table_clearance).any((1, 2)), 1, 0)
+    rest = np.flatnonzero(out == 0)
+    if not (len(points) and len(rest)):
+        return out
+    # Points in each TCP frame, one coordinate at a time: (p - t) . R[:, a] is one matrix product
+    # [m, 3] x [3, b] per axis (float32: sub-micrometre error, half the memory).
+    pts = points.astype(np.float32)
+    Rr, tr = R[rest].astype(np.float32), t[rest].astype(np.float32)
+    lo_r, hi_r = lo[rest] - margin, hi[rest] + margin  # [b, K, 3]
+    blo, bhi = lo_r.min(1), hi_r.max(1)  # [b, 3] the boxes' common bounding box
+    local = []
+    mask = np.ones((len(pts), len(rest)), bool)
+    for a in range(3):
+        c = pts @ Rr[:, :, a].T - (tr * Rr[:, :, a]).sum(1)  # [m, b]
+        mask &= (c > blo[:, a]) & (c < bhi[:, a])
+        local.append(c)
+    mi, bi = np.nonzero(mask)  # point-pose pairs inside the bounding box: test each box
+    if len(mi):
+        xyz = np.stack([c[mi, bi] for c in local], axis=1)[:, None]  # [p, 1, 3]
+        inside = ((xyz > lo_r[bi]) & (xyz < hi_r[bi])).all(-1).any(-1)  # [p]
+        out[rest[np.unique(bi[inside])]] = 2
+    return out
+
+
+def gripper_collisions(
+    cands: list[GraspCandidate],
+    T_world_part: np.ndarray,  # [T, 4, 4]
+    part_traj: np.ndarray,  # [T, n, 3] the part's own points (world)
+    other_traj: np.ndarray,  # [T, m, 3] every other point of the scene (world)
+    table_height: float,
+    config: GraspConfig = GraspConfig(),
+    frame_step: int = 5,
+) -> list[str | None]:
+    """Why each candidate collides (approach, first frame, or along the track), or None if free.
+
+    The gripper is ``config.gripper``'s boxes: both fingers at the candidate's opening on the way
+    in (its width plus the clearance) and at its hold width on the track, the hand, the wrist
+    flange. Checked against the table plane and the scene's points: on the approach (5 poses
+    from ``approach_distance`` out to the grasp, against the part and the rest, at frame 0; a
+    push's own contact point excepted at the end) and along the track (every ``frame_step``-th
+    frame and the last, against the rest of the scene: the part is between the fingers). All
+    candidates at once, pose by pose; a candidate stops at its first collision.
+    """
+    out: list[str | None] = [None] * len(cands)
+    if not cands:
+        return out
+    g = config.gripper
+    is_grasp = np.array([c.kind == "grasp" for c in cands])
+    widths = np.array([c.width for c in cands])
+    opening = np.where(is_grasp, np.minimum(g.max_width, widths + config.open_clearance), 0.0)
+    hold = np.where(is_grasp, np.maximum(0.0, widths - config.squeeze), 0.0)
+    lo_o, hi_o = _box_arrays(g, opening)
+    lo_h, hi_h = _box_arrays(g, hold)
+    T_pe = np.stack([c.T_part_ee for c in cands])
+    T0 = T_world_part[0] @ T_pe  # [B, 4, 4]
+    app = np.stack([c.approach_dir() for c in cands]) @ T_world_part[0, :3, :3].T  # world
+    pts0 = np.concatenate([part_traj[0], other_traj[0]])
+    alive = np.ones(len(cands), bool)
+    what = {1: "table", 2: "scene"}
+
+    def check(idx: np.ndarray, T: np.ndarray, lo, hi, points: np.ndarray, label: str) -> None:
+        if not len(idx):
+            return
+        hit = _hits(T, lo, hi, points, config.collision_margin, table_height, config.table_clearance)
+        for k in np.flatnonzero(hit):
+            out[idx[k]] = label.format(what[int(hit[k])])
+            alive[idx[k]] = False
+
+    for s in np.linspace(0.0, 1.0, 5):
+        T = T0.copy()
+        T[:, :3, 3] -= config.approach_distance * s * app
+        label = f"{{}} on approach ({1000 * config.approach_distance * s:.0f} mm out)"
+        for grasp in (True, False):
+            # A push touches its own part at the end of the approach: that contact is the point.
+            idx = np.flatnonzero(alive & (is_grasp == grasp))
+            pts = other_traj[0] if (not grasp and s == 0.0) else pts0
+            check(idx, T[idx], lo_o[idx], hi_o[idx], pts, label)
+    # While holding, the part itself is between the fingers; only the rest of the scene counts.
+    n_frames = len(T_world_part)
+    for t in sorted(set(range(0, n_frames, frame_step)) | {n_frames - 1}):
+        idx = np.flatnonzero(alive)
+        check(idx, T_world_part[t] @ T_pe[idx], lo_h[idx], hi_h[idx], other_traj[t], f"{{}} at frame {t}")
+    return out
+
+
 def collision_free(
     cand: GraspCandidate,
     T_world_part: np.ndarray,  # [T, 4, 4]
@@ -213,41 +400,13 @@ def collision_free(
     config: GraspConfig = GraspConfig(),
     frame_step: int = 5,
 ) -> str | None:
-    """Why ``cand`` collides (approach, first frame, or along the track), or None if it does not."""
-    g = config.gripper
-    if cand.kind == "grasp":
-        opening = min(g.max_width, cand.width + config.open_clearance)
-        hold = max(0.0, cand.width - config.squeeze)
-    else:
-        opening = hold = 0.0
-    T0 = T_world_part[0] @ cand.T_part_ee
-    pts0 = np.concatenate([part_traj[0], other_traj[0]])
-    app = T_world_part[0, :3, :3] @ cand.approach_dir()
-    for s in np.linspace(0.0, 1.0, 5):
-        back = np.eye(4)
-        back[:3, 3] = -config.approach_distance * s * app
-        # A push touches its own part at the end of the approach: that contact is the point.
-        pts = other_traj[0] if (cand.kind == "push" and s == 0.0) else pts0
-        why = boxes_hit(
-            back @ T0, g.boxes(opening), pts, config.collision_margin, table_height, config.table_clearance
-        )
-        if why:
-            return f"{why} on approach ({1000 * config.approach_distance * s:.0f} mm out)"
-    # While holding, the part itself is between the fingers; only the rest of the scene counts.
-    boxes_hold = g.boxes(hold)
-    T = len(T_world_part)
-    for t in sorted(set(range(0, T, frame_step)) | {T - 1}):
-        why = boxes_hit(
-            T_world_part[t] @ cand.T_part_ee,
-            boxes_hold,
-            other_traj[t],
-            config.collision_margin,
-            table_height,
-            config.table_clearance,
-        )
-        if why:
-            return f"{why} at frame {t}"
-    return None
+    """Why ``cand`` collides (approach, first frame, or along the track), or None if it does not.
+
+    One candidate of :func:`gripper_collisions`.
+    """
+    return gripper_collisions([cand], T_world_part, part_traj, other_traj, table_height, config, frame_step)[
+        0
+    ]
 
 
 def describe(cand: GraspCandidate, rank: int, n_free: int, n_total: int, margin: float, frames: int) -> str:
@@ -260,8 +419,9 @@ def describe(cand: GraspCandidate, rank: int, n_free: int, n_total: int, margin:
             f"against the motion (cos {cand.quality:.2f}), tool {tilt:.0f} deg from vertical, reachable at "
             f"all {frames} frames, joint-limit margin {margin:.2f} rad; best of {n_free} collision-free pushes"
         )
+    load = "" if cand.load_margin is None else f", holds {cand.load_margin:.1f}x the part's load"
     return (
-        f"antipodal grasp across {1000 * cand.width:.0f} mm (quality {cand.quality:.2f}), approach "
+        f"antipodal grasp across {1000 * cand.width:.0f} mm (quality {cand.quality:.2f}{load}), approach "
         f"{tilt:.0f} deg from vertical, reachable at all {frames} frames with joint-limit margin "
         f"{margin:.2f} rad; rank {rank + 1} by score among {n_free} collision-free of {n_total} candidates"
     )

@@ -26,16 +26,18 @@ from planner.analysis import FlowAnalysis, analyse_flow
 from planner.config import PlannerConfig as PlannerConfig  # re-exported: callers import it from here
 from planner.config import config_dict as config_dict
 from planner.config import json_values
-from planner.geometry import SceneGeometry, flow_geometry, mesh_geometry
+from planner.geometry import SceneGeometry, flow_geometry, mesh_geometry, with_urdf
 from planner.grasp import (
     GraspCandidate,
     GraspConfig,
     antipodal_candidates,
-    collision_free,
     describe,
+    gripper_collisions,
     part_frame_points,
     push_candidates,
+    with_load,
 )
+from planner.load import part_load
 from planner.robot import Robot
 from planner.timing import TimedPath, parameterize
 from planner.trajectory import IKPath, ik_path, optimise, tracking_errors
@@ -132,19 +134,23 @@ def _choose(
         else part_traj[:, rng.choice(part_traj.shape[1], 2000, replace=False)]
     )
     pts_part = part_frame_points(track[0], part_traj[0])
+    # The mesh's own normals where the geometry has them (rotated into the part frame).
+    normals = None if geometry.part_normals is None else geometry.part_normals @ track[0, :3, :3]
     stats: dict[str, Any] = {}
     first_unreachable: str | None = None
     for kind in ("grasp", "push"):
-        if kind == "grasp":
-            cands = antipodal_candidates(pts_part, config.grasp, rng)
-        else:
-            cands = push_candidates(pts_part, part_traj, config.grasp, rng)
-        reasons: dict[str, int] = {}
+        search = geometry.search_cache.get(kind)
+        if search is None:  # first base placement: generate, score against the load
+            search = _Search(kind, pts_part, normals, part_traj, geometry.load, config.grasp, rng)
+            geometry.search_cache[kind] = search
+        reasons = dict(search.pre_rejected)
         free: list[GraspCandidate] = []
         phases: dict[str, tuple[int, int]] = {}
         reachable: list[tuple[float, int, GraspCandidate, float]] = []
-        for cand in cands:
-            why = collision_free(cand, track, own, other, table_height, config.grasp)
+        n_checked = 0
+        checked = search.checked(track, own, other, table_height, config.grasp)
+        for cand, why in _reach_first(checked, track[0], T_world_base, 4 * config.grasp.max_reach_checks):
+            n_checked += 1
             if why:
                 key = why.split(" at frame")[0].split(" (")[0]
                 reasons[key] = reasons.get(key, 0) + 1
@@ -178,10 +184,15 @@ def _choose(
                     break
             if len(free) >= config.grasp.max_reach_checks:
                 break
-        stats[kind] = {"candidates": len(cands), "collision_free_checked": len(free), "rejected": reasons}
+        stats[kind] = {
+            "candidates": search.n_generated,
+            "collision_checked": n_checked,
+            "collision_free_checked": len(free),
+            "rejected": reasons,
+        }
         if reachable:
             _, rank, cand, margin = max(reachable, key=lambda r: r[0])
-            reason = describe(cand, rank, len(free), len(cands), margin, len(track))
+            reason = describe(cand, rank, len(free), search.n_generated, margin, len(track))
             chosen = replace(cand, reason=reason)
             log.info("chosen %s: %s", kind, reason)
             return chosen, stats
@@ -197,6 +208,70 @@ def _choose(
         f"antipodal {stats['grasp']}, push {stats['push']}; gripper max width "
         f"{1000 * config.grasp.gripper.max_width:.0f} mm"
     )
+
+
+# Score bonus per unit of the approach's outward component from the robot's base: a mild
+# preference (like the top-down bonus) for approaches the arm reaches easily, none excluded.
+REACH_WEIGHT = 0.3
+
+
+def _reach_first(checked, T_world_part0: np.ndarray, T_world_base: np.ndarray, pool: int):
+    """The (candidate, verdict) pairs of ``checked``: colliding ones as they come, then the first
+    ``pool`` collision-free ones re-ranked for this base, then the rest in order.
+
+    The arm reaches easily along the line from its base outwards (and from above); a hand that
+    must come back towards the base from beyond the part needs the arm folded round it. Each
+    free candidate's score gains ``REACH_WEIGHT`` x the horizontal outward component of its
+    approach direction (-1..1).
+    """
+    free: list[GraspCandidate] = []
+    for cand, why in checked:
+        if why:
+            yield cand, why
+            continue
+        free.append(cand)
+        if len(free) >= pool:
+            break
+
+    def key(c: GraspCandidate) -> float:
+        app = T_world_part0[:3, :3] @ c.approach_dir()
+        out = (T_world_part0 @ c.T_part_ee)[:2, 3] - T_world_base[:2, 3]
+        return c.score + REACH_WEIGHT * float(app[:2] @ out) / max(float(np.linalg.norm(out)), 1e-9)
+
+    for cand in sorted(free, key=lambda c: -key(c)):
+        yield cand, None
+    yield from checked
+
+
+class _Search:
+    """Grasp (or push) candidates of the target part, best first, and their collision verdicts.
+
+    Neither depends on the robot's base, so one search serves every base placement tried:
+    verdicts are computed ``batch`` candidates at a time as far as a search goes, and kept.
+    """
+
+    def __init__(self, kind, pts_part, normals, part_traj, load, config: GraspConfig, rng, batch: int = 256):
+        self.pre_rejected: dict[str, int] = {}
+        if kind == "grasp":
+            cands = antipodal_candidates(pts_part, config, rng, normals)
+            self.n_generated = len(cands)
+            cands, weak = with_load(cands, load, config)
+            if weak:
+                self.pre_rejected["too weak for the load"] = weak
+        else:
+            cands = push_candidates(pts_part, part_traj, config, rng, normals)
+            self.n_generated = len(cands)
+        self.cands = cands
+        self.verdicts: list[str | None] = []
+        self.batch = batch
+
+    def checked(self, track, own, other, table_height: float, config: GraspConfig):
+        """(candidate, collision verdict or None) in order (planner.grasp.gripper_collisions)."""
+        for k, cand in enumerate(self.cands):
+            if k == len(self.verdicts):
+                chunk = self.cands[k : k + self.batch]
+                self.verdicts += gripper_collisions(chunk, track, own, other, table_height, config)
+            yield cand, self.verdicts[k]
 
 
 def _frame_of_waypoints(phases: dict[str, tuple[int, int]], K: int) -> np.ndarray:
@@ -314,6 +389,7 @@ def plan_flow(
         )
     pts = flow.points.astype(np.float64)
     geometry = mesh_geometry(analysis, scene) if surfaces == "mesh" else flow_geometry(analysis)
+    geometry = with_part_load(geometry, analysis, scene, flow.fps, config)
     t_analysis = time.perf_counter()
     if config.base_pose is not None:
         base = np.asarray(config.base_pose, dtype=float)  # checked by PlannerConfig
@@ -336,6 +412,31 @@ def plan_flow(
             first = first or e
     assert first is not None
     raise ChordError(f"{first} (tried {len(bases)} automatic base placements around the part)") from first
+
+
+def with_part_load(
+    geometry: SceneGeometry, analysis: FlowAnalysis, scene, fps: float, config: PlannerConfig
+) -> SceneGeometry:
+    """``geometry`` with the target part's load (planner.load.part_load): its mass from the
+    object's URDF when the scene names one (else ``config.grasp.density`` x its volume) and its
+    joint's friction and damping. Raises ChordError for an unreadable URDF."""
+    geometry = with_urdf(geometry, analysis, scene)
+    track = analysis.target.track.T_world_part
+    T_obj = None
+    if scene is not None and analysis.target.object_name in scene.object_names:
+        T_obj = scene.object(analysis.target.object_name).pose.matrix()
+    load = part_load(
+        track,
+        part_frame_points(track[0], geometry.part[0]),
+        fps,
+        config.grasp.density,
+        joint=analysis.joint,
+        urdf=geometry.urdf,
+        T_world_object=T_obj,
+        volume=geometry.part_volume,
+    )
+    log.info("part load: %s", load.summary())
+    return replace(geometry, load=load)
 
 
 # Automatic placements: distance (m) from the part and the direction the robot faces (deg about z).
@@ -698,6 +799,8 @@ def _report(
             "hold_width_mm": 1000 * hold,
             "search": grasp_stats,
             "geometry": geometry.source,
+            "load_margin": cand.load_margin,
+            "load": geometry.load.summary() if geometry.load is not None else None,
         },
         "tracking": {
             "waypoint_position_max_mm": 1000 * float(ep[f0:f1].max()),

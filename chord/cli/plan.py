@@ -2,7 +2,7 @@
 
 The options are :class:`planner.config.PlannerConfig`'s fields (tyro): the top-level ones flat
 (``--velocity-scale``, ``--geometry``, ...), the nested ones under their group
-(``--grasp.friction-cone-deg``, ``--segment.noise-factor``, ``--robot.urdf`` alias ``--robot``,
+(``--grasp.friction``, ``--segment.noise-factor``, ``--robot.urdf`` alias ``--robot``,
 ``--robot.tcp-frame`` alias ``--tcp-frame``). This module parses, calls
 :func:`planner.api.plan_file` and prints (``PlanReport.summary``, the line ``chord run`` reuses).
 """

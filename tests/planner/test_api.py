@@ -77,9 +77,7 @@ def test_config_round_trips_through_its_json_record(tmp_path):
     cfg = PlannerConfig(
         base_pose=(0.1, -0.2, 0.0, 1.0, 0.0, 0.0, 0.0),
         velocity_scale=0.25,
-        grasp=replace(
-            GraspConfig(), friction_cone_deg=12.5, gripper=replace(GripperGeometry(), palm_z=(-0.1, -0.04))
-        ),
+        grasp=replace(GraspConfig(), friction=0.45, gripper=replace(GripperGeometry(), palm_z=(-0.1, -0.04))),
         geometry="mesh",
     )
     rec = PlanRecord(config=config_dict(cfg), flow=tmp_path / "flow.npz")

@@ -130,13 +130,13 @@ def test_nested_config_flags_reach_the_planner(tmp_path, capsys):
     out = tmp_path / "plan.npz"
     rc = main(
         ["plan", str(flow_path), "--out", str(out), "--grasp.approach-distance", "0.06",
-         "--grasp.friction-cone-deg", "25", "--segment.max-parts", "2"]
+         "--grasp.friction", "0.5", "--segment.max-parts", "2"]
     )  # fmt: skip
     assert rc == 0, capsys.readouterr().err
     record = PlanRecord.load(record_path(out))
     assert record.scene is None and record.flow == flow_path
     assert record.config["grasp"]["approach_distance"] == 0.06
-    assert record.config["grasp"]["friction_cone_deg"] == 25.0
+    assert record.config["grasp"]["friction"] == 0.5
     assert record.config["segment"]["max_parts"] == 2
     # No scene: "auto" is the flow's own points.
     assert record.config["geometry"] == "flow"
@@ -174,3 +174,15 @@ def test_the_older_flags_still_work(tmp_path, monkeypatch):
     # Without flags: PlannerConfig's defaults, nothing else.
     assert main(["plan", "f.npz"]) == 1
     assert seen["config"] == PlannerConfig() and seen["scene"] is None and seen["out"] == Path("plan.npz")
+
+
+def test_a_bad_nested_grasp_value_is_one_line(tmp_path, capsys):
+    # GraspConfig is built by tyro while parsing: its error must not become a usage box.
+    sf = synthetic.rigid_pick(n=300, seed=3)
+    flow_path = sf.flow.save(tmp_path / "flow.npz")
+    rc = main(["plan", str(flow_path), "--out", str(tmp_path / "p.npz"), "--grasp.friction", "nan"])
+    err = capsys.readouterr().err
+    assert (
+        rc != 0
+        and err.strip() == "chord plan: error: GraspConfig.friction is nan, expected a coefficient > 0"
+    )

@@ -11,6 +11,8 @@ from planner.grasp import (
     boxes_hit,
     collision_free,
     estimate_normals,
+    friction_cos,
+    gripper_collisions,
     push_candidates,
 )
 from planner.synthetic import box_surface
@@ -33,7 +35,9 @@ def test_normals_point_out_of_a_box():
 def test_antipodal_widths_fit_the_gripper():
     rng = np.random.default_rng(1)
     pts = box_surface((0.04, 0.06, 0.12), 3000, rng)
-    cands = antipodal_candidates(pts, GraspConfig(), rng)
+    # A 20 deg cone (mu = tan 20 deg): with the default mu = 0.6 (31 deg) lines tilted across a
+    # face's corner are antipodal too, and widths spread between the face distances.
+    cands = antipodal_candidates(pts, GraspConfig(friction=float(np.tan(np.radians(20)))), rng)
     assert len(cands) > 100
     widths = np.array([c.width for c in cands])
     # Across x (4 cm) or y (6 cm); never along z (12 cm > 8 cm gripper).
@@ -82,15 +86,15 @@ def test_collision_free_sees_obstacles_along_the_track():
     track[:, 2, 3] += np.linspace(0, 0.2, T_)  # lifted 20 cm
     part_traj = np.stack([part + track[t, :3, 3] for t in range(T_)])
     empty = np.zeros((T_, 0, 3))
-    verdicts = [collision_free(c, track, part_traj, empty, 0.0) for c in cands[:80]]
     # A top-down grasp low on the 10 cm box puts the palm into the box's top: rejected.
-    deep = [
-        v
-        for c, v in zip(cands[:80], verdicts, strict=True)
-        if c.T_part_ee[2, 2] < -0.9 and c.T_part_ee[2, 3] < -0.01
-    ]
-    assert deep and all(v is not None and v.startswith("scene") for v in deep)
-    free = [c for c, v in zip(cands[:80], verdicts, strict=True) if v is None]
+    deep = [c for c in cands if c.T_part_ee[2, 2] < -0.9 and c.T_part_ee[2, 3] < -0.01][:40]
+    assert deep
+    verdicts = gripper_collisions(deep, track, part_traj, empty, 0.0)
+    assert all(v is not None and v.startswith("scene") for v in verdicts)
+    # The batch check and the one-candidate check agree.
+    assert [collision_free(c, track, part_traj, empty, 0.0) for c in deep[:5]] == verdicts[:5]
+    verdicts = gripper_collisions(cands, track, part_traj, empty, 0.0)
+    free = [c for c, v in zip(cands, verdicts, strict=True) if v is None]
     assert free
     top = free[0]
     # A point where the hand will be at the end of the lift, but not at the start.
@@ -132,11 +136,12 @@ def test_tapered_part_has_antipodal_grasps():
     rng = np.random.default_rng(4)
     r0, r1, length = 0.014, 0.055, 0.12
     pts = _frustum_surface(r0, r1, length, 3000, rng)
-    cfg = GraspConfig()
+    assert len(antipodal_candidates(pts, GraspConfig(), np.random.default_rng(4))) > 20  # mu 0.6: 31 deg
+    cfg = GraspConfig(friction=float(np.tan(np.radians(20))))  # the hardest case: 20 deg, just above
     cands = antipodal_candidates(pts, cfg, rng)
     assert len(cands) > 20
     taper = np.arctan2(r1 - r0, length)
-    cos_cone = np.cos(np.radians(cfg.friction_cone_deg))
+    cos_cone = friction_cos(cfg)
     for c in cands:
         a, b = c.contacts
         d = (b - a) / np.linalg.norm(b - a)
