@@ -186,6 +186,20 @@ SCAN_MODELS = {"duck": ("duck.obj", "+y"), "bunny": ("bunny.obj", "+y"), "mug": 
 # fell 0.3-0.6 rad in 2 s of simulation before any robot touched it.
 HOLD_MARGIN = 2.0
 GRAVITY = 9.81  # m/s^2
+# And the base holds: moving a part through its joint's friction pushes (prismatic) or twists
+# (revolute) the object's base with that friction, and one arm has no second hand to steady it. The
+# base must resist HOLD_MARGIN times every joint's friction under the whole object's weight m g: a
+# push by static friction up to mu m g; a twist about the vertical by friction up to mu m g r (r:
+# the mean lever of a contact spread over a disc inscribed in the footprint, 2/3 of its radius);
+# a twist about a horizontal axis by tipping, up to m g h (h: the inscribed disc's radius, the
+# shortest lever to a footprint edge); an inclined axis by its two components. mu is the lowest
+# table-object friction the simulator uses (the table's 1.0 times an object friction that `chord
+# bench` draws from 0.6-1.0). Where a drawn friction is more than the base can resist it is
+# lowered to what it can (never below what holds the parts against gravity); where even that is
+# too much, the base is weighted (its density raised), as desk lamps' bases are. Without this a
+# 0.5 kg knob block turned with its knob (0.45 of 1.19 rad) and a lamp's base slid 34-92 mm when
+# its head was pulled.
+BASE_FRICTION = 0.6
 _GAP = 0.003  # m between a moving part and its static frame at rest (no contact at q = 0)
 _HANDLE = (0.028, 0.016)  # m: how far a handle stands off a front, and its bar's thickness
 
@@ -736,20 +750,65 @@ def gravity_loads(asset: Asset, q: dict[str, float]) -> dict[str, float]:
     return out
 
 
+def base_capacity(asset: Asset) -> dict[str, float]:
+    """Joint name -> the largest friction (N m, or N for a prismatic joint) of that joint whose
+    twist or push the object's base resists on the table, at rest (see the comment at
+    BASE_FRICTION)."""
+    mass = sum(_mass(lk)[0] for lk in asset.links)
+    xy = asset.root.mesh.vertices[:, :2]
+    h = 0.5 * float(np.ptp(xy, axis=0).min())  # radius of a disc inscribed in the footprint
+    push = BASE_FRICTION * mass * GRAVITY
+    twist = push * (2.0 / 3.0) * h
+    tip = mass * GRAVITY * h
+    T = asset.link_transforms({})
+    out = {}
+    for j in asset.joints:
+        if j.type == "fixed":
+            continue
+        if j.type == "prismatic":
+            out[j.name] = push
+            continue
+        axis = T[j.child][:3, :3] @ np.asarray(j.axis, dtype=float)
+        vertical = abs(float(axis[2])) / float(np.linalg.norm(axis))
+        out[j.name] = 1.0 / (vertical / twist + math.sqrt(max(0.0, 1.0 - vertical**2)) / tip)
+    return out
+
+
 def _holding(asset: Asset, configurations: list[dict[str, float]]) -> Asset:
-    """``asset`` with each joint's friction raised to HOLD_MARGIN x its largest gravity load over
-    ``configurations`` (joint values the task passes through), where it is lower."""
+    """``asset`` whose joints hold their parts and whose base holds the joints (see HOLD_MARGIN and
+    BASE_FRICTION): each joint's friction raised to HOLD_MARGIN x its largest gravity load over
+    ``configurations`` (joint values the task passes through) where it is lower, lowered to
+    1/HOLD_MARGIN of what the base resists where it is higher, and the base weighted where the
+    first still exceeds the second."""
     need: dict[str, float] = {}
     for q in configurations:
         for name, load in gravity_loads(asset, q).items():
             need[name] = max(need.get(name, 0.0), HOLD_MARGIN * load)
+    cap = {name: c / HOLD_MARGIN for name, c in base_capacity(asset).items()}
+    friction = {
+        j.name: max(need[j.name], min(j.friction, cap[j.name])) for j in asset.joints if j.name in need
+    }
+    # Weight the base where holding the parts needs more friction than it resists: capacity is
+    # linear in the object's mass, so add to the root's the mass that brings it to the need.
+    worst = max((friction[n] / cap[n] for n in friction if cap[n] > 0), default=0.0)
+    links = asset.links
+    if worst > 1.0:
+        total = sum(_mass(lk)[0] for lk in links)
+        root_mass = _mass(links[0])[0]
+        extra = (worst - 1.0) * total
+        root = replace(links[0], density=links[0].density * (root_mass + extra) / root_mass)
+        links = (root, *links[1:])
+        log.info(
+            "%s: base weighted by %.2f kg so it holds its joints' friction (%s)",
+            asset.name, extra, {n: round(f, 3) for n, f in friction.items()},
+        )  # fmt: skip
     joints = tuple(
-        replace(j, friction=max(j.friction, need[j.name]), effort=max(j.effort, 2 * need[j.name]))
-        if j.name in need
+        replace(j, friction=friction[j.name], effort=max(j.effort, 2 * friction[j.name]))
+        if j.name in friction
         else j
         for j in asset.joints
     )
-    return Asset(asset.name, asset.links, joints, asset.params)
+    return Asset(asset.name, links, joints, asset.params)
 
 
 # -- motions --------------------------------------------------------------------------------
