@@ -135,6 +135,9 @@ RANGES: dict[str, tuple[float, float]] = {
     "frame_bar_m": (0.02, 0.04),
     "frame_depth_m": (0.12, 0.22),  # the frame's foot: what keeps it standing as the door swings
     "door_open_deg": (30.0, 95.0),
+    # A door without a handle is left ajar (as one is found that a hand can open: its edge stands
+    # clear of the frame, which shuts it with a 3 mm gap), so a hand reaches behind its free edge.
+    "door_ajar_deg": (15.0, 30.0),
     "cabinet_width_m": (0.2, 0.4),
     "cabinet_depth_m": (0.18, 0.35),
     "cabinet_height_m": (0.10, 0.25),
@@ -369,6 +372,7 @@ def _draw_door(d: _Draws) -> None:
     d.uniform("wood_density")
     d.uniform("joint_friction")
     d.uniform("door_open_deg")
+    d.uniform("door_ajar_deg")  # drawn last: the draws before it keep their values
 
 
 def _draw_drawer(d: _Draws) -> None:
@@ -540,15 +544,21 @@ def _door_asset(v: dict[str, Any], name: str, rgb: tuple[float, float, float]) -
         door.append(
             _box((td / 2 - 0.001, y0, z0 + (h - hz) / 2), (td / 2 + stand, y0 + bar, z0 + (h + hz) / 2))
         )
-    T_door = translation((td / 2, w / 2, z0))
+    # Without a handle the door rests ajar: built turned about its hinge line by door_ajar_deg.
+    ajar = 0.0 if lever or v["door_handle"] else math.radians(v["door_ajar_deg"])
+    T_door = translation((td / 2, w / 2, z0)) @ rotation((0, 0, 1), ajar)
+    if ajar:
+        turn = T_door @ np.linalg.inv(translation((td / 2, w / 2, z0)))
+        for piece in door:
+            piece.apply_transform(turn)
     links = [
         _part("frame", frame, np.eye(4), rho, (0.45, 0.32, 0.2)),
         _part("door", door, T_door, rho, rgb),
     ]
     joints = [
         Joint(
-            "hinge", "revolute", "frame", "door", (0, 0, 1), 0.0, math.radians(110.0),
-            friction=v["joint_friction"], effort=10.0,
+            "hinge", "revolute", "frame", "door", (0, 0, 1), -ajar, math.radians(110.0) - ajar,
+            friction=v["joint_friction"], effort=10.0, rest=ajar,
         )
     ]  # fmt: skip
     if lever:
@@ -576,7 +586,7 @@ def _door_asset(v: dict[str, Any], name: str, rgb: tuple[float, float, float]) -
 
 
 def _drawer_asset(v: dict[str, Any], name: str, rgb: tuple[float, float, float]) -> Asset:
-    """A cabinet open at its front (+x), and a drawer with a bar handle sliding out along +x."""
+    """A cabinet open at its front (+x), and a drawer with a vertical pull sliding out along +x."""
     W, D, H, t = v["cabinet_width_m"], v["cabinet_depth_m"], v["cabinet_height_m"], v["cabinet_wall_m"]
     rho = v["wood_density"]
     cabinet = [
@@ -597,10 +607,13 @@ def _drawer_asset(v: dict[str, Any], name: str, rgb: tuple[float, float, float])
         _box((x0, -dw, z0), (x1, -dw + wall, z0 + 0.7 * dh)),
         _box((x0, -dw, z0), (x0 + wall, dw, z0 + 0.7 * dh)),  # back
     ]
+    # A vertical pull: a parallel gripper closes across its thickness with the hand level. (A
+    # horizontal bar is gripped with the hand upright, and the Panda hand, 208 mm along its
+    # closing axis, meets the table below a bar lower than about 11 cm: most drawers drawn here.)
     stand, bar = _HANDLE
-    hw = min(0.1, dw)
+    hz = min(0.08, 0.8 * dh)
     zc = z0 + dh / 2
-    drawer.append(_box((x1 - 0.001, -hw / 2, zc - bar / 2), (x1 + stand, hw / 2, zc + bar / 2)))
+    drawer.append(_box((x1 - 0.001, -bar / 2, zc - hz / 2), (x1 + stand, bar / 2, zc + hz / 2)))
     depth = x1 - x0
     links = (
         _part("cabinet", cabinet, np.eye(4), rho, (0.45, 0.32, 0.2)),
@@ -850,7 +863,8 @@ def _motion(
         return (
             (lambda s: (T0, {"hinge": q * s})),
             "a hand opens the door",
-            f"door opened {v['door_open_deg']:.1f} deg",
+            f"door opened {v['door_open_deg']:.1f} deg"
+            + ("" if v["door_handle"] else f" from {v['door_ajar_deg']:.1f} deg ajar"),
         )
     if c == "drawer":
         d = v["drawer_open_fraction"] * asset.params["drawer_depth_m"]

@@ -302,7 +302,9 @@ def test_the_docs_split_table_is_the_split():
         row = next(line for line in section.splitlines() if line.startswith(f"| {category} | {category}_"))
         _, train, test, _ = row.split("|")[1:]
         assert train.strip() == ", ".join(
-            task_id(category, s) for s in range(SuiteConfig().per_category) if split_of(category, s) == "train"
+            task_id(category, s)
+            for s in range(SuiteConfig().per_category)
+            if split_of(category, s) == "train"
         )
         assert test.strip() == ", ".join(
             task_id(category, s) for s in range(SuiteConfig().per_category) if split_of(category, s) == "test"
@@ -361,6 +363,30 @@ def test_every_base_holds_its_joints_and_every_joint_holds_its_parts():
                     changed.add(spec.id)
     # The rule acts on the tasks that needed it (without it a knob block turned with its knob).
     assert {"knob_002", "knob_003"} & changed and any(t.startswith("chain") for t in changed), changed
+
+
+def test_drawer_pulls_and_handle_less_doors_leave_room_for_a_parallel_gripper():
+    """A drawer's pull is vertical (gripped across its 16 mm with the hand level, at any height);
+    a door without a handle rests ajar, its free edge 15-30 deg out of the frame, so fingers reach
+    behind it; one with a handle rests shut."""
+    for seed in range(6):
+        drawer = main_asset(draw_task("drawer", seed))
+        verts = drawer.link("drawer").mesh.vertices
+        out = verts[verts[:, 0] > verts[:, 0].max() - 0.01]  # what stands out of the front: the pull
+        ext = np.ptp(out, axis=0)
+        assert ext[2] > 2 * ext[1] and ext[1] < 0.02, (seed, ext)  # tall and 16 mm wide
+        spec = draw_task("door", seed)
+        door = main_asset(spec)
+        hinge = door.joint("hinge")
+        leaf = door.link("door").mesh
+        if spec.draws["door_handle"]:
+            assert hinge.rest == 0.0 and leaf.bounds[1, 0] < 0.05
+        else:
+            assert math.radians(15.0) <= hinge.rest <= math.radians(30.0)
+            assert hinge.lower == pytest.approx(-hinge.rest)  # it can still shut
+            # The free edge stands out in front of the frame by w sin(ajar).
+            w = spec.draws["door_width_m"]
+            assert leaf.bounds[1, 0] >= w * math.sin(hinge.rest) - 1e-6
 
 
 def test_objects_and_joints_stay_put_until_moved(built):
