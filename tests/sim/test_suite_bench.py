@@ -21,7 +21,7 @@ TINY = dict(resolution=(64, 36), points_per_object=300, frames=9)
 @pytest.fixture(scope="module")
 def tiny_suite(tmp_path_factory):
     out = tmp_path_factory.mktemp("suite")
-    build_suite(out, SuiteConfig(split="train", only=("rigid", "door"), limit=1, **TINY))
+    build_suite(out, SuiteConfig(split="train", only=("rigid", "door", "drawer"), limit=1, **TINY))
     return out
 
 
@@ -69,17 +69,22 @@ def test_truth_moves_with_the_trial_perturbation(tiny_suite):
 
 
 def test_suite_bench_runs_judges_by_truth_and_resumes(tiny_suite, tmp_path, capsys):
+    """The short suite CI runs: a rigid pick, a door and a drawer, two randomised trials each."""
     out = tmp_path / "bench"
-    argv = ["bench", "--suite", str(tiny_suite), "--split", "train", "--limit", "1", "--trials", "1"]
+    argv = ["bench", "--suite", str(tiny_suite), "--split", "train", "--limit", "1", "--trials", "2"]
     argv += ["--workers", "1", "--out", str(out)]
     assert main(argv) == 0
     printed = capsys.readouterr().out
+    print(printed)  # the table, in the test log
     assert "judged by the ground truth" in printed and "rigid" in printed and "door" in printed
     doc = json.loads((out / "suite_bench.json").read_text())
     rows = {r["category"]: r for r in doc["categories"]}
-    assert set(rows) == {"rigid", "door", "all"} and rows["all"]["trials"] == 2 and rows["all"]["tasks"] == 2
+    assert set(rows) == {"rigid", "door", "drawer", "all"}
+    assert rows["all"]["trials"] == 6 and rows["all"]["tasks"] == 3
     for r in rows.values():
         assert sum(r["failures"].values()) == r["trials"] - r["successes"]
+    # Every trial is a verdict: no planner or simulator crashed on an unseen object.
+    assert rows["all"]["failures"]["error"] == 0, [r for r in doc["tasks"]]
     assert doc["judged_by"] == ["truth"] and doc["split"] == "train"
     records = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert {r["method"] for r in records} == {"ours"} and all(r["judged_by"] == "truth" for r in records)
@@ -88,8 +93,8 @@ def test_suite_bench_runs_judges_by_truth_and_resumes(tiny_suite, tmp_path, caps
     assert main(argv) == 0
     assert len((out / "results.jsonl").read_text().splitlines()) == len(records)
     # A record judged by the flow (an older bench) is not reused for a task that has its truth.
-    stale = [{**r, "judged_by": "flow", "success": True, "cause": None} for r in records]
-    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in stale))
+    stale = [{**records[0], "judged_by": "flow", "success": not records[0]["success"], "cause": None}]
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in stale + records[1:]))
     assert main(argv) == 0
     again = json.loads((out / "suite_bench.json").read_text())
     assert again["judged_by"] == ["truth"] and again["categories"] == doc["categories"]
@@ -124,7 +129,7 @@ def test_suite_options_without_a_suite_and_a_missing_suite_are_refused(tmp_path,
 
 def test_selection_limits_per_category(tiny_suite):
     entries = SuiteSelection(tiny_suite, "train", 1).entries()
-    assert sorted(e.category for e in entries) == ["door", "rigid"]
+    assert sorted(e.category for e in entries) == ["door", "drawer", "rigid"]
     with pytest.raises(ChordError, match="no test tasks"):
         SuiteSelection(tiny_suite, "test").entries()
     assert FAILURE_COLUMNS == ("flow", "IK", "grasp", "execution", "error")
@@ -138,7 +143,7 @@ def test_flow_dir_plans_from_the_users_flows(tiny_suite, tmp_path, capsys):
     assert main([*base, "--flow-dir", str(flows), "--out", str(tmp_path / "a")]) != 0
     err = capsys.readouterr().err.strip()
     assert "is not a folder" in err and len(err.splitlines()) == 1
-    for task in ("rigid_000", "door_000"):
+    for task in ("rigid_000", "door_000", "drawer_000"):
         (flows / task).mkdir(parents=True)
         shutil.copy(tiny_suite / task / "reference" / "flow.npz", flows / task / "flow.npz")
     out = tmp_path / "b"
@@ -146,7 +151,7 @@ def test_flow_dir_plans_from_the_users_flows(tiny_suite, tmp_path, capsys):
     doc = json.loads((out / "suite_bench.json").read_text())
     assert doc["planning_flows"] == "user" and doc["judged_by"] == ["truth"]
     manifest = json.loads((out / "planning_flows.json").read_text())
-    assert set(manifest) == {"rigid_000|ours", "door_000|ours"}
+    assert set(manifest) == {"rigid_000|ours", "door_000|ours", "drawer_000|ours"}
 
 
 def test_full_suite_bench_generates_each_tasks_flow_and_plans_from_it(tiny_suite, tmp_path, capsys):
@@ -161,7 +166,7 @@ def test_full_suite_bench_generates_each_tasks_flow_and_plans_from_it(tiny_suite
     assert doc["planning_flows"] == "generated" and doc["judged_by"] == ["truth"]
     assert "planned from flows the flow stage generated (--full)" in printed
     records = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
-    assert sorted(r["task"] for r in records) == ["door_000", "rigid_000"]
+    assert sorted(r["task"] for r in records) == ["door_000", "drawer_000", "rigid_000"]
     for r in records:
         assert r["planning_flow_prior"] == "video", r
         flow = ObjectFlow.load(out / "flows" / r["task"] / "flow.npz")
