@@ -217,10 +217,6 @@ def initialise_joints(
     Returns {(object index, joint name): values [T] (deg for revolute, mm for prismatic)}.
     """
     d = model.deformation
-    g = model.gaussians
-    means = g.means.detach().float().cpu()
-    gobj = g.object_index.cpu()
-    gpart = model._point_parts(g.means, g.object_index).cpu()
     rng = torch.Generator().manual_seed(seed)
     omega, trans = (x.detach().clone() for x in d.frame_vectors())
     positions = d.positions.detach().float().cpu()
@@ -237,8 +233,10 @@ def initialise_joints(
         T = observed.shape[0]
         frames = [observed[t, o][valid[t, o]].float().cpu() for t in range(T)]
         base = int(model.part_offset[o])
-        own = gobj == o
-        pts = [subsample(means[own & (gpart == base + p)]) for p in range(parts.count)]
+        # Each part's surface samples at rest (world), not its Gaussians: those are spread by
+        # area over the whole object, so a small part (a lever) would get a few dozen.
+        surface = torch.as_tensor(parts.surface, dtype=torch.float32)
+        pts = [subsample(surface[torch.as_tensor(parts.owner == p)]) for p in range(parts.count)]
         T_wo = np.asarray(model.poses[o], dtype=np.float64)
         T_ow = np.linalg.inv(T_wo)
         values = np.zeros((T, len(parts.joints)))
@@ -254,31 +252,40 @@ def initialise_joints(
             ]
         children = {j: _subtree(parts, joint.child) for j, joint in enumerate(parts.joints)}
         extent = float(np.ptp(parts.surface, axis=0).max())
-        for j, joint in enumerate(parts.joints):
-            W = world_motions(values)  # the parents' values are final: they were searched first
+        # Parents first, then (in a chain) a second round in which every joint is searched again
+        # with all the others' values found: a door's hinge searched with its lever at rest is
+        # pulled towards the pressed lever's points, which the second round no longer sees as misplaced.
+        rounds = 2 if len(parts.joints) > 1 else 1
+        for j, joint in [(j, jt) for _ in range(rounds) for j, jt in enumerate(parts.joints)]:
+            others = values.copy()
+            others[:, j] = 0.0  # this joint at rest, every other at its value found so far
+            W = world_motions(others)
             sub = children[j]
             static = [
                 torch.cat([_transform(W[t, p], pts[p]) for p in range(parts.count) if p not in sub])
                 for t in range(T)
             ]
-            # The subtree at this joint's value 0: carried by the parent's motion alone.
+            # The subtree at this joint's value 0: carried by the parent's motion (and, for the
+            # parts further down, their own joints' found values).
+            moving = [torch.cat([_transform(W[t, p], pts[p]) for p in sorted(sub)]) for t in range(T)]
             parent_W = W[:, joint.parent]
-            moving = [
-                torch.cat([_transform(parent_W[t] @ np.linalg.inv(W[0, joint.parent]), pts[p]) for p in sub])
-                for t in range(T)
-            ]
             origin = [
                 _transform(parent_W[t], torch.as_tensor(joint.origin[None]).float())[0] for t in range(T)
             ]
             axis = [torch.as_tensor(parent_W[t][:3, :3] @ joint.axis).float() for t in range(T)]
             if joint.kind == "revolute":
+                # Only the observed points a turn of the subtree can reach change the cost: those
+                # within the subtree's reach of the axis (plus the cap). Sampling among them alone
+                # gives a small part (a door's lever) as many points as a large one.
+                reach = float((moving[0] - origin[0]).norm(dim=1).max()) + COST_CAP_M
+                near = [subsample(f[(f - origin[t]).norm(dim=1) <= reach]) for t, f in enumerate(frames)]
                 track = joint_track(
-                    "revolute", static, moving, origin, axis, frames,
+                    "revolute", static, moving, origin, axis, near,
                     np.deg2rad(REVOLUTE_STEP_DEG), np.deg2rad(REVOLUTE_WINDOW_DEG), free_space=free,
                 )  # fmt: skip
             else:
                 track = joint_track(
-                    "prismatic", static, moving, origin, axis, frames, PRISMATIC_STEP_M, PRISMATIC_WINDOW_M,
+                    "prismatic", static, moving, origin, axis, [subsample(f) for f in frames], PRISMATIC_STEP_M, PRISMATIC_WINDOW_M,
                     span=extent, free_space=free,
                 )  # fmt: skip
             values[:, j] = track
@@ -300,7 +307,7 @@ def initialise_joints(
             trans[:, cps.to(trans.device)] = (moved - positions[cps]).to(trans)
         written = True
         others = [torch.cat([_transform(W[t, p], pts[p]) for p in range(1, parts.count)]) for t in range(T)]
-        moves, worst = root_moves(pts[0], others, frames, root_tolerance)
+        moves, worst = root_moves(pts[0], others, [subsample(f) for f in frames], root_tolerance)
         if moves:
             log.info(
                 "joint start: object %d root part %r moves %.1f mm in the depth video: left free",

@@ -68,7 +68,9 @@ class VideoFitConfig:
     # does not cross (73 -> 0.2 deg off), and a drawer's body hidden in its cabinet is seen by no
     # per-pixel loss. Every joint is written, whatever the size of its motion.
     joint_init: bool = True
-    joint_points_per_object: int = 512  # observed depth points per object and frame for that search
+    # Observed depth points per object and frame that search draws from; each joint's search
+    # keeps at most 1,500 of those its part can reach (a small lever gets as many as a door).
+    joint_points_per_object: int = 4096
     # A jointed object's root part (a cabinet, a door frame) is held at rest for the whole fit when
     # the depth video shows it move less than this, metres: the 3D term's own noise scale
     # (point_scale), within which a distance is depth noise rather than motion.

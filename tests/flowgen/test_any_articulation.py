@@ -276,3 +276,26 @@ def test_flow_error_reports_moving_and_static_parts_apart():
         "moving parts 0.0 mm mean" in line
         and "static parts drift 10.0 mm mean, 20.0 mm at the last frame" in line
     )
+
+
+def test_points_at_a_contact_are_matched_to_the_part_they_move_with():
+    """A drawer's side 2 mm inside its cabinet's wall, each sampled every 10 mm: the nearest
+    reference point at rest is as often the other part's; the match follows the motion."""
+    from flowgen.evaluate import match_points
+
+    T = 4
+    grid = np.stack(np.meshgrid(np.arange(0, 0.1, 0.01), np.arange(0, 0.1, 0.01)), -1).reshape(-1, 2)
+    wall = np.column_stack([np.zeros(len(grid)), grid])  # x = 0, static
+    side = np.column_stack([np.full(len(grid), 0.002), grid + 0.005])  # x = 2 mm, slides along y
+    slide = np.linspace(0, 0.05, T)[:, None, None] * np.array([0.0, 1.0, 0.0])
+    ref = np.concatenate([np.repeat(wall[None], T, 0), side[None] + slide], axis=1)
+    groups = np.repeat([0, 1], len(grid))
+    rng = np.random.default_rng(1)
+    ours_wall = rng.uniform([0, 0, 0], [0, 0.1, 0.1], (300, 3))  # our own sampling of the same surfaces
+    ours_side = rng.uniform([0.002, 0, 0], [0.002, 0.1, 0.1], (300, 3))
+    ours = np.concatenate([np.repeat(ours_wall[None], T, 0), ours_side[None] + slide], axis=1)
+    nearest = np.linalg.norm(ours[0][:, None] - ref[0][None], axis=-1).argmin(axis=1)
+    truth = np.repeat([0, 1], 300)
+    assert (groups[nearest] != truth).mean() > 0.2  # proximity mixes the parts up
+    _, match = match_points(ours, ref, groups)
+    assert (groups[match] == truth).all()
