@@ -65,6 +65,7 @@ def joint_track(
     cap: float = COST_CAP_M,
     free_space: list | None = None,  # per frame: posed points [G, N, 3] -> [G, N] metres in front of
     # the observed surface (free_space_violation), or None: the observed points alone decide
+    limits: tuple[float, float] | None = None,  # the joint's range (rad or m); None: the whole span
 ) -> np.ndarray:  # [T] rad or m, frame 0 = 0 (the rest pose)
     """Per frame, the joint value whose posed parts best explain the observed points.
 
@@ -81,6 +82,9 @@ def joint_track(
 
     n = int(np.floor(span / step + 1e-9))
     grid = (torch.arange(-n, n + 1, dtype=torch.float64) * step).float()  # symmetric: 0 is on it
+    if limits is not None:  # a joint cannot leave its range (the rest, 0, always stays a candidate)
+        lo, hi = min(limits[0], 0.0), max(limits[1], 0.0)
+        grid = grid[(grid >= lo - 1e-9) & (grid <= hi + 1e-9)]
     values = np.zeros(T)
     for t in range(1, T):
         obs = observed[t]
@@ -282,11 +286,12 @@ def initialise_joints(
                 track = joint_track(
                     "revolute", static, moving, origin, axis, near,
                     np.deg2rad(REVOLUTE_STEP_DEG), np.deg2rad(REVOLUTE_WINDOW_DEG), free_space=free,
+                    limits=joint.limits,
                 )  # fmt: skip
             else:
                 track = joint_track(
                     "prismatic", static, moving, origin, axis, [subsample(f) for f in frames], PRISMATIC_STEP_M, PRISMATIC_WINDOW_M,
-                    span=extent, free_space=free,
+                    span=extent, free_space=free, limits=joint.limits,
                 )  # fmt: skip
             values[:, j] = track
             shown = np.rad2deg(track) if joint.kind == "revolute" else 1000 * track

@@ -48,6 +48,7 @@ class PartJoint:
     origin: np.ndarray | None = None  # [3] world metres: a point on the axis (the child's joint frame)
     axis: np.ndarray | None = None  # [3] world unit axis at rest
     name: str = ""  # the joint's name in the asset or URDF
+    limits: tuple[float, float] | None = None  # (lower, upper) rad or m, 0 = rest; None: unlimited
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ def parts_from_meshes(
     meshes: list[trimesh.Trimesh],  # part meshes at rest, object frame, metres
     T_world_obj: np.ndarray,  # [4, 4]
     seed: int = 0,
-    joints: list[tuple] = (),  # (parent, child, origin [3], axis [3]) revolute, or with kind and name
+    joints: list[tuple] = (),  # (parent, child, origin [3], axis [3][, kind[, name[, limits]]])
     anchors_per_joint: int = 4,
     rest_frames: np.ndarray | None = None,  # [P, 4, 4] T_obj_part at rest, for ObjectParts.motions
 ) -> ObjectParts:
@@ -149,6 +150,7 @@ def parts_from_meshes(
         parent, child, origin, axis = spec[:4]
         kind = spec[4] if len(spec) > 4 else "revolute"
         name = spec[5] if len(spec) > 5 else ""
+        limits = spec[6] if len(spec) > 6 else None
         if kind not in JOINT_KINDS:
             raise ValueError(f"joint kind is {kind!r}, expected one of {JOINT_KINDS}")
         origin = np.asarray(origin, dtype=np.float64)
@@ -165,7 +167,9 @@ def parts_from_meshes(
             e2 = np.cross(axis, e1)
             line = centre + size * np.stack([np.zeros(3), axis, e1, e2])
         part_joints.append(
-            PartJoint(parent, child, world(line), kind, world(origin[None])[0], T[:3, :3] @ axis, str(name))
+            PartJoint(
+                parent, child, world(line), kind, world(origin[None])[0], T[:3, :3] @ axis, str(name), limits
+            )
         )
         if rest_frames is not None:
             local_axes.append(np.asarray(rest_frames[child])[:3, :3].T @ axis)
@@ -195,7 +199,7 @@ def object_parts(obj: SceneObject, seed: int = 0) -> ObjectParts | None:
     names, meshes, frames, joints = model.names, model.meshes, model.rest_frames, model.joints
     specs = [
         (names.index(j.parent), names.index(j.child), frames[names.index(j.child)][:3, 3],
-         frames[names.index(j.child)][:3, :3] @ j.axis, j.kind, j.name)
+         frames[names.index(j.child)][:3, :3] @ j.axis, j.kind, j.name, j.limits)
         for j in joints
     ]  # fmt: skip
     log.info("%s: %d parts from %s (%s)", obj.name, len(names), model.source, ", ".join(names))
@@ -212,6 +216,7 @@ class _Joint:
     parent: str
     child: str
     axis: np.ndarray  # [3] in the child part's frame
+    limits: tuple[float, float] | None = None  # (lower, upper), rad or m; None: unlimited
 
 
 @dataclass(frozen=True)
@@ -258,8 +263,11 @@ def _model_from_record(folder: Path, where: str) -> PartModel | None:
             if j.get(side) not in names:
                 raise ChordError(f"{where}: {folder / 'asset.json'} joint {j.get('name')!r} names an unknown "
                                  f"{side} link {j.get(side)!r} (links: {names})")  # fmt: skip
+        limits = _limits(j.get("lower"), j.get("upper")) if j.get("type") != "continuous" else None
         joints.append(
-            _Joint(str(j.get("name", "")), kind, j["parent"], j["child"], np.asarray(j["axis"], float))
+            _Joint(
+                str(j.get("name", "")), kind, j["parent"], j["child"], np.asarray(j["axis"], float), limits
+            )
         )
     return PartModel(names, meshes, frames, _parents_first(names[0], joints), str(folder / "asset.json"))
 
@@ -348,7 +356,11 @@ def model_from_urdf(urdf: Path, where: str = "") -> PartModel | None:
                 part_of[child] = child
                 el = j.find("axis")
                 axis = np.array([float(v) for v in (el.get("xyz") if el is not None else "1 0 0").split()])
-                movable.append(_Joint(str(j.get("name")), kind, part_of[parent], child, axis))
+                lim = j.find("limit")
+                limits = None
+                if lim is not None and j.get("type") != "continuous":
+                    limits = _limits(lim.get("lower"), lim.get("upper"))
+                movable.append(_Joint(str(j.get("name")), kind, part_of[parent], child, axis, limits))
             else:  # fixed (or planar/floating, which the video fit does not model): the parent's part
                 part_of[child] = part_of[parent]
     meshes: dict[str, list[trimesh.Trimesh]] = {}
@@ -378,13 +390,22 @@ def model_from_urdf(urdf: Path, where: str = "") -> PartModel | None:
                 break
             parent = up.parent
         if parent in meshes:
-            kept_joints.append(_Joint(j.name, j.kind, parent, j.child, j.axis))
+            kept_joints.append(_Joint(j.name, j.kind, parent, j.child, j.axis, j.limits))
     if not keep:
         return None
     return PartModel(
         keep, [trimesh.util.concatenate(meshes[n]) for n in keep], [T_obj[n] for n in keep],
         _parents_first(keep[0], kept_joints), str(urdf),
     )  # fmt: skip
+
+
+def _limits(lower, upper) -> tuple[float, float] | None:
+    """(lower, upper) of a joint's range, or None when either is missing or they are not an interval."""
+    try:
+        lo, hi = float(lower), float(upper)
+    except (TypeError, ValueError):
+        return None
+    return (lo, hi) if np.isfinite(lo) and np.isfinite(hi) and lo < hi else None
 
 
 def _parents_first(root: str, joints: list[_Joint]) -> list[_Joint]:

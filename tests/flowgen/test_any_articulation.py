@@ -67,6 +67,7 @@ def test_a_pybullet_data_cartpole_gives_a_prismatic_and_a_revolute_part_whose_ki
     R = pose.matrix()[:3, :3]
     np.testing.assert_allclose(slide.axis, R @ [1.0, 0.0, 0.0], atol=1e-12)
     np.testing.assert_allclose(hinge.axis, R @ [0.0, 1.0, 0.0], atol=1e-12)
+    assert slide.limits == (-15.0, 15.0) and hinge.limits is None  # continuous: no range
     # Forward kinematics down the chain equals PyBullet's at arbitrary joint values.
     q = [0.3, 0.7]
     ours = parts.motions(np.array(q)) @ parts.rest_frames  # [P, 4, 4] object frame = base frame
@@ -108,7 +109,7 @@ def test_a_urdf_with_mesh_files_scales_origins_and_a_fixed_link_becomes_a_drawer
     np.testing.assert_allclose(hi, [0.15 + 0.08 + 0.01, 0.1, 0.1 + 0.06], atol=1e-9)
     parts = object_parts(SceneObject(name="cab", pose=Pose(), urdf=tmp_path / "cab.urdf"))
     (joint,) = parts.joints
-    assert joint.kind == "prismatic" and len(joint.anchors) == 4
+    assert joint.kind == "prismatic" and len(joint.anchors) == 4 and joint.limits == (0.0, 0.2)
     # The drawer's body hidden in the cabinet at rest is part of the object's Gaussian mesh.
     assert len(parts.mesh().faces) == sum(len(m.faces) for m in model.meshes)
     motion = parts.motions(np.array([0.07]))
@@ -147,6 +148,22 @@ def test_slide_track_recovers_a_drawer_pulled_out_frame_by_frame():
     found = slide_track(cabinet, drawer, axis, observed, span=0.3)
     assert found[0] == 0.0
     np.testing.assert_allclose(found, truth, atol=0.0025)  # within the 2 mm grid step + noise
+
+
+def test_the_search_stays_in_the_joints_range():
+    lid = _box(400, (0.3, 0.01, 0.2), (0.0, 0.19, 0.02), 1)
+    pivot, axis = torch.tensor([0.0, 0.2, 0.02]), torch.tensor([1.0, 0.0, 0.0])
+    # Points the lid explains at -40 deg; the joint's range is [-20, 90] deg: the search stops at -20.
+    r = joint_track("revolute", torch.zeros(0, 3), lid, pivot, axis, [lid] * 2, np.deg2rad(2), np.pi)
+    assert r[1] == 0.0
+    posed = (lid - pivot) @ torch.as_tensor(
+        trimesh.transformations.rotation_matrix(np.deg2rad(-40), [1, 0, 0])[:3, :3], dtype=torch.float32
+    ).T + pivot
+    free = joint_track("revolute", torch.zeros(0, 3), lid, pivot, axis, [lid, posed], np.deg2rad(2), np.pi)
+    limited = joint_track("revolute", torch.zeros(0, 3), lid, pivot, axis, [lid, posed], np.deg2rad(2), np.pi,
+                          limits=(np.deg2rad(-20), np.deg2rad(90)))  # fmt: skip
+    assert np.rad2deg(free[1]) == pytest.approx(-40.0, abs=1e-4)
+    assert np.rad2deg(limited[1]) == pytest.approx(-20.0, abs=1e-4)
 
 
 def test_free_space_tells_a_drawer_front_from_its_inner_face():
