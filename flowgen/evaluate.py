@@ -22,11 +22,12 @@ class ObjectFlowError:
     rest_match_mm: float  # mean distance between matched rest points (sampling, not motion)
     # Split by whether the matched reference point moves (a moving part, or a rigid object:
     # endpoint error as above) or not (a jointed object's static part, a cabinet or a door frame:
-    # its drift, the distance our point moved from where it started); NaN with no such point.
-    moving_mean_mm: float = float("nan")
-    moving_final_mm: float = float("nan")
-    static_mean_mm: float = float("nan")
-    static_final_mm: float = float("nan")
+    # its drift, the distance our point moved from where it started); None with no such point
+    # (not NaN: chord run writes these into summary.json, and JSON has no NaN).
+    moving_mean_mm: float | None = None
+    moving_final_mm: float | None = None
+    static_mean_mm: float | None = None
+    static_final_mm: float | None = None
     static_points: int = 0  # how many of the flow's points matched a static reference point
 
 
@@ -101,9 +102,9 @@ def flow_error(
         # endpoint error would add the rest offset between the two samplings, 6 mm on the suite).
         drift = np.linalg.norm(ours - ours[0], axis=-1)  # [T, n]
 
-        def part(sel: np.ndarray, e: np.ndarray) -> tuple[float, float]:
+        def part(sel: np.ndarray, e: np.ndarray) -> tuple[float | None, float | None]:
             if not sel.any():
-                return float("nan"), float("nan")
+                return None, None
             return 1000 * float(e[:, sel].mean()), 1000 * float(e[-1, sel].mean())
 
         out.append(

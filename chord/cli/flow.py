@@ -96,7 +96,7 @@ def summary_lines(s: FlowSummary) -> list[str]:
         # A jointed object: its moving and static parts apart (an average hides a drifting frame).
         moving = (
             f"moving parts {e.moving_mean_mm:.1f} mm mean, {e.moving_final_mm:.1f} mm at the last frame"
-            if e.moving_mean_mm == e.moving_mean_mm  # not NaN: some point moves
+            if e.moving_mean_mm is not None
             else "no moving part"
         )
         lines.append(

@@ -271,7 +271,7 @@ def test_flow_error_reports_moving_and_static_parts_apart():
     def flow(points: np.ndarray) -> ObjectFlow:
         return ObjectFlow(
             points.astype(np.float32),
-            np.zeros(400, np.int32),
+            np.zeros(points.shape[1], np.int32),
             (np.arange(T) / 16.0).astype(np.float32),
             tuple(names),
             16.0,
@@ -284,6 +284,9 @@ def test_flow_error_reports_moving_and_static_parts_apart():
         10.0, abs=1e-3
     )
     assert e.moving_final_mm == pytest.approx(0.0, abs=1e-3)
+    moving = np.ascontiguousarray(ref[:, 200:])
+    (rigid,) = flow_error(flow(moving), flow(moving))  # every point of a rigid object moves: none static
+    assert rigid.static_points == 0 and rigid.static_mean_mm is None and rigid.moving_mean_mm is not None
     assert e.final_mm == pytest.approx(10.0, abs=1e-3)  # the average that hid which part drifted
     from chord.cli.flow import summary_lines
     from flowgen.generate import FlowSummary
