@@ -319,3 +319,36 @@ def test_points_at_a_contact_are_matched_to_the_part_they_move_with():
     assert (groups[nearest] != truth).mean() > 0.2  # proximity mixes the parts up
     _, match = match_points(ours, ref, groups)
     assert (groups[match] == truth).all()
+
+
+def test_flow_part_error_assigns_reference_points_by_the_true_motion_not_by_proximity(monkeypatch):
+    """A door turning 60 deg in its frame: the points where they touch at rest lie nearer the
+    other part's surface, but only their own part's motion carries them along their trajectory."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("flow_part_error", Path("benchmarks/flow_part_error.py"))
+    fpe = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "flow_part_error", fpe)  # its dataclass looks itself up there
+    spec.loader.exec_module(fpe)
+    T = 5
+    angles = np.deg2rad(np.linspace(0, 60, T))
+    motions = np.broadcast_to(np.eye(4), (T, 2, 4, 4)).copy()  # part 0: the frame, still
+    motions[:, 1, 0, 0] = motions[:, 1, 1, 1] = np.cos(angles)  # part 1: the door, about z at 0
+    motions[:, 1, 0, 1], motions[:, 1, 1, 0] = -np.sin(angles), np.sin(angles)
+    rng = np.random.default_rng(0)
+    door = np.column_stack(
+        [rng.uniform(0.0, 0.3, 300), rng.uniform(-0.01, 0.0, 300), rng.uniform(0, 0.4, 300)]
+    )
+    frame = np.column_stack(
+        [rng.uniform(-0.03, 0.0005, 300), rng.uniform(-0.01, 0.0, 300), rng.uniform(0, 0.4, 300)]
+    )
+    rest = np.concatenate([frame, door])  # the frame's edge reaches 0.5 mm past the door's hinge side
+    truth = np.repeat([0, 1], 300)
+    ref = np.einsum("tpij,mj->tpmi", motions[..., :3, :3], rest)[:, truth, np.arange(600)]
+    labels = fpe.truth_labels(ref, motions)
+    assert (labels == truth).all()
+    # Proximity to each part's rest points (what the benchmark did) gives some door points to the frame.
+    nearest = np.linalg.norm(rest[:, None] - rest[None], axis=-1)
+    np.fill_diagonal(nearest, np.inf)
+    assert (truth[nearest.argmin(axis=1)] != truth).any()
