@@ -35,6 +35,11 @@ class ScheduleConfig:
     ground_weight: float = 1000.0
 
 
+# The video fit's split frame as a share of the last frame index: the seed's frame 30 of its
+# 41-frame clips (supplementary A.1), kept as a share so that it holds for a clip of any length.
+SPLIT_FRACTION = 0.75
+WAN_SPLIT_FRAME = 30
+
 # The video fit's defaults, measured on pick_banana (RGB-D reference, 208x116, 2-core CPU):
 # 600 iterations with the split at 200 and 5x the seed's learning rates reach 8 mm mean error in
 # about 80 s, where the seed's schedule, tuned for 2,000 SDS steps, stalls at tens of mm.
@@ -50,9 +55,11 @@ class FlowConfig:
     iterations: int | None = None  # optimisation steps; None: 2000 (wan, the seed's) or 600 (video)
     batch: int = 4  # wan: (tau, eps) draws per step (seed: 4); video fit: random frames per step
     # At this step every frame after split_frame takes split_frame's deformation. None: 100 (wan,
-    # the seed's) or 200 (video: frames up to 30 must be fitted before they are copied).
+    # the seed's) or 200 (video: the frames up to the split must be fitted before they are copied).
     split_iteration: int | None = None
-    split_frame: int = 30  # (seed: iteration 100, frame 30)
+    # None: frame 30 for wan (the seed's: a requirement of the method), and for the video fit the
+    # same share of any clip, SPLIT_FRACTION of its last frame index (30 of a 41-frame clip).
+    split_frame: int | None = None
     width: int | None = None  # render width, pixels; None = the camera's (wan) or the video's (video)
     height: int | None = None  # render height, pixels; None as for width
     gaussians_per_object: int | None = None  # Gaussians on each object's surface; None: 20000 / 3000
@@ -91,7 +98,8 @@ class FlowConfig:
         need(
             si is None or (isinstance(si, int) and si >= 0), "split_iteration", si, "None or an integer >= 0"
         )
-        need(self.split_frame >= 0, "split_frame", self.split_frame, "an integer >= 0")
+        sf = self.split_frame
+        need(sf is None or (isinstance(sf, int) and sf >= 0), "split_frame", sf, "None or an integer >= 0")
         need(self.preview_every >= 0, "preview_every", self.preview_every, "an integer >= 0 (0 = end only)")
         for name in ("width", "height"):
             v = getattr(self, name)
@@ -105,6 +113,14 @@ class FlowConfig:
         if self.control_points_per_object is not None:
             return self.control_points_per_object
         return 60 if self.prior == "wan" else 20
+
+    def split_frame_for(self, num_frames: int) -> int:
+        """The frame the split copies forward in a clip of ``num_frames`` frames (see split_frame)."""
+        if self.split_frame is not None:
+            return self.split_frame
+        if self.prior == "wan":
+            return WAN_SPLIT_FRAME
+        return round(SPLIT_FRACTION * (num_frames - 1))
 
     @property
     def uses_parts(self) -> bool:
@@ -135,6 +151,9 @@ class FlowConfig:
             split_iteration=self.split_iteration
             if self.split_iteration is not None
             else (100 if wan else 200),
+            split_frame=self.split_frame
+            if self.split_frame is not None
+            else (WAN_SPLIT_FRAME if wan else None),  # the video fit's depends on the clip's length
             width=self.width or width,
             height=self.height or height,
             gaussians_per_object=self.gaussians_per_object or (20000 if wan else 3000),

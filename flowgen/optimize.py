@@ -209,14 +209,10 @@ def _run_flow(
         for it in bar:
             progress = it / max(config.iterations - 1, 1)
             lrs = model.set_learning_rates(optimizer, config.schedule, progress)
-            if it == config.split_iteration and config.split_frame < scene.frames - 1:
-                model.split(config.split_frame, optimizer)
-                log.info(
-                    "iteration %d: frames after %d reset to frame %d",
-                    it,
-                    config.split_frame,
-                    config.split_frame,
-                )
+            split_frame = config.split_frame_for(scene.frames)
+            if it == config.split_iteration and split_frame < scene.frames - 1:
+                model.split(split_frame, optimizer)
+                log.info("iteration %d: frames after %d reset to frame %d", it, split_frame, split_frame)
             logs = _step(model, prior, optimizer, config, camera, progress, generator, ctx, params)
             logs.update(lrs)
             bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items() if k in _SHOWN})

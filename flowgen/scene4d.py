@@ -115,17 +115,23 @@ class Scene4D:
         across = across[self.control_part[across[:, 0]] != self.control_part[across[:, 1]]]
         self.edges = torch.cat([within, across])
         self.edge_weights = part_edge_weights(self.edges, self.control_part, cross_part_rigidity).to(device)
-        # Revolute joints: points on the axis belong to both sides, so each is bound once to the
-        # parent part and once to the child part; the two must move together (joint_attachment).
+        # Joints: anchor points bound once to the parent part and once to the child part. A
+        # revolute joint's anchors lie on its axis and must move together; a prismatic joint's
+        # (its child's centre, a point along the axis, two off it) may only slide together along
+        # the axis the parent carries (joint_attachment in regularisers()).
         self.joint_bindings = None
-        anchors, sides = [], ([], [])
+        anchors, sides, joint_of, kinds = [], ([], []), [], []
         for o, pt in enumerate(self.parts):
             for j in () if pt is None else pt.joints:
                 anchors.append(torch.as_tensor(j.anchors, dtype=torch.float32))
+                joint_of.append(torch.full((len(j.anchors),), len(kinds), dtype=torch.long))
+                kinds.append(j.kind)
                 for side, part in zip(sides, (j.parent, j.child), strict=True):
                     side.append(
                         torch.full((len(j.anchors),), int(self.part_offset[o]) + part, dtype=torch.long)
                     )
+        self.joint_kinds = kinds
+        self.joint_anchor_joint = torch.cat(joint_of).to(device) if joint_of else None
         if anchors:
             a = torch.cat(anchors).to(device)
             obj = self.control_part.new_tensor(
@@ -136,6 +142,10 @@ class Scene4D:
                      self.control_part)
                 for side in sides
             )  # fmt: skip
+        # Control points a joint start placed frame by frame (the split leaves them be), and those
+        # held at rest for the whole fit (a jointed object's root part the video shows still).
+        self.placed = torch.zeros(len(self.control_part), dtype=torch.bool, device=device)
+        self.held = torch.zeros(len(self.control_part), dtype=torch.bool, device=device)
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
@@ -148,27 +158,35 @@ class Scene4D:
         device = torch.device(device)
         meshes = [object_mesh(o) for o in scene.objects]
         poses = np.stack([o.pose.matrix() for o in scene.objects])
+        parts: list[ObjectParts | None] = []
+        for i, obj in enumerate(scene.objects):
+            try:
+                pt = object_parts(obj, seed=config.seed + i) if obj.movable and config.uses_parts else None
+            except ChordError as e:
+                raise ChordError(f"object {obj.name!r}: {e}") from e
+            parts.append(pt)
+            if pt is not None:
+                # Every part's full geometry, hidden surfaces included (a drawer's body inside its
+                # cabinet): a scene mesh may have been merged or cleaned, and what it lacks could
+                # be neither seen moving nor held still.
+                meshes[i] = pt.mesh()
         gaussians = gaussians_from_meshes(meshes, poses, config.gaussians_per_object, seed=config.seed)
         cp_config = ControlPointConfig(
             num_control_points=config.num_control_points, target_near_surface=config.near_surface_target
         )
         control_points: list[ObjectControlPoints] = []
-        parts: list[ObjectParts | None] = []
-        for i, (obj, mesh, pose) in enumerate(zip(scene.objects, meshes, poses, strict=True)):
+        for i, (obj, mesh, pose, pt) in enumerate(zip(scene.objects, meshes, poses, parts, strict=True)):
             if obj.movable:
                 log.info("control points for %s (K=%d)", obj.name, cp_config.num_control_points)
                 try:
                     cps = control_points_from_mesh(mesh, pose, cp_config, seed=config.seed + i)
-                    pt = object_parts(obj, seed=config.seed + i) if config.uses_parts else None
                     if pt is not None:
                         cps = split_by_part(cps, pt.label, cp_config.num_control_points, seed=config.seed + i)
                 except ChordError as e:
                     raise ChordError(f"object {obj.name!r}: {e}") from e
                 control_points.append(cps)
-                parts.append(pt)
             else:
                 control_points.append(_static_control_point(mesh, pose))
-                parts.append(None)
         return cls(meshes, poses, [o.movable for o in scene.objects], gaussians, control_points,
                    scene.frames, scene.table_height, device, seed=config.seed, parts=parts,
                    cross_part_rigidity=config.cross_part_rigidity)  # fmt: skip
@@ -227,12 +245,36 @@ class Scene4D:
         return out
 
     def split(self, frame: int, optimizer: torch.optim.Optimizer | None = None) -> None:
-        """Every frame after ``frame`` takes its deformation; the nodes' Adam moments restart."""
+        """Every frame after ``frame`` takes its deformation, except on control points a joint
+        start placed frame by frame (``mark_placed``: their later frames were read from the
+        video, not left unfitted); the nodes' Adam moments restart."""
+        d = self.deformation
         with torch.no_grad():
-            self.deformation.split(frame)
+            if not bool(self.placed.any()):
+                d.split(frame)
+            else:
+                if not 0 <= frame < d.num_frames:
+                    raise ValueError(f"split frame must be in 0..{d.num_frames - 1}, got {frame}")
+                omega, trans = d.frame_vectors()
+                free = ~self.placed
+                omega[frame + 1 :, free] = omega[frame, free]
+                trans[frame + 1 :, free] = trans[frame, free]
+                d.set_frames(omega, trans)
         if optimizer is not None:
-            for p in (self.deformation.rot_nodes, self.deformation.trans_nodes):
+            for p in (d.rot_nodes, d.trans_nodes):
                 optimizer.state.pop(p, None)
+
+    def hold_part(self, part: int) -> None:
+        """Hold global part ``part``'s control points where they are for the rest of the fit: their
+        deformation gradients are masked to zero (as a static object's)."""
+        sel = self.control_part == part
+        self.held |= sel
+        self._cp_mask[0, sel.to(self._cp_mask.device), 0] = 0.0
+
+    def mark_placed(self, found_objects: set[int]) -> None:
+        """Mark the control points of objects ``found_objects`` as placed frame by frame (``split``)."""
+        for o in found_objects:
+            self.placed |= self.deformation.object_index.to(self.placed.device) == o
 
     def deformed_gaussians(self, frames: Tensor) -> tuple[Tensor, Tensor]:
         """Means [F, N, 3] and rotations [F, N, 4] (wxyz) of the Gaussians at ``frames`` [F]."""
@@ -281,14 +323,17 @@ class Scene4D:
                 blend(b, w(b, d.positions, d.cov_log_scales, d.cov_quats), motion, d.positions)[0]
                 for b in self.joint_bindings
             )
-            joint = ((parent - child) ** 2).sum(dim=-1).mean()
+            joint = joint_attachment(parent, child, self.joint_anchor_joint, self.joint_kinds)
             out["spatial"] = out["spatial"] + joint
             out["joint"] = joint
         return out
 
     # -- checkpoint state -------------------------------------------------------------------
     def state_tensors(self) -> dict[str, Tensor]:
-        return {k: getattr(self.deformation, k).detach().cpu() for k in _PARAMS}
+        out = {k: getattr(self.deformation, k).detach().cpu() for k in _PARAMS}
+        # What the joint start decided (it runs once, before the first step): a resumed run keeps it.
+        out["placed"], out["held"] = self.placed.cpu(), self.held.cpu()
+        return out
 
     def load_state_tensors(self, tensors: dict[str, Tensor]) -> None:
         missing = [k for k in _PARAMS if k not in tensors]
@@ -303,6 +348,11 @@ class Scene4D:
                         "the scene or config changed since the checkpoint"
                     )
                 p.copy_(tensors[k].to(p))
+        if "placed" in tensors and tensors["placed"].shape == self.placed.shape:
+            self.placed = tensors["placed"].to(self.placed)
+        if "held" in tensors and tensors["held"].shape == self.held.shape:
+            for part in torch.unique(self.control_part[tensors["held"].to(self.held.device)]).tolist():
+                self.hold_part(int(part))
 
     # -- outputs ----------------------------------------------------------------------------
     def export_flow(
@@ -325,6 +375,35 @@ class Scene4D:
             means, quats = self.deformed_gaussians(torch.arange(self.num_frames))
             return render_preview(path, means, quats, g.means, g.quats, g.scales, g.opacities, g.colors,
                                   g.object_index, self.num_objects, camera, fps=fps)  # fmt: skip
+
+
+def joint_attachment(
+    parent: Tensor,  # [T, A, 3] anchor points carried by their joint's parent part, world metres
+    child: Tensor,  # [T, A, 3] the same anchors carried by the child part
+    anchor_joint: Tensor,  # [A] long: the joint of each anchor
+    kinds: list[str],  # [J] "revolute" or "prismatic"
+) -> Tensor:
+    """Mean over anchors and frames of the squared violation of each anchor's joint, metres^2.
+
+    Revolute: the anchors lie on the axis, so parent and child carry them to the same place (zero
+    for any turn about the axis). Prismatic: the child's offsets d_k = child_k - parent_k must all
+    be equal (no turn) and parallel to the axis the parent carries (from its first two anchors,
+    which lie along the axis): zero for any slide along the axis.
+    """
+    diff = child - parent  # [T, A, 3]
+    residual = diff.pow(2).sum(dim=-1)  # [T, A]: revolute
+    for j, kind in enumerate(kinds):
+        if kind != "prismatic":
+            continue
+        sel = (anchor_joint == j).nonzero().flatten()
+        dj = diff[:, sel]  # [T, k, 3]
+        mean = dj.mean(dim=1, keepdim=True)
+        axis = parent[:, sel[1]] - parent[:, sel[0]]
+        axis = axis / axis.norm(dim=-1, keepdim=True).clamp_min(1e-9)  # [T, 3]
+        off_axis = mean[:, 0] - (mean[:, 0] * axis).sum(dim=-1, keepdim=True) * axis  # [T, 3]
+        r = (dj - mean).pow(2).sum(dim=-1) + off_axis.pow(2).sum(dim=-1, keepdim=True)
+        residual = residual.index_copy(1, sel, r)
+    return residual.mean()
 
 
 def _static_control_point(mesh: trimesh.Trimesh, pose: np.ndarray) -> ObjectControlPoints:

@@ -62,15 +62,36 @@ class VideoFitConfig:
     # closed lid's points a few cm further can. Coarse to fine, like the image pyramid.
     point_reach: float = 0.1
     point_reach_until: float = 0.5  # fraction of the run, in (0, 1]
-    # Before the first step, turn each hinged part to the angle per frame that best explains the
-    # back-projected depth points (flowgen.joint_init): a laptop lid's 95 deg close has a barrier
-    # in the per-pixel depth loss that the optimisation alone does not cross (73 -> 0.2 deg off).
-    hinge_init: bool = True
-    hinge_points_per_object: int = 512  # observed depth points per object and frame for that search
-    # Only turns this large are written; smaller ones the fit finds alone (the lamp head's 30 deg,
-    # 1 deg off). Writing the lamp's too gave as accurate a flow (0.6 deg off) whose plans all
-    # failed in sim (the elbow gave way), against 8/8 without: docs/flowgen.md.
-    hinge_init_min_deg: float = 45.0
+    # Before the first step, set every joint (revolute or prismatic, in chains too) to the value
+    # per frame that best explains the back-projected depth points (flowgen.joint_init): a laptop
+    # lid's 95 deg close has a barrier in the per-pixel depth loss that the optimisation alone
+    # does not cross (73 -> 0.2 deg off), and a drawer's body hidden in its cabinet is seen by no
+    # per-pixel loss. Every joint is written, whatever the size of its motion.
+    joint_init: bool = True
+    # Observed depth points per object and frame that search draws from; each joint's search
+    # keeps at most 1,500 of those its part can reach (a small lever gets as many as a door).
+    joint_points_per_object: int = 4096
+    # A jointed object's root part (a cabinet, a door frame) is held at rest for the whole fit when
+    # the depth video shows it move less than this, metres: the 3D term's own noise scale
+    # (point_scale), within which a distance is depth noise rather than motion.
+    root_still_m: float = 0.005
+
+    def __post_init__(self) -> None:
+        for name in ("photometric_weight", "mask_weight", "centroid_weight", "depth_weight", "point_weight"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and np.isfinite(v) and v >= 0):
+                raise ChordError(f"VideoFitConfig.{name} is {v!r}, expected a finite number >= 0")
+        for name in ("point_scale", "point_reach", "root_still_m"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and np.isfinite(v) and 0 <= v <= 1):
+                raise ChordError(f"VideoFitConfig.{name} is {v!r}, expected metres in [0, 1]")
+        for name in ("pyramid_levels", "points_per_object", "joint_points_per_object"):
+            v = getattr(self, name)
+            if not (isinstance(v, int) and v >= 1):
+                raise ChordError(f"VideoFitConfig.{name} is {v!r}, expected an integer >= 1")
+        u = self.point_reach_until
+        if not (isinstance(u, (int, float)) and 0 < u <= 1):
+            raise ChordError(f"VideoFitConfig.point_reach_until is {u!r}, expected a fraction in (0, 1]")
 
 
 class VideoFitPrior:
@@ -180,13 +201,10 @@ class VideoFitPrior:
     ) -> VideoFitPrior:
         """The video fit of ``scene``: its reference RGB-D video unless another video is given.
 
-        The 3D term is applied to the scene's movable rigid objects only: on jointed ones it cost
-        accuracy (lamp head 1.0 -> 2.2 deg off, whole-chain lamp 7/8 -> 4/8) and did not save the
-        laptop (docs/flowgen.md). ``inputs`` on the result records the files used. Raises
+        The 3D term is applied to every movable object, rigid or jointed (static ones never move).
+        ``inputs`` on the result records the files used. Raises
         ChordError for a missing file, or no video given to a scene without a reference video.
         """
-        from flowgen.parts import object_parts
-
         if video is None:
             if scene.reference is None or scene.reference.video is None:
                 raise ChordError(
@@ -202,9 +220,9 @@ class VideoFitPrior:
             if path is not None and not Path(path).exists():
                 raise ChordError(f"{what} {str(path)!r} does not exist")
         log.info("video fit: %s%s%s", video, " + masks" if masks else "", " + depth" if depth else "")
-        rigid_movable = [o.movable and object_parts(o) is None for o in scene.objects]
+        movable = [o.movable for o in scene.objects]
         prior = cls.from_files(
-            video, masks, scene.object_names, depth=depth, camera=scene.camera, movable=rigid_movable
+            video, masks, scene.object_names, depth=depth, camera=scene.camera, movable=movable
         )
         prior.inputs = {
             "video": str(video),
@@ -284,20 +302,22 @@ class VideoFitPrior:
             )
 
     def initialise(self, model) -> dict:
-        """Start the hinged parts of ``model`` (a Scene4D) at the angles the depth video shows
-        (``hinge_init``; needs depth, masks and the camera). Returns {(object, part): degrees [T]}."""
+        """Start every joint of ``model`` (a Scene4D) at the values the depth video shows, and hold
+        each jointed object's root part the video shows still (``joint_init``; needs depth, masks
+        and the camera). Returns {(object, joint name): values [T], deg or mm}."""
         cfg = self.config
-        if not cfg.hinge_init or self.depth_np is None or self.masks_np is None or self.camera is None:
+        if not cfg.joint_init or self.depth_np is None or self.masks_np is None or self.camera is None:
             return {}
         if not any(p is not None and p.joints for p in model.parts):
             return {}
-        from flowgen.joint_init import initialise_hinges
+        from flowgen.joint_init import initialise_joints
 
         H, W = self.depth_np.shape[1:3]
         observed, valid = observed_points(
-            self.depth_np, self.masks_np, self.num_objects, self.camera.resized(W, H), cfg.hinge_points_per_object
+            self.depth_np, self.masks_np, self.num_objects, self.camera.resized(W, H), cfg.joint_points_per_object
         )  # fmt: skip
-        return initialise_hinges(model, observed, valid, cfg.hinge_init_min_deg)
+        depth = torch.from_numpy(np.asarray(self.depth_np, dtype=np.float32))
+        return initialise_joints(model, observed, valid, cfg.root_still_m, depth, self.camera.resized(W, H))
 
     def loss(
         self,

@@ -29,7 +29,7 @@ TINY = FlowConfig(
 )  # fmt: skip
 
 
-def test_the_video_fit_of_a_scene_takes_its_reference_and_spares_jointed_objects_the_3d_term(
+def test_the_video_fit_of_a_scene_takes_its_reference_and_gives_every_movable_object_the_3d_term(
     pick_banana_scene: Path, close_laptop_scene: Path
 ):
     banana = Scene.load(pick_banana_scene)
@@ -46,7 +46,8 @@ def test_the_video_fit_of_a_scene_takes_its_reference_and_spares_jointed_objects
     assert prior.movable == [o.movable for o in banana.objects] and any(prior.movable)
     laptop = Scene.load(close_laptop_scene)
     prior, _ = make_prior(laptop, FlowConfig())
-    assert prior.movable == [False] * len(laptop.objects)  # the laptop is jointed: no 3D term
+    # jointed or not: no per-kind switch (issue 21)
+    assert prior.movable == [o.movable for o in laptop.objects] and any(prior.movable)
     no_depth, _ = make_prior(banana, FlowConfig(), VideoInputs(no_depth=True))
     assert no_depth.depth_np is None and prior.depth_np is not None
 

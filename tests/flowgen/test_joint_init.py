@@ -88,11 +88,48 @@ def test_the_video_fit_starts_the_laptop_lid_where_its_depth_video_shows_it(lapt
     base_cp = model.control_part == int(model.part_offset[laptop_index]) + 0
     assert float(omega[:, base_cp].abs().max()) == 0.0 and float(trans[:, base_cp].abs().max()) == 0.0
     assert float(omega[0].abs().max()) == 0.0 and float(trans[0].abs().max()) == 0.0
-    assert key == (laptop_index, 1)
-    # Off, or a turn below the threshold (the lid's 95 deg < 120): nothing is touched.
-    # One fresh model serves both: a setting that wrote angles would fail at once.
+    assert key[0] == laptop_index
+    # The base stands still in the video: it is held for the whole fit.
+    assert bool(model.held[base_cp].all()) and not bool(model.held[~base_cp].any())
+    # Off: nothing is touched.
     model2 = Scene4D.build(sc, cfg)
-    for off in (VideoFitConfig(hinge_init=False), VideoFitConfig(hinge_init_min_deg=120.0)):
-        prior.config = off
-        assert prior.initialise(model2) == {}
-        assert float(model2.deformation.frame_vectors()[0].detach().abs().max()) == 0.0
+    prior.config = VideoFitConfig(joint_init=False)
+    assert prior.initialise(model2) == {}
+    assert float(model2.deformation.frame_vectors()[0].detach().abs().max()) == 0.0
+
+
+def test_the_held_base_stays_put_through_steps_and_the_split_keeps_the_started_frames(laptop: Path):
+    from core.scene import Scene
+    from flowgen.config import FlowConfig
+    from flowgen.scene4d import Scene4D
+    from flowgen.video_fit import VideoFitPrior
+
+    sc = Scene.load(laptop)
+    ref = sc.reference.video.parent
+    cfg = FlowConfig(gaussians_per_object=1500, control_points_per_object=12).resolved(208, 116)
+    model = Scene4D.build(sc, cfg)
+    prior = VideoFitPrior.from_files(
+        ref / "frames" if (ref / "frames").is_dir() else sc.reference.video, ref / "masks.npz",
+        sc.object_names, depth=ref / "depth.npz", camera=sc.camera,
+    )  # fmt: skip
+    prior.initialise(model)
+    base = model.control_part == int(model.part_offset[sc.object_names.index("laptop")])
+    assert bool(model.held[base].all())
+    d = model.deformation
+    started = [x.detach().clone() for x in d.frame_vectors()]
+    # The split copies frame 10 forward only where nothing was started: the lid keeps frame 40.
+    model.split(10)
+    for before, after in zip(started, d.frame_vectors(), strict=True):
+        torch.testing.assert_close(after[40, ~base], before[40, ~base])
+        assert float(before[40, ~base].abs().max()) > 0.01  # the lid had turned by then
+    # A loss that pulls every point sideways moves the lid but not the held base.
+    opt = torch.optim.Adam(model.param_groups(cfg.schedule), eps=1e-15)
+    for _ in range(3):
+        means, _ = model.deformed_gaussians(torch.arange(model.num_frames))
+        loss = (means[..., 0] - 1.0).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    omega, trans = d.frame_vectors()
+    assert float(omega[:, base].abs().max()) == 0.0 and float(trans[:, base].abs().max()) == 0.0
+    assert float((trans[:, ~base] - started[1][:, ~base]).abs().max()) > 1e-3
