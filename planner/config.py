@@ -160,6 +160,18 @@ class GraspConfig:
     max_reach_checks: int = 25  # candidates tried for reachability (best first)
     top_down_weight: float = 0.5  # score bonus for approaching from above
     push_standoff: float = 0.002  # metres: fingertips this far off the surface when pushing
+    # reachable candidates collected and tried by a grasp judge (planner.judge), when one is given;
+    # without a judge the planner keeps its first 3 reachable candidates and ranks them by score
+    sim_candidates: int = 4
+
+    def __post_init__(self) -> None:
+        n = self.sim_candidates
+        _need(
+            isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 32,
+            "grasp.sim_candidates",
+            n,
+            "an integer in 1..32 (candidates tried in simulation, about a second each)",
+        )
 
 
 @dataclass(frozen=True)

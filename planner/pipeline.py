@@ -36,6 +36,7 @@ from planner.grasp import (
     part_frame_points,
     push_candidates,
 )
+from planner.judge import GraspJudge, TrialCandidate, pick
 from planner.robot import Robot
 from planner.timing import TimedPath, parameterize
 from planner.trajectory import IKPath, ik_path, optimise, tracking_errors
@@ -115,8 +116,17 @@ def _choose(
     table_height: float,
     T_world_base: np.ndarray,
     config: PlannerConfig,
+    judge: GraspJudge | None = None,
+    scene=None,  # core.scene.Scene, for the judge
 ) -> tuple[GraspCandidate, dict[str, Any]]:
-    """The best grasp (or push) that is collision-free and reachable; raises ChordError if none."""
+    """The best grasp (or push) that is collision-free and reachable; raises ChordError if none.
+
+    Without a judge: the best by score of the first 3 reachable candidates of the first kind
+    ("grasp", then "push") that has any. With one: up to ``config.grasp.sim_candidates``
+    reachable candidates of a kind are tried (:func:`_judged_choice`); the best that holds is
+    chosen, and if none holds the next kind is tried, the best-scored trial of all being the
+    last resort. Every trial's numbers go into the stats (``<kind>.sim_trials``).
+    """
     T_base_world = np.linalg.inv(T_world_base)
     rng = np.random.default_rng(config.segment.seed)
     part = analysis.target
@@ -134,6 +144,8 @@ def _choose(
     pts_part = part_frame_points(track[0], part_traj[0])
     stats: dict[str, Any] = {}
     first_unreachable: str | None = None
+    keep = config.grasp.sim_candidates if judge is not None else _REACHABLE_WITHOUT_JUDGE
+    fallback: tuple[GraspCandidate, str] | None = None  # best trial of a kind where none held
     for kind in ("grasp", "push"):
         if kind == "grasp":
             cands = antipodal_candidates(pts_part, config.grasp, rng)
@@ -143,6 +155,7 @@ def _choose(
         free: list[GraspCandidate] = []
         phases: dict[str, tuple[int, int]] = {}
         reachable: list[tuple[float, int, GraspCandidate, float]] = []
+        paths: list[tuple[IKPath, dict[str, tuple[int, int]]]] = []  # IK path of each reachable one
         for cand in cands:
             why = collision_free(cand, track, own, other, table_height, config.grasp)
             if why:
@@ -174,17 +187,33 @@ def _choose(
                     continue
                 margin = float(robot.limit_margin(path.q).min())
                 reachable.append((cand.score + 0.3 * min(margin, 0.5), len(free) - 1, cand, margin))
-                if len(reachable) >= 3:
+                paths.append((path, phases))
+                if len(reachable) >= keep:
                     break
             if len(free) >= config.grasp.max_reach_checks:
                 break
         stats[kind] = {"candidates": len(cands), "collision_free_checked": len(free), "rejected": reasons}
+        if reachable and judge is not None:
+            i, held = _judged_choice(judge, scene, robot, analysis, T_world_base, reachable, paths, config)
+            stats[kind].update(held)
+            _, rank, cand, margin = reachable[i]
+            reason = describe(cand, rank, len(free), len(cands), margin, len(track))
+            reason = f"{reason}; {held['sim_choice']}"
+            if held["sim_held"]:
+                log.info("chosen %s: %s", kind, reason)
+                return replace(cand, reason=reason), stats
+            if fallback is None:
+                fallback = (cand, reason)
+            continue
         if reachable:
             _, rank, cand, margin = max(reachable, key=lambda r: r[0])
             reason = describe(cand, rank, len(free), len(cands), margin, len(track))
             chosen = replace(cand, reason=reason)
             log.info("chosen %s: %s", kind, reason)
             return chosen, stats
+    if fallback is not None:
+        log.info("chosen without a trial that held: %s", fallback[1])
+        return replace(fallback[0], reason=fallback[1]), stats
     n_free = stats["grasp"]["collision_free_checked"] + stats["push"]["collision_free_checked"]
     if n_free and first_unreachable is not None:
         raise ChordError(
@@ -197,6 +226,119 @@ def _choose(
         f"antipodal {stats['grasp']}, push {stats['push']}; gripper max width "
         f"{1000 * config.grasp.gripper.max_width:.0f} mm"
     )
+
+
+# Reachable candidates kept without a judge: the planner's search before grasp trials existed,
+# unchanged so that planning without a judge gives the same plans as before.
+_REACHABLE_WITHOUT_JUDGE = 3
+
+
+def _judged_choice(
+    judge: GraspJudge,
+    scene,  # core.scene.Scene
+    robot: Robot,
+    analysis: FlowAnalysis,
+    T_world_base: np.ndarray,  # [4, 4]
+    reachable: list[tuple[float, int, GraspCandidate, float]],  # (score, rank, candidate, margin)
+    paths: list[tuple[IKPath, dict[str, tuple[int, int]]]],  # each one's IK path and phases
+    config: PlannerConfig,
+) -> tuple[int, dict[str, Any]]:
+    """Which reachable candidate to choose by the judge's trials, and the trials' record.
+
+    Each candidate's IK path is timed as the plan would be (:func:`_time_waypoints`) and handed
+    to the judge. The best that holds wins (:func:`planner.judge.pick`); if none holds, the one
+    with the best trial score, and the record's ``sim_held`` is False. A candidate whose path
+    cannot be timed is not tried (the final plan would fail on it too); if none can be, the
+    planner's own best score decides. Returns (index into ``reachable``, record with
+    ``sim_trials`` (every trial's numbers), ``sim_choice`` (why, in words), ``sim_held`` and
+    ``sim_trials_s`` (wall seconds)). Raises ChordError if the judge answers with the wrong
+    number of verdicts, or what the judge raises.
+    """
+    t0 = time.perf_counter()
+    track = analysis.target.track.T_world_part
+    trials: list[TrialCandidate] = []
+    untimed: dict[int, str] = {}
+    for i, ((score, _, cand, _), (path, phases)) in enumerate(zip(reachable, paths, strict=True)):
+        opening, hold = _gripper_widths(cand, config.grasp)
+        try:
+            timed = _time_waypoints(robot, path.q, phases, opening, hold, config)
+        except ChordError as e:
+            untimed[i] = str(e)
+            continue
+        trials.append(
+            TrialCandidate(
+                rank=i,
+                candidate=cand,
+                planner_score=float(score),
+                t=timed.t,
+                q=timed.q,
+                gripper=timed.gripper,
+                phase_times=timed.phase_times,
+                frame_times=_frame_times(timed, config),
+                T_world_ee=_waypoints(track, cand, config)[0],
+            )
+        )
+    verdicts = list(judge(scene, analysis, robot, T_world_base, trials)) if trials else []
+    if len(verdicts) != len(trials):
+        raise ChordError(f"the grasp judge returned {len(verdicts)} verdicts for {len(trials)} candidates")
+    best = pick(verdicts)
+    held = best is not None
+    if best is None and verdicts:  # none held: the least bad trial (NaN scores last)
+        best = max(
+            range(len(verdicts)),
+            key=lambda k: (verdicts[k].score if np.isfinite(verdicts[k].score) else -np.inf, -k),
+        )
+    record: list[dict[str, Any]] = [
+        {"rank": i, "planner_score": float(reachable[i][0]), "tried": False, "why_not": why}
+        for i, why in untimed.items()
+    ]
+    for k, (trial, v) in enumerate(zip(trials, verdicts, strict=True)):
+        record.append(
+            {
+                "rank": trial.rank,
+                "planner_score": trial.planner_score,
+                "tried": True,
+                "holds": bool(v.holds),
+                "score": float(v.score),
+                "reason": v.reason,
+                "metrics": json_values(v.metrics),
+                "chosen": k == best,
+            }
+        )
+    record.sort(key=lambda r: r["rank"])
+    n_held = sum(bool(v.holds) for v in verdicts)
+    if best is None:
+        index = max(range(len(reachable)), key=lambda i: reachable[i][0])
+        why = f"no candidate could be tried in simulation ({untimed[index]}); chosen by the planner's score"
+    else:
+        index = trials[best].rank
+        v = verdicts[best]
+        if held:
+            why = (
+                f"in simulation it held ({v.reason}); best of the {n_held} of {len(trials)} tried "
+                f"candidates that held"
+            )
+        else:
+            why = f"in simulation none of the {len(trials)} tried candidates held; the least bad: {v.reason}"
+    return index, {
+        "sim_trials": record,
+        "sim_choice": why,
+        "sim_held": held,
+        "sim_trials_s": time.perf_counter() - t0,
+    }
+
+
+def _frame_times(timed: _Timed, config: PlannerConfig) -> np.ndarray:
+    """[T] seconds from the trajectory's start at which the tool reaches each frame of the track.
+
+    The follow phase's samples locate themselves between waypoints by their path parameter
+    (waypoint k of the follow phase is flow frame k); each frame's time is interpolated there.
+    """
+    seg = timed.follow_path
+    local = _grid(seg.duration, config.dt)
+    kf = np.interp(timed.follow_s, seg.knots, seg.index.astype(float))
+    frames = np.arange(int(seg.index[-1]) + 1, dtype=float)
+    return timed.phase_times["follow"][0] + np.interp(frames, kf, local)
 
 
 def _frame_of_waypoints(phases: dict[str, tuple[int, int]], K: int) -> np.ndarray:
@@ -279,8 +421,13 @@ def plan_flow(
     scene=None,  # core.scene.Scene or None
     config: PlannerConfig = PlannerConfig(),
     robot: Robot | None = None,
+    judge: GraspJudge | None = None,
 ) -> PlanResult:
     """Plan a grasp-and-follow (or push-and-follow) trajectory for the flow's moving part.
+
+    ``judge`` (planner.judge.GraspJudge, e.g. sim.grasp_trial.SimGraspJudge; used only with a
+    scene) tries the reachable candidates before one is chosen; None keeps the choice by the
+    planner's score alone. The report's ``grasp.search`` records every trial.
 
     Grasps and collisions use the surfaces ``config.geometry`` names ("auto": the scene's meshes
     carried by the flow's parts when a scene is given, the flow's own points when not); the
@@ -305,6 +452,9 @@ def plan_flow(
     if movable is not None and not movable:
         raise ChordError(f"no movable object of the scene is in the flow {list(flow.object_names)}")
     surfaces = config.geometry_for(scene is not None)  # "auto" resolved; raises for mesh without scene
+    if judge is not None and scene is None:
+        log.info("no scene: grasps are chosen without trials (a grasp judge needs the scene's objects)")
+        judge = None
 
     analysis = analyse_flow(flow, config.segment, objects=movable)
     if analysis.nonrigid:
@@ -318,7 +468,7 @@ def plan_flow(
     if config.base_pose is not None:
         base = np.asarray(config.base_pose, dtype=float)  # checked by PlannerConfig
         return _plan_at_base(
-            flow, scene, analysis, geometry, robot, base, table_height, config, t_start, t_analysis
+            flow, scene, analysis, geometry, robot, base, table_height, config, t_start, t_analysis, judge
         )
     bases = auto_base_poses(analysis.target, pts, table_height)
     if not bases:
@@ -329,7 +479,7 @@ def plan_flow(
     for base in bases:
         try:
             return _plan_at_base(
-                flow, scene, analysis, geometry, robot, base, table_height, config, t_start, t_analysis
+                flow, scene, analysis, geometry, robot, base, table_height, config, t_start, t_analysis, judge
             )
         except ChordError as e:
             log.info("base at %s: %s", np.round(base[:3], 2).tolist(), e)
@@ -374,6 +524,7 @@ def _plan_at_base(
     config: PlannerConfig,
     t_start: float,
     t_analysis: float,
+    judge: GraspJudge | None = None,
 ) -> PlanResult:
     """The planner after flow analysis, for one robot base placement.
 
@@ -382,7 +533,7 @@ def _plan_at_base(
     """
     T_world_base = pose_to_matrix(base[:3], base[3:])
     T_base_world = np.linalg.inv(T_world_base)
-    cand, grasp_stats = _choose(robot, analysis, geometry, table_height, T_world_base, config)
+    cand, grasp_stats = _choose(robot, analysis, geometry, table_height, T_world_base, config, judge, scene)
     t_grasp = time.perf_counter()
 
     T_world, T_base, phases, path = _waypoint_ik(robot, analysis, cand, T_base_world, config)
