@@ -299,3 +299,18 @@ def run_trial(
         sim_s=float(t[-1]),
         steps=steps,
     )
+
+
+def judge_for(
+    scene: Scene | None, enabled: bool = True, sim_config: SimConfig = SimConfig()
+) -> SimGraspJudge | None:
+    """The judge ``chord plan``, ``chord run`` and ``chord bench`` plan with: a SimGraspJudge when
+    ``enabled`` and the scene gives every object a URDF (the simulator loads those), else None (the
+    planner then chooses by its score alone; the log says why)."""
+    if not enabled or scene is None:
+        return None
+    missing = [o.name for o in scene.objects if o.urdf is None]
+    if missing:
+        log.info("grasp trials off: scene objects %s have no URDF for the simulator", missing)
+        return None
+    return SimGraspJudge(sim_config)
