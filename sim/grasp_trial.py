@@ -4,22 +4,23 @@ For each reachable candidate the planner hands over (with the timed joint trajec
 would execute), :class:`SimGraspJudge` loads the scene and the arm in a DIRECT PyBullet client
 (:class:`sim.world.SimWorld`), settles the objects once, and for each candidate restores that
 state and runs the candidate's trajectory from the approach's start: approach, close with the
-real grasp force (``SimConfig.finger_force``), then the first ``track_fraction`` of the part's
-track. It measures:
+real grasp force (``SimConfig.finger_force``), then the first ``track_fraction`` (half) of the
+part's track. It measures:
 
 - contact: whether both fingers are on the part when the closing ends, the fraction of the
   following steps they stay on it, and whether they are on it at the trial's end (a push: the
-  arm touching the part);
+  arm touching the part); and whether the arm hit the table;
 - slip: the part's largest drift in the tool frame after the closing (mm and degrees);
 - following: the part's motion against its track at the trial's last frame (mm, degrees, and
   the fraction of the track's displacement it made).
 
 A grasp *holds* when both fingers are on the part at the end of the closing and at the trial's
-end, it slipped at most ``EvalConfig.slip_tolerance`` scaled by ``track_fraction`` (slip
-accumulates along the track: a part that slips 5 mm in the first quarter slips about 20 mm over
-the whole), and it follows its track within the sim's own pose tolerances. A push holds when
-the arm touched the part and it followed. The score ranks those that hold: minus the
-fractions of their tolerances that slip and tracking error use up.
+end, the arm never touched the table, the part slipped at most ``EvalConfig.slip_tolerance`` and
+``angle_tolerance_deg`` scaled by ``track_fraction`` (slip accumulates along the track: a part
+that slips 10 mm in the first half slips about 20 mm over the whole), and it follows its track
+within the sim's own pose tolerances. A push holds when the arm touched the part, it followed,
+and the arm never touched the table. The score ranks those that hold: minus the fractions of
+their tolerances that slip and tracking error use up.
 
 The part is the link of the target object nearest to the track's frame-0 origin (the flow's
 part; for a rigid object its base). The trial uses the nominal physics of ``SimConfig`` (the
@@ -56,9 +57,11 @@ class GraspTrialConfig:
     """How a grasp trial runs; units in each comment."""
 
     # fraction of the track's frames (0, 1] followed in a trial (the trial's last frame is
-    # ceil(fraction * (T - 1)), at least frame 1): the first quarter shows a slipping grasp and
-    # costs a quarter of the follow phase
-    track_fraction: float = 0.25
+    # ceil(fraction * (T - 1)), at least frame 1). The slip limits scale with it (slip accumulates
+    # along the track); at half the track they are 10 mm / 7.5 deg, 2-3x the 2-4 mm a firm grasp
+    # settles by in the hand on closing and lifting, so holding and slipping separate. A quarter's
+    # 5 mm / 3.75 deg do not: a part turning out of the grasp showed 4.4 mm / 3.0 deg there.
+    track_fraction: float = 0.5
     settle_s: float = 0.25  # s the objects settle once (arm at the first candidate's start) before trials
 
     def __post_init__(self) -> None:
@@ -81,6 +84,7 @@ class TrialMeasures:
     contact_fraction: float  # of the steps after the closing with both fingers (push: the arm) on the part
     contact_at_end: bool  # both fingers (push: the arm) on the part at the trial's last step
     lost_at_s: float | None  # s from the trajectory's start: contact lost for good (None: kept or never made)
+    arm_table: bool  # an arm link (its base excluded) touched the table during the trial
     slip_mm: float  # the part's largest drift in the tool frame after the closing
     slip_deg: float  # likewise, its rotation
     track_mm: float  # the part's motion against its track at the trial's last frame, at the track's origin
@@ -118,14 +122,19 @@ def verdict_of(m: TrialMeasures, config: GraspTrialConfig, eval_config: EvalConf
     )
     followed = "" if m.followed is None else f", {100 * m.followed:.0f}% of its displacement"
     where = f"over frames 0..{m.frames} of the track: part {m.track_mm:.1f} mm / {m.track_deg:.1f} deg off it{followed}"
+    table = "; the arm hit the table" if m.arm_table else ""
     if m.kind == "push":
-        holds = bool(m.closed and follows)
+        holds = bool(m.closed and follows and not m.arm_table)
         score = -track_use
         what = "the arm touched the part" if m.closed else "the arm never touched the part"
-        reason = f"push: {what}; {where}"
+        reason = f"push: {what}; {where}{table}"
     else:
-        slip_ok = math.isfinite(m.slip_mm) and m.slip_mm <= 1000 * slip_limit
-        holds = bool(m.closed and m.contact_at_end and slip_ok and follows)
+        slip_ok = (
+            math.isfinite(m.slip_mm)
+            and m.slip_mm <= 1000 * slip_limit
+            and m.slip_deg <= eval_config.angle_tolerance_deg * config.track_fraction
+        )
+        holds = bool(m.closed and m.contact_at_end and slip_ok and follows and not m.arm_table)
         score = -(m.slip_mm / (1000 * slip_limit) + m.slip_deg / eval_config.angle_tolerance_deg + track_use)
         if not m.closed:
             grip = "the fingers did not close on the part"
@@ -135,7 +144,7 @@ def verdict_of(m: TrialMeasures, config: GraspTrialConfig, eval_config: EvalConf
             grip = f"both fingers on it for {100 * m.contact_fraction:.0f}% of the steps after closing"
         reason = (
             f"{grip}; slip {m.slip_mm:.1f} mm / {m.slip_deg:.1f} deg in the tool frame "
-            f"(limit {1000 * slip_limit:.0f} mm); {where}"
+            f"(limit {1000 * slip_limit:.0f} mm / {eval_config.angle_tolerance_deg * config.track_fraction:.1f} deg); {where}{table}"
         )
     if not math.isfinite(score):
         score, holds = -math.inf, False
@@ -243,6 +252,7 @@ def run_trial(
     body = world.objects[name].body
     fingers = world.finger_links[:2]
     contact = np.zeros(steps, bool)
+    arm_table = False
     T_tcp = np.empty((steps, 4, 4))
     T_part = np.empty((steps, 4, 4))
     for k in range(steps):
@@ -259,6 +269,7 @@ def run_trial(
             contact[k] = bool(
                 p.getContactPoints(bodyA=world.arm, bodyB=body, linkIndexB=link, physicsClientId=c)
             )
+        arm_table = arm_table or bool(world.contacts(world.arm, world.table))
         T_tcp[k] = world.tcp_pose()
         T_part[k] = _link_pose(world, name, link)
     k_close = min(round(t_close * cfg.physics_hz), steps - 1)
@@ -290,6 +301,7 @@ def run_trial(
         contact_fraction=float(after.mean()),
         contact_at_end=bool(contact[-1]),
         lost_at_s=lost_at,
+        arm_table=arm_table,
         slip_mm=slip_mm,
         slip_deg=slip_deg,
         track_mm=track_mm,

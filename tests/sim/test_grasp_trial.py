@@ -1,0 +1,171 @@
+"""The simulator as the planner's grasp judge: a grasp that holds outranks one that slips."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from core.errors import ChordError
+from planner.judge import GraspVerdict
+from planner.pipeline import PlannerConfig, plan_flow
+from planner.robot import Robot
+from sim.evaluate import simulate
+from sim.grasp_trial import (
+    GraspTrialConfig,
+    SimGraspJudge,
+    TrialMeasures,
+    judge_for,
+    trial_frames,
+    verdict_of,
+)
+from sim.rules import EvalConfig
+from tests.sim import scaffold as S
+
+BASE = (0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0)
+
+
+class Recorder:
+    """A judge that holds every candidate and keeps what it was given."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, scene, analysis, robot, T_world_base, candidates):
+        self.calls.append((analysis, T_world_base, list(candidates)))
+        return [GraspVerdict(True, 0.0, "recorded") for _ in candidates]
+
+
+@pytest.fixture(scope="module")
+def box(tmp_path_factory):
+    """The tiny scene (one 4 x 4 x 6 cm box), its lift flow, and the reachable grasps the planner finds."""
+    scene = S.box_scene(tmp_path_factory.mktemp("box"))
+    flow = S.lift_flow()
+    robot = Robot()
+    rec = Recorder()
+    plan_flow(flow, scene, PlannerConfig(base_pose=BASE), robot, rec)
+    analysis, T_world_base, cands = rec.calls[0]
+    return scene, flow, robot, analysis, T_world_base, cands
+
+
+def _loose(cand):
+    """The same grasp commanded to close only to the box's width: the fingers touch it without squeezing."""
+    g = cand.gripper.copy()
+    g[g < cand.candidate.width] = cand.candidate.width
+    return dataclasses.replace(cand, gripper=g)
+
+
+def test_a_grasp_that_holds_outranks_one_that_slips(box):
+    scene, _, robot, analysis, T_world_base, cands = box
+    good = cands[0]
+    verdicts = SimGraspJudge()(scene, analysis, robot, T_world_base, [_loose(good), good])
+    slips, holds = verdicts
+    assert holds.holds, holds.reason
+    assert not slips.holds, slips.reason
+    assert holds.score > slips.score
+    # The squeezing grasp carries the box: both fingers on it throughout, little slip, on its track.
+    m = holds.metrics
+    assert m["closed"] and m["contact_at_end"] and m["contact_fraction"] > 0.95
+    assert m["slip_mm"] < 5.0 and m["track_mm"] < 10.0
+    assert m["followed"] == pytest.approx(1.0, abs=0.25)
+    assert m["part"] == "box/base" and m["frames"] == trial_frames(21, 0.5) == 10
+    assert not m["arm_table"]
+    # The loose one leaves the box behind: it slips by most of what the track lifts it in the trial.
+    lift_mm = 1000 * (
+        analysis.target.track.T_world_part[10, 2, 3] - analysis.target.track.T_world_part[0, 2, 3]
+    )
+    assert slips.metrics["slip_mm"] > 0.5 * lift_mm
+    assert slips.metrics["followed"] < 0.5
+
+
+def test_the_planner_with_the_judge_chooses_the_holding_grasp(box):
+    scene, flow, robot, *_ = box
+    result = plan_flow(flow, scene, PlannerConfig(base_pose=BASE), robot, SimGraspJudge())
+    search = result.report["grasp"]["search"]["grasp"]
+    assert search["sim_held"] is True
+    chosen = [t for t in search["sim_trials"] if t["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["holds"]
+    assert chosen[0]["score"] == max(t["score"] for t in search["sim_trials"] if t["holds"])
+    assert search["sim_trials_s"] < 30.0  # a few candidates cost seconds
+    # And the plan it makes succeeds in the full simulation.
+    assert simulate(result.plan, scene, flow).success
+
+
+def test_trials_are_deterministic(box):
+    scene, _, robot, analysis, T_world_base, cands = box
+    a = SimGraspJudge()(scene, analysis, robot, T_world_base, cands[:2])
+    b = SimGraspJudge()(scene, analysis, robot, T_world_base, cands[:2])
+    assert [v.metrics for v in a] == [v.metrics for v in b]
+    # A trial does not depend on the trials before it (each restores the settled scene).
+    c = SimGraspJudge()(scene, analysis, robot, T_world_base, cands[1:2])
+    assert c[0].metrics == a[1].metrics
+
+
+def _measures(**kw):
+    base = dict(
+        kind="grasp", part="box/base", closed=True, contact_fraction=1.0, contact_at_end=True, lost_at_s=None,
+        arm_table=False,
+        slip_mm=1.0, slip_deg=0.5, track_mm=2.0, track_deg=0.5, followed=1.0, frames=5, sim_s=2.0, steps=480,
+    )  # fmt: skip
+    base.update(kw)
+    return TrialMeasures(**base)
+
+
+def test_verdict_rules():
+    cfg, ev = GraspTrialConfig(), EvalConfig()
+    ok = verdict_of(_measures(), cfg, ev)
+    assert ok.holds and ok.score == pytest.approx(-(1.0 / 10.0 + 0.5 / 15 + 2.0 / 20 + 0.5 / 15))
+    # Slip limits: the sim's 20 mm / 15 deg scaled to the half of the track tried.
+    assert verdict_of(_measures(slip_mm=9.9), cfg, ev).holds
+    assert not verdict_of(_measures(slip_mm=10.1), cfg, ev).holds
+    assert verdict_of(_measures(slip_deg=7.4), cfg, ev).holds
+    assert not verdict_of(_measures(slip_deg=7.6), cfg, ev).holds
+    quarter = GraspTrialConfig(track_fraction=0.25)
+    assert not verdict_of(_measures(slip_mm=5.1), quarter, ev).holds
+    table = verdict_of(_measures(arm_table=True), cfg, ev)
+    assert not table.holds and table.reason.endswith("; the arm hit the table")
+    lost = verdict_of(_measures(contact_at_end=False, lost_at_s=1.25), cfg, ev)
+    assert not lost.holds and "the fingers lost the part at t = 1.25 s" in lost.reason
+    never = verdict_of(_measures(closed=False), cfg, ev)
+    assert not never.holds and "did not close on the part" in never.reason
+    assert not verdict_of(_measures(track_mm=21.0), cfg, ev).holds
+    nan = verdict_of(_measures(slip_mm=math.nan), cfg, ev)
+    assert not nan.holds and nan.score == -math.inf
+    push = verdict_of(_measures(kind="push", slip_mm=50.0), cfg, ev)
+    assert push.holds and push.reason.startswith("push: the arm touched the part")
+
+
+def test_trial_frames_are_a_fraction_of_the_track():
+    assert trial_frames(21, 0.25) == 5
+    assert trial_frames(41, 0.25) == 10
+    assert trial_frames(3, 0.01) == 1  # at least one frame
+    assert trial_frames(41, 1.0) == 40
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.1, 1.5, math.nan])
+def test_track_fraction_is_checked(bad):
+    with pytest.raises(ChordError, match="track_fraction"):
+        GraspTrialConfig(track_fraction=bad)
+
+
+def test_judge_for_needs_urdfs(box):
+    scene = box[0]
+    assert isinstance(judge_for(scene), SimGraspJudge)
+    assert judge_for(scene, enabled=False) is None
+    assert judge_for(None) is None
+    no_urdf = dataclasses.replace(
+        scene, objects=tuple(dataclasses.replace(o, urdf=None) for o in scene.objects)
+    )
+    assert judge_for(no_urdf) is None
+
+
+def test_the_judge_names_a_missing_object(box):
+    scene, _, robot, analysis, T_world_base, cands = box
+    other = dataclasses.replace(
+        scene, objects=tuple(dataclasses.replace(o, name="crate") for o in scene.objects)
+    )
+    with pytest.raises(ChordError, match="'box' is not in the simulated scene"):
+        SimGraspJudge()(other, analysis, robot, T_world_base, cands[:1])
+    assert np.isfinite(cands[0].q).all()
