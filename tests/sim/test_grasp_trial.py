@@ -169,3 +169,30 @@ def test_the_judge_names_a_missing_object(box):
     with pytest.raises(ChordError, match="'box' is not in the simulated scene"):
         SimGraspJudge()(other, analysis, robot, T_world_base, cands[:1])
     assert np.isfinite(cands[0].q).all()
+
+
+def test_chord_plan_tries_grasps_in_simulation_unless_told_not_to(box, tmp_path, capsys):
+    from chord.cli.main import main
+    from core.plan import Plan
+
+    scene, flow, *_ = box
+    flow_path = flow.save(tmp_path / "flow.npz")
+    scene_path = scene.save(tmp_path / "scene.yaml")
+    base = ["--base-pose", *map(str, BASE)]
+    assert (
+        main(["plan", str(flow_path), "--scene", str(scene_path), "--out", str(tmp_path / "a.npz"), *base])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    judged = Plan.load(tmp_path / "a.npz").report["grasp"]
+    assert "in simulation it held" in printed and "in simulation it held" in judged["reason"]
+    trials = judged["search"]["grasp"]["sim_trials"]
+    assert len(trials) >= 2 and sum(t["chosen"] for t in trials) == 1
+    assert all({"slip_mm", "slip_deg", "track_mm", "closed"} <= set(t["metrics"]) for t in trials)
+    rc = main(
+        ["plan", str(flow_path), "--scene", str(scene_path), "--out", str(tmp_path / "b.npz"), *base,
+         "--no-sim-grasp"]
+    )  # fmt: skip
+    assert rc == 0
+    plain = Plan.load(tmp_path / "b.npz").report["grasp"]
+    assert "in simulation" not in capsys.readouterr().out and "sim_trials" not in plain["search"]["grasp"]
