@@ -86,8 +86,9 @@ class BenchConfig:
     # `chord plan` and `chord run`): "auto" = "mesh" with a scene (the scene's meshes carried by the
     # flow's parts: a one-view flow such as video flow has no far side to grasp), "flow" (its points)
     geometry: Literal["auto", "flow", "mesh"] = PlannerConfig.geometry
-    # choose each plan's grasp by trying the best few in PyBullet (sim.grasp_trial, nominal physics:
-    # the trial's perturbed friction and masses are not told to it), as `chord plan` does by default
+    # choose each plan's grasp by trying the best few in PyBullet (sim.grasp_trial: the unknown
+    # object friction bracketed at 0.5 and 1.0; the trial's perturbed friction and masses are not
+    # told to it), as `chord plan` does by default
     sim_grasp: bool = True
 
     def __post_init__(self) -> None:

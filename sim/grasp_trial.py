@@ -4,8 +4,8 @@ For each reachable candidate the planner hands over (with the timed joint trajec
 would execute), :class:`SimGraspJudge` loads the scene and the arm in a DIRECT PyBullet client
 (:class:`sim.world.SimWorld`), settles the objects once, and for each candidate restores that
 state and runs the candidate's trajectory from the approach's start: approach, close with the
-real grasp force (``SimConfig.finger_force``), then the first ``track_fraction`` (half) of the
-part's track. It measures:
+real grasp force (``SimConfig.finger_force``), then the first ``track_fraction`` of the part's
+track (all of it by default: slip that builds up over the track shows only at its end). It measures:
 
 - contact: whether both fingers are on the part when the closing ends, the fraction of the
   following steps they stay on it, and whether they are on it at the trial's end (a push: the
@@ -23,9 +23,11 @@ and the arm never touched the table. The score ranks those that hold: minus the 
 their tolerances that slip and tracking error use up.
 
 The part is the link of the target object nearest to the track's frame-0 origin (the flow's
-part; for a rigid object its base). The trial uses the nominal physics of ``SimConfig`` (the
-URDFs' friction and masses): the planner does not know a trial's perturbation, and neither
-does the judge. Deterministic: one PyBullet client per call, no randomness.
+part; for a rigid object its base). The trial uses ``SimConfig``'s physics, except that an
+object friction it does not state (``object_friction`` None) is bracketed: every candidate is
+tried at each of ``GraspTrialConfig.frictions`` (0.5 and 1.0) and holds only if it holds at
+all of them (its verdict is its worst trial's). Deterministic: one PyBullet client per call, no
+randomness.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from core.transforms import matrix_to_quat, pose_to_matrix, xyzw_to_wxyz
 from planner.analysis import FlowAnalysis
 from planner.judge import GraspVerdict, TrialCandidate
 from planner.robot import Robot
-from sim.checks import ConfigError, check_number
+from sim.checks import ConfigError, check_number, check_numbers
 from sim.rollout import commands
 from sim.rules import EvalConfig
 from sim.world import SimConfig, SimWorld
@@ -57,15 +59,29 @@ class GraspTrialConfig:
     """How a grasp trial runs; units in each comment."""
 
     # fraction of the track's frames (0, 1] followed in a trial (the trial's last frame is
-    # ceil(fraction * (T - 1)), at least frame 1). The slip limits scale with it (slip accumulates
-    # along the track); at half the track they are 10 mm / 7.5 deg, 2-3x the 2-4 mm a firm grasp
-    # settles by in the hand on closing and lifting, so holding and slipping separate. A quarter's
-    # 5 mm / 3.75 deg do not: a part turning out of the grasp showed 4.4 mm / 3.0 deg there.
-    track_fraction: float = 0.5
+    # ceil(fraction * (T - 1)), at least frame 1); the slip limits scale with it. The whole track
+    # by default: a part turning out of the grasp as a slide drags it along the table showed
+    # 4.4 mm / 3.0 deg in the first quarter (within a quarter's 5 mm / 3.75 deg, and within the
+    # 2-4 mm a firm grasp settles by on closing) and 41 mm in the end; on a knob, grasps that
+    # differed by noise over the first half ended 0.03 and 0.27 rad from the goal. A trial of the
+    # whole track costs about a second per candidate and friction.
+    track_fraction: float = 1.0
     settle_s: float = 0.25  # s the objects settle once (arm at the first candidate's start) before trials
+    # Lateral friction coefficients of the objects a candidate is tried at when the simulator's
+    # config does not state one (SimConfig.object_friction None): it must hold at every one.
+    # An object's friction is rarely known (URDFs seldom give it; PyBullet's default is 0.5) and
+    # it acts twice: the fingers' grip grows with it, and so does the table's drag on a part
+    # carried along the table, which can turn the part out of the grasp. 0.5 (smooth plastic,
+    # PyBullet's default) and 1.0 (rubbery) bracket common household materials on rubber pads.
+    frictions: tuple[float, ...] = (0.5, 1.0)
 
     def __post_init__(self) -> None:
         """Raises ConfigError (a ChordError) for a value out of range; NaN is never in range."""
+        if not self.frictions:
+            raise ConfigError(
+                "GraspTrialConfig.frictions is empty, expected at least one friction coefficient"
+            )
+        check_numbers("GraspTrialConfig", "frictions", self.frictions, above=0.0)
         check_number("GraspTrialConfig", "track_fraction", self.track_fraction, above=0.0)
         if not self.track_fraction <= 1.0:
             raise ConfigError(
@@ -179,22 +195,51 @@ class SimGraspJudge:
         base = (*T_world_base[:3, 3].tolist(), *matrix_to_quat(T_world_base[:3, :3]).tolist())
         target = analysis.target.object_name
         track = analysis.target.track.T_world_part
+        # A friction the simulator's config states is known: the trials use it alone.
+        known = self.sim_config.object_friction
+        frictions = (known,) if known is not None else self.config.frictions
+        per: list[list[GraspVerdict]] = [[] for _ in candidates]  # candidate -> verdict per friction
         with SimWorld(scene, self.sim_config, robot.urdf, base, robot.joint_names) as world:
             if target not in world.objects:
                 raise ChordError(f"grasp trial: the part's object {target!r} is not in the simulated scene")
             link, link_name = part_link(world, target, track[0, :3, 3])
-            first = candidates[0]
-            world.reset_arm(first.q[0], first.gripper[0])
-            world.step(round(self.config.settle_s * self.sim_config.physics_hz))
-            settled = world.p.saveState(physicsClientId=world.client)
-            verdicts = []
-            for cand in candidates:
-                world.p.restoreState(stateId=settled, physicsClientId=world.client)
-                m = run_trial(world, cand, target, link, f"{target}/{link_name}", track, self.config)
-                verdicts.append(verdict_of(m, self.config, self.eval_config))
-                log.info("grasp trial %d: %s", cand.rank, verdicts[-1].reason)
-        log.info("grasp trials: %d candidates in %.2f s", len(candidates), time.perf_counter() - wall0)
-        return verdicts
+            p, c = world.p, world.client
+            initial = p.saveState(physicsClientId=c)
+            for mu in frictions:
+                p.restoreState(stateId=initial, physicsClientId=c)
+                for ob in world.objects.values():
+                    for li in range(-1, p.getNumJoints(ob.body, physicsClientId=c)):
+                        p.changeDynamics(ob.body, li, lateralFriction=float(mu), physicsClientId=c)
+                first = candidates[0]
+                world.reset_arm(first.q[0], first.gripper[0])
+                world.step(round(self.config.settle_s * self.sim_config.physics_hz))
+                settled = p.saveState(physicsClientId=c)
+                for i, cand in enumerate(candidates):
+                    p.restoreState(stateId=settled, physicsClientId=c)
+                    m = run_trial(world, cand, target, link, f"{target}/{link_name}", track, self.config)
+                    per[i].append(verdict_of(m, self.config, self.eval_config))
+                    log.info("grasp trial %d at friction %.2f: %s", cand.rank, mu, per[i][-1].reason)
+        log.info(
+            "grasp trials: %d candidates x %d frictions in %.2f s",
+            len(candidates), len(frictions), time.perf_counter() - wall0,
+        )  # fmt: skip
+        return [worst_case(v, frictions) for v in per]
+
+
+def worst_case(verdicts: list[GraspVerdict], frictions: tuple[float, ...]) -> GraspVerdict:
+    """One candidate's verdict over the frictions it was tried at: it holds only if it held at
+    every one; its score, reason and metrics are those of its worst trial (the reason names that
+    friction), and ``metrics["per_friction"]`` lists each trial's friction, holds and score."""
+    k = min(range(len(verdicts)), key=lambda i: (verdicts[i].holds, verdicts[i].score))
+    worst = verdicts[k]
+    metrics = dict(worst.metrics)
+    metrics["friction"] = float(frictions[k])
+    metrics["per_friction"] = [
+        {"friction": float(mu), "holds": v.holds, "score": v.score}
+        for mu, v in zip(frictions, verdicts, strict=True)
+    ]
+    reason = worst.reason if len(frictions) == 1 else f"at friction {frictions[k]:g}: {worst.reason}"
+    return GraspVerdict(all(v.holds for v in verdicts), worst.score, reason, metrics)
 
 
 def part_link(world: SimWorld, name: str, point: np.ndarray) -> tuple[int, str]:

@@ -48,7 +48,7 @@ def plan(
         config: the planner's settings (planner.config.PlannerConfig; docs/planner.md).
         rerun: also write a rerun recording (.rrd) of the scene, the flow coloured by part and the plan.
         sim_grasp: choose the grasp by trying the best few reachable ones in PyBullet (close, follow
-            the first half of the track; sim.grasp_trial) when the scene gives every object a
+            the track; sim.grasp_trial) when the scene gives every object a
             URDF; --no-sim-grasp chooses by the planner's geometric score alone.
     """
     from core.scene import Scene
