@@ -53,7 +53,9 @@ class GraspVerdict:
     """A judge's answer for one candidate."""
 
     holds: bool  # the part stayed in the hand (push: followed the tool) through the trial
-    score: float  # higher is better; compared only among candidates that hold
+    # higher is better: compared among the candidates that hold, and, when none of any kind
+    # holds, across grasps and pushes to find the least bad (so one scale for both kinds)
+    score: float
     reason: str  # one line: what was measured
     metrics: dict[str, Any] = field(default_factory=dict)  # JSON-able numbers behind the verdict
 

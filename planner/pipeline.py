@@ -124,8 +124,8 @@ def _choose(
     Without a judge: the best by score of the first 3 reachable candidates of the first kind
     ("grasp", then "push") that has any. With one: up to ``config.grasp.sim_candidates``
     reachable candidates of a kind are tried (:func:`_judged_choice`); the best that holds is
-    chosen, and if none holds the next kind is tried, the best-scored trial of all being the
-    last resort. Every trial's numbers go into the stats (``<kind>.sim_trials``).
+    chosen, and if none holds the next kind is tried; if nothing holds, the least bad trial of
+    every kind tried (the judge's scores of grasps and pushes are comparable). Every trial's numbers go into the stats (``<kind>.sim_trials``).
     """
     T_base_world = np.linalg.inv(T_world_base)
     rng = np.random.default_rng(config.segment.seed)
@@ -145,7 +145,7 @@ def _choose(
     stats: dict[str, Any] = {}
     first_unreachable: str | None = None
     keep = config.grasp.sim_candidates if judge is not None else _REACHABLE_WITHOUT_JUDGE
-    fallback: tuple[GraspCandidate, str] | None = None  # best trial of a kind where none held
+    fallback: tuple[float, GraspCandidate, str] | None = None  # least bad trial where none held
     for kind in ("grasp", "push"):
         if kind == "grasp":
             cands = antipodal_candidates(pts_part, config.grasp, rng)
@@ -202,8 +202,9 @@ def _choose(
             if held["sim_held"]:
                 log.info("chosen %s: %s", kind, reason)
                 return replace(cand, reason=reason), stats
-            if fallback is None:
-                fallback = (cand, reason)
+            score = max((t["score"] for t in held["sim_trials"] if t.get("chosen")), default=-np.inf)
+            if fallback is None or score > fallback[0]:
+                fallback = (score, cand, reason)
             continue
         if reachable:
             _, rank, cand, margin = max(reachable, key=lambda r: r[0])
@@ -212,8 +213,8 @@ def _choose(
             log.info("chosen %s: %s", kind, reason)
             return chosen, stats
     if fallback is not None:
-        log.info("chosen without a trial that held: %s", fallback[1])
-        return replace(fallback[0], reason=fallback[1]), stats
+        log.info("chosen without a trial that held: %s", fallback[2])
+        return replace(fallback[1], reason=fallback[2]), stats
     n_free = stats["grasp"]["collision_free_checked"] + stats["push"]["collision_free_checked"]
     if n_free and first_unreachable is not None:
         raise ChordError(
