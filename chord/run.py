@@ -175,9 +175,9 @@ def _run_chain(scene: Path, out: Path, config: ChainConfig, seconds: dict[str, f
     from planner.api import plan_file
 
     plan_path = out / "plan.npz"
-    from sim.grasp_trial import judge_for
+    from sim.grasp_trial import SimGraspJudge
 
-    judge = judge_for(sc, config.sim_grasp, config.sim)
+    judge = SimGraspJudge(config.sim) if config.sim_grasp else None
     planned = run_stage(
         "plan", seconds, plan_file, flow.flow_path, scene, plan_path, config.planner, judge=judge
     )

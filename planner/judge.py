@@ -63,11 +63,17 @@ class GraspVerdict:
 class GraspJudge(Protocol):
     """Tries reachable candidates before the planner commits to one; one verdict per candidate.
 
-    Called once per robot base placement with at most ``GraspConfig.sim_candidates`` candidates
-    of one kind ("grasp" or "push"). Must return ``len(candidates)`` verdicts in the same order,
-    and be deterministic (the plan must not depend on the wall clock). May raise ChordError for a
-    scene it cannot load; the planner then fails with that message.
+    Called once per robot base placement and kind ("grasp" or "push") with at most
+    ``GraspConfig.sim_candidates`` candidates. Must return ``len(candidates)`` verdicts in the
+    same order, and be deterministic (the plan must not depend on the wall clock). May raise
+    ChordError for a scene it cannot load; the planner then fails with that message.
     """
+
+    def accepts(self, scene: Any) -> bool:
+        """Whether it can try grasps in ``scene`` (core.scene.Scene); when not, the planner
+        chooses by its own score, exactly as without a judge (e.g. the simulator needs every
+        object's URDF)."""
+        ...
 
     def __call__(
         self,

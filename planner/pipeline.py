@@ -453,8 +453,8 @@ def plan_flow(
     if movable is not None and not movable:
         raise ChordError(f"no movable object of the scene is in the flow {list(flow.object_names)}")
     surfaces = config.geometry_for(scene is not None)  # "auto" resolved; raises for mesh without scene
-    if judge is not None and scene is None:
-        log.info("no scene: grasps are chosen without trials (a grasp judge needs the scene's objects)")
+    if judge is not None and (scene is None or not judge.accepts(scene)):
+        log.info("grasps are chosen without trials: the grasp judge cannot try them without this scene")
         judge = None
 
     analysis = analyse_flow(flow, config.segment, objects=movable)

@@ -292,7 +292,7 @@ def run_trial(trial: Trial) -> dict[str, Any]:
     """Perturb, plan and simulate one trial; returns its JSON-able record (never raises)."""
     from planner.pipeline import plan_flow
     from sim.evaluate import simulate
-    from sim.grasp_trial import judge_for
+    from sim.grasp_trial import SimGraspJudge
 
     cfg = trial.config
     rec: dict[str, Any] = {
@@ -313,9 +313,8 @@ def run_trial(trial: Trial) -> dict[str, Any]:
         if trial.judged_by == "truth":  # the scene's recorded ground truth judges, moved with the objects
             truth_p = perturb_truth(scene, _load("truth", str(scene.reference.truth)), pert)
         try:
-            judge = judge_for(
-                scene_p, cfg.sim_grasp, SimConfig(physics_hz=cfg.physics_hz, substeps=cfg.substeps)
-            )
+            trial_physics = SimConfig(physics_hz=cfg.physics_hz, substeps=cfg.substeps)
+            judge = SimGraspJudge(trial_physics) if cfg.sim_grasp else None
             planned = plan_flow(planning_p, scene_p, planner_config(trial.method, cfg), judge=judge)
         except ChordError as e:
             rec.update(

@@ -180,6 +180,13 @@ class SimGraspJudge:
         self.config = config
         self.eval_config = eval_config
 
+    def accepts(self, scene: Scene) -> bool:
+        """True when every scene object has a URDF (the simulator loads those); logs why not."""
+        missing = [o.name for o in scene.objects if o.urdf is None]
+        if missing:
+            log.info("grasp trials off: scene objects %s have no URDF for the simulator", missing)
+        return not missing
+
     def __call__(
         self,
         scene: Scene,
@@ -356,18 +363,3 @@ def run_trial(
         sim_s=float(t[-1]),
         steps=steps,
     )
-
-
-def judge_for(
-    scene: Scene | None, enabled: bool = True, sim_config: SimConfig = SimConfig()
-) -> SimGraspJudge | None:
-    """The judge ``chord plan``, ``chord run`` and ``chord bench`` plan with: a SimGraspJudge when
-    ``enabled`` and the scene gives every object a URDF (the simulator loads those), else None (the
-    planner then chooses by its score alone; the log says why)."""
-    if not enabled or scene is None:
-        return None
-    missing = [o.name for o in scene.objects if o.urdf is None]
-    if missing:
-        log.info("grasp trials off: scene objects %s have no URDF for the simulator", missing)
-        return None
-    return SimGraspJudge(sim_config)

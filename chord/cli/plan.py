@@ -51,16 +51,15 @@ def plan(
             the track; sim.grasp_trial) when the scene gives every object a
             URDF; --no-sim-grasp chooses by the planner's geometric score alone.
     """
-    from core.scene import Scene
     from planner.api import plan_file
-    from sim.grasp_trial import judge_for
+    from sim.grasp_trial import SimGraspJudge
 
     # Outputs first: an unwritable --out fails now, not after the planning.
     check_output_file(out, "--out")
     if rerun is not None:
         check_output_file(rerun, "--rerun")
-    judge = judge_for(None if scene is None else Scene.load(scene), sim_grasp)
-    outcome = plan_file(flow, scene, out, config, judge=judge)
+    # The judge tries grasps only in a scene whose objects all have URDFs (SimGraspJudge.accepts).
+    outcome = plan_file(flow, scene, out, config, judge=SimGraspJudge() if sim_grasp else None)
     print(outcome.report.summary(outcome.plan_path))
     print(f"grasp: {outcome.report.grasp_reason}")
     if rerun is not None:

@@ -40,8 +40,11 @@ def pick_task():
 class FakeJudge:
     """Records its calls; holds = the candidates whose position in the call is in ``holding``."""
 
-    def __init__(self, holding, scores=None):
-        self.holding, self.scores, self.calls = set(holding), scores, []
+    def __init__(self, holding, scores=None, accepts=True):
+        self.holding, self.scores, self.calls, self.accepting = set(holding), scores, [], accepts
+
+    def accepts(self, scene):
+        return self.accepting
 
     def __call__(self, scene, analysis, robot, T_world_base, candidates):
         self.calls.append((scene, analysis, T_world_base.copy(), list(candidates)))
@@ -160,6 +163,20 @@ def test_without_a_judge_the_choice_is_unchanged(pick_task, robot):
     np.testing.assert_allclose(same.grasp.T_part_ee, plain.grasp.T_part_ee)
 
 
+class OneVerdict(FakeJudge):
+    def __call__(self, *args):
+        return super().__call__(*args)[:1]
+
+
+def test_a_judge_that_declines_the_scene_is_not_called(pick_task, robot):
+    sf, scene = pick_task
+    judge = FakeJudge(holding={0}, accepts=False)
+    declined = plan_flow(sf.flow, scene, _config(sim_candidates=6), robot, judge)
+    assert judge.calls == []
+    plain = plan_flow(sf.flow, scene, _config(sim_candidates=6), robot)
+    assert declined.plan.content_hash() == plain.plan.content_hash()
+
+
 def test_a_judge_without_a_scene_is_not_called(robot):
     sf = synthetic.rigid_pick(n=1500, seed=3)
     judge = FakeJudge(holding={0})
@@ -170,7 +187,7 @@ def test_a_judge_without_a_scene_is_not_called(robot):
 def test_a_judge_answering_the_wrong_number_of_verdicts_is_an_error(pick_task, robot):
     sf, scene = pick_task
     with pytest.raises(ChordError, match="returned 1 verdicts for 4 candidates"):
-        plan_flow(sf.flow, scene, _config(), robot, lambda *a: [GraspVerdict(True, 0.0, "one")])
+        plan_flow(sf.flow, scene, _config(), robot, OneVerdict(holding={0}))
 
 
 def test_pick_prefers_holding_then_score_and_never_nan():

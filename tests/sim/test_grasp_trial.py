@@ -17,7 +17,6 @@ from sim.grasp_trial import (
     GraspTrialConfig,
     SimGraspJudge,
     TrialMeasures,
-    judge_for,
     trial_frames,
     verdict_of,
 )
@@ -32,6 +31,9 @@ class Recorder:
 
     def __init__(self):
         self.calls = []
+
+    def accepts(self, scene):
+        return True
 
     def __call__(self, scene, analysis, robot, T_world_base, candidates):
         self.calls.append((analysis, T_world_base, list(candidates)))
@@ -157,15 +159,18 @@ def test_track_fraction_is_checked(bad):
         GraspTrialConfig(track_fraction=bad)
 
 
-def test_judge_for_needs_urdfs(box):
-    scene = box[0]
-    assert isinstance(judge_for(scene), SimGraspJudge)
-    assert judge_for(scene, enabled=False) is None
-    assert judge_for(None) is None
+def test_the_judge_accepts_only_scenes_whose_objects_have_urdfs(box):
+    scene, flow, robot, *_ = box
+    assert SimGraspJudge().accepts(scene)
     no_urdf = dataclasses.replace(
         scene, objects=tuple(dataclasses.replace(o, urdf=None) for o in scene.objects)
     )
-    assert judge_for(no_urdf) is None
+    assert not SimGraspJudge().accepts(no_urdf)
+    # The planner then chooses as without a judge: the same plan, no trials.
+    plain = plan_flow(flow, no_urdf, PlannerConfig(base_pose=BASE), robot)
+    judged = plan_flow(flow, no_urdf, PlannerConfig(base_pose=BASE), robot, SimGraspJudge())
+    assert judged.plan.content_hash() == plain.plan.content_hash()
+    assert "sim_trials" not in judged.report["grasp"]["search"]["grasp"]
 
 
 def test_the_judge_names_a_missing_object(box):
