@@ -118,14 +118,18 @@ def _choose(
     config: PlannerConfig,
     judge: GraspJudge | None = None,
     scene=None,  # core.scene.Scene, for the judge
-) -> tuple[GraspCandidate, dict[str, Any]]:
-    """The best grasp (or push) that is collision-free and reachable; raises ChordError if none.
+) -> tuple[list[GraspCandidate], dict[str, Any]]:
+    """The grasps (or pushes) to plan with, best first, that are collision-free and reachable,
+    and the search's stats; raises ChordError if none.
 
     Without a judge: the best by score of the first 3 reachable candidates of the first kind
     ("grasp", then "push") that has any. With one: up to ``config.grasp.sim_candidates``
     reachable candidates of a kind are tried (:func:`_judged_choice`); the best that holds is
     chosen, and if none holds the next kind is tried; if nothing holds, the least bad trial of
-    every kind tried (the judge's scores of grasps and pushes are comparable). Every trial's numbers go into the stats (``<kind>.sim_trials``).
+    every kind tried (the judge's scores of grasps and pushes are comparable). With a judge the
+    list goes on with the other tried candidates in the judge's order (those that hold first),
+    for :func:`_plan_at_base` to fall back on when the first fails in later planning; without one
+    it holds the one choice. Every trial's numbers go into the stats (``<kind>.sim_trials``).
     """
     T_base_world = np.linalg.inv(T_world_base)
     rng = np.random.default_rng(config.segment.seed)
@@ -145,7 +149,7 @@ def _choose(
     stats: dict[str, Any] = {}
     first_unreachable: str | None = None
     keep = config.grasp.sim_candidates if judge is not None else _REACHABLE_WITHOUT_JUDGE
-    fallback: tuple[float, GraspCandidate, str] | None = None  # least bad trial where none held
+    fallbacks: list[tuple[float, list[GraspCandidate]]] = []  # (least bad score, choices) where none held
     for kind in ("grasp", "push"):
         if kind == "grasp":
             cands = antipodal_candidates(pts_part, config.grasp, rng)
@@ -194,27 +198,33 @@ def _choose(
                 break
         stats[kind] = {"candidates": len(cands), "collision_free_checked": len(free), "rejected": reasons}
         if reachable and judge is not None:
-            i, held = _judged_choice(judge, scene, robot, analysis, T_world_base, reachable, paths, config)
+            order, held = _judged_choice(
+                judge, scene, robot, analysis, T_world_base, reachable, paths, config
+            )
             stats[kind].update(held)
-            _, rank, cand, margin = reachable[i]
-            reason = describe(cand, rank, len(free), len(cands), margin, len(track))
-            reason = f"{reason}; {held['sim_choice']}"
+            trial_reason = {t["rank"]: t.get("reason", t.get("why_not", "")) for t in held["sim_trials"]}
+            choices = []
+            for n, i in enumerate(order):
+                _, rank, cand, margin = reachable[i]
+                reason = describe(cand, rank, len(free), len(cands), margin, len(track))
+                why = held["sim_choice"] if n == 0 else f"in simulation: {trial_reason[i]}"
+                choices.append(replace(cand, reason=f"{reason}; {why}"))
             if held["sim_held"]:
-                log.info("chosen %s: %s", kind, reason)
-                return replace(cand, reason=reason), stats
+                log.info("chosen %s: %s", kind, choices[0].reason)
+                return choices, stats
             score = max((t["score"] for t in held["sim_trials"] if t.get("chosen")), default=-np.inf)
-            if fallback is None or score > fallback[0]:
-                fallback = (score, cand, reason)
+            fallbacks.append((score, choices))
             continue
         if reachable:
             _, rank, cand, margin = max(reachable, key=lambda r: r[0])
             reason = describe(cand, rank, len(free), len(cands), margin, len(track))
             chosen = replace(cand, reason=reason)
             log.info("chosen %s: %s", kind, reason)
-            return chosen, stats
-    if fallback is not None:
-        log.info("chosen without a trial that held: %s", fallback[2])
-        return replace(fallback[1], reason=fallback[2]), stats
+            return [chosen], stats
+    if fallbacks:
+        fallbacks.sort(key=lambda f: -f[0])  # stable: the earlier kind on ties
+        log.info("chosen without a trial that held: %s", fallbacks[0][1][0].reason)
+        return [c for _, choices in fallbacks for c in choices], stats
     n_free = stats["grasp"]["collision_free_checked"] + stats["push"]["collision_free_checked"]
     if n_free and first_unreachable is not None:
         raise ChordError(
@@ -243,14 +253,15 @@ def _judged_choice(
     reachable: list[tuple[float, int, GraspCandidate, float]],  # (score, rank, candidate, margin)
     paths: list[tuple[IKPath, dict[str, tuple[int, int]]]],  # each one's IK path and phases
     config: PlannerConfig,
-) -> tuple[int, dict[str, Any]]:
-    """Which reachable candidate to choose by the judge's trials, and the trials' record.
+) -> tuple[list[int], dict[str, Any]]:
+    """In which order to plan with the reachable candidates by the judge's trials, and their record.
 
     Each candidate's IK path is timed as the plan would be (:func:`_time_waypoints`) and handed
     to the judge. The best that holds wins (:func:`planner.judge.pick`); if none holds, the one
     with the best trial score, and the record's ``sim_held`` is False. A candidate whose path
     cannot be timed is not tried (the final plan would fail on it too); if none can be, the
-    planner's own best score decides. Returns (index into ``reachable``, record with
+    planner's own best score decides. Returns (indices into ``reachable``, the chosen first,
+    then the other tried ones in the judge's order, record with
     ``sim_trials`` (every trial's numbers), ``sim_choice`` (why, in words), ``sim_held`` and
     ``sim_trials_s`` (wall seconds)). Raises ChordError if the judge answers with the wrong
     number of verdicts, or what the judge raises.
@@ -284,11 +295,17 @@ def _judged_choice(
         raise ChordError(f"the grasp judge returned {len(verdicts)} verdicts for {len(trials)} candidates")
     best = pick(verdicts)
     held = best is not None
-    if best is None and verdicts:  # none held: the least bad trial (NaN scores last)
-        best = max(
-            range(len(verdicts)),
-            key=lambda k: (verdicts[k].score if np.isfinite(verdicts[k].score) else -np.inf, -k),
-        )
+    # The judge's order: those that hold first, then by score (NaN last), earlier on ties.
+    ranked = sorted(
+        range(len(verdicts)),
+        key=lambda k: (
+            not verdicts[k].holds,
+            -(verdicts[k].score if np.isfinite(verdicts[k].score) else -np.inf),
+            k,
+        ),
+    )
+    if best is None and verdicts:  # none held: the least bad trial
+        best = ranked[0]
     record: list[dict[str, Any]] = [
         {"rank": i, "planner_score": float(reachable[i][0]), "tried": False, "why_not": why}
         for i, why in untimed.items()
@@ -321,7 +338,8 @@ def _judged_choice(
             )
         else:
             why = f"in simulation none of the {len(trials)} tried candidates held; the least bad: {v.reason}"
-    return index, {
+    order = [index] + [trials[k].rank for k in ranked if trials[k].rank != index]
+    return order, {
         "sim_trials": record,
         "sim_choice": why,
         "sim_held": held,
@@ -534,17 +552,35 @@ def _plan_at_base(
     """
     T_world_base = pose_to_matrix(base[:3], base[3:])
     T_base_world = np.linalg.inv(T_world_base)
-    cand, grasp_stats = _choose(robot, analysis, geometry, table_height, T_world_base, config, judge, scene)
+    choices, grasp_stats = _choose(
+        robot, analysis, geometry, table_height, T_world_base, config, judge, scene
+    )
     t_grasp = time.perf_counter()
-
-    T_world, T_base, phases, path = _waypoint_ik(robot, analysis, cand, T_base_world, config)
     table_z = float((T_base_world @ np.array([0, 0, table_height, 1.0]))[2])
-    q_wp = _optimise_waypoints(robot, path, T_base, phases, geometry, T_base_world, table_z, config)
-    clearance, ep, er = _check_waypoints(robot, q_wp, T_base, T_world_base, phases, geometry, config)
-    t_opt = time.perf_counter()
-
-    opening, hold = _gripper_widths(cand, config.grasp)
-    timed = _time_waypoints(robot, q_wp, phases, opening, hold, config)
+    # With a judge, a choice whose optimised path fails its checks or its timing (which the
+    # trials, run on the IK path, cannot see) gives way to the next in the judge's order.
+    failed: list[str] = []
+    for n, cand in enumerate(choices):
+        try:
+            T_world, T_base, phases, path = _waypoint_ik(robot, analysis, cand, T_base_world, config)
+            q_wp = _optimise_waypoints(robot, path, T_base, phases, geometry, T_base_world, table_z, config)
+            clearance, ep, er = _check_waypoints(robot, q_wp, T_base, T_world_base, phases, geometry, config)
+            t_opt = time.perf_counter()
+            opening, hold = _gripper_widths(cand, config.grasp)
+            timed = _time_waypoints(robot, q_wp, phases, opening, hold, config)
+            break
+        except ChordError as e:
+            if n == len(choices) - 1:
+                raise
+            log.info("choice %d failed in planning (%s); trying the next", n + 1, e)
+            failed.append(str(e))
+    if failed:
+        grasp_stats["failed_in_planning"] = failed
+        cand = replace(
+            cand,
+            reason=f"{cand.reason}; planned with it after {len(failed)} better-judged candidate(s) failed "
+            f"in planning (first: {failed[0]})",
+        )
     ee = _ee_poses(robot, timed.q)
     t_time = time.perf_counter()
 
