@@ -205,3 +205,34 @@ def test_pick_prefers_holding_then_score_and_never_nan():
 def test_sim_candidates_is_checked(bad):
     with pytest.raises(ChordError, match="grasp.sim_candidates is"):
         GraspConfig(sim_candidates=bad)
+
+
+def test_a_choice_that_fails_later_planning_gives_way_to_the_next_in_the_judges_order(
+    pick_task, robot, monkeypatch
+):
+    import planner.pipeline as P
+
+    sf, scene = pick_task
+    check = P._check_waypoints
+    calls = []
+
+    def first_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ChordError("unreachable track: forced for the test")
+        return check(*args, **kwargs)
+
+    monkeypatch.setattr(P, "_check_waypoints", first_fails)
+    # The judge ranks trial 2 first, then trial 0 (both hold), then the rest.
+    judge = FakeJudge(holding={0, 2}, scores=[-1.0, -5.0, 0.0, -2.0])
+    result = plan_flow(sf.flow, scene, _config(), robot, judge)
+    cands = judge.calls[0][3]
+    np.testing.assert_allclose(result.grasp.T_part_ee, cands[0].candidate.T_part_ee)
+    assert result.report["grasp"]["search"]["failed_in_planning"] == [
+        "unreachable track: forced for the test"
+    ]
+    assert "after 1 better-judged candidate(s) failed in planning" in result.report["grasp"]["reason"]
+    # Without a judge there is one choice: its failure is the planner's, as before.
+    calls.clear()
+    with pytest.raises(ChordError, match="forced for the test"):
+        plan_flow(sf.flow, scene, _config(), robot)
