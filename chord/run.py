@@ -80,6 +80,9 @@ class ChainConfig:
     # what the flow asked; the flow's distance from the ground truth is reported beside it), or
     # "reference", the scene's ground-truth flow (flow and execution errors together).
     judge: Literal["flow", "reference"] = "flow"
+    # Choose the grasp by trying the best few in PyBullet under ``sim`` (sim.grasp_trial), as
+    # `chord plan` does by default; False: by the planner's geometric score alone.
+    sim_grasp: bool = True
     # Continue a killed run in OUT: the flow resumes from its newest checkpoint with the settings
     # recorded there; the later stages run again.
     resume: bool = False
@@ -172,7 +175,12 @@ def _run_chain(scene: Path, out: Path, config: ChainConfig, seconds: dict[str, f
     from planner.api import plan_file
 
     plan_path = out / "plan.npz"
-    planned = run_stage("plan", seconds, plan_file, flow.flow_path, scene, plan_path, config.planner)
+    from sim.grasp_trial import SimGraspJudge
+
+    judge = SimGraspJudge(config.sim) if config.sim_grasp else None
+    planned = run_stage(
+        "plan", seconds, plan_file, flow.flow_path, scene, plan_path, config.planner, judge=judge
+    )
 
     from sim.api import validate_plan
 

@@ -19,6 +19,7 @@ from core.plan import Plan
 from core.record import PlanRecord
 from core.scene import Scene
 from planner.config import PlannerConfig, config_dict
+from planner.judge import GraspJudge
 from planner.pipeline import PlanResult, plan_flow
 from planner.robot import Robot
 
@@ -107,6 +108,7 @@ def plan_file(
     out: str | Path = "plan.npz",
     config: PlannerConfig = PlannerConfig(),
     robot: Robot | None = None,  # a Robot built from config.robot, to reuse one across calls
+    judge: GraspJudge | None = None,  # tries grasp candidates before one is chosen (needs the scene)
 ) -> PlanOutcome:
     """Plan from a flow file (and the scene it was made for); write the plan and its config record.
 
@@ -114,12 +116,14 @@ def plan_file(
     (``core.record.PlanRecord``: the config as planned, with ``geometry`` "auto" resolved to the
     surfaces chosen, and the flow and scene paths as given), each atomically. Raises
     ContractError for an unreadable flow or scene, and ChordError for everything
-    :func:`planner.pipeline.plan_flow` refuses; nothing is written then.
+    :func:`planner.pipeline.plan_flow` refuses; nothing is written then. ``judge``
+    (planner.judge.GraspJudge, e.g. sim.grasp_trial.SimGraspJudge) chooses among the reachable
+    grasps by trying them; None: by the planner's score alone.
     """
     flow = ObjectFlow.load(flow_path)
     scene = None if scene_path is None else Scene.load(scene_path)
     planned = replace(config, geometry=config.geometry_for(scene is not None))
-    result = plan_flow(flow, scene, planned, robot)
+    result = plan_flow(flow, scene, planned, robot, judge)
     plan_path = result.plan.save(out)
     record = PlanRecord(
         config=config_dict(planned),

@@ -221,8 +221,18 @@ class GraspConfig:
     push_standoff: float = 0.002  # metres: fingertips this far off the surface when pushing
     # kg/m^3: density for a part whose URDF gives no mass (solid wood or plastic, 450-1200)
     density: float = 700.0
+    # reachable candidates collected and tried by a grasp judge (planner.judge), when one is given;
+    # without a judge the planner keeps its first 3 reachable candidates and ranks them by score
+    sim_candidates: int = 4
 
     def __post_init__(self) -> None:
+        n = self.sim_candidates
+        _need_nested(
+            isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 32,
+            "GraspConfig.sim_candidates",
+            n,
+            "an integer in 1..32 (candidates tried in simulation, about a second each)",
+        )
         _need_nested(
             _finite(self.friction) and self.friction > 0.0,
             "GraspConfig.friction",

@@ -37,6 +37,7 @@ from planner.grasp import (
     push_candidates,
     with_load,
 )
+from planner.judge import GraspJudge, TrialCandidate, pick
 from planner.load import part_load
 from planner.robot import Robot
 from planner.timing import TimedPath, parameterize
@@ -117,8 +118,21 @@ def _choose(
     table_height: float,
     T_world_base: np.ndarray,
     config: PlannerConfig,
-) -> tuple[GraspCandidate, dict[str, Any]]:
-    """The best grasp (or push) that is collision-free and reachable; raises ChordError if none."""
+    judge: GraspJudge | None = None,
+    scene=None,  # core.scene.Scene, for the judge
+) -> tuple[list[GraspCandidate], dict[str, Any]]:
+    """The grasps (or pushes) to plan with, best first, that are collision-free and reachable,
+    and the search's stats; raises ChordError if none.
+
+    Without a judge: the best by score of the first 3 reachable candidates of the first kind
+    ("grasp", then "push") that has any. With one: up to ``config.grasp.sim_candidates``
+    reachable candidates of a kind are tried (:func:`_judged_choice`); the best that holds is
+    chosen, and if none holds the next kind is tried; if nothing holds, the least bad trial of
+    every kind tried (the judge's scores of grasps and pushes are comparable). With a judge the
+    list goes on with the other tried candidates in the judge's order (those that hold first),
+    for :func:`_plan_at_base` to fall back on when the first fails in later planning; without one
+    it holds the one choice. Every trial's numbers go into the stats (``<kind>.sim_trials``).
+    """
     T_base_world = np.linalg.inv(T_world_base)
     rng = np.random.default_rng(config.segment.seed)
     part = analysis.target
@@ -138,6 +152,8 @@ def _choose(
     normals = None if geometry.part_normals is None else geometry.part_normals @ track[0, :3, :3]
     stats: dict[str, Any] = {}
     first_unreachable: str | None = None
+    keep = config.grasp.sim_candidates if judge is not None else _REACHABLE_WITHOUT_JUDGE
+    fallbacks: list[tuple[float, list[GraspCandidate]]] = []  # (least bad score, choices) where none held
     for kind in ("grasp", "push"):
         search = geometry.search_cache.get(kind)
         if search is None:  # first base placement: generate, score against the load
@@ -147,6 +163,7 @@ def _choose(
         free: list[GraspCandidate] = []
         phases: dict[str, tuple[int, int]] = {}
         reachable: list[tuple[float, int, GraspCandidate, float]] = []
+        paths: list[tuple[IKPath, dict[str, tuple[int, int]]]] = []  # IK path of each reachable one
         n_checked = 0
         checked = search.checked(track, own, other, table_height, config.grasp)
         for cand, why in _reach_first(checked, track[0], T_world_base, 4 * config.grasp.max_reach_checks):
@@ -180,7 +197,8 @@ def _choose(
                     continue
                 margin = float(robot.limit_margin(path.q).min())
                 reachable.append((cand.score + 0.3 * min(margin, 0.5), len(free) - 1, cand, margin))
-                if len(reachable) >= 3:
+                paths.append((path, phases))
+                if len(reachable) >= keep:
                     break
             if len(free) >= config.grasp.max_reach_checks:
                 break
@@ -190,12 +208,34 @@ def _choose(
             "collision_free_checked": len(free),
             "rejected": reasons,
         }
+        if reachable and judge is not None:
+            order, held = _judged_choice(
+                judge, scene, robot, analysis, T_world_base, reachable, paths, config
+            )
+            stats[kind].update(held)
+            trial_reason = {t["rank"]: t.get("reason", t.get("why_not", "")) for t in held["sim_trials"]}
+            choices = []
+            for n, i in enumerate(order):
+                _, rank, cand, margin = reachable[i]
+                reason = describe(cand, rank, len(free), search.n_generated, margin, len(track))
+                why = held["sim_choice"] if n == 0 else f"in simulation: {trial_reason[i]}"
+                choices.append(replace(cand, reason=f"{reason}; {why}"))
+            if held["sim_held"]:
+                log.info("chosen %s: %s", kind, choices[0].reason)
+                return choices, stats
+            score = max((t["score"] for t in held["sim_trials"] if t.get("chosen")), default=-np.inf)
+            fallbacks.append((score, choices))
+            continue
         if reachable:
             _, rank, cand, margin = max(reachable, key=lambda r: r[0])
             reason = describe(cand, rank, len(free), search.n_generated, margin, len(track))
             chosen = replace(cand, reason=reason)
             log.info("chosen %s: %s", kind, reason)
-            return chosen, stats
+            return [chosen], stats
+    if fallbacks:
+        fallbacks.sort(key=lambda f: -f[0])  # stable: the earlier kind on ties
+        log.info("chosen without a trial that held: %s", fallbacks[0][1][0].reason)
+        return [c for _, choices in fallbacks for c in choices], stats
     n_free = stats["grasp"]["collision_free_checked"] + stats["push"]["collision_free_checked"]
     if n_free and first_unreachable is not None:
         raise ChordError(
@@ -272,6 +312,127 @@ class _Search:
                 chunk = self.cands[k : k + self.batch]
                 self.verdicts += gripper_collisions(chunk, track, own, other, table_height, config)
             yield cand, self.verdicts[k]
+
+
+# Reachable candidates kept without a judge: the planner's search before grasp trials existed,
+# unchanged so that planning without a judge gives the same plans as before.
+_REACHABLE_WITHOUT_JUDGE = 3
+
+
+def _judged_choice(
+    judge: GraspJudge,
+    scene,  # core.scene.Scene
+    robot: Robot,
+    analysis: FlowAnalysis,
+    T_world_base: np.ndarray,  # [4, 4]
+    reachable: list[tuple[float, int, GraspCandidate, float]],  # (score, rank, candidate, margin)
+    paths: list[tuple[IKPath, dict[str, tuple[int, int]]]],  # each one's IK path and phases
+    config: PlannerConfig,
+) -> tuple[list[int], dict[str, Any]]:
+    """In which order to plan with the reachable candidates by the judge's trials, and their record.
+
+    Each candidate's IK path is timed as the plan would be (:func:`_time_waypoints`) and handed
+    to the judge. The best that holds wins (:func:`planner.judge.pick`); if none holds, the one
+    with the best trial score, and the record's ``sim_held`` is False. A candidate whose path
+    cannot be timed is not tried (the final plan would fail on it too); if none can be, the
+    planner's own best score decides. Returns (indices into ``reachable``, the chosen first,
+    then the other tried ones in the judge's order, record with
+    ``sim_trials`` (every trial's numbers), ``sim_choice`` (why, in words), ``sim_held`` and
+    ``sim_trials_s`` (wall seconds)). Raises ChordError if the judge answers with the wrong
+    number of verdicts, or what the judge raises.
+    """
+    t0 = time.perf_counter()
+    track = analysis.target.track.T_world_part
+    trials: list[TrialCandidate] = []
+    untimed: dict[int, str] = {}
+    for i, ((score, _, cand, _), (path, phases)) in enumerate(zip(reachable, paths, strict=True)):
+        opening, hold = _gripper_widths(cand, config.grasp)
+        try:
+            timed = _time_waypoints(robot, path.q, phases, opening, hold, config)
+        except ChordError as e:
+            untimed[i] = str(e)
+            continue
+        trials.append(
+            TrialCandidate(
+                rank=i,
+                candidate=cand,
+                planner_score=float(score),
+                t=timed.t,
+                q=timed.q,
+                gripper=timed.gripper,
+                phase_times=timed.phase_times,
+                frame_times=_frame_times(timed, config),
+                T_world_ee=_waypoints(track, cand, config)[0],
+            )
+        )
+    verdicts = list(judge(scene, analysis, robot, T_world_base, trials)) if trials else []
+    if len(verdicts) != len(trials):
+        raise ChordError(f"the grasp judge returned {len(verdicts)} verdicts for {len(trials)} candidates")
+    best = pick(verdicts)
+    held = best is not None
+    # The judge's order: those that hold first, then by score (NaN last), earlier on ties.
+    ranked = sorted(
+        range(len(verdicts)),
+        key=lambda k: (
+            not verdicts[k].holds,
+            -(verdicts[k].score if np.isfinite(verdicts[k].score) else -np.inf),
+            k,
+        ),
+    )
+    if best is None and verdicts:  # none held: the least bad trial
+        best = ranked[0]
+    record: list[dict[str, Any]] = [
+        {"rank": i, "planner_score": float(reachable[i][0]), "tried": False, "why_not": why}
+        for i, why in untimed.items()
+    ]
+    for k, (trial, v) in enumerate(zip(trials, verdicts, strict=True)):
+        record.append(
+            {
+                "rank": trial.rank,
+                "planner_score": trial.planner_score,
+                "tried": True,
+                "holds": bool(v.holds),
+                "score": float(v.score),
+                "reason": v.reason,
+                "metrics": json_values(v.metrics),
+                "chosen": k == best,
+            }
+        )
+    record.sort(key=lambda r: r["rank"])
+    n_held = sum(bool(v.holds) for v in verdicts)
+    if best is None:
+        index = max(range(len(reachable)), key=lambda i: reachable[i][0])
+        why = f"no candidate could be tried in simulation ({untimed[index]}); chosen by the planner's score"
+    else:
+        index = trials[best].rank
+        v = verdicts[best]
+        if held:
+            why = (
+                f"in simulation it held ({v.reason}); best of the {n_held} of {len(trials)} tried "
+                f"candidates that held"
+            )
+        else:
+            why = f"in simulation none of the {len(trials)} tried candidates held; the least bad: {v.reason}"
+    order = [index] + [trials[k].rank for k in ranked if trials[k].rank != index]
+    return order, {
+        "sim_trials": record,
+        "sim_choice": why,
+        "sim_held": held,
+        "sim_trials_s": time.perf_counter() - t0,
+    }
+
+
+def _frame_times(timed: _Timed, config: PlannerConfig) -> np.ndarray:
+    """[T] seconds from the trajectory's start at which the tool reaches each frame of the track.
+
+    The follow phase's samples locate themselves between waypoints by their path parameter
+    (waypoint k of the follow phase is flow frame k); each frame's time is interpolated there.
+    """
+    seg = timed.follow_path
+    local = _grid(seg.duration, config.dt)
+    kf = np.interp(timed.follow_s, seg.knots, seg.index.astype(float))
+    frames = np.arange(int(seg.index[-1]) + 1, dtype=float)
+    return timed.phase_times["follow"][0] + np.interp(frames, kf, local)
 
 
 def _frame_of_waypoints(phases: dict[str, tuple[int, int]], K: int) -> np.ndarray:
@@ -354,8 +515,13 @@ def plan_flow(
     scene=None,  # core.scene.Scene or None
     config: PlannerConfig = PlannerConfig(),
     robot: Robot | None = None,
+    judge: GraspJudge | None = None,
 ) -> PlanResult:
     """Plan a grasp-and-follow (or push-and-follow) trajectory for the flow's moving part.
+
+    ``judge`` (planner.judge.GraspJudge, e.g. sim.grasp_trial.SimGraspJudge; used only with a
+    scene) tries the reachable candidates before one is chosen; None keeps the choice by the
+    planner's score alone. The report's ``grasp.search`` records every trial.
 
     Grasps and collisions use the surfaces ``config.geometry`` names ("auto": the scene's meshes
     carried by the flow's parts when a scene is given, the flow's own points when not); the
@@ -380,6 +546,9 @@ def plan_flow(
     if movable is not None and not movable:
         raise ChordError(f"no movable object of the scene is in the flow {list(flow.object_names)}")
     surfaces = config.geometry_for(scene is not None)  # "auto" resolved; raises for mesh without scene
+    if judge is not None and (scene is None or not judge.accepts(scene)):
+        log.info("grasps are chosen without trials: the grasp judge cannot try them without this scene")
+        judge = None
 
     analysis = analyse_flow(flow, config.segment, objects=movable)
     if analysis.nonrigid:
@@ -394,7 +563,7 @@ def plan_flow(
     if config.base_pose is not None:
         base = np.asarray(config.base_pose, dtype=float)  # checked by PlannerConfig
         return _plan_at_base(
-            flow, scene, analysis, geometry, robot, base, table_height, config, t_start, t_analysis
+            flow, scene, analysis, geometry, robot, base, table_height, config, t_start, t_analysis, judge
         )
     bases = auto_base_poses(analysis.target, pts, table_height)
     if not bases:
@@ -405,7 +574,7 @@ def plan_flow(
     for base in bases:
         try:
             return _plan_at_base(
-                flow, scene, analysis, geometry, robot, base, table_height, config, t_start, t_analysis
+                flow, scene, analysis, geometry, robot, base, table_height, config, t_start, t_analysis, judge
             )
         except ChordError as e:
             log.info("base at %s: %s", np.round(base[:3], 2).tolist(), e)
@@ -475,6 +644,7 @@ def _plan_at_base(
     config: PlannerConfig,
     t_start: float,
     t_analysis: float,
+    judge: GraspJudge | None = None,
 ) -> PlanResult:
     """The planner after flow analysis, for one robot base placement.
 
@@ -483,17 +653,35 @@ def _plan_at_base(
     """
     T_world_base = pose_to_matrix(base[:3], base[3:])
     T_base_world = np.linalg.inv(T_world_base)
-    cand, grasp_stats = _choose(robot, analysis, geometry, table_height, T_world_base, config)
+    choices, grasp_stats = _choose(
+        robot, analysis, geometry, table_height, T_world_base, config, judge, scene
+    )
     t_grasp = time.perf_counter()
-
-    T_world, T_base, phases, path = _waypoint_ik(robot, analysis, cand, T_base_world, config)
     table_z = float((T_base_world @ np.array([0, 0, table_height, 1.0]))[2])
-    q_wp = _optimise_waypoints(robot, path, T_base, phases, geometry, T_base_world, table_z, config)
-    clearance, ep, er = _check_waypoints(robot, q_wp, T_base, T_world_base, phases, geometry, config)
-    t_opt = time.perf_counter()
-
-    opening, hold = _gripper_widths(cand, config.grasp)
-    timed = _time_waypoints(robot, q_wp, phases, opening, hold, config)
+    # With a judge, a choice whose optimised path fails its checks or its timing (which the
+    # trials, run on the IK path, cannot see) gives way to the next in the judge's order.
+    failed: list[str] = []
+    for n, cand in enumerate(choices):
+        try:
+            T_world, T_base, phases, path = _waypoint_ik(robot, analysis, cand, T_base_world, config)
+            q_wp = _optimise_waypoints(robot, path, T_base, phases, geometry, T_base_world, table_z, config)
+            clearance, ep, er = _check_waypoints(robot, q_wp, T_base, T_world_base, phases, geometry, config)
+            t_opt = time.perf_counter()
+            opening, hold = _gripper_widths(cand, config.grasp)
+            timed = _time_waypoints(robot, q_wp, phases, opening, hold, config)
+            break
+        except ChordError as e:
+            if n == len(choices) - 1:
+                raise
+            log.info("choice %d failed in planning (%s); trying the next", n + 1, e)
+            failed.append(str(e))
+    if failed:
+        grasp_stats["failed_in_planning"] = failed
+        cand = replace(
+            cand,
+            reason=f"{cand.reason}; planned with it after {len(failed)} better-judged candidate(s) failed "
+            f"in planning (first: {failed[0]})",
+        )
     ee = _ee_poses(robot, timed.q)
     t_time = time.perf_counter()
 

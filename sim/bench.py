@@ -86,6 +86,10 @@ class BenchConfig:
     # `chord plan` and `chord run`): "auto" = "mesh" with a scene (the scene's meshes carried by the
     # flow's parts: a one-view flow such as video flow has no far side to grasp), "flow" (its points)
     geometry: Literal["auto", "flow", "mesh"] = PlannerConfig.geometry
+    # choose each plan's grasp by trying the best few in PyBullet (sim.grasp_trial: the unknown
+    # object friction bracketed at 0.5 and 1.0; the trial's perturbed friction and masses are not
+    # told to it), as `chord plan` does by default
+    sim_grasp: bool = True
 
     def __post_init__(self) -> None:
         """Raises ConfigError (a ChordError) for a value out of range; NaN is never in range."""
@@ -112,6 +116,8 @@ class BenchConfig:
                 "(the longest plan the simulator runs, sim.rollout.MAX_PLAN_DURATION_S)"
             )
         check_integer(owner, "workers", self.workers, at_least=0)
+        if not isinstance(self.sim_grasp, bool):
+            raise ConfigError(f"{owner}.sim_grasp is {self.sim_grasp!r}, expected true or false")
         SimConfig(physics_hz=self.physics_hz, substeps=self.substeps)  # its checks of the two
         if self.geometry not in ("auto", "flow", "mesh"):
             raise ConfigError(f"{owner}.geometry is {self.geometry!r}, expected 'auto', 'flow' or 'mesh'")
@@ -286,6 +292,7 @@ def run_trial(trial: Trial) -> dict[str, Any]:
     """Perturb, plan and simulate one trial; returns its JSON-able record (never raises)."""
     from planner.pipeline import plan_flow
     from sim.evaluate import simulate
+    from sim.grasp_trial import SimGraspJudge
 
     cfg = trial.config
     rec: dict[str, Any] = {
@@ -306,7 +313,9 @@ def run_trial(trial: Trial) -> dict[str, Any]:
         if trial.judged_by == "truth":  # the scene's recorded ground truth judges, moved with the objects
             truth_p = perturb_truth(scene, _load("truth", str(scene.reference.truth)), pert)
         try:
-            planned = plan_flow(planning_p, scene_p, planner_config(trial.method, cfg))
+            trial_physics = SimConfig(physics_hz=cfg.physics_hz, substeps=cfg.substeps)
+            judge = SimGraspJudge(trial_physics) if cfg.sim_grasp else None
+            planned = plan_flow(planning_p, scene_p, planner_config(trial.method, cfg), judge=judge)
         except ChordError as e:
             rec.update(
                 success=False, cause=planner_failure_stage(str(e)), reason=f"planner: {e}", simulated=False

@@ -103,6 +103,9 @@ class SimResult:
     # grasp and contacts
     grasped: bool | None = None  # both fingers on the part at the first frame (push: part touched)
     held_to_end: bool | None = None  # both fingers still on the part at the last frame
+    contact_lost_s: float | None = (
+        None  # plan time the fingers left the part for good (None: held, or a push)
+    )
     slip_m: float | None = None  # largest drift of the part in the tool frame while following
     arm_table_contact: bool | None = None
     arm_table_links: list[str] = field(default_factory=list)
@@ -267,6 +270,9 @@ class GraspMeasures:
     slip_m: (
         float | None
     )  # grasp: m, the part's largest drift in the tool frame while following; None for a push
+    # grasp: s, plan time after the fingers' last step together on the part up to the last flow
+    # frame, when they are not on it there (contact lost for good); None when held or for a push
+    lost_at_s: float | None = None
 
 
 def grasp_measures(
@@ -289,7 +295,12 @@ def grasp_measures(
     T_tool_part = np.linalg.inv(rollout.T_world_tcp) @ T_part  # [S, 4, 4]
     rel = T_tool_part[follow] if follow.any() else T_tool_part[idx[:1]]
     slip = float(np.linalg.norm(rel[:, :3, 3] - T_tool_part[idx[0], :3, 3], axis=1).max())
-    return GraspMeasures(int(both[win].sum()), bool(both[idx[-1]]), slip)
+    held = bool(both[idx[-1]])
+    lost = None
+    on = np.flatnonzero(both[: idx[-1] + 1])
+    if not held and len(on):
+        lost = float(rollout.t[min(int(on[-1]) + 1, len(rollout.t) - 1)])
+    return GraspMeasures(int(both[win].sum()), held, slip, lost)
 
 
 def planned_track_errors(
@@ -498,7 +509,7 @@ def evaluate(
         check_no_table_contact(rollout.arm_table, rollout.t, list(rollout.arm_table_links)),
     ]
     if kind == "grasp":
-        physical.append(check_held(grip.slip_m, grip.held_to_end, config))
+        physical.append(check_held(grip.slip_m, grip.held_to_end, config, grip.lost_at_s, float(ft[0])))
     joint: dict[str, Any] = {}
     final: tuple[float, float] | None = None
     if truth is not None:
@@ -550,6 +561,7 @@ def evaluate(
         track_position_m=[float(v) for v in pos_err],
         grasped=grip.contact_steps >= 1,
         held_to_end=grip.held_to_end,
+        contact_lost_s=grip.lost_at_s,
         slip_m=grip.slip_m,
         arm_table_contact=bool(rollout.arm_table.any()),
         arm_table_links=list(rollout.arm_table_links),

@@ -77,11 +77,22 @@ def check_plan_duration(duration: float) -> None:
 
 def plan_commands(plan: Plan, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # t: [S]
     """Linear interpolation of the plan at times t: q [S, J] rad, qd [S, J] rad/s, width [S] m."""
-    q = np.stack([np.interp(t, plan.t, plan.q[:, j]) for j in range(plan.num_joints)], axis=1)
-    seg = np.clip(np.searchsorted(plan.t, t, side="right") - 1, 0, len(plan.t) - 2)
-    qd = (plan.q[seg + 1] - plan.q[seg]) / (plan.t[seg + 1] - plan.t[seg])[:, None]
-    qd[t >= plan.t[-1]] = 0.0
-    width = np.interp(t, plan.t, plan.gripper)
+    return commands(plan.t, plan.q, plan.gripper, t)
+
+
+def commands(
+    t_plan: np.ndarray,  # [M] s, increasing
+    q_plan: np.ndarray,  # [M, J] rad
+    gripper: np.ndarray,  # [M] m
+    t: np.ndarray,  # [S] s, the physics steps' times
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear interpolation of a timed trajectory at times t: q [S, J] rad, qd [S, J] rad/s
+    (the segment's slope, 0 after its end), width [S] m."""
+    q = np.stack([np.interp(t, t_plan, q_plan[:, j]) for j in range(q_plan.shape[1])], axis=1)
+    seg = np.clip(np.searchsorted(t_plan, t, side="right") - 1, 0, len(t_plan) - 2)
+    qd = (q_plan[seg + 1] - q_plan[seg]) / (t_plan[seg + 1] - t_plan[seg])[:, None]
+    qd[t >= t_plan[-1]] = 0.0
+    width = np.interp(t, t_plan, gripper)
     return q, qd, width
 
 

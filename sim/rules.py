@@ -135,19 +135,40 @@ def check_no_table_contact(
     )
 
 
-def check_held(slip_m: float, held_to_end: bool, config: EvalConfig) -> RuleResult:
+def check_held(
+    slip_m: float,
+    held_to_end: bool,
+    config: EvalConfig,
+    lost_at_s: float | None = None,  # s: plan time the fingers left the part for good (None: unknown)
+    track_start_s: float | None = None,  # s: plan time of the first flow frame (the closing's end)
+) -> RuleResult:
     """A grasped part stays in the hand: it drifts at most ``slip_tolerance`` in the tool frame while
-    held (``slip_m``, m) and both fingers are still on it at the last flow frame (``held_to_end``)."""
+    held (``slip_m``, m) and both fingers are still on it at the last flow frame (``held_to_end``).
+
+    When the fingers let go, the reason says when (``lost_at_s``): on closing (before
+    ``track_start_s``) or how far into the track, never "while held"."""
     passed = bool(held_to_end) and _within(slip_m, config.slip_tolerance)
-    what = "held" if passed else "part dropped"
-    return RuleResult(
-        "held",
-        passed,
-        slip_m,
-        config.slip_tolerance,
-        f"{what}: it moved {1000 * slip_m:.1f} mm in the tool frame while held "
-        f"(tolerance {1000 * config.slip_tolerance:.0f} mm), fingers on it at the last frame: {held_to_end}",
-    )
+    tolerance = f"tolerance {1000 * config.slip_tolerance:.0f} mm"
+    if held_to_end:
+        what = "held" if passed else "part dropped"
+        reason = (
+            f"{what}: it moved {1000 * slip_m:.1f} mm in the tool frame while held ({tolerance}), "
+            f"fingers on it at the last frame: {held_to_end}"
+        )
+    else:
+        if lost_at_s is None:
+            when = "before the last frame"
+        elif track_start_s is not None and lost_at_s <= track_start_s:
+            when = f"on closing (t = {lost_at_s:.2f} s, before the track began at {track_start_s:.2f} s)"
+        elif track_start_s is not None:
+            when = f"at t = {lost_at_s:.2f} s, {lost_at_s - track_start_s:.2f} s into the track"
+        else:
+            when = f"at t = {lost_at_s:.2f} s"
+        reason = (
+            f"part dropped: the fingers lost contact with it {when}; by then and after, it moved "
+            f"{1000 * slip_m:.1f} mm in the tool frame ({tolerance})"
+        )
+    return RuleResult("held", passed, slip_m, config.slip_tolerance, reason)
 
 
 def check_joint_goal(

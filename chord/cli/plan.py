@@ -30,6 +30,7 @@ def plan(
     out: Path = Path("plan.npz"),
     config: Annotated[PlannerConfig, tyro.conf.arg(name="")] = PlannerConfig(),
     rerun: Path | None = None,
+    sim_grasp: bool = True,
 ) -> None:
     """Plan a robot trajectory from object flow: grasp (or push) the moving part, follow it, release.
 
@@ -46,14 +47,19 @@ def plan(
         out: plan.npz to write.
         config: the planner's settings (planner.config.PlannerConfig; docs/planner.md).
         rerun: also write a rerun recording (.rrd) of the scene, the flow coloured by part and the plan.
+        sim_grasp: choose the grasp by trying the best few reachable ones in PyBullet (close, follow
+            the track; sim.grasp_trial) when the scene gives every object a
+            URDF; --no-sim-grasp chooses by the planner's geometric score alone.
     """
     from planner.api import plan_file
+    from sim.grasp_trial import SimGraspJudge
 
     # Outputs first: an unwritable --out fails now, not after the planning.
     check_output_file(out, "--out")
     if rerun is not None:
         check_output_file(rerun, "--rerun")
-    outcome = plan_file(flow, scene, out, config)
+    # The judge tries grasps only in a scene whose objects all have URDFs (SimGraspJudge.accepts).
+    outcome = plan_file(flow, scene, out, config, judge=SimGraspJudge() if sim_grasp else None)
     print(outcome.report.summary(outcome.plan_path))
     print(f"grasp: {outcome.report.grasp_reason}")
     if rerun is not None:

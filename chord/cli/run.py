@@ -32,6 +32,7 @@ def run(
     planner: Annotated[PlannerConfig, Group] = PlannerConfig(),
     sim: Annotated[SimConfig, Group] = SimConfig(),
     eval: Annotated[EvalConfig, Group] = EvalConfig(),
+    sim_grasp: bool = ChainConfig.sim_grasp,
 ) -> None:
     """Run the whole chain on one scene: 4D flow, plan, PyBullet verdict, rerun recording, summary.
 
@@ -61,6 +62,8 @@ def run(
         planner: the planner's settings (as `chord plan`).
         sim: the simulator's settings (as `chord sim`).
         eval: the sim's success tolerances (as `chord sim`).
+        sim_grasp: choose the grasp by trying the best few in PyBullet (as `chord plan`);
+            --no-sim-grasp: by the planner's geometric score alone.
     """
     from chord.run import run_chain, task_scene
     from flowgen.generate import check_prior_options
@@ -74,7 +77,16 @@ def run(
     check_prior_options(config.prior, wan)  # before any stage runs
     check_output_dir(out, "--out")
     seconds: dict[str, float] = {}
-    chain = ChainConfig(flow=config, wan=wan, planner=planner, sim=sim, eval=eval, judge=judge, resume=resume)
+    chain = ChainConfig(
+        flow=config,
+        wan=wan,
+        planner=planner,
+        sim=sim,
+        eval=eval,
+        judge=judge,
+        resume=resume,
+        sim_grasp=sim_grasp,
+    )
     with run_lock(out, "chord run", sweep=CHAIN_FOLDERS):  # the task scene is built under OUT too
         if task:
             scene = task_scene(task, out, seconds)

@@ -151,8 +151,8 @@ def test_the_older_flags_still_work(tmp_path, monkeypatch):
 
     seen = {}
 
-    def fake_plan_file(flow, scene, out, config):
-        seen.update(flow=flow, scene=scene, out=out, config=config)
+    def fake_plan_file(flow, scene, out, config, judge=None):
+        seen.update(flow=flow, scene=scene, out=out, config=config, judge=judge)
         raise ChordError("stopped after parsing")
 
     monkeypatch.setattr(planner.api, "plan_file", fake_plan_file)

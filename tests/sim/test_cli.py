@@ -157,6 +157,7 @@ BENCH_FLAGS = {
     "physics_hz": (["--physics-hz", "300"], 300.0),
     "substeps": (["--substeps", "3"], 3),
     "geometry": (["--geometry", "flow"], "flow"),
+    "sim_grasp": (["--no-sim-grasp"], False),
 }
 
 

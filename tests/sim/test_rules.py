@@ -67,6 +67,19 @@ def test_held_needs_small_slip_and_fingers_on_at_the_end():
     assert not R.check_held(NAN, True, CFG).passed
 
 
+def test_held_says_when_the_fingers_let_go_never_while_held():
+    closing = R.check_held(0.058, False, CFG, lost_at_s=1.90, track_start_s=2.00)
+    assert not closing.passed
+    assert closing.reason == (
+        "part dropped: the fingers lost contact with it on closing (t = 1.90 s, before the track began at "
+        "2.00 s); by then and after, it moved 58.0 mm in the tool frame (tolerance 20 mm)"
+    )
+    later = R.check_held(0.03, False, CFG, lost_at_s=2.75, track_start_s=2.00)
+    assert "at t = 2.75 s, 0.75 s into the track" in later.reason
+    for r in (closing, later, R.check_held(0.0, False, CFG)):
+        assert "while held" not in r.reason
+
+
 def test_joint_goal_is_within_a_fraction_of_the_flow_range():
     # Goal 1.0 rad over a 1.2 rad range: tolerance 0.12 rad.
     ok = R.check_joint_goal(0.89, 1.0, 1.2, CFG, "hinge")
