@@ -121,17 +121,27 @@ def test_when_no_grasp_holds_pushes_are_searched_too(pick_task, robot):
 
 
 def test_pushes_are_judged_too(robot):
-    sf = synthetic.hinged_lid(n=2500, seed=0)  # the lid is too thin to grasp: pushes only
+    sf = synthetic.hinged_lid(n=2500, seed=0)
     cam = Camera.from_look_at((1.0, 0.0, 0.6), (0.5, 0.0, 0.05))
     objs = tuple(
         SceneObject(n, Pose(tuple(sf.flow.object_points(n)[0].mean(0).tolist())), movable=True)
         for n in sf.flow.object_names
     )
     scene = Scene(name="t", prompt="close the lid", objects=objs, camera=cam, frames=sf.flow.num_frames)
-    judge = FakeJudge(holding={2}, scores=[0.0, 0.0, -5.0, 0.0])
+
+    class PushesOnly(FakeJudge):
+        # No grasp holds (the lid's grasps are tried first), the third push does.
+        def __call__(self, scene, analysis, robot, T_world_base, candidates):
+            out = super().__call__(scene, analysis, robot, T_world_base, candidates)
+            grasps = candidates[0].candidate.kind == "grasp"
+            return [GraspVerdict(v.holds and not grasps, v.score, v.reason, v.metrics) for v in out]
+
+    judge = PushesOnly(holding={2}, scores=[0.0, 0.0, -5.0, 0.0])
     result = plan_flow(sf.flow, scene, PlannerConfig(geometry="flow"), robot, judge)
-    cands = judge.calls[0][3]
-    assert {c.candidate.kind for c in cands} == {"push"} and len(cands) == 4
+    kinds = [{c.candidate.kind for c in call[3]} for call in judge.calls]
+    assert kinds[-1] == {"push"} and all(k == {"grasp"} for k in kinds[:-1])
+    cands = judge.calls[-1][3]
+    assert len(cands) == 4
     assert result.grasp.kind == "push"
     np.testing.assert_allclose(result.grasp.T_part_ee, cands[2].candidate.T_part_ee)
     assert (result.plan.gripper == 0).all()
@@ -203,7 +213,7 @@ def test_pick_prefers_holding_then_score_and_never_nan():
 
 @pytest.mark.parametrize("bad", [0, 33, -1, 2.5, True, float("nan")])
 def test_sim_candidates_is_checked(bad):
-    with pytest.raises(ChordError, match="grasp.sim_candidates is"):
+    with pytest.raises(ChordError, match="GraspConfig.sim_candidates is"):
         GraspConfig(sim_candidates=bad)
 
 
