@@ -82,28 +82,12 @@ def _rank_of(pid: int) -> int | None:
 def test_two_processes_follow_one_and_a_killed_rank_resumes(setup, tmp_path, monkeypatch):
     scene, wan, root = setup
     monkeypatch.setenv("XDG_CACHE_HOME", str(root / "cache"))
-    one, two, killed = tmp_path / "one", tmp_path / "two", tmp_path / "killed"
+    one, killed = tmp_path / "one", tmp_path / "killed"
     assert main(["flow", str(scene), "--out", str(one), "--model-dir", str(wan), *ARGS]) == 0
 
-    p = torchrun(root, str(scene), "--out", str(two), "--model-dir", str(wan), *ARGS)
-    out, _ = p.communicate(timeout=600)
-    assert p.returncode == 0, out[-3000:]
-    assert out.count("chord flow: wrote") == 1  # rank 0 reports, rank 1 stays quiet
-    assert json.loads((two / "config.json").read_text())["processes"] == 2
-    assert sorted(x.name for x in two.iterdir()) == sorted(x.name for x in one.iterdir())
-    # the same step: the summed loss of the two halves is the single process's loss
-    l1, l2 = _log(one), _log(two)
-    assert [r["iteration"] for r in l1] == [r["iteration"] for r in l2]
-    assert l2[0]["loss"] == pytest.approx(l1[0]["loss"], rel=1e-6)
-    assert l2[0]["prior"] == pytest.approx(l1[0]["prior"], rel=1e-6)
-    f1, f2 = np.load(one / "flow.npz")["points"], np.load(two / "flow.npz")["points"]
-    motion = np.abs(f1[-1] - f1[0]).max()
-    assert motion > 5e-3  # the runs do move things
-    # Adam (eps 1e-15) turns float rounding of near-zero gradients into whole steps, so the two
-    # runs drift apart slowly; measured 0.3 mm after 6 iterations for a 24 mm motion.
-    assert np.abs(f1 - f2).max() < 1e-3
-
-    # Kill rank 1 once a checkpoint past iteration 4 exists: the job fails, nothing half-written.
+    # Two processes; rank 1 killed once a checkpoint past iteration 4 exists: the job fails and
+    # nothing is half-written. (One torchrun launch fewer than running an uninterrupted two-process
+    # job too: CI's time; the single-process resume is tested bit for bit in test_flow_run.py.)
     p = torchrun(root, str(scene), "--out", str(killed), "--model-dir", str(wan), *ARGS)
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -122,13 +106,24 @@ def test_two_processes_follow_one_and_a_killed_rank_resumes(setup, tmp_path, mon
     assert not (killed / "flow.npz").exists()
     stopped_at = load_latest_checkpoint(killed / "checkpoints").iteration
     assert 4 <= stopped_at < 8
+    assert json.loads((killed / "config.json").read_text())["processes"] == 2
 
     p = torchrun(root, "--resume", str(killed))
     out, _ = p.communicate(timeout=600)
     assert p.returncode == 0, out[-3000:]
-    resumed = np.load(killed / "flow.npz")["points"]
-    # gloo sums in a fixed order on a CPU: the resumed run is the uninterrupted one, bit for bit
-    np.testing.assert_array_equal(resumed, f2)
+    assert out.count("chord flow: wrote") == 1  # rank 0 reports, rank 1 stays quiet
+    assert sorted(x.name for x in killed.iterdir()) == sorted(x.name for x in one.iterdir())
+    # the same steps: the summed loss of the two halves is the single process's loss
+    l1, l2 = _log(one), _log(killed)
+    assert [r["iteration"] for r in l1] == [r["iteration"] for r in l2]
+    assert l2[0]["loss"] == pytest.approx(l1[0]["loss"], rel=1e-6)
+    assert l2[0]["prior"] == pytest.approx(l1[0]["prior"], rel=1e-6)
+    f1, f2 = np.load(one / "flow.npz")["points"], np.load(killed / "flow.npz")["points"]
+    motion = np.abs(f1[-1] - f1[0]).max()
+    assert motion > 5e-3  # the runs do move things
+    # Adam (eps 1e-15) turns float rounding of near-zero gradients into whole steps, so the two
+    # runs drift apart slowly; measured 0.3 mm after 6 iterations for a 24 mm motion.
+    assert np.abs(f1 - f2).max() < 1e-3
 
 
 def test_draws_that_do_not_split_over_the_processes_are_refused(setup, tmp_path, monkeypatch):

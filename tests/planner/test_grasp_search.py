@@ -95,7 +95,7 @@ def test_two_samplings_of_one_part_both_give_grasps(geometry):
     track = _still(5, [0.4, 0.0, 0.0])
     for seed in (0, 1):
         if geometry == "mesh":
-            pts, normals = _mesh_samples(mesh, 6000 + 3000 * seed, seed)
+            pts, normals = _mesh_samples(mesh, 3000 + 1500 * seed, seed)
         else:  # fewer, noisy points, normals estimated
             rng = np.random.default_rng(seed)
             pts, normals = _mesh_samples(mesh, 1500 + 500 * seed, seed + 10)

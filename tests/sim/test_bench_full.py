@@ -36,7 +36,19 @@ def test_full_bench_plans_from_flows_it_generates_once_and_reuses(
         return real_run_bench(scenes, out, config, flows=flows)
 
     monkeypatch.setattr(sim.bench, "run_bench", spy)
-    args = ["bench", str(scene), "--full", "--out", str(out), "--trials", "1", "--methods", "ours"]
+    # --no-sim-grasp: the flows are what this tests; the grasp trials have their own tests.
+    args = [
+        "bench",
+        str(scene),
+        "--full",
+        "--out",
+        str(out),
+        "--trials",
+        "1",
+        "--methods",
+        "ours",
+        "--no-sim-grasp",
+    ]
     assert main([*args, "--workers", "1", *SMALL]) == 0
     printed = capsys.readouterr().out
 

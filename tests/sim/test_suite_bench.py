@@ -139,7 +139,19 @@ def test_flow_dir_plans_from_the_users_flows(tiny_suite, tmp_path, capsys):
     import shutil
 
     flows = tmp_path / "flows"
-    base = ["bench", "--suite", str(tiny_suite), "--limit", "1", "--trials", "1", "--workers", "1"]
+    # The grasp trials are not what this tests (the short suite above runs them): off, for CI's time.
+    base = [
+        "bench",
+        "--suite",
+        str(tiny_suite),
+        "--limit",
+        "1",
+        "--trials",
+        "1",
+        "--workers",
+        "1",
+        "--no-sim-grasp",
+    ]
     assert main([*base, "--flow-dir", str(flows), "--out", str(tmp_path / "a")]) != 0
     err = capsys.readouterr().err.strip()
     assert "is not a folder" in err and len(err.splitlines()) == 1
@@ -159,7 +171,19 @@ def test_full_suite_bench_generates_each_tasks_flow_and_plans_from_it(tiny_suite
     from tests.sim.test_bench_full import SMALL
 
     out = tmp_path / "full"
-    args = ["bench", "--suite", str(tiny_suite), "--limit", "1", "--trials", "1", "--workers", "1", "--full"]
+    args = [
+        "bench",
+        "--suite",
+        str(tiny_suite),
+        "--limit",
+        "1",
+        "--trials",
+        "1",
+        "--workers",
+        "1",
+        "--no-sim-grasp",
+    ]
+    args += ["--full"]
     assert main([*args, "--out", str(out), *SMALL]) == 0
     printed = capsys.readouterr().out
     doc = json.loads((out / "suite_bench.json").read_text())
@@ -176,5 +200,5 @@ def test_full_suite_bench_generates_each_tasks_flow_and_plans_from_it(tiny_suite
         assert flow.num_points != reference.num_points
     # Without --full into the same OUT: refused (its trials were planned from generated flows).
     capsys.readouterr()
-    assert main([*args[:-1], "--out", str(out)]) != 0
+    assert main([*args[:-1], "--out", str(out)]) != 0  # the same without --full
     assert "generated (--full) flows" in capsys.readouterr().err
