@@ -297,7 +297,7 @@ def run_trial(trial: Trial) -> dict[str, Any]:
     cfg = trial.config
     rec: dict[str, Any] = {
         "task": trial.task, "method": trial.method, "flow_noise_m": trial.flow_noise, "trial": trial.index,
-        "seed": trial.seed, "key": trial.key, "judged_by": trial.judged_by,
+        "seed": trial.seed, "key": trial.key, "judged_by": trial.judged_by, "sim_grasp": cfg.sim_grasp,
     }  # fmt: skip
     t0 = time.perf_counter()
     try:
@@ -530,8 +530,16 @@ def _run_bench(
     done = {r["key"]: r for r in _read_results(path)}
     write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in done.values()))
     # A record judged otherwise than this trial would be (made before the scene had its ground
-    # truth, or by an older chord that judged every trial by the flow) is run again.
-    todo = [t for t in trials if t.key not in done or done[t.key].get("judged_by", "flow") != t.judged_by]
+    # truth, or by an older chord that judged every trial by the flow), or planned with grasp
+    # trials on where they are off now or the other way (records older than the trials had none),
+    # is run again.
+    todo = [
+        t
+        for t in trials
+        if t.key not in done
+        or done[t.key].get("judged_by", "flow") != t.judged_by
+        or done[t.key].get("sim_grasp", False) != config.sim_grasp
+    ]
     log.info(
         "bench: %d trials, %d already in %s, %d to run", len(trials), len(trials) - len(todo), path, len(todo)
     )

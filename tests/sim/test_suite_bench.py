@@ -93,8 +93,11 @@ def test_suite_bench_runs_judges_by_truth_and_resumes(tiny_suite, tmp_path, caps
     assert main(argv) == 0
     assert len((out / "results.jsonl").read_text().splitlines()) == len(records)
     # A record judged by the flow (an older bench) is not reused for a task that has its truth.
+    # And one planned without grasp trials (this bench has them on) is not reused either.
+    assert all(r["sim_grasp"] is True for r in records)
     stale = [{**records[0], "judged_by": "flow", "success": not records[0]["success"], "cause": None}]
-    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in stale + records[1:]))
+    stale.append({**records[1], "sim_grasp": False, "success": not records[1]["success"], "cause": None})
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in stale + records[2:]))
     assert main(argv) == 0
     again = json.loads((out / "suite_bench.json").read_text())
     assert again["judged_by"] == ["truth"] and again["categories"] == doc["categories"]
