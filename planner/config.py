@@ -123,9 +123,9 @@ class SegmentConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.merge, bool):
-            raise PlannerConfigError(f"SegmentConfig.merge is {self.merge!r}, expected True or False")
+            raise NestedConfigError(f"SegmentConfig.merge is {self.merge!r}, expected True or False")
         if not (self.noise_factor > 0 and np.isfinite(self.noise_factor)):
-            raise PlannerConfigError(
+            raise NestedConfigError(
                 f"SegmentConfig.noise_factor is {self.noise_factor}, expected a multiple > 0 of the noise residual"
             )
 

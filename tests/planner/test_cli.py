@@ -186,3 +186,15 @@ def test_a_bad_nested_grasp_value_is_one_line(tmp_path, capsys):
         rc != 0
         and err.strip() == "chord plan: error: GraspConfig.friction is nan, expected a coefficient > 0"
     )
+
+
+def test_a_bad_nested_segment_value_is_one_line(tmp_path, capsys):
+    # Likewise SegmentConfig (it was a ValueError: tyro's usage box).
+    sf = synthetic.rigid_pick(n=300, seed=3)
+    flow_path = sf.flow.save(tmp_path / "flow.npz")
+    rc = main(["plan", str(flow_path), "--out", str(tmp_path / "p.npz"), "--segment.noise-factor", "nan"])
+    err = capsys.readouterr().err
+    assert rc != 0 and err.strip() == (
+        "chord plan: error: SegmentConfig.noise_factor is nan, expected a multiple > 0 of the noise residual"
+    )
+    assert not (tmp_path / "p.npz").exists()

@@ -17,6 +17,7 @@ from scipy.spatial.transform import Rotation
 
 from planner import synthetic
 from planner.analysis import analyse_flow
+from planner.config import NestedConfigError
 from planner.pipeline import PlannerConfig, plan_flow
 from planner.rigid import apply
 from planner.segment import SegmentConfig, merge_bound, rms_deviation, track_deviation
@@ -171,9 +172,9 @@ def test_track_deviation_of_a_known_rotation():
 
 
 def test_merge_settings_are_checked():
-    with pytest.raises(ValueError, match="noise_factor is 0"):
+    with pytest.raises(NestedConfigError, match="noise_factor is 0"):
         SegmentConfig(noise_factor=0)
-    with pytest.raises(ValueError, match="noise_factor is nan"):
+    with pytest.raises(NestedConfigError, match="noise_factor is nan"):
         SegmentConfig(noise_factor=float("nan"))
-    with pytest.raises(ValueError, match="merge is 'yes', expected True or False"):
+    with pytest.raises(NestedConfigError, match="merge is 'yes', expected True or False"):
         SegmentConfig(merge="yes")
