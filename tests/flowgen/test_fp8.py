@@ -160,8 +160,9 @@ def test_the_sds_step_benchmark_runs_tiny_with_its_guard_and_under_torchrun():
         line for line in out.stdout.splitlines() if line.strip().startswith("fast ") and "cos(g)" in line
     ]
     assert guard and all(line.rstrip().endswith("ok") for line in guard), out.stdout
-    out = _script("--variants", "exact,fast", torchrun=True)
+    # One variant under torchrun (the split of the draws is what it adds; CI's time).
+    out = _script("--variants", "fast", torchrun=True)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "2 processes (gloo): each scores 2 of the 4 draws" in out.stdout
     rows = [line for line in out.stdout.splitlines() if "s/it" in line]
-    assert len(rows) == 2  # rank 0 alone reports
+    assert len(rows) == 1  # rank 0 alone reports
