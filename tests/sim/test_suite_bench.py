@@ -138,15 +138,13 @@ def test_selection_limits_per_category(tiny_suite):
     assert FAILURE_COLUMNS == ("flow", "IK", "grasp", "execution", "error")
 
 
-def test_flow_dir_plans_from_the_users_flows(tiny_suite, tmp_path, capsys):
-    import shutil
-
-    flows = tmp_path / "flows"
-    # The grasp trials are not what this tests (the short suite above runs them): off, for CI's time.
-    base = [
+def _one_trial_each(suite):
+    """bench --suite arguments: one task per category, one trial. The grasp trials are not what
+    the tests using it check (the short suite above runs them): off, for CI's time."""
+    return [
         "bench",
         "--suite",
-        str(tiny_suite),
+        str(suite),
         "--limit",
         "1",
         "--trials",
@@ -155,6 +153,13 @@ def test_flow_dir_plans_from_the_users_flows(tiny_suite, tmp_path, capsys):
         "1",
         "--no-sim-grasp",
     ]
+
+
+def test_flow_dir_plans_from_the_users_flows(tiny_suite, tmp_path, capsys):
+    import shutil
+
+    flows = tmp_path / "flows"
+    base = _one_trial_each(tiny_suite)
     assert main([*base, "--flow-dir", str(flows), "--out", str(tmp_path / "a")]) != 0
     err = capsys.readouterr().err.strip()
     assert "is not a folder" in err and len(err.splitlines()) == 1
@@ -174,19 +179,7 @@ def test_full_suite_bench_generates_each_tasks_flow_and_plans_from_it(tiny_suite
     from tests.sim.test_bench_full import SMALL
 
     out = tmp_path / "full"
-    args = [
-        "bench",
-        "--suite",
-        str(tiny_suite),
-        "--limit",
-        "1",
-        "--trials",
-        "1",
-        "--workers",
-        "1",
-        "--no-sim-grasp",
-    ]
-    args += ["--full"]
+    args = [*_one_trial_each(tiny_suite), "--full"]
     assert main([*args, "--out", str(out), *SMALL]) == 0
     printed = capsys.readouterr().out
     doc = json.loads((out / "suite_bench.json").read_text())
