@@ -7,9 +7,15 @@ friction and damping from the object's URDF, and gravity's torque about (or forc
 joint's axis. Masses come from the object's URDF (the ``<inertial>`` of the part's link: any
 URDF) or, without one, a density times the part's volume.
 
-Whether two finger contacts hold a load (:func:`grasp_capacity`): each finger squeezes with the
-gripper's force f; with friction coefficient mu the contacts resist a force along the closing
-axis up to f, a force across it up to 2 mu f, a moment about it up to 2 mu f a (pads of contact
+Whether two finger contacts hold a load (:func:`grasp_utilisation`): each finger squeezes with the
+gripper's force f. The fingers are coupled (one drive moves both, symmetric about the hand), so
+a force F along the closing axis shifts normal force from one contact to the other (N = f +- F/2)
+while their sum stays 2 f: the contact behind the load bears it by normal force, and the grasp
+holds until the other contact unloads, at F = 2 f. Across the closing axis only friction holds,
+up to mu (N1 + N2) = 2 mu f. So a grasp whose contact normals face along the force the track asks
+(a drawer handle pinched front and back, pulled out) holds 1/mu times what one holding it by
+friction alone does (the same handle pinched top and bottom). With friction coefficient mu the
+contacts resist a force along the closing axis up to 2 f, a force across it up to 2 mu f, a moment about it up to 2 mu f a (pads of contact
 radius a) and a moment across it up to mu f w (a friction couple over the grasp width w). The
 load's utilisation is the sum of the four ratios: a linear bound inside the true limit surface,
 so a utilisation below 1 holds; the load margin is its inverse (how many times the load the
@@ -309,7 +315,7 @@ def grasp_utilisation(
         Ft = np.einsum("bji,bj->bi", R, F)  # into the tool frame
         Mt = np.einsum("bji,bj->bi", R, M)
         return (
-            np.abs(Ft[:, 1]) / force
+            np.abs(Ft[:, 1]) / (2 * force)  # borne by the normal force (module docstring)
             + np.hypot(Ft[:, 0], Ft[:, 2]) / (2 * friction * force)
             + np.abs(Mt[:, 1]) / (2 * friction * force * max(pad_radius, 1e-9))
             + np.hypot(Mt[:, 0], Mt[:, 2]) / (friction * force * np.maximum(width, 1e-3))
