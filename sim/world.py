@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import scipy.linalg
 
 from core.errors import ChordError
 from core.scene import Scene
@@ -327,6 +326,7 @@ class SimWorld:
             if cfg.arm_forces
             else [float(p.getJointInfo(self.arm, j, physicsClientId=c)[10]) for j in self.arm_joints]
         )
+        self._limit = np.asarray(self.arm_forces, dtype=float)
         self.arm_lower = np.array(
             [p.getJointInfo(self.arm, j, physicsClientId=c)[8] for j in self.arm_joints]
         )
@@ -416,42 +416,59 @@ class SimWorld:
             for _ in range(n):
                 self.p.stepSimulation(physicsClientId=self.client)
             return
-        for _ in range(n * self.config.substeps):
-            self._apply_impedance()
-            self.p.stepSimulation(physicsClientId=self.client)
+        for _ in range(n):
+            # The arm's inertia changes little over one control step: its damping matrix is
+            # computed once a step, the torques at every solver step.
+            damping = self.impedance_damping()
+            for _ in range(self.config.substeps):
+                self._apply_impedance(damping)
+                self.p.stepSimulation(physicsClientId=self.client)
 
-    def impedance_torques(self) -> np.ndarray:
+    def impedance_damping(self) -> np.ndarray:
+        """[J, J] N m s/rad: the controller's damping now, every mode of the arm at ``damping_ratio``
+        of critical.
+
+        With K v = w^2 M v (M the arm's joint-space inertia now, V^T M V = I), D = 2 zeta M V
+        diag(w) V^T M. A per-joint D from M's diagonal would over-damp the light coupled modes
+        (joints 1 and 3 turning against each other about nearly aligned axes), and an over-damped
+        mode integrated at the solver step rings and saturates.
+        """
+        p, c, cfg = self.p, self.client, self.config
+        pos = [float(s[0]) for s in p.getJointStates(self.arm, self._dofs, physicsClientId=c)]
+        k = self._arm_slots
+        M = np.array(p.calculateMassMatrix(self.arm, pos, physicsClientId=c))[np.ix_(k, k)]
+        s = 1.0 / np.sqrt(np.asarray(cfg.joint_stiffness, dtype=float))  # K^-1/2
+        lam, U = np.linalg.eigh(s[:, None] * M * s[None, :])  # K^-1/2 M K^-1/2 = U diag(1/w^2) U^T
+        MV = M @ (s[:, None] * U / np.sqrt(lam))  # M V, V = K^-1/2 U diag(lam)^-1/2
+        return 2.0 * cfg.damping_ratio * (MV / np.sqrt(lam)) @ MV.T  # diag(w) = diag(lam)^-1/2
+
+    def impedance_torques(self, damping: np.ndarray | None = None) -> np.ndarray:
         """[J] Nm the joint impedance controller applies now (see the module docstring).
 
         tau = K (q* - q) + D (qd* - qd) + gravity + Coriolis, each clipped to the joint's torque
-        limit ``arm_forces``. D damps every mode of the arm (K v = w^2 M v, M the arm's
-        joint-space inertia now) at ``damping_ratio`` of critical: D = 2 zeta M V diag(w) V^T M.
-        A per-joint D from M's diagonal would over-damp the light coupled modes (joints 1 and 3
-        turning against each other about aligned axes), and an over-damped mode integrated at the
-        solver step rings and saturates.
+        limit ``arm_forces``; D is ``damping`` ([J, J], :meth:`impedance_damping` now if None).
         """
         p, c, cfg = self.p, self.client, self.config
         states = p.getJointStates(self.arm, self._dofs, physicsClientId=c)
         pos = [float(s[0]) for s in states]
         vel = [float(s[1]) for s in states]
-        bias = np.array(p.calculateInverseDynamics(self.arm, pos, vel, [0.0] * len(pos), physicsClientId=c))
+        bias = p.calculateInverseDynamics(self.arm, pos, vel, [0.0] * len(pos), physicsClientId=c)
         k = self._arm_slots
-        M = np.array(p.calculateMassMatrix(self.arm, pos, physicsClientId=c))[np.ix_(k, k)]
-        K = np.asarray(cfg.joint_stiffness, dtype=float)
-        w2, V = scipy.linalg.eigh(np.diag(K), M)  # V^T M V = I, V^T K V = diag(w2)
-        MV = M @ V
-        D = 2.0 * cfg.damping_ratio * (MV * np.sqrt(np.maximum(w2, 0.0))) @ MV.T
+        D = self.impedance_damping() if damping is None else damping
         q_t, qd_t = self._target
-        tau = K * (q_t - np.array(pos)[k]) + D @ (qd_t - np.array(vel)[k]) + bias[k]
-        limit = np.asarray(self.arm_forces, dtype=float)
-        return np.clip(tau, -limit, limit)
+        tau = (
+            np.asarray(cfg.joint_stiffness) * (q_t - np.array(pos)[k])
+            + D @ (qd_t - np.array(vel)[k])
+            + np.array(bias)[k]
+        )
+        return np.clip(tau, -self._limit, self._limit)
 
-    def _apply_impedance(self) -> None:
+    def _apply_impedance(self, damping: np.ndarray) -> None:
         self.p.setJointMotorControlArray(
             self.arm,
             self.arm_joints,
             self.p.TORQUE_CONTROL,
-            forces=self.impedance_torques().tolist(),
+            forces=self.impedance_torques(damping).tolist(),
             physicsClientId=self.client,
         )
 

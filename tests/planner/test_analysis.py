@@ -117,7 +117,9 @@ def test_follow_track_lies_on_the_fitted_arc():
     """A hinged lid's follow track turns on the fitted hinge: a point held on the lid keeps its
     distance to the axis and its place along it (to float precision), where the lid's own noisy
     fitted track wanders off the arc by most of a millimetre (5 mm noise, 10% outliers)."""
-    sf = synthetic.hinged_lid(n=3000, seed=0, noise=0.005, outliers=0.1, hinge_yaw_deg=35.0, position=(0.4, 0.1))
+    sf = synthetic.hinged_lid(
+        n=3000, seed=0, noise=0.005, outliers=0.1, hinge_yaw_deg=35.0, position=(0.4, 0.1)
+    )
     a = analyse_flow(sf.flow)
     j = a.joint
     held = np.array([0.05, 0.02, 0.03, 1.0])  # a grasp point in the part frame
