@@ -3,8 +3,9 @@
 A free part hangs in the grasp: the fingers carry its weight and its acceleration along the
 track, and the moment of that force about the grasp. A part on a joint (a door, a drawer, a lid)
 is carried by its joint; the grasp only drives the joint against what resists it: the joint's
-friction and damping from the object's URDF, and gravity's torque about (or force along) the
-joint's axis. Masses come from the object's URDF (the ``<inertial>`` of the part's link: any
+friction and damping from the object's URDF, gravity's torque about (or force along) the
+joint's axis, and the part's inertia along the joint's motion (mass, or mass times the centre of
+mass's squared distance from the axis, at the flow's largest joint acceleration). Masses come from the object's URDF (the ``<inertial>`` of the part's link: any
 URDF) or, without one, a density times the part's volume.
 
 Whether two finger contacts hold a load (:func:`grasp_utilisation`): each finger squeezes with the
@@ -188,7 +189,8 @@ class PartLoad:
     Free part (``joint_kind`` ""): ``forces`` [T, 3] is the force the grasp applies to the part at
     each frame (weight and acceleration), acting through ``com``. Jointed part: ``joint_effort``
     (N m or N) is the largest generalised force the joint asks for (friction + damping at the
-    flow's speed + gravity about/along the axis), ``axis`` and ``origin`` the joint's line.
+    flow's speed + gravity about/along the axis + the part's inertia at the flow's largest
+    acceleration), ``axis`` and ``origin`` the joint's line.
     """
 
     mass: float  # kg
@@ -284,13 +286,20 @@ def part_load(
     axis = R0.T @ joint.axis
     origin = (T0inv @ np.r_[joint.origin, 1.0])[:3]
     speed = float(np.abs(np.diff(joint.values)).max() * fps) if len(joint.values) > 1 else 0.0
+    # The joint's largest acceleration along the flow (second differences at its rate).
+    accel = float(np.abs(np.diff(joint.values, 2)).max() * fps**2) if len(joint.values) > 2 else 0.0
     if joint.kind == "revolute":
         # Gravity's torque about the axis over the track (the axis stays put with its parent).
         coms = np.stack([(T0inv @ T_world_part[t] @ np.r_[com, 1.0])[:3] for t in range(T)])
         tau_g = np.abs(np.cross(coms - origin, mass * g_part) @ axis).max()
+        # Inertia about the axis: the mass at its centre of mass (a lower bound: the part's own
+        # rotational inertia about its centre adds to it).
+        r = com - origin
+        inertia = mass * float(r @ r - (r @ axis) ** 2)
     else:
         tau_g = abs(float(mass * g_part @ axis))
-    effort = float(tau_g + friction + damping * speed)
+        inertia = mass
+    effort = float(tau_g + friction + damping * speed + inertia * accel)
     return PartLoad(mass, source, com, np.zeros((T, 3)), joint.kind, effort, axis, origin, joint_source)
 
 

@@ -289,3 +289,24 @@ def test_mass_and_joint_friction_come_from_the_urdf(tmp_path):
 def test_grasp_config_names_the_bad_field(kwargs, field):
     with pytest.raises(ChordError, match=field):
         GraspConfig(**kwargs)
+
+
+def test_joint_load_includes_the_part_inertia():
+    """A 0.5 kg drawer pulled at 2 m/s^2 along a level axis: no gravity along it, no URDF
+    friction, so the grasp must supply m a = 1 N; a hinged part swung at 4 rad/s^2 with its mass
+    10 cm from the axis asks m r^2 alpha = 0.02 N m."""
+    pts, _ = _mesh_samples(_boxes(((0.1, 0.1, 0.1), (0.0, 0.0, 0.0))), 2000, 0)
+    T, fps = 11, 10.0
+    t = np.arange(T) / fps
+    vol = 0.1**3
+    drawer = Joint("prismatic", np.array([1.0, 0.0, 0.0]), np.zeros(3), 0.5 * 2.0 * t**2, 0.0, 0, 1)
+    load = part_load(_still(T, [0.5, 0.0, 0.2]), pts, fps, 0.5 / vol, joint=drawer)
+    assert load.mass == pytest.approx(0.5, rel=0.02)
+    assert load.joint_effort == pytest.approx(load.mass * 2.0, rel=1e-6)
+    hinge = Joint(
+        "revolute", np.array([0.0, 0.0, 1.0]), np.array([0.1, 0.0, 0.0]), 0.5 * 4.0 * t**2, 0.0, 0, 1
+    )
+    load = part_load(_still(T, [0.0, 0.0, 0.0]), pts, fps, 0.5 / vol, joint=hinge)
+    r2 = float(np.sum((load.com - np.array([0.1, 0.0, 0.0]))[:2] ** 2))
+    assert r2 == pytest.approx(0.01, rel=0.05)
+    assert load.joint_effort == pytest.approx(load.mass * r2 * 4.0, rel=1e-6)  # gravity: no torque about z
