@@ -336,7 +336,8 @@ class SimWorld:
         if cfg.arm_control == "impedance" and len(cfg.joint_stiffness) != len(names):
             raise ChordError(
                 f"SimConfig.joint_stiffness has {len(cfg.joint_stiffness)} values for {len(names)} arm joints "
-                f"{list(names)}"
+                f"{list(names)} (the Franka's by default): give one per joint (--joint-stiffness, Nm/rad) "
+                "or --arm-control position"
             )
         # Every movable joint of the arm (PyBullet's inverse dynamics and mass matrix take all of
         # them, fingers included) and where the plan's joints sit among them.
