@@ -63,6 +63,41 @@ class FlowAnalysis:
         bar = max(self.nonrigid_threshold, 1.5 * np.sqrt(6.0) * sigma)
         return self.target.track.residual_max_rms > bar
 
+    def follow_track(self) -> np.ndarray:
+        """[T, 4, 4] the target part's track as its joints allow it: T_world_part(t).
+
+        The part's own fitted track (``target.track.T_world_part``) moves it as the flow shows,
+        noise and all; a part on a joint can only move along that joint. So for an articulated
+        target the track is rebuilt from the root part's motion and each joint's fitted model
+        along the path to the target, M_child(t) = M_parent(t) @ joint.transform(value_t) (a root
+        the flow does not move stays put): a
+        revolute part then turns on its fitted arc and a prismatic one slides along its line, and
+        a grasp held rigid on it asks no motion the joint cannot make (an arm that tracked a
+        track off the arc would push against the joint with the arm's stiffness). Where a joint
+        on the path does not explain its child's motion (a residual above the bar of
+        :attr:`nonrigid`, noise included), or the part is free, the fitted track is used.
+        """
+        part = self.target
+        if self.joint is None or not self.trees:
+            return part.track.T_world_part
+        by_child = {j.child: j for j in self.trees[self.target_object]}
+        seg = self.objects[self.target_object]
+        bar = max(self.nonrigid_threshold, 1.5 * np.sqrt(6.0) * seg.noise_sigma)
+        path, pi = [], self.target_part
+        while pi in by_child:
+            path.append(by_child[pi])
+            pi = by_child[pi].parent
+        if not path or any(not j.residual_rms <= bar for j in path):  # NaN fails too
+            return part.track.T_world_part
+        root = seg.parts[pi]
+        # A root the flow does not move (its points travel less than the segmentation's motion
+        # bar) stands still: its fitted motion is noise, and carrying the joints on it would put
+        # that noise back into the track.
+        M = root.track.motion if root.moving else np.broadcast_to(np.eye(4), root.track.motion.shape)
+        for j in reversed(path):
+            M = M @ np.stack([j.transform(float(v)) for v in j.values])
+        return M @ part.track.T_world_part[0]
+
     def denoised(self) -> tuple[np.ndarray, np.ndarray]:
         """(trajectories [T, M, 3], flow indices [M]) of every non-outlier point, re-made rigid.
 

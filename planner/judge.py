@@ -78,7 +78,7 @@ class GraspJudge(Protocol):
     def __call__(
         self,
         scene: Any,  # core.scene.Scene the flow was made for
-        analysis: FlowAnalysis,  # the flow's analysis: analysis.target.track is the part's track
+        analysis: FlowAnalysis,  # the flow's analysis: analysis.follow_track() is the part's track
         robot: Robot,  # the planner's robot model (URDF, joint names and order)
         T_world_base: np.ndarray,  # [4, 4] the robot base placement being planned for
         candidates: list[TrialCandidate],

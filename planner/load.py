@@ -3,13 +3,20 @@
 A free part hangs in the grasp: the fingers carry its weight and its acceleration along the
 track, and the moment of that force about the grasp. A part on a joint (a door, a drawer, a lid)
 is carried by its joint; the grasp only drives the joint against what resists it: the joint's
-friction and damping from the object's URDF, and gravity's torque about (or force along) the
-joint's axis. Masses come from the object's URDF (the ``<inertial>`` of the part's link: any
+friction and damping from the object's URDF, gravity's torque about (or force along) the
+joint's axis, and the part's inertia along the joint's motion (mass, or mass times the centre of
+mass's squared distance from the axis, at the flow's largest joint acceleration). Masses come from the object's URDF (the ``<inertial>`` of the part's link: any
 URDF) or, without one, a density times the part's volume.
 
-Whether two finger contacts hold a load (:func:`grasp_capacity`): each finger squeezes with the
-gripper's force f; with friction coefficient mu the contacts resist a force along the closing
-axis up to f, a force across it up to 2 mu f, a moment about it up to 2 mu f a (pads of contact
+Whether two finger contacts hold a load (:func:`grasp_utilisation`): each finger squeezes with the
+gripper's force f. The fingers are coupled (one drive moves both, symmetric about the hand), so
+a force F along the closing axis shifts normal force from one contact to the other (N = f +- F/2)
+while their sum stays 2 f: the contact behind the load bears it by normal force, and the grasp
+holds until the other contact unloads, at F = 2 f. Across the closing axis only friction holds,
+up to mu (N1 + N2) = 2 mu f. So a grasp whose contact normals face along the force the track asks
+(a drawer handle pinched front and back, pulled out) holds 1/mu times what one holding it by
+friction alone does (the same handle pinched top and bottom). With friction coefficient mu the
+contacts resist a force along the closing axis up to 2 f, a force across it up to 2 mu f, a moment about it up to 2 mu f a (pads of contact
 radius a) and a moment across it up to mu f w (a friction couple over the grasp width w). The
 load's utilisation is the sum of the four ratios: a linear bound inside the true limit surface,
 so a utilisation below 1 holds; the load margin is its inverse (how many times the load the
@@ -182,7 +189,8 @@ class PartLoad:
     Free part (``joint_kind`` ""): ``forces`` [T, 3] is the force the grasp applies to the part at
     each frame (weight and acceleration), acting through ``com``. Jointed part: ``joint_effort``
     (N m or N) is the largest generalised force the joint asks for (friction + damping at the
-    flow's speed + gravity about/along the axis), ``axis`` and ``origin`` the joint's line.
+    flow's speed + gravity about/along the axis + the part's inertia at the flow's largest
+    acceleration), ``axis`` and ``origin`` the joint's line.
     """
 
     mass: float  # kg
@@ -278,13 +286,20 @@ def part_load(
     axis = R0.T @ joint.axis
     origin = (T0inv @ np.r_[joint.origin, 1.0])[:3]
     speed = float(np.abs(np.diff(joint.values)).max() * fps) if len(joint.values) > 1 else 0.0
+    # The joint's largest acceleration along the flow (second differences at its rate).
+    accel = float(np.abs(np.diff(joint.values, 2)).max() * fps**2) if len(joint.values) > 2 else 0.0
     if joint.kind == "revolute":
         # Gravity's torque about the axis over the track (the axis stays put with its parent).
         coms = np.stack([(T0inv @ T_world_part[t] @ np.r_[com, 1.0])[:3] for t in range(T)])
         tau_g = np.abs(np.cross(coms - origin, mass * g_part) @ axis).max()
+        # Inertia about the axis: the mass at its centre of mass (a lower bound: the part's own
+        # rotational inertia about its centre adds to it).
+        r = com - origin
+        inertia = mass * float(r @ r - (r @ axis) ** 2)
     else:
         tau_g = abs(float(mass * g_part @ axis))
-    effort = float(tau_g + friction + damping * speed)
+        inertia = mass
+    effort = float(tau_g + friction + damping * speed + inertia * accel)
     return PartLoad(mass, source, com, np.zeros((T, 3)), joint.kind, effort, axis, origin, joint_source)
 
 
@@ -309,7 +324,7 @@ def grasp_utilisation(
         Ft = np.einsum("bji,bj->bi", R, F)  # into the tool frame
         Mt = np.einsum("bji,bj->bi", R, M)
         return (
-            np.abs(Ft[:, 1]) / force
+            np.abs(Ft[:, 1]) / (2 * force)  # borne by the normal force (module docstring)
             + np.hypot(Ft[:, 0], Ft[:, 2]) / (2 * friction * force)
             + np.abs(Mt[:, 1]) / (2 * friction * force * max(pad_radius, 1e-9))
             + np.hypot(Mt[:, 0], Mt[:, 2]) / (friction * force * np.maximum(width, 1e-3))

@@ -136,7 +136,7 @@ def _choose(
     T_base_world = np.linalg.inv(T_world_base)
     rng = np.random.default_rng(config.segment.seed)
     part = analysis.target
-    track = part.track.T_world_part
+    track = analysis.follow_track()  # the track as the part's joints allow it
     # Denoised flow points (or meshes carried by the parts), outliers left out.
     part_traj, other = geometry.part, geometry.other
     # Collision checks on subsets: a few thousand points resolve a gripper finger well enough.
@@ -342,7 +342,7 @@ def _judged_choice(
     number of verdicts, or what the judge raises.
     """
     t0 = time.perf_counter()
-    track = analysis.target.track.T_world_part
+    track = analysis.follow_track()
     trials: list[TrialCandidate] = []
     untimed: dict[int, str] = {}
     for i, ((score, _, cand, _), (path, phases)) in enumerate(zip(reachable, paths, strict=True)):
@@ -590,7 +590,7 @@ def with_part_load(
     object's URDF when the scene names one (else ``config.grasp.density`` x its volume) and its
     joint's friction and damping. Raises ChordError for an unreadable URDF."""
     geometry = with_urdf(geometry, analysis, scene)
-    track = analysis.target.track.T_world_part
+    track = analysis.follow_track()
     T_obj = None
     if scene is not None and analysis.target.object_name in scene.object_names:
         T_obj = scene.object(analysis.target.object_name).pose.matrix()
@@ -742,7 +742,7 @@ def _waypoint_ik(
     IK path (best of 3 start postures at the grasp waypoint). Never raises: the optimiser and
     :func:`_check_waypoints` judge the result.
     """
-    track = analysis.target.track.T_world_part
+    track = analysis.follow_track()
     T_world, phases = _waypoints(track, cand, config)
     T_base = T_base_world @ T_world
     path = ik_path(robot, T_base, starts=3, anchor=config.approach_steps)

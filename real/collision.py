@@ -91,7 +91,11 @@ class CollisionModel:
         if scene is not None:
             from sim.world import SimConfig, SimWorld
 
-            cfg = SimConfig(finger_joints=finger_joints) if finger_joints else SimConfig()
+            # The world is only posed (resetJointState), never stepped: no arm control law runs, so
+            # the position servo's, which fits an arm of any joint count.
+            cfg = SimConfig(
+                arm_control="position", **({"finger_joints": finger_joints} if finger_joints else {})
+            )
             self._world = SimWorld(scene, cfg, self.urdf, tuple(base), names)
             self.client, self.arm = self._world.client, self._world.arm
             self.table = self._world.table

@@ -201,7 +201,7 @@ class SimGraspJudge:
         wall0 = time.perf_counter()
         base = (*T_world_base[:3, 3].tolist(), *matrix_to_quat(T_world_base[:3, :3]).tolist())
         target = analysis.target.object_name
-        track = analysis.target.track.T_world_part
+        track = analysis.follow_track()  # the track the plan follows
         # A friction the simulator's config states is known: the trials use it alone.
         known = self.sim_config.object_friction
         frictions = (known,) if known is not None else self.config.frictions

@@ -4,6 +4,17 @@ World frame: metres, z up, gravity along -z, the table top at ``scene.table_heig
 loaded from their URDFs at ``T_world_obj`` (our wxyz quaternions are converted to PyBullet's xyzw
 here); the arm is loaded with a fixed base at the plan's ``T_world_base``.
 
+The arm is driven as the real one is (``SimConfig.arm_control`` "impedance", the default): a
+Franka takes joint position targets (franky's ``JointMotion``, real/backends/franky.py) and its
+internal joint impedance controller turns them into torques, tau = K (q* - q) + D (qd* - qd) +
+gravity + Coriolis, with K the stiffness libfranka is given (3000 Nm/rad at joints 1-3, 2500 at
+4-5, 2000 at 6-7). PyBullet's own position servo ("position") is a velocity constraint: it holds
+the target against any load up to the torque limit, so an arm track a few millimetres off a
+joint's arc is forced onto it with up to 87 Nm per joint instead of yielding, and the grasp, not
+the arm, gives way. The impedance law is computed each step from the measured state and applied
+as joint torques (gravity and Coriolis from PyBullet's inverse dynamics of the arm alone, as the
+Franka compensates its own model; the held part's weight is the controller's to resist).
+
 PyBullet places a body by its base's *inertial* frame, so poses go through the base link's
 inertial offset. PyBullet ignores URDF joint friction, so every joint of an object is held by a
 velocity motor whose force is that friction (an articulated lamp head then stays where it is put).
@@ -27,6 +38,10 @@ from sim.checks import ConfigError, check_integer, check_number, check_numbers
 log = logging.getLogger(__name__)
 
 PANDA_ARM_FORCES = (87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0)  # Nm, Franka datasheet torque limits
+# Nm/rad, the joint impedance a Franka's internal controller tracks joint targets with: the values
+# libfranka's examples set (setDefaultBehavior: setJointImpedance) and the usual franky setup.
+PANDA_JOINT_STIFFNESS = (3000.0, 3000.0, 3000.0, 2500.0, 2500.0, 2000.0, 2000.0)
+ARM_CONTROLS = ("impedance", "position")
 
 
 def default_robot_urdf() -> Path:
@@ -88,7 +103,14 @@ class SimConfig:
     gravity: float = 9.81  # m/s^2 along -z
     settle_s: float = 0.5  # seconds the objects settle (arm holding q[0]) before the plan starts
     hold_s: float = 0.5  # seconds simulated after the plan's last sample (arm holding q[-1])
-    # Arm motor: PyBullet's implicit PD (dimensionless gains), torque-limited like the real arm.
+    # Arm control: "impedance" (the Franka's joint impedance controller, see the module docstring)
+    # or "position" (PyBullet's position servo, rigid up to arm_forces).
+    arm_control: str = "impedance"
+    joint_stiffness: tuple[float, ...] = PANDA_JOINT_STIFFNESS  # Nm/rad per plan joint (impedance)
+    # Of each joint's damping, D = 2 zeta sqrt(K M_jj) with M_jj the arm's joint-space inertia now:
+    # 1 = critically damped, as the Franka's controller tracks targets without overshoot.
+    damping_ratio: float = 1.0
+    # PyBullet's position servo (the fingers always; the arm with arm_control "position"):
     position_gain: float = 0.3  # PyBullet positionGain (fraction of the position error per step)
     velocity_gain: float = 1.0  # PyBullet velocityGain (feeds the plan's joint velocity forward)
     arm_forces: tuple[float, ...] = PANDA_ARM_FORCES  # Nm per plan joint; () = the URDF's effort limits
@@ -111,6 +133,10 @@ class SimConfig:
         check_number(owner, "gravity", self.gravity, at_least=0.0, unit="m/s^2")
         for key in ("settle_s", "hold_s"):
             check_number(owner, key, getattr(self, key), at_least=0.0, unit="s")
+        if self.arm_control not in ARM_CONTROLS:
+            raise ConfigError(f"{owner}.arm_control is {self.arm_control!r}, expected one of {ARM_CONTROLS}")
+        check_numbers(owner, "joint_stiffness", self.joint_stiffness, above=0.0, unit="Nm/rad")
+        check_number(owner, "damping_ratio", self.damping_ratio, above=0.0)
         check_number(owner, "position_gain", self.position_gain, above=0.0)
         check_number(owner, "velocity_gain", self.velocity_gain, at_least=0.0)
         check_numbers(owner, "arm_forces", self.arm_forces, above=0.0, unit="Nm")
@@ -178,8 +204,16 @@ class SimWorld:
         p, c, cfg = self.p, self.client, self.config
         p.resetSimulation(physicsClientId=c)
         p.setGravity(0, 0, -cfg.gravity, physicsClientId=c)
+        # Under impedance control the torques are recomputed at every solver step (the Franka's
+        # controller runs at 1 kHz; torques held over sub-steps would be explicit integration at
+        # the control rate, unstable for the arm's light coupled modes): the same solver rate,
+        # one sub-step per PyBullet step.
+        per_call = cfg.substeps if cfg.arm_control == "position" else 1
         p.setPhysicsEngineParameter(
-            fixedTimeStep=cfg.dt, numSubSteps=cfg.substeps, deterministicOverlappingPairs=1, physicsClientId=c
+            fixedTimeStep=cfg.dt * per_call / cfg.substeps,
+            numSubSteps=per_call,
+            deterministicOverlappingPairs=1,
+            physicsClientId=c,
         )
         half = [s / 2 for s in cfg.table_size]
         shape = p.createCollisionShape(p.GEOM_BOX, halfExtents=half, physicsClientId=c)
@@ -292,12 +326,32 @@ class SimWorld:
             if cfg.arm_forces
             else [float(p.getJointInfo(self.arm, j, physicsClientId=c)[10]) for j in self.arm_joints]
         )
+        self._limit = np.asarray(self.arm_forces, dtype=float)
         self.arm_lower = np.array(
             [p.getJointInfo(self.arm, j, physicsClientId=c)[8] for j in self.arm_joints]
         )
         self.arm_upper = np.array(
             [p.getJointInfo(self.arm, j, physicsClientId=c)[9] for j in self.arm_joints]
         )
+        if cfg.arm_control == "impedance" and len(cfg.joint_stiffness) != len(names):
+            raise ChordError(
+                f"SimConfig.joint_stiffness has {len(cfg.joint_stiffness)} values for {len(names)} arm joints "
+                f"{list(names)} (the Franka's by default): give one per joint (--joint-stiffness, Nm/rad) "
+                "or --arm-control position"
+            )
+        # Every movable joint of the arm (PyBullet's inverse dynamics and mass matrix take all of
+        # them, fingers included) and where the plan's joints sit among them.
+        self._dofs = [
+            j for j in range(p.getNumJoints(self.arm, physicsClientId=c))
+            if p.getJointInfo(self.arm, j, physicsClientId=c)[2] != p.JOINT_FIXED
+        ]  # fmt: skip
+        self._arm_slots = np.array([self._dofs.index(j) for j in self.arm_joints])
+        self._target = (np.zeros(len(names)), np.zeros(len(names)))  # (q*, qd*) the arm tracks
+        if cfg.arm_control == "impedance":
+            # Torque control needs PyBullet's default velocity motors off (they would hold the joints).
+            p.setJointMotorControlArray(
+                self.arm, self.arm_joints, p.VELOCITY_CONTROL, forces=[0.0] * len(names), physicsClientId=c
+            )
         for j in self.finger_joints:
             p.changeDynamics(self.arm, j, lateralFriction=cfg.finger_friction, physicsClientId=c)
         # The base sits on the table by design; only contacts of the moving links count.
@@ -326,20 +380,26 @@ class SimWorld:
         self.command(q, np.zeros(len(q)), width)
 
     def command(self, q: np.ndarray, qd: np.ndarray, width: float) -> None:  # q, qd: [J]
-        """Position targets for the arm (rad, with velocity feed-forward rad/s) and the gripper (m)."""
+        """Position targets for the arm (rad, with velocity feed-forward rad/s) and the gripper (m).
+
+        Under impedance control the targets are held and the torques computed at every
+        :meth:`step` from the state then; under position control PyBullet's servo gets them now.
+        """
         p, c, cfg = self.p, self.client, self.config
         n = len(self.arm_joints)
-        p.setJointMotorControlArray(
-            self.arm,
-            self.arm_joints,
-            p.POSITION_CONTROL,
-            targetPositions=[float(v) for v in q],
-            targetVelocities=[float(v) for v in qd],
-            forces=self.arm_forces,
-            positionGains=[cfg.position_gain] * n,
-            velocityGains=[cfg.velocity_gain] * n,
-            physicsClientId=c,
-        )
+        self._target = (np.array(q, dtype=float), np.array(qd, dtype=float))
+        if cfg.arm_control == "position":
+            p.setJointMotorControlArray(
+                self.arm,
+                self.arm_joints,
+                p.POSITION_CONTROL,
+                targetPositions=[float(v) for v in q],
+                targetVelocities=[float(v) for v in qd],
+                forces=self.arm_forces,
+                positionGains=[cfg.position_gain] * n,
+                velocityGains=[cfg.velocity_gain] * n,
+                physicsClientId=c,
+            )
         half = max(float(width), 0.0) / 2
         p.setJointMotorControlArray(
             self.arm,
@@ -352,8 +412,66 @@ class SimWorld:
         )
 
     def step(self, n: int = 1) -> None:
+        """Advance ``n`` control steps (each ``config.substeps`` solver steps)."""
+        if self.config.arm_control == "position":
+            for _ in range(n):
+                self.p.stepSimulation(physicsClientId=self.client)
+            return
         for _ in range(n):
-            self.p.stepSimulation(physicsClientId=self.client)
+            # The arm's inertia changes little over one control step: its damping matrix is
+            # computed once a step, the torques at every solver step.
+            damping = self.impedance_damping()
+            for _ in range(self.config.substeps):
+                self._apply_impedance(damping)
+                self.p.stepSimulation(physicsClientId=self.client)
+
+    def impedance_damping(self) -> np.ndarray:
+        """[J, J] N m s/rad: the controller's damping now, every mode of the arm at ``damping_ratio``
+        of critical.
+
+        With K v = w^2 M v (M the arm's joint-space inertia now, V^T M V = I), D = 2 zeta M V
+        diag(w) V^T M. A per-joint D from M's diagonal would over-damp the light coupled modes
+        (joints 1 and 3 turning against each other about nearly aligned axes), and an over-damped
+        mode integrated at the solver step rings and saturates.
+        """
+        p, c, cfg = self.p, self.client, self.config
+        pos = [float(s[0]) for s in p.getJointStates(self.arm, self._dofs, physicsClientId=c)]
+        k = self._arm_slots
+        M = np.array(p.calculateMassMatrix(self.arm, pos, physicsClientId=c))[np.ix_(k, k)]
+        s = 1.0 / np.sqrt(np.asarray(cfg.joint_stiffness, dtype=float))  # K^-1/2
+        lam, U = np.linalg.eigh(s[:, None] * M * s[None, :])  # K^-1/2 M K^-1/2 = U diag(1/w^2) U^T
+        MV = M @ (s[:, None] * U / np.sqrt(lam))  # M V, V = K^-1/2 U diag(lam)^-1/2
+        return 2.0 * cfg.damping_ratio * (MV / np.sqrt(lam)) @ MV.T  # diag(w) = diag(lam)^-1/2
+
+    def impedance_torques(self, damping: np.ndarray | None = None) -> np.ndarray:
+        """[J] Nm the joint impedance controller applies now (see the module docstring).
+
+        tau = K (q* - q) + D (qd* - qd) + gravity + Coriolis, each clipped to the joint's torque
+        limit ``arm_forces``; D is ``damping`` ([J, J], :meth:`impedance_damping` now if None).
+        """
+        p, c, cfg = self.p, self.client, self.config
+        states = p.getJointStates(self.arm, self._dofs, physicsClientId=c)
+        pos = [float(s[0]) for s in states]
+        vel = [float(s[1]) for s in states]
+        bias = p.calculateInverseDynamics(self.arm, pos, vel, [0.0] * len(pos), physicsClientId=c)
+        k = self._arm_slots
+        D = self.impedance_damping() if damping is None else damping
+        q_t, qd_t = self._target
+        tau = (
+            np.asarray(cfg.joint_stiffness) * (q_t - np.array(pos)[k])
+            + D @ (qd_t - np.array(vel)[k])
+            + np.array(bias)[k]
+        )
+        return np.clip(tau, -self._limit, self._limit)
+
+    def _apply_impedance(self, damping: np.ndarray) -> None:
+        self.p.setJointMotorControlArray(
+            self.arm,
+            self.arm_joints,
+            self.p.TORQUE_CONTROL,
+            forces=self.impedance_torques(damping).tolist(),
+            physicsClientId=self.client,
+        )
 
     def arm_state(self) -> tuple[np.ndarray, float]:
         """([J] arm joint positions rad, gripper opening m)."""

@@ -11,7 +11,7 @@ from trimesh.sample import sample_surface
 
 from core.errors import ChordError
 from planner.articulation import Joint
-from planner.grasp import GraspConfig, antipodal_candidates, gripper_collisions, with_load
+from planner.grasp import GraspCandidate, GraspConfig, antipodal_candidates, gripper_collisions, with_load
 from planner.load import grasp_utilisation, part_load, read_urdf
 
 
@@ -169,7 +169,12 @@ def test_load_rejects_a_weak_grasp_on_a_heavy_part_and_keeps_it_on_a_light_one()
     u = grasp_utilisation(light, centred[None], np.array([0.04]), 0.6, 70.0, 0.005)
     assert 1.0 / u[0] == pytest.approx(84.0 / (0.2 * 9.81), rel=1e-3)
     margins = np.array([c.load_margin for c in kept])
-    assert (margins > 1.0).all() and margins.max() == pytest.approx(1.0 / u[0], rel=0.05)
+    assert (margins > 1.0).all()
+    # The strongest hold closes vertically (from the side): the lower finger's normal bears the
+    # weight, up to 2 f = 140 N (planner.load), not friction's 84 N.
+    best = kept[int(np.argmax(margins))]
+    assert abs(best.T_part_ee[2, 1]) > 0.95
+    assert margins.max() == pytest.approx(140.0 / (0.2 * 9.81), rel=0.1) and margins.max() > 1.0 / u[0]
     kept, weak = with_load(cands, heavy, cfg)
     assert weak == len(cands) and kept == []
 
@@ -189,8 +194,40 @@ def test_joint_load_at_the_lever_arm():
     grasp[:3, 3] = [0.0, -0.075, 0.2]  # 20 cm from the hinge line
     stiff = replace(load, joint_effort=2.0)  # N m
     u = grasp_utilisation(stiff, grasp[None], np.array([0.013]), 0.6, 70.0, 0.005)
-    # The force 2 / 0.2 = 10 N is along the closing axis (normal to the leaf): 10 / 70 of one finger.
-    assert u[0] == pytest.approx(10.0 / 70.0, rel=1e-6)
+    # The force 2 / 0.2 = 10 N is along the closing axis (normal to the leaf): borne by normal
+    # force, up to 2 f = 140 N before the other finger unloads.
+    assert u[0] == pytest.approx(10.0 / 140.0, rel=1e-6)
+
+
+def test_a_pulled_drawer_handle_is_held_by_the_normals_not_by_friction():
+    """A drawer pulled out along x against 60 N of friction (a stuck drawer): pinched front and
+    back, the rear finger's normal bears the pull (60 N of 2 f = 140 N); pinched top and bottom,
+    friction alone holds it (60 N of 2 mu f = 84 N). The first is the better grasp."""
+    pts, _ = _mesh_samples(_boxes(((0.02, 0.10, 0.02), (0.0, 0.0, 0.0))), 2000, 0)  # the handle bar
+    T = 11
+    track = _still(T, [0.5, 0.0, 0.2])
+    track[:, 0, 3] += np.linspace(0.0, 0.15, T)
+    joint = Joint("prismatic", np.array([1.0, 0.0, 0.0]), np.zeros(3), np.linspace(0, 0.15, T), 0.0, 0, 1)
+    load = replace(part_load(track, pts, 10.0, 700.0, joint=joint), joint_effort=60.0)  # N
+    front_back = np.eye(4)
+    front_back[:3, :3] = [[0, 1, 0], [1, 0, 0], [0, 0, -1]]  # closing along x (the pull), approach down
+    top_bottom = np.eye(4)
+    top_bottom[:3, :3] = [[0, 0, 1], [1, 0, 0], [0, 1, 0]]  # closing along z, approach along x
+    u = grasp_utilisation(load, np.stack([front_back, top_bottom]), np.array([0.02, 0.02]), 0.6, 70.0, 0.005)
+    assert u[0] == pytest.approx(60.0 / 140.0, rel=1e-6)
+    assert u[1] == pytest.approx(60.0 / 84.0, rel=1e-6)
+    kept, weak = with_load(
+        [
+            GraspCandidate(front_back, 0.02, "grasp", 1.0, 1.0, np.zeros((2, 3))),
+            GraspCandidate(top_bottom, 0.02, "grasp", 1.0, 1.0, np.zeros((2, 3))),
+        ],
+        load,
+        GraspConfig(),
+    )
+    assert weak == 0 and kept[0].T_part_ee[0, 1] == 1.0  # the front-and-back pinch ranks first
+    assert kept[0].load_margin == pytest.approx(140.0 / 60.0) and kept[1].load_margin == pytest.approx(
+        84.0 / 60.0
+    )
 
 
 URDF = """<?xml version="1.0"?>
@@ -252,3 +289,24 @@ def test_mass_and_joint_friction_come_from_the_urdf(tmp_path):
 def test_grasp_config_names_the_bad_field(kwargs, field):
     with pytest.raises(ChordError, match=field):
         GraspConfig(**kwargs)
+
+
+def test_joint_load_includes_the_part_inertia():
+    """A 0.5 kg drawer pulled at 2 m/s^2 along a level axis: no gravity along it, no URDF
+    friction, so the grasp must supply m a = 1 N; a hinged part swung at 4 rad/s^2 with its mass
+    10 cm from the axis asks m r^2 alpha = 0.02 N m."""
+    pts, _ = _mesh_samples(_boxes(((0.1, 0.1, 0.1), (0.0, 0.0, 0.0))), 2000, 0)
+    T, fps = 11, 10.0
+    t = np.arange(T) / fps
+    vol = 0.1**3
+    drawer = Joint("prismatic", np.array([1.0, 0.0, 0.0]), np.zeros(3), 0.5 * 2.0 * t**2, 0.0, 0, 1)
+    load = part_load(_still(T, [0.5, 0.0, 0.2]), pts, fps, 0.5 / vol, joint=drawer)
+    assert load.mass == pytest.approx(0.5, rel=0.02)
+    assert load.joint_effort == pytest.approx(load.mass * 2.0, rel=1e-6)
+    hinge = Joint(
+        "revolute", np.array([0.0, 0.0, 1.0]), np.array([0.1, 0.0, 0.0]), 0.5 * 4.0 * t**2, 0.0, 0, 1
+    )
+    load = part_load(_still(T, [0.0, 0.0, 0.0]), pts, fps, 0.5 / vol, joint=hinge)
+    r2 = float(np.sum((load.com - np.array([0.1, 0.0, 0.0]))[:2] ** 2))
+    assert r2 == pytest.approx(0.01, rel=0.05)
+    assert load.joint_effort == pytest.approx(load.mass * r2 * 4.0, rel=1e-6)  # gravity: no torque about z

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.linalg
 
 from core.errors import ChordError
 from core.scene import Pose
@@ -107,3 +108,61 @@ def test_joint_matching_tolerances_come_from_eval_config(tmp_path):
             bind_goal(w, goal, EvalConfig(joint_axis_tolerance_deg=1e-7))
         with pytest.raises(FlowGoalError, match=r"matches no joint.*tolerances 25.0 deg, 0 mm"):
             bind_goal(w, goal, EvalConfig(joint_offset_tolerance=1e-9))
+
+
+def test_the_arm_yields_like_a_joint_impedance_controller(tmp_path):
+    """20 N pushed on the tool for half a second: under the Franka's joint impedance (the default)
+    the tool gives way by the force over the arm's stiffness (a fraction of a millimetre to a few
+    at these gains) and springs back when released; PyBullet's position servo does not move at all
+    (it is rigid up to the 87 Nm limit: the stiffness a grasp had to fight before)."""
+    scene = S.box_scene(tmp_path)
+    moved = {}
+    for control in ("impedance", "position"):
+        with SimWorld(scene, SimConfig(arm_control=control), arm_joints=S.ARM_JOINTS) as w:
+            w.reset_arm(np.array(S.PANDA_READY), 0.08)
+            w.step(120)
+            q, _ = w.arm_state()
+            np.testing.assert_allclose(q, S.PANDA_READY, atol=1e-3)  # gravity compensated: no sag
+            T0 = w.tcp_pose()
+            for _ in range(120):
+                w.p.applyExternalForce(
+                    w.arm,
+                    w.tcp,
+                    [20.0, 0.0, 0.0],
+                    T0[:3, 3].tolist(),
+                    w.p.WORLD_FRAME,
+                    physicsClientId=w.client,
+                )
+                w.step()
+            moved[control] = float(np.linalg.norm(w.tcp_pose()[:3, 3] - T0[:3, 3]))
+            w.step(240)
+            back = float(np.linalg.norm(w.tcp_pose()[:3, 3] - T0[:3, 3]))
+            assert back < 1e-4
+    assert 2e-4 < moved["impedance"] < 5e-3, moved
+    assert moved["position"] < 2e-5, moved
+    # The torques are the impedance law: at the target and at rest, gravity compensation only.
+    with SimWorld(scene, SimConfig(), arm_joints=S.ARM_JOINTS) as w:
+        w.reset_arm(np.array(S.PANDA_READY), 0.08)
+        tau0 = w.impedance_torques()
+        w.command(np.array(S.PANDA_READY) + 0.001, np.zeros(7), 0.08)
+        dtau = w.impedance_torques() - tau0
+        np.testing.assert_allclose(dtau, 0.001 * np.array(SimConfig().joint_stiffness), rtol=1e-6)
+        # Every mode critically damped, the light one too (joints 1 and 3 nearly aligned at
+        # q2 = 0.17 rad turn against each other about ~165 rad/s): V^T D V = 2 diag(w).
+        q = np.array([0.0, 0.17, 0.0, -2.4, 0.0, 2.57, 0.785])
+        w.reset_arm(q, 0.08)
+        pos = [s[0] for s in w.p.getJointStates(w.arm, w._dofs, physicsClientId=w.client)]
+        M = np.array(w.p.calculateMassMatrix(w.arm, pos, physicsClientId=w.client))[:7, :7]
+        w2, V = scipy.linalg.eigh(np.diag(SimConfig().joint_stiffness), M)
+        np.testing.assert_allclose(
+            V.T @ w.impedance_damping() @ V, np.diag(2 * np.sqrt(w2)), atol=1e-6 * w2.max()
+        )
+        assert np.sqrt(w2.max()) > 2 * np.sqrt(
+            np.max(SimConfig().joint_stiffness / np.diag(M))
+        )  # a light mode
+
+
+def test_joint_stiffness_must_match_the_arm(tmp_path):
+    scene = S.box_scene(tmp_path)
+    with pytest.raises(ChordError, match="joint_stiffness has 3 values for 7 arm joints"):
+        SimWorld(scene, SimConfig(joint_stiffness=(1.0, 2.0, 3.0)), arm_joints=S.ARM_JOINTS)
