@@ -350,12 +350,17 @@ def initialise_joints(
         # pulled towards the pressed lever's points, which the second round no longer sees as misplaced.
         rounds = 2 if len(parts.joints) > 1 else 1
         # Chains: first every joint with the joint that carries it, searched over pairs
-        # (pair_track), so a lamp's elbow turn is not taken for a shoulder turn.
-        for k, inner in enumerate(parts.joints):
-            j = next((i for i, jt in enumerate(parts.joints) if jt.child == inner.parent), None)
-            if j is None:
-                continue
-            outer = parts.joints[j]
+        # (pair_track), so a lamp's elbow turn is not taken for a shoulder turn. With more than
+        # one pair (a lamp's shoulder-elbow and elbow-head) the pairs are searched twice: the
+        # first shoulder-elbow search sees the head at rest, the second the head found.
+        pairs = [
+            (j, k)
+            for k, inner in enumerate(parts.joints)
+            for j, jt in enumerate(parts.joints)
+            if jt.child == inner.parent
+        ]
+        for j, k in pairs * (2 if len(pairs) > 1 else 1):
+            outer, inner = parts.joints[j], parts.joints[k]
             others = values.copy()
             others[:, [j, k]] = 0.0
             W = world_motions(others)
@@ -386,9 +391,13 @@ def initialise_joints(
                 (outer.limits, inner.limits), free_space=free,
             )  # fmt: skip
             values[:, [j, k]] = pair
+            shown = [
+                np.rad2deg(v) if jt.kind == "revolute" else 1000 * v
+                for v, jt in zip(pair.T, (outer, inner), strict=True)
+            ]
             log.info(
-                "joint start: object %d joints %r and %r searched as a pair: %s",
-                o, outer.name, inner.name, np.round(pair[::8], 3).tolist(),
+                "joint start: object %d joints %r and %r searched as a pair: %s and %s (deg or mm, every 8th frame)",
+                o, outer.name, inner.name, np.round(shown[0][::8], 1).tolist(), np.round(shown[1][::8], 1).tolist(),
             )  # fmt: skip
         for j, joint in [(j, jt) for _ in range(rounds) for j, jt in enumerate(parts.joints)]:
             others = values.copy()
