@@ -19,12 +19,16 @@ and the seed's Wan distillation (no parts), keep the free per-control-point defo
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from flowgen.fenwick import nodes_from_frames, path_matrix
 from flowgen.rotations import axis_angle_to_quat, matrix_to_quat, quat_to_matrix
+
+log = logging.getLogger(__name__)
 
 
 def joint_motion(kind: str, axis: Tensor, q: Tensor) -> Tensor:
@@ -173,6 +177,21 @@ class JointKinematics(nn.Module):
         t = torch.where(rest, torch.zeros_like(t), t)
         dtype = positions.dtype
         return R.to(dtype), t.to(dtype), matrix_to_quat(R).to(dtype)
+
+    @torch.no_grad()
+    def log_values(self, object_names: list[str]) -> None:
+        """Log each joint's fitted value (deg or mm), every 8th frame and at the last frame."""
+        path = path_matrix(self.joint_nodes.shape[0] + 1, self.joint_nodes.dtype).to(self.joint_nodes.device)
+        values = self.values(path).cpu().numpy()
+        for i, o in enumerate(self.objects):
+            m = self.models[i]
+            for c, kind in zip(self.columns[i], m.kinds, strict=True):
+                v = np.rad2deg(values[:, c]) if kind == "revolute" else 1000 * values[:, c]
+                log.info(
+                    "fitted joint: %s joint %d (%s) at %s, last frame %.1f %s",
+                    object_names[o], c - self.columns[i][0], kind, np.round(v[::8], 1).tolist(), v[-1],
+                    "deg" if kind == "revolute" else "mm",
+                )  # fmt: skip
 
     def hold_root(self, obj: int) -> None:
         """Hold scene object ``obj``'s root part at rest for the rest of the fit."""

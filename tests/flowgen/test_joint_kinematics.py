@@ -222,3 +222,32 @@ def test_quaternions_read_off_matrices_round_trip_for_any_rotation():
     q = matrix_to_quat(R)
     torch.testing.assert_close(quat_to_matrix(q), R, atol=1e-5, rtol=0)
     torch.testing.assert_close(quat_to_axis_angle(q), omega, atol=2e-4, rtol=0)
+
+
+def test_the_joint_values_and_the_held_root_travel_in_the_checkpoint():
+    names, meshes, joints, rest = _door()
+    T = 4
+    model = _model(names, meshes, joints, rest, T)
+    model.hold_part(0)
+    model.kinematics.set_values(0, np.deg2rad([[0.0], [10.0], [20.0], [30.0]]))
+    model.mark_placed({0})
+    state = model.state_tensors()
+    again = _model(names, meshes, joints, rest, T)
+    again.load_state_tensors(state)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            again.deformed_gaussians(torch.arange(T))[0], model.deformed_gaussians(torch.arange(T))[0]
+        )
+        door = again.kinematics.values(again.deformation.path)[:, 0]
+    assert np.rad2deg(float(door[-1])) == pytest.approx(30.0, abs=1e-4)
+    assert again.kinematics.held_objects() == [0] and again.kinematics.placed == {0}
+    # The split leaves the placed values alone; an unplaced object's later frames take the split frame's.
+    again.split(1)
+    assert np.rad2deg(float(again.kinematics.values(again.deformation.path)[-1, 0])) == pytest.approx(
+        30.0, abs=1e-4
+    )
+    fresh = _model(names, meshes, joints, rest, T)
+    fresh.kinematics.set_values(0, np.deg2rad([[0.0], [10.0], [20.0], [30.0]]))
+    fresh.split(1)
+    after = np.rad2deg(fresh.kinematics.values(fresh.deformation.path)[:, 0].detach().numpy())
+    np.testing.assert_allclose(after, [0.0, 10.0, 10.0, 10.0], atol=1e-4)
