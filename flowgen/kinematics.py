@@ -134,9 +134,8 @@ class JointKinematics(nn.Module):
         self.register_buffer("root_free", torch.ones(n, dtype=dtype))
         for p in (self.root_rot_nodes, self.root_trans_nodes):
             p.register_hook(lambda g: g * self.root_free[None, :, None])
-        self.placed: set[int] = (
-            set()
-        )  # scene objects whose values a joint start wrote (the split leaves them)
+        # Scene objects whose values a joint start wrote: the split leaves them alone.
+        self.placed: set[int] = set()
 
     def covers(self, obj: int) -> bool:
         """Whether scene object ``obj`` moves through its joints here."""
