@@ -68,12 +68,17 @@ class _Object(nn.Module):
     def part_motions(self, values: Tensor) -> Tensor:
         """[F, P, 4, 4] each part's motion in the object frame for joint values [F, J] (rad or m)."""
         F = values.shape[0]
-        frames = [self.rest[p].expand(F, 4, 4) for p in range(self.count)]
-        for j, kind in enumerate(self.kinds):  # parents' joints first: the parent's frame is final
+        # Motions, not frames, each the identity plus a change: the identity exactly where nothing
+        # moves (a frame times its inverse is not, by rounding), so a held root, or a joint at 0,
+        # does not move by a single bit.
+        eye = torch.eye(4, dtype=values.dtype, device=values.device).expand(F, 4, 4)
+        motions = [eye] * self.count
+        for j, kind in enumerate(self.kinds):  # parents' joints first: the parent's motion is final
             local = joint_motion(kind, self.local_axes[j], values[:, j])
             parent, child = self.parents[j], self.child_parts[j]
-            frames[child] = frames[parent] @ self.rest_inv[parent] @ self.rest[child] @ local
-        return torch.stack(frames, dim=1) @ self.rest_inv
+            turn = eye + self.rest[child] @ (local - eye) @ self.rest_inv[child]  # exact at q = 0
+            motions[child] = motions[parent] @ turn
+        return torch.stack(motions, dim=1)
 
 
 class JointKinematics(nn.Module):
@@ -154,7 +159,8 @@ class JointKinematics(nn.Module):
         out = []
         for i, m in enumerate(self.models):
             local = m.part_motions(values[:, self.columns[i]])  # [F, P, 4, 4] object frame
-            world = m.T_wo @ local @ m.T_ow
+            eye = torch.eye(4, dtype=local.dtype, device=local.device)
+            world = eye + m.T_wo @ (local - eye) @ m.T_ow  # exactly the identity where local is
             R = quat_to_matrix(axis_angle_to_quat(omega[:, i]))  # [F, 3, 3]
             root = _homogeneous(R, m.centre + trans[:, i] - R @ m.centre)  # turn about the centre
             out.append(root[:, None] @ world)
