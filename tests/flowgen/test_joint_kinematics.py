@@ -194,7 +194,7 @@ def test_a_chains_pair_search_finds_the_elbow_as_the_elbow():
     valid = torch.zeros(T, 1, M, dtype=torch.bool)
     for t, x in enumerate(observed):
         obs[t, 0, : len(x)], valid[t, 0, : len(x)] = x, True
-    found = initialise_joints(model, obs, valid, root_tolerance=0.005, samples=400)
+    found = initialise_joints(model, obs, valid, root_tolerance=0.005, samples=250)
     # One joint at a time this finds the shoulder at -20 deg and the elbow at -4 (truth 0, -30).
     # The head, a shade about as deep as it is wide, is found to 6 deg (the pair grid's 4 deg
     # plus its one-joint refinement); the arm's joints to the fine grid's 2 deg.
