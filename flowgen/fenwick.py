@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from flowgen.rotations import axis_angle_to_quat, quat_to_matrix
+from flowgen.rotations import axis_angle_to_quat, quat_to_axis_angle, quat_to_matrix
 
 
 def lowbit(j: int) -> int:
@@ -129,6 +129,9 @@ class Deformation(nn.Module):
         quats = torch.zeros(k, 4, dtype=dtype)
         quats[:, 0] = 1.0
         self.cov_quats = nn.Parameter(quats)
+        # Jointed objects' control points take their transforms from their root pose and joint
+        # values (flowgen.kinematics.JointKinematics, set by Scene4D), not from their own nodes.
+        self.kinematics: nn.Module | None = None
 
     @classmethod
     def from_control_points(cls, objects: list, num_frames: int, dtype=torch.float32):
@@ -158,11 +161,25 @@ class Deformation(nn.Module):
         rows = self._rows(frames)
         k = self.num_control_points
         omega = (rows @ self.rot_nodes.flatten(1)).reshape(len(rows), k, 3)
-        return omega, (rows @ self.trans_nodes.flatten(1)).reshape(len(rows), k, 3)
+        trans = (rows @ self.trans_nodes.flatten(1)).reshape(len(rows), k, 3)
+        if self.kinematics is not None and len(self.kinematics.index):
+            _, t, q = self.kinematics.control_motion(rows, self.positions)
+            idx = self.kinematics.index
+            omega = omega.index_copy(1, idx, quat_to_axis_angle(q).to(omega))
+            trans = trans.index_copy(1, idx, t.to(trans))
+        return omega, trans
 
     def forward(self, frames: Tensor | None = None) -> ControlMotion:
         """Per-frame transforms of every control point; ``frames`` [F] long, default all."""
-        return query(self._rows(frames), self.rot_nodes, self.trans_nodes)
+        rows = self._rows(frames)
+        motion = query(rows, self.rot_nodes, self.trans_nodes)
+        if self.kinematics is None or not len(self.kinematics.index):
+            return motion
+        R, t, q = self.kinematics.control_motion(rows, self.positions)
+        idx = self.kinematics.index
+        return ControlMotion(
+            motion.R.index_copy(1, idx, R), motion.t.index_copy(1, idx, t), motion.q.index_copy(1, idx, q)
+        )
 
     @torch.no_grad()
     def set_frames(self, omega: Tensor, trans: Tensor) -> None:

@@ -226,6 +226,9 @@ def _run_flow(
                 if config.preview_every and done % config.preview_every == 0 and done != config.iterations:
                     model.write_preview(out / f"preview_{done:06d}.mp4", camera, scene.fps)
 
+    kin = getattr(model, "kinematics", None)
+    if kin is not None and main:
+        kin.log_values(scene.object_names)
     flow = model.export_flow(scene, prior.name, config.flow_points_per_object, provenance or {})
     if main:
         flow.save(out / "flow.npz")

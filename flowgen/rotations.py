@@ -66,3 +66,42 @@ def normalize_quat(q: Tensor, eps: float = 1e-12) -> Tensor:
     """[..., 4] -> unit quaternions (a zero quaternion stays finite)."""
     # a multiply by rsqrt: cheaper than a division, forward and backward, on big [F, N, 4]
     return q * torch.rsqrt((q * q).sum(dim=-1, keepdim=True).clamp_min(eps * eps))
+
+
+def matrix_to_quat(R: Tensor) -> Tensor:
+    """[..., 3, 3] rotation matrices -> [..., 4] unit quaternions wxyz with w >= 0.
+
+    Of the four ways to read a quaternion off a matrix, each entry uses the best conditioned (the
+    largest of |w|, |x|, |y|, |z|), so it is accurate and differentiable for any rotation.
+    """
+    m = R
+    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
+    cand_sq = torch.stack(
+        [1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], dim=-1
+    )
+    big = cand_sq.argmax(dim=-1, keepdim=True)  # [..., 1]
+    s = 2.0 * torch.sqrt(cand_sq.clamp_min(1e-12))  # [..., 4]: 4 * the component each reads
+    a = m[..., 2, 1] - m[..., 1, 2]
+    b = m[..., 0, 2] - m[..., 2, 0]
+    c = m[..., 1, 0] - m[..., 0, 1]
+    d = m[..., 0, 1] + m[..., 1, 0]
+    e = m[..., 0, 2] + m[..., 2, 0]
+    f = m[..., 1, 2] + m[..., 2, 1]
+    q0 = torch.stack([s[..., 0] / 4, a / s[..., 0], b / s[..., 0], c / s[..., 0]], dim=-1)
+    q1 = torch.stack([a / s[..., 1], s[..., 1] / 4, d / s[..., 1], e / s[..., 1]], dim=-1)
+    q2 = torch.stack([b / s[..., 2], d / s[..., 2], s[..., 2] / 4, f / s[..., 2]], dim=-1)
+    q3 = torch.stack([c / s[..., 3], e / s[..., 3], f / s[..., 3], s[..., 3] / 4], dim=-1)
+    q = torch.stack([q0, q1, q2, q3], dim=-2)  # [..., 4 candidates, 4]
+    q = torch.take_along_dim(q, big[..., None].expand(*big.shape[:-1], 1, 4), dim=-2)[..., 0, :]
+    q = q / q.norm(dim=-1, keepdim=True)
+    return q * torch.where(q[..., :1] < 0, -1.0, 1.0)
+
+
+def quat_to_axis_angle(q: Tensor) -> Tensor:
+    """[..., 4] unit quaternions wxyz -> [..., 3] rotation vectors (axis * angle, rad, angle <= pi)."""
+    q = q * torch.where(q[..., :1] < 0, -1.0, 1.0)
+    v = q[..., 1:]
+    n = v.norm(dim=-1, keepdim=True)
+    angle = 2.0 * torch.atan2(n, q[..., :1])
+    # sin(angle/2) = n: angle / n -> 2 as n -> 0
+    return v * torch.where(n > 1e-8, angle / n.clamp_min(1e-12), torch.full_like(n, 2.0))

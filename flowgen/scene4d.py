@@ -32,6 +32,7 @@ from flowgen.control_points import (
 from flowgen.export import export_flow
 from flowgen.fenwick import Deformation
 from flowgen.gaussians import Gaussians, gaussians_from_meshes
+from flowgen.kinematics import JointKinematics
 from flowgen.parts import ObjectParts, object_parts
 from flowgen.regularizers import (
     ground_penetration,
@@ -93,6 +94,15 @@ class Scene4D:
             ),
             device=device,
         )
+        # Jointed objects move only through their root pose and joint values (flowgen.kinematics):
+        # their control points' transforms come from there, so a part cannot leave its joint.
+        self.kinematics: JointKinematics | None = None
+        if any(m and pt is not None and pt.joints and pt.rest_frames is not None
+               for m, pt in zip(self.movable, self.parts, strict=True)):  # fmt: skip
+            self.kinematics = JointKinematics(
+                self.parts, self.poses, self.movable, self.control_part, self.part_offset, num_frames
+            ).to(device)
+            d.kinematics = self.kinematics
         g = self.gaussians
         self.gaussian_binding = bind(
             g.means, g.object_index, d.positions, d.object_index, skin_neighbors,
@@ -219,10 +229,11 @@ class Scene4D:
 
     def param_groups(self, schedule: ScheduleConfig) -> list[dict[str, Any]]:
         d = self.deformation
+        kin = [] if self.kinematics is None else list(self.kinematics.parameters())
         return [
             {
                 "name": "deformation",
-                "params": [d.rot_nodes, d.trans_nodes],
+                "params": [d.rot_nodes, d.trans_nodes, *kin],
                 "lr": schedule.deformation_lr.start,
             },
             {"name": "control_scale", "params": [d.cov_log_scales], "lr": schedule.control_scale_lr.start},
@@ -260,8 +271,11 @@ class Scene4D:
                 omega[frame + 1 :, free] = omega[frame, free]
                 trans[frame + 1 :, free] = trans[frame, free]
                 d.set_frames(omega, trans)
+            if self.kinematics is not None:
+                self.kinematics.split(frame)
         if optimizer is not None:
-            for p in (d.rot_nodes, d.trans_nodes):
+            kin = [] if self.kinematics is None else list(self.kinematics.parameters())
+            for p in (d.rot_nodes, d.trans_nodes, *kin):
                 optimizer.state.pop(p, None)
 
     def hold_part(self, part: int) -> None:
@@ -270,11 +284,16 @@ class Scene4D:
         sel = self.control_part == part
         self.held |= sel
         self._cp_mask[0, sel.to(self._cp_mask.device), 0] = 0.0
+        obj = int(np.searchsorted(self.part_offset, part, side="right")) - 1
+        if self.kinematics is not None and self.kinematics.covers(obj) and part == self.part_offset[obj]:
+            self.kinematics.hold_root(obj)
 
     def mark_placed(self, found_objects: set[int]) -> None:
         """Mark the control points of objects ``found_objects`` as placed frame by frame (``split``)."""
         for o in found_objects:
             self.placed |= self.deformation.object_index.to(self.placed.device) == o
+        if self.kinematics is not None:
+            self.kinematics.placed |= set(found_objects)
 
     def deformed_gaussians(self, frames: Tensor) -> tuple[Tensor, Tensor]:
         """Means [F, N, 3] and rotations [F, N, 4] (wxyz) of the Gaussians at ``frames`` [F]."""
@@ -333,6 +352,8 @@ class Scene4D:
         out = {k: getattr(self.deformation, k).detach().cpu() for k in _PARAMS}
         # What the joint start decided (it runs once, before the first step): a resumed run keeps it.
         out["placed"], out["held"] = self.placed.cpu(), self.held.cpu()
+        if self.kinematics is not None:
+            out.update({f"kinematics.{k}": v.detach().cpu() for k, v in self.kinematics.named_parameters()})
         return out
 
     def load_state_tensors(self, tensors: dict[str, Tensor]) -> None:
@@ -348,8 +369,21 @@ class Scene4D:
                         "the scene or config changed since the checkpoint"
                     )
                 p.copy_(tensors[k].to(p))
+            if self.kinematics is not None:
+                for k, p in self.kinematics.named_parameters():
+                    v = tensors.get(f"kinematics.{k}")
+                    if v is None or v.shape != p.shape:
+                        raise ChordError(
+                            f"checkpoint lacks kinematics.{k} of this run's shape: the scene or code changed"
+                        )
+                    p.copy_(v.to(p))
         if "placed" in tensors and tensors["placed"].shape == self.placed.shape:
             self.placed = tensors["placed"].to(self.placed)
+            if self.kinematics is not None:
+                placed_obj = self.deformation.object_index[
+                    self.placed.to(self.deformation.object_index.device)
+                ]
+                self.kinematics.placed = set(torch.unique(placed_obj).tolist())
         if "held" in tensors and tensors["held"].shape == self.held.shape:
             for part in torch.unique(self.control_part[tensors["held"].to(self.held.device)]).tolist():
                 self.hold_part(int(part))
