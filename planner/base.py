@@ -399,6 +399,13 @@ def rank_bases(
         )
         reached[pair_c, pair_n] = share
         value[pair_c, pair_n] = np.where(share == 1.0, pair_value, -np.inf)
+    if C == 0:  # nothing to screen: _choose will say why no grasp or push fits
+        return BaseRanking(
+            bases=list(bases),
+            why=["no collision-free candidate was screened"] * N,
+            summary={"candidates_screened": 0, "pairs_within_reach": 0, "pairs_solved": 0,
+                     "pairs_reaching": 0, "placements_reaching": 0, "arm_reach_m": reach},
+        )  # fmt: skip
     best_c = np.argmax(value, axis=0)  # [N] best candidate per base
     best_v = value[best_c, np.arange(N)]
     share = reached.max(0)
