@@ -43,7 +43,7 @@ def test_batch_kinematics_agree_with_the_robot_and_solve_reachable_poses(robot):
 def _walls(size: float, height: float, n: int, rng) -> np.ndarray:
     """[n, 3] points on the four vertical walls of a size x size x height box at the origin: a
     footprint whose middle is farther than the shoulder's clearance from every point."""
-    pts = synthetic.box_surface((size, size, height), 4 * n, rng) + (0.0, 0.0, height / 2)
+    pts = synthetic.box_surface((size, size, height), 4 * n, rng) + np.array([0.0, 0.0, height / 2])
     side = np.abs(pts[:, :2]).max(1) > size / 2 - 1e-6
     return pts[side][:n]
 
@@ -107,10 +107,10 @@ def _low_drawer(height: float, T: int = 21, seed: int = 0):
     above a drawer whose pull, a 5 cm post, is ``height`` above the table; the drawer slides out
     15 cm along -x. Under the overhang only a level approach reaches the pull."""
     rng = np.random.default_rng(seed)
-    cab = synthetic.box_surface((0.3, 0.3, 0.3), 1500, rng) + (0.0, 0.0, 0.15)
-    top = synthetic.box_surface((0.14, 0.3, 0.02), 600, rng) + (-0.22, 0.0, height + 0.07)
-    drawer = synthetic.box_surface((0.26, 0.26, 0.06), 1200, rng) + (-0.04, 0.0, height)
-    post = synthetic.box_surface((0.02, 0.02, 0.05), 300, rng) + (-0.20, 0.0, height)
+    cab = synthetic.box_surface((0.3, 0.3, 0.3), 1500, rng) + np.array([0.0, 0.0, 0.15])
+    top = synthetic.box_surface((0.14, 0.3, 0.02), 600, rng) + np.array([-0.22, 0.0, height + 0.07])
+    drawer = synthetic.box_surface((0.26, 0.26, 0.06), 1200, rng) + np.array([-0.04, 0.0, height])
+    post = synthetic.box_surface((0.02, 0.02, 0.05), 300, rng) + np.array([-0.20, 0.0, height])
     static, part = np.concatenate([cab, top]), np.concatenate([drawer, post])
     d = 0.15 * synthetic._smooth(T)
     moving = part[None] + d[:, None, None] * np.array([-1.0, 0.0, 0.0])
