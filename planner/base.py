@@ -5,18 +5,18 @@ it, retreat) do not depend on the robot's base. So for the best few collision-fr
 waypoints are computed once, and every base placement on the table plane around the part is
 scored against them with one batched inverse-kinematics solve (numpy, all pairs and waypoints at
 once, :class:`BatchKinematics`): a (candidate, base) pair reaches when every waypoint of a
-subsample is solved within 2 mm / 0.02 rad with the arm's links above the table. Its score is
-the candidate's own score plus the arm's worst joint-limit margin and manipulability along the
-waypoints. The planner then plans at the placements in the order of their best pair
-(:func:`rank_bases`), and ``_choose`` (with the grasp judge, if any) picks the grasp for the
+subsample is solved within 2 mm / 0.02 rad with the arm's links above the table and its body
+clear of the scene. Its score is the candidate's own score plus the arm's worst joint-limit
+margin and manipulability along the waypoints. The planner then plans at the placements in the
+order :func:`rank_bases` gives (most reaching candidates, then the best pair), and ``_choose`` (with the grasp judge, if any) picks the grasp for the
 chosen base as it does for a given one.
 
 The search's ranges come from the arm (docs/planner.md, "The robot base"): positions 0.30-0.80 m
-from the part's first-frame centre in 16 directions (a Franka Panda reaches 0.855 m from its
+from the centre of the part over its whole track, in 16 directions (a Franka Panda reaches 0.855 m from its
 shoulder; nearer than 0.3 m it must fold over its own base to reach down beside it), the base
-facing the part; a placement is dropped when any object's point, at any frame of the flow, lies
-below the shoulder (0.4 m above the table) within 0.15 m of the base's axis, or when the base's
-axis lies inside (or within 0.15 m of) the convex footprint of any object at any frame.
+facing the part; a placement is dropped when any object's point (at 8 frames spread over the
+flow) lies below the shoulder (0.4 m above the table) within 0.15 m of the base's axis, or when
+the base's axis lies inside (or within 0.15 m of) the convex footprint of any object there.
 """
 
 from __future__ import annotations
