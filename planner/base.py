@@ -50,6 +50,7 @@ class BaseSearch:
     iterations: int = 50  # damped least squares steps of the batched IK
     tol_position: float = 0.002  # metres: a screened waypoint is reached within this ...
     tol_rotation: float = 0.02  # rad ... and this (the planner's own IK then solves to 1 mm / 0.01 rad)
+    limit_margin: float = 0.05  # rad: joints this far inside their limits (OptimConfig.limit_margin)
     margin_weight: float = 0.3  # score per rad of the worst joint-limit margin (capped at 0.5 rad)
     manipulability_weight: float = 2.0  # score per unit of the worst manipulability sqrt(det J J^T) (m^3)
     attempts: int = 6  # placements planned at (best first) before giving up
@@ -265,6 +266,7 @@ class BaseRanking:
 
     bases: list[np.ndarray]  # [7] T_world_base xyz + wxyz each, best first (the clear ones only)
     why: list[str]  # one line per base in ``bases``: its best pair's numbers
+    preferred: list[bool] = field(default_factory=list)  # per base: a preferred candidate (a grasp) reaches
     summary: dict[str, Any] = field(default_factory=dict)
 
 
@@ -326,19 +328,22 @@ def rank_bases(
     search: BaseSearch,
     obstacles: np.ndarray | None = None,  # [m, 3] world points the arm's body must clear (the scene)
     enough: int = 1,  # reachable candidates a grasp choice wants (the grasp judge's trials)
+    preferred: np.ndarray | None = None,  # [C] bool: candidates of the kind chosen first (grasps)
 ) -> BaseRanking:
     """Score every (candidate, base) pair by batched IK on its waypoints; the bases best first.
 
     A pre-screen keeps the ``search.pairs`` pairs whose wrist targets lie nearest inside the arm's
     reach (the distance from the shoulder, joint 2's origin, to each waypoint's last-joint origin
     against the farthest the arm reaches it over random postures); those are solved from the seed
-    posture turned to face each target. A pair reaches when all its waypoints are solved with the
+    (solved from the grasp outwards, warm-started). A pair reaches when all its waypoints are solved with the
     clearance frames above the table and the arm's body spheres (those farther than 0.12 m from
     the TCP: nearer ones are the gripper's, checked with its boxes) clear of ``obstacles``; its
     score is the candidate's score + ``margin_weight`` x its
     worst joint-limit margin (capped 0.5 rad) + ``manipulability_weight`` x its worst
-    manipulability. Bases are ordered by how many candidates reach from them, up to ``enough``
-    (a base where the grasp judge has its full choice first), then by their best pair's score;
+    manipulability. Bases are ordered as the grasp choice prefers: those where a ``preferred``
+    candidate (a grasp; ``_choose`` takes a push only where no grasp reaches) reaches first, then
+    by how many candidates of that kind reach, up to ``enough`` (a base where the grasp judge has
+    its full choice first), then by their best pair's score;
     bases none of whose pairs reach follow, by the share of waypoints their best pair reached.
     """
     from core.transforms import pose_to_matrix
@@ -358,9 +363,11 @@ def rank_bases(
         T = np.einsum("nij,kjl->nkil", T_base_world, W)  # [N, k, 4, 4]
         wrist = (T @ T_last_tcp)[..., :3, 3]
         worst[c] = (np.linalg.norm(wrist - shoulder, axis=-1) - reach).max(1)
-    # Every base gets its share of the solves: its best-scored candidates within reach.
+    # Every base gets its share of the solves: its best-scored candidates within reach, those of
+    # the preferred kind (grasps) first.
     per_base = max(1, search.pairs // max(N, 1))
-    rank = np.argsort(-np.asarray(scores, dtype=float), kind="stable")
+    pref = np.ones(C, bool) if preferred is None else np.asarray(preferred, bool)
+    rank = np.lexsort((-np.asarray(scores, dtype=float), ~pref))
     pairs = [(c, n) for n in range(N) for c in [c for c in rank if worst[c, n] < 0.0][:per_base]]
     pair_c = np.array([c for c, _ in pairs], int)
     pair_n = np.array([n for _, n in pairs], int)
@@ -368,14 +375,30 @@ def rank_bases(
     reached = np.zeros((C, N))  # share of waypoints reached, per pair
     value = np.full((C, N), -np.inf)
     if n_pairs:
-        sizes = np.array([len(waypoints[c]) for c in pair_c])
-        owner = np.repeat(np.arange(n_pairs), sizes)  # the pair of each solve
-        starts_at = np.r_[0, np.cumsum(sizes)[:-1]]  # each pair's first solve
-        targets = np.concatenate([T_base_world[n] @ waypoints[c] for c, n in pairs])
-        q0 = np.broadcast_to(robot.seed, (len(targets), robot.dof)).copy()
-        # The seed posture turned about the first joint to face each target.
-        q0[:, 0] = np.clip(np.arctan2(targets[:, 1, 3], targets[:, 0, 3]), robot.lower[0], robot.upper[0])
-        q, ep, er = kin.ik(targets, q0, search.iterations)
+        # Solved along each pair's waypoints as the planner's IK path is (planner.trajectory.ik_path):
+        # the grasp first, from the seed posture turned about the first joint to face it, then on
+        # along the track to the retreat's end and back to the approach's start, each waypoint
+        # warm-started from its neighbour, so one pair keeps one arm branch.
+        Tp = np.stack([T_base_world[n] @ waypoints[c] for c, n in pairs])  # [P, k, 4, 4]
+        k = Tp.shape[1]
+        g = min(1, k - 1)  # subsample(): the approach's start, then the grasp
+        qp = np.empty((n_pairs, k, robot.dof))
+        q0 = np.broadcast_to(robot.seed, (n_pairs, robot.dof)).copy()
+        q0[:, 0] = np.clip(np.arctan2(Tp[:, g, 1, 3], Tp[:, g, 0, 3]), robot.lower[0], robot.upper[0])
+        qp[:, g] = kin.ik(Tp[:, g], q0, search.iterations)[0]
+        for j in [*range(g + 1, k), *range(g - 1, -1, -1)]:
+            qp[:, j] = kin.ik(Tp[:, j], qp[:, j - 1 if j > g else j + 1], search.iterations)[0]
+        # A joint turning more than a quarter turn between neighbouring screened waypoints (an
+        # eighth of the track apart) is the arm flipping branch, which the planner rejects.
+        flip = np.abs(np.diff(qp, axis=1)).max(axis=(1, 2)) > np.pi / 2 if k > 1 else np.zeros(n_pairs, bool)
+        sizes = np.full(n_pairs, k)
+        owner = np.repeat(np.arange(n_pairs), k)  # the pair of each solve
+        starts_at = np.arange(n_pairs) * k  # each pair's first solve
+        q = qp.reshape(-1, robot.dof)
+        T_sol, _ = kin.fk(q)
+        targets = Tp.reshape(-1, 4, 4)
+        ep = np.linalg.norm(targets[:, :3, 3] - T_sol[:, :3, 3], axis=1)
+        er = np.linalg.norm(_log3(targets[:, :3, :3] @ T_sol[:, :3, :3].transpose(0, 2, 1)), axis=1)
         table_z = T_base_world[pair_n[owner], 2, 3] + table_height * T_base_world[pair_n[owner], 2, 2]
         ok = (ep < search.tol_position) & (er < search.tol_rotation) & (kin.link_heights(q) > table_z)
         T_tcp, Jac = kin.fk(q)
@@ -398,7 +421,10 @@ def rank_bases(
             + search.manipulability_weight * np.minimum.reduceat(manip, starts_at)
         )
         reached[pair_c, pair_n] = share
-        value[pair_c, pair_n] = np.where(share == 1.0, pair_value, -np.inf)
+        # A pair whose joints touch their limits (within the optimiser's keep-out margin) is left
+        # no room: the planner's path along the waypoints between the screened ones leaves them.
+        inside = np.minimum.reduceat(margin, starts_at) >= search.limit_margin
+        value[pair_c, pair_n] = np.where((share == 1.0) & ~flip & inside, pair_value, -np.inf)
     if C == 0:  # nothing to screen: _choose will say why no grasp or push fits
         return BaseRanking(
             bases=list(bases),
@@ -406,19 +432,26 @@ def rank_bases(
             summary={"candidates_screened": 0, "pairs_within_reach": 0, "pairs_solved": 0,
                      "pairs_reaching": 0, "placements_reaching": 0, "arm_reach_m": reach},
         )  # fmt: skip
-    best_c = np.argmax(value, axis=0)  # [N] best candidate per base
-    best_v = value[best_c, np.arange(N)]
+    reaches = value > -np.inf  # [C, N]
+    has_pref = reaches[pref].any(0)  # [N]
+    # Each base's best pair: of the preferred kind where one reaches (what _choose will take).
+    kind_value = np.where(pref[:, None] | ~has_pref[None, :], value, -np.inf)
+    best_c = np.argmax(kind_value, axis=0)  # [N]
+    best_v = kind_value[best_c, np.arange(N)]
     share = reached.max(0)
-    n_reaching = (value > -np.inf).sum(0)
+    # Reaching candidates of the kind the choice will take at each base.
+    n_reaching = np.where(has_pref, reaches[pref].sum(0), reaches.sum(0))
     base_order = sorted(
-        range(N), key=lambda n: (-min(n_reaching[n], enough), -best_v[n], -share[n], worst.min(0)[n])
+        range(N),
+        key=lambda n: (not has_pref[n], -min(n_reaching[n], enough), -best_v[n], -share[n], worst.min(0)[n]),
     )
     why = []
     for n in base_order:
         if np.isfinite(best_v[n]):
             why.append(
                 f"candidate {int(best_c[n])} of {C} reaches all its screened waypoints (pair score "
-                f"{best_v[n]:.2f}; {int((value[:, n] > -np.inf).sum())} of {C} candidates reach from here)"
+                f"{best_v[n]:.2f}); {int(reaches[:, n].sum())} of {C} candidates reach from here, "
+                f"{int(reaches[pref, n].sum())} of them of the preferred kind"
             )
         else:
             why.append(f"no screened candidate reaches every waypoint (best {100 * share[n]:.0f}% of them)")
@@ -426,6 +459,7 @@ def rank_bases(
     return BaseRanking(
         bases=[bases[n] for n in base_order],
         why=why,
+        preferred=[bool(has_pref[n]) for n in base_order],
         summary={
             "candidates_screened": C,
             "pairs_within_reach": int((worst < 0).sum()),

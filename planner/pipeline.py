@@ -600,7 +600,10 @@ def plan_flow(
     ranking = _ranked_bases(flow, analysis, geometry, robot, table_height, config, judge)
     tries = ranking.bases[: BASE_SEARCH.attempts]
     failed: list[str] = []
+    pushed: PlanResult | None = None  # a push planned where the screen had a grasp reach
     for n, base in enumerate(tries):
+        if pushed is not None and not ranking.preferred[n]:
+            continue  # the push stands unless a later placement may grasp
         summary = {
             **ranking.summary,
             "chosen_rank": n,
@@ -608,13 +611,27 @@ def plan_flow(
             "failed_before": failed[:],
         }
         try:
-            return _plan_at_base(
+            result = _plan_at_base(
                 flow, scene, analysis, geometry, robot, base, table_height, config, t_start, t_analysis, judge,
                 base_search=summary,
             )  # fmt: skip
         except ChordError as e:
             log.info("base at %s: %s", np.round(base[:3], 2).tolist(), e)
             failed.append(f"base {np.round(base[:3], 2).tolist()}: {e}")
+            continue
+        # As at one base (_choose: grasps, then pushes), across the placements: a push planned
+        # because no grasp reached in planning, where the screen had one reach, gives the next such
+        # placements their chance to grasp. A push stands where the grasp judge chose it over grasps
+        # it tried, or saw it hold in simulation.
+        searched = result.report["grasp"]["search"]
+        judged = "sim_trials" in searched.get("grasp", {}) or searched.get("push", {}).get("sim_held", False)
+        if result.grasp.kind == "grasp" or not ranking.preferred[n] or judged:
+            return result
+        if pushed is None:
+            pushed = result
+        failed.append(f"base {np.round(base[:3], 2).tolist()}: planned a push, no grasp reached in planning")
+    if pushed is not None:
+        return pushed
     first = failed[0] if failed else "none was tried"
     raise ChordError(
         f"{first} (tried the best {len(tries)} of {ranking.summary['placements_clear']} clear base placements "
@@ -687,6 +704,7 @@ def _ranked_bases(
         search,
         obstacles=obstacles,
         enough=enough,
+        preferred=np.array([c.kind == "grasp" for c in cands], bool),
     )
     ranking.summary.update(
         placements_searched=len(bases),
