@@ -126,3 +126,14 @@ def test_a_level_grasp_on_a_low_drawer_pull_is_reached(robot):
     assert grasp[2, 3] < 0.09 and abs(grasp[0, 3] + 0.20) < 0.02  # ... at the pull, 6 cm up
     assert result.report["tracking"]["sampled_position_max_mm"] < 5.0
     assert result.report["base_search"]["placements_reaching"] >= 1
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("distances", ()), ("distances", (0.5, float("nan"))), ("directions", 0), ("attempts", 1.5)],
+)
+def test_a_bad_base_search_setting_is_refused_by_name(field, value):
+    from core.errors import ChordError
+
+    with pytest.raises(ChordError, match="BaseSearch"):
+        BaseSearch(**{field: value})
