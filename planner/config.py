@@ -282,8 +282,8 @@ class PlannerConfig:
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     grasp: GraspConfig = field(default_factory=GraspConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    # T_world_base as xyz (m) + quaternion wxyz; None = automatic: facing the moving part from
-    # 0.5 m (-x first, then -y, +y, +x, then 0.35 / 0.65 m), the first placement that plans
+    # T_world_base as xyz (m) + quaternion wxyz; None = automatic: searched round the moving part
+    # from its grasp candidates and whole track (planner.base), the first of the best that plans
     base_pose: tuple[float, float, float, float, float, float, float] | None = None
     target_object: str = ""  # object to manipulate; "" = the (movable) one whose part moves most
     approach_steps: int = 8  # waypoints from the pre-grasp pose to the grasp (and for retreat)

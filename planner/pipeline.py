@@ -23,6 +23,15 @@ from core.flow import ObjectFlow
 from core.plan import Plan
 from core.transforms import matrix_to_quat, pose_to_matrix
 from planner.analysis import FlowAnalysis, analyse_flow
+from planner.base import (
+    BaseRanking,
+    BaseSearch,
+    BatchKinematics,
+    base_positions,
+    footprint_clear,
+    rank_bases,
+    subsample,
+)
 from planner.config import PlannerConfig as PlannerConfig  # re-exported: callers import it from here
 from planner.config import config_dict as config_dict
 from planner.config import json_values
@@ -134,31 +143,16 @@ def _choose(
     it holds the one choice. Every trial's numbers go into the stats (``<kind>.sim_trials``).
     """
     T_base_world = np.linalg.inv(T_world_base)
-    rng = np.random.default_rng(config.segment.seed)
     part = analysis.target
     track = analysis.follow_track()  # the track as the part's joints allow it
-    # Denoised flow points (or meshes carried by the parts), outliers left out.
-    part_traj, other = geometry.part, geometry.other
-    # Collision checks on subsets: a few thousand points resolve a gripper finger well enough.
-    if other.shape[1] > 3000:
-        other = other[:, rng.choice(other.shape[1], 3000, replace=False)]
-    own = (
-        part_traj
-        if part_traj.shape[1] <= 2000
-        else part_traj[:, rng.choice(part_traj.shape[1], 2000, replace=False)]
-    )
-    pts_part = part_frame_points(track[0], part_traj[0])
-    # The mesh's own normals where the geometry has them (rotated into the part frame).
-    normals = None if geometry.part_normals is None else geometry.part_normals @ track[0, :3, :3]
+    part_traj = geometry.part
+    rng, own, other = _search_inputs(geometry, config)
     stats: dict[str, Any] = {}
     first_unreachable: str | None = None
     keep = config.grasp.sim_candidates if judge is not None else _REACHABLE_WITHOUT_JUDGE
     fallbacks: list[tuple[float, list[GraspCandidate]]] = []  # (least bad score, choices) where none held
     for kind in ("grasp", "push"):
-        search = geometry.search_cache.get(kind)
-        if search is None:  # first base placement: generate, score against the load
-            search = _Search(kind, pts_part, normals, part_traj, geometry.load, config.grasp, rng)
-            geometry.search_cache[kind] = search
+        search = _search(kind, analysis, geometry, config, rng)
         reasons = dict(search.pre_rejected)
         free: list[GraspCandidate] = []
         phases: dict[str, tuple[int, int]] = {}
@@ -248,6 +242,45 @@ def _choose(
         f"antipodal {stats['grasp']}, push {stats['push']}; gripper max width "
         f"{1000 * config.grasp.gripper.max_width:.0f} mm"
     )
+
+
+def _search_inputs(
+    geometry: SceneGeometry, config: PlannerConfig
+) -> tuple[np.random.Generator, np.ndarray, np.ndarray]:
+    """(rng, own [T, <=2000, 3], other [T, <=3000, 3]): the grasp search's generator and the
+    point subsets its collision checks use, drawn the same way for every caller."""
+    rng = np.random.default_rng(config.segment.seed)
+    # Denoised flow points (or meshes carried by the parts), outliers left out.
+    part_traj, other = geometry.part, geometry.other
+    # Collision checks on subsets: a few thousand points resolve a gripper finger well enough.
+    if other.shape[1] > 3000:
+        other = other[:, rng.choice(other.shape[1], 3000, replace=False)]
+    own = (
+        part_traj
+        if part_traj.shape[1] <= 2000
+        else part_traj[:, rng.choice(part_traj.shape[1], 2000, replace=False)]
+    )
+    return rng, own, other
+
+
+def _search(
+    kind: str,
+    analysis: FlowAnalysis,
+    geometry: SceneGeometry,
+    config: PlannerConfig,
+    rng: np.random.Generator,
+) -> _Search:
+    """The target part's ``kind`` ("grasp" or "push") search, made on first use and kept in
+    ``geometry.search_cache`` (it does not depend on the base)."""
+    search = geometry.search_cache.get(kind)
+    if search is None:  # generate, score against the load
+        track = analysis.follow_track()  # as _choose: the track as the joints allow it
+        pts_part = part_frame_points(track[0], geometry.part[0])
+        # The mesh's own normals where the geometry has them (rotated into the part frame).
+        normals = None if geometry.part_normals is None else geometry.part_normals @ track[0, :3, :3]
+        search = _Search(kind, pts_part, normals, geometry.part, geometry.load, config.grasp, rng)
+        geometry.search_cache[kind] = search
+    return search
 
 
 # Score bonus per unit of the approach's outward component from the robot's base: a mild
@@ -556,7 +589,6 @@ def plan_flow(
             "target part residual %.1f mm: its motion is not rigid; the grasp follows the best rigid fit",
             1000 * analysis.target.track.residual_max_rms,
         )
-    pts = flow.points.astype(np.float64)
     geometry = mesh_geometry(analysis, scene) if surfaces == "mesh" else flow_geometry(analysis)
     geometry = with_part_load(geometry, analysis, scene, flow.fps, config)
     t_analysis = time.perf_counter()
@@ -565,22 +597,124 @@ def plan_flow(
         return _plan_at_base(
             flow, scene, analysis, geometry, robot, base, table_height, config, t_start, t_analysis, judge
         )
-    bases = auto_base_poses(analysis.target, pts, table_height)
-    if not bases:
-        raise ChordError(
-            "no automatic robot base placement is free of the scene around the moving part; give base_pose"
-        )
-    first: ChordError | None = None
-    for base in bases:
+    ranking = _ranked_bases(flow, analysis, geometry, robot, table_height, config, judge)
+    tries = ranking.bases[: BASE_SEARCH.attempts]
+    failed: list[str] = []
+    pushed: PlanResult | None = None  # a push planned where the screen had a grasp reach
+    for n, base in enumerate(tries):
+        if pushed is not None and not ranking.preferred[n]:
+            continue  # the push stands unless a later placement may grasp
+        summary = {
+            **ranking.summary,
+            "chosen_rank": n,
+            "chosen_why": ranking.why[n],
+            "failed_before": failed[:],
+        }
         try:
-            return _plan_at_base(
-                flow, scene, analysis, geometry, robot, base, table_height, config, t_start, t_analysis, judge
-            )
+            result = _plan_at_base(
+                flow, scene, analysis, geometry, robot, base, table_height, config, t_start, t_analysis, judge,
+                base_search=summary,
+            )  # fmt: skip
         except ChordError as e:
             log.info("base at %s: %s", np.round(base[:3], 2).tolist(), e)
-            first = first or e
-    assert first is not None
-    raise ChordError(f"{first} (tried {len(bases)} automatic base placements around the part)") from first
+            failed.append(f"base {np.round(base[:3], 2).tolist()}: {e}")
+            continue
+        # As at one base (_choose: grasps, then pushes), across the placements: a push planned
+        # because no grasp reached in planning, where the screen had one reach, gives the next such
+        # placements their chance to grasp. A push stands where the grasp judge chose it over grasps
+        # it tried, or saw it hold in simulation.
+        searched = result.report["grasp"]["search"]
+        judged = "sim_trials" in searched.get("grasp", {}) or searched.get("push", {}).get("sim_held", False)
+        if result.grasp.kind == "grasp" or not ranking.preferred[n] or judged:
+            return result
+        if pushed is None:
+            pushed = result
+        failed.append(f"base {np.round(base[:3], 2).tolist()}: planned a push, no grasp reached in planning")
+    if pushed is not None:
+        return pushed
+    first = failed[0] if failed else "none was tried"
+    raise ChordError(
+        f"{first} (tried the best {len(tries)} of {ranking.summary['placements_clear']} clear base placements "
+        f"searched round the part; {ranking.summary['placements_reaching']} reached a candidate's track in the "
+        "screen)"
+    )
+
+
+# The automatic base placement's search (planner.base; docs/planner.md "The robot base").
+BASE_SEARCH = BaseSearch()
+
+
+def _ranked_bases(
+    flow: ObjectFlow,
+    analysis: FlowAnalysis,
+    geometry: SceneGeometry,
+    robot: Robot,
+    table_height: float,
+    config: PlannerConfig,
+    judge: GraspJudge | None = None,
+    search: BaseSearch = BASE_SEARCH,
+) -> BaseRanking:
+    """The clear base placements round the moving part, best first, by how the best collision-free
+    grasp (or push) candidates reach their whole track from each (planner.base.rank_bases).
+
+    The candidates are the first ``search.candidates`` collision-free grasps in the grasp search's
+    order (pushes fill up when fewer grasps are free); their world waypoints need no base. Raises
+    ChordError if every placement stands in an object's footprint.
+    """
+    t0 = time.perf_counter()
+    track = analysis.follow_track()  # the waypoints _choose will plan
+    rng, own, other = _search_inputs(geometry, config)
+    cands: list[GraspCandidate] = []
+    for kind in ("grasp", "push"):
+        if len(cands) >= search.candidates:
+            break
+        for cand, why in _search(kind, analysis, geometry, config, rng).checked(
+            track, own, other, table_height, config.grasp
+        ):
+            if len(cands) >= search.candidates:
+                break
+            if why is None:
+                cands.append(cand)
+    t_cands = time.perf_counter() - t0  # the collision checks: kept for _choose at every base
+    centre = geometry.part.reshape(-1, 3).mean(0)  # the work: the part over its whole track
+    bases = base_positions(centre, table_height, search)
+    objects = [flow.object_points(n).astype(np.float64) for n in flow.object_names]
+    clear = footprint_clear(bases, objects, table_height, search)
+    if not clear.any():
+        raise ChordError(
+            f"no automatic robot base placement is free of the scene round the moving part ({len(bases)} searched "
+            f"at {list(search.distances)} m); give base_pose"
+        )
+    waypoints = []
+    for cand in cands:
+        T, phases = _waypoints(track, cand, config)
+        waypoints.append(T[subsample(phases, len(T), search.waypoints)])
+    # The arm's body must clear the scene at the start (the static scene: what the track does not
+    # carry); 4,000 points resolve the 6 cm body spheres.
+    obstacles = geometry.other[0]
+    if len(obstacles) > 4000:
+        obstacles = obstacles[np.random.default_rng(0).choice(len(obstacles), 4000, replace=False)]
+    enough = config.grasp.sim_candidates if judge is not None else _REACHABLE_WITHOUT_JUDGE
+    ranking = rank_bases(
+        BatchKinematics(robot),
+        waypoints,
+        [c.score for c in cands],
+        bases[clear],
+        table_height,
+        search,
+        obstacles=obstacles,
+        enough=enough,
+        preferred=np.array([c.kind == "grasp" for c in cands], bool),
+    )
+    ranking.summary.update(
+        placements_searched=len(bases),
+        placements_clear=int(clear.sum()),
+        candidate_kinds=sorted({c.kind for c in cands}),
+        search_s=time.perf_counter() - t0,
+        candidates_s=t_cands,
+    )
+    log.info("base search: %s", {k: v for k, v in ranking.summary.items()})
+    return ranking
 
 
 def with_part_load(
@@ -608,31 +742,6 @@ def with_part_load(
     return replace(geometry, load=load)
 
 
-# Automatic placements: distance (m) from the part and the direction the robot faces (deg about z).
-_AUTO_BASES = ((0.5, 0.0), (0.5, 90.0), (0.5, -90.0), (0.5, 180.0), (0.35, 0.0), (0.65, 0.0))
-
-
-def auto_base_poses(
-    part, flow_pts: np.ndarray, table_height: float, clearance: float = 0.15
-) -> list[np.ndarray]:
-    """Candidate T_world_base [7] (xyz + wxyz) facing the part's first-frame centroid, best first.
-
-    A placement is dropped if any flow point, at any frame, is within ``clearance`` (m) of the
-    base's vertical axis below 0.4 m above the table (the arm's shoulder would hit it).
-    """
-    c = part.track.T_world_part[0, :3, 3]
-    low = flow_pts[:, :, 2] < table_height + 0.4
-    xy = flow_pts[..., :2][low]
-    out = []
-    for dist, yaw in _AUTO_BASES:
-        a = np.radians(yaw)
-        pos = np.array([c[0] - dist * np.cos(a), c[1] - dist * np.sin(a), table_height])
-        if len(xy) and np.linalg.norm(xy - pos[:2], axis=1).min() < clearance:
-            continue
-        out.append(np.r_[pos, np.cos(a / 2), 0.0, 0.0, np.sin(a / 2)])
-    return out
-
-
 def _plan_at_base(
     flow: ObjectFlow,
     scene,
@@ -645,8 +754,12 @@ def _plan_at_base(
     t_start: float,
     t_analysis: float,
     judge: GraspJudge | None = None,
+    base_search: dict[str, Any] | None = None,
 ) -> PlanResult:
     """The planner after flow analysis, for one robot base placement.
+
+    ``base_search``: what the automatic placement's search found (the report's ``base_search``);
+    None for a given base.
 
     Grasp choice, IK along the waypoints, joint optimisation and its checks, timing, report:
     one function each, below. Raises ChordError from any of them.
@@ -704,6 +817,7 @@ def _plan_at_base(
         base=base,
         config=config,
         stamps=(t_start, t_analysis, t_grasp, t_opt, t_time),
+        base_search=base_search,
     )
     plan = Plan(
         t=timed.t.astype(np.float64),
@@ -955,6 +1069,7 @@ def _report(
     base: np.ndarray,  # [7] T_world_base xyz + wxyz
     config: PlannerConfig,
     stamps: tuple[float, float, float, float, float],  # perf_counter at start, analysis, grasp, opt, timing
+    base_search: dict[str, Any] | None = None,  # the automatic placement's search, None for a given base
 ) -> dict[str, Any]:
     """The plan's report (``plan.report``, docs/planner.md "The report"): what was chosen, how well
     the timed trajectory tracks the part, its margins, limits and timings."""
@@ -1009,6 +1124,7 @@ def _report(
         "duration_s": float(t_all[-1]),
         "base_pose": base.tolist(),
         "base_pose_automatic": config.base_pose is None,
+        "base_search": base_search,
         "phases_s": {k: [float(a), float(b)] for k, (a, b) in timed.phase_times.items()},
         "limits": {
             "velocity_rad_s": timed.v_max.tolist(),

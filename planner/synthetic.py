@@ -161,16 +161,19 @@ def drawer(
     seed: int = 0,
     travel: float = 0.15,  # metres the drawer slides out
     position: tuple[float, float] = (0.6, 0.0),
+    height: float = 0.13,  # metres: the drawer's and its handle's centre above the table
 ) -> SyntheticFlow:
     """A static cabinet and a drawer sliding towards the robot (-x): a prismatic joint."""
     rng = np.random.default_rng(seed)
     n_d = n // 2
     cab = box_surface((0.3, 0.3, 0.3), n - n_d, rng) + np.array([position[0], position[1], 0.15])
     n_h = n_d // 5
-    drw = box_surface((0.26, 0.26, 0.08), n_d - n_h, rng) + np.array([position[0] - 0.04, position[1], 0.13])
+    drw = box_surface((0.26, 0.26, 0.08), n_d - n_h, rng) + np.array(
+        [position[0] - 0.04, position[1], height]
+    )
     # A handle bar 3 cm in front of the drawer face, 2 cm thick: the graspable feature.
     handle = box_surface((0.02, 0.12, 0.02), n_h, rng) + np.array(
-        [position[0] - 0.04 - 0.13 - 0.03, position[1], 0.13]
+        [position[0] - 0.04 - 0.13 - 0.03, position[1], height]
     )
     drw = np.concatenate([drw, handle])
     axis = np.array([-1.0, 0.0, 0.0])

@@ -74,8 +74,17 @@ class BenchConfig:
     mass_scale_range: tuple[float, float] = (0.8, 1.2)  # movable objects' mass factor, uniform in [low, high]
     # T_world_base: the robot base in the world, xyz m + quaternion wxyz. Fixed for every trial (the
     # protocol: the perturbations move the objects relative to the arm), where `chord plan` places
-    # the base automatically for the one scene it is given.
-    base_pose: tuple[float, float, float, float, float, float, float] = (-0.5, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0)
+    # the base automatically for the one scene it is given. None: each trial's plan places the base
+    # as `chord plan` does (planner.base: searched round the part from its grasps and whole track).
+    base_pose: tuple[float, float, float, float, float, float, float] | None = (
+        -0.5,
+        0.0,
+        0.0,
+        1.0,
+        0.0,
+        0.0,
+        0.0,
+    )
     # s: longer plans count as planner (IK/timing) failures, not simulated; at most the simulator's
     # own limit, sim.rollout.MAX_PLAN_DURATION_S
     max_plan_s: float = 120.0
@@ -106,9 +115,10 @@ class BenchConfig:
         check_number(owner, "yaw_noise_deg", self.yaw_noise_deg, at_least=0.0, unit="degrees")
         check_range(owner, "friction_range", self.friction_range, above=0.0)
         check_range(owner, "mass_scale_range", self.mass_scale_range, above=0.0)
-        check_numbers(owner, "base_pose", self.base_pose, length=7)
-        if not np.linalg.norm(self.base_pose[3:]) > 0:
-            raise ConfigError(f"{owner}.base_pose is {self.base_pose!r}: its quaternion wxyz is zero")
+        if self.base_pose is not None:
+            check_numbers(owner, "base_pose", self.base_pose, length=7)
+            if not np.linalg.norm(self.base_pose[3:]) > 0:
+                raise ConfigError(f"{owner}.base_pose is {self.base_pose!r}: its quaternion wxyz is zero")
         check_number(owner, "max_plan_s", self.max_plan_s, above=0.0, unit="s")
         if self.max_plan_s > MAX_PLAN_DURATION_S:
             raise ConfigError(
@@ -250,7 +260,8 @@ def planner_config(method: str, config: BenchConfig):
     from planner.pipeline import PlannerConfig
     from planner.segment import SegmentConfig
 
-    cfg = PlannerConfig(base_pose=tuple(config.base_pose), geometry=config.geometry)
+    base = None if config.base_pose is None else tuple(config.base_pose)
+    cfg = PlannerConfig(base_pose=base, geometry=config.geometry)
     if method == "rigid":
         # One part per object, and every trajectory an inlier of it: a whole-object robust Kabsch fit.
         cfg = replace(cfg, segment=SegmentConfig(max_parts=1, inlier_threshold=1.0))

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from core.errors import ChordError
-from sim.bench import METHODS, BenchConfig
+from sim.bench import METHODS, BenchConfig, planner_config
 from sim.checks import ConfigError
 from sim.world import SimConfig
 
@@ -110,3 +110,10 @@ def test_bench_config_defaults_and_noise_in_metres():
     noisy = BenchConfig(flow_noise_mm=(0.0, 5.0, 10.0), workers=0, trials=1)
     assert noisy.flow_noise == (0.0, 0.005, 0.01)
     assert math.isclose(BenchConfig(flow_noise_mm=(2.5,)).flow_noise[0], 0.0025)
+
+
+def test_bench_base_pose_none_lets_the_planner_place_the_base():
+    assert planner_config("ours", BenchConfig(base_pose=None)).base_pose is None
+    fixed = (0.1, -0.2, 0.0, 1.0, 0.0, 0.0, 0.0)
+    assert planner_config("ours", BenchConfig(base_pose=fixed)).base_pose == fixed
+    assert planner_config("ours", BenchConfig()).base_pose == (-0.5, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0)
