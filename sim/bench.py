@@ -496,6 +496,19 @@ def make_trials(scenes: list[Path], config: BenchConfig, flows: dict[tuple[str, 
     return trials
 
 
+def reusable(record: dict[str, Any] | None, trial: Trial, config: BenchConfig) -> bool:
+    """Whether a resumed bench keeps ``record`` (results.jsonl's record under ``trial.key``, None
+    if there is none) instead of running ``trial`` again. A record judged otherwise than this trial
+    would be (made before the scene had its ground truth, or by an older chord that judged every
+    trial by the flow), or planned with grasp trials on where they are off now or the other way
+    (records older than the trials had none), is run again."""
+    return (
+        record is not None
+        and record.get("judged_by", "flow") == trial.judged_by
+        and record.get("sim_grasp", False) == config.sim_grasp
+    )
+
+
 def run_bench(
     scenes: list[Path],  # scene.yaml files with a reference flow
     out: Path,  # folder for results.jsonl, summary.json, table.txt, success.png
@@ -540,17 +553,7 @@ def _run_bench(
     path = out / RESULTS
     done = {r["key"]: r for r in _read_results(path)}
     write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in done.values()))
-    # A record judged otherwise than this trial would be (made before the scene had its ground
-    # truth, or by an older chord that judged every trial by the flow), or planned with grasp
-    # trials on where they are off now or the other way (records older than the trials had none),
-    # is run again.
-    todo = [
-        t
-        for t in trials
-        if t.key not in done
-        or done[t.key].get("judged_by", "flow") != t.judged_by
-        or done[t.key].get("sim_grasp", False) != config.sim_grasp
-    ]
+    todo = [t for t in trials if not reusable(done.get(t.key), t, config)]
     log.info(
         "bench: %d trials, %d already in %s, %d to run", len(trials), len(trials) - len(todo), path, len(todo)
     )

@@ -116,7 +116,9 @@ def format_summary(s: ChainSummary) -> str:
     sim_line = "SUCCESS" if s.success else f"FAILURE ({s.cause})"
     tracking = "" if s.tracking_mean_mm is None else f"; tracking {s.tracking_mean_mm:.1f} mm mean"
     lines.append(f"  sim      {sim_line} against the {s.judged_against}: {s.reason}{tracking}")
-    lines.append("  seconds  " + ", ".join(f"{k} {v:.1f}" for k, v in sec.items()))
+    # From the values summary.json records (rounded to 0.01 s), so the two never disagree in the
+    # last digit (3.6501 s is 3.65 there, printed 3.6, not 3.7).
+    lines.append("  seconds  " + ", ".join(f"{k} {round(v, 2):.1f}" for k, v in sec.items()))
     look = f"`rerun {s.recording}`, plots in {s.plots}/"
     if s.flow.preview is not None:
         look = f"open {s.flow.preview}, " + look

@@ -212,3 +212,33 @@ def test_the_wan_options_of_chord_run_reach_the_flow_stage(tmp_path: Path, monke
     ((args, kwargs),) = got
     assert args[:2] == (tmp_path / "scene.yaml", tmp_path / "run") and args[2].prior == "wan"
     assert kwargs["wan"] == wan
+
+
+def test_the_printed_seconds_agree_with_summary_json_to_the_last_digit(tmp_path: Path):
+    """3.6501 s is recorded as 3.65 in summary.json; the printed line must say 3.6 (what the
+    record rounds to), not 3.7 (what the raw value rounds to)."""
+    from chord.cli.run import format_summary
+    from chord.run import ChainSummary
+    from flowgen.generate import FlowSummary
+
+    flow = FlowSummary(tmp_path, tmp_path / "flow.npz", None, "video", 10, 100, 40, 3.6501)
+    s = ChainSummary(
+        scene=tmp_path / "scene.yaml",
+        scene_name="t",
+        out=tmp_path,
+        flow=flow,
+        plan_line="plan",
+        success=True,
+        cause=None,
+        reason="ok",
+        judged_against="reference flow",
+        tracking_mean_mm=None,
+        seconds={"flow": 3.6501, "plan": 0.04999},
+        recording=tmp_path / "r.rrd",
+        plots=tmp_path / "plots",
+    )
+    recorded = s.to_json()["seconds"]
+    assert recorded == {"flow": 3.65, "plan": 0.05}
+    printed = format_summary(s)
+    assert f"flow {recorded['flow']:.1f}, plan {recorded['plan']:.1f}" in printed
+    assert "flow 3.6, plan 0.1" in printed

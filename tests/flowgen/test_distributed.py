@@ -23,7 +23,6 @@ from chord.cli.main import main
 from core.errors import ChordError
 from flowgen import distributed
 from flowgen.checkpoint import load_latest_checkpoint
-from tests.flowgen.wan_tiny import save_tiny_wan
 
 ARGS = [
     "--prior", "wan", "--wan-dtype", "float32", "--iterations", "8", "--checkpoint-every", "2",
@@ -34,10 +33,8 @@ ARGS = [
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, pick_banana_scene):
-    root = tmp_path_factory.mktemp("dist")
-    wan = save_tiny_wan(root / "wan", "i2v-a14b")
-    return pick_banana_scene, wan, root
+def setup(tmp_path_factory, pick_banana_scene, tiny_wan_a14b):
+    return pick_banana_scene, tiny_wan_a14b, tmp_path_factory.mktemp("dist")
 
 
 def _env(root: Path) -> dict[str, str]:

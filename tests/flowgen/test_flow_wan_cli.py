@@ -8,7 +8,6 @@ import pytest
 
 from chord.cli.main import main
 from core.flow import ObjectFlow
-from tests.flowgen.wan_tiny import save_tiny_wan
 
 TINY = [
     "--iterations", "2", "--checkpoint-every", "1", "--gaussians-per-object", "200",
@@ -18,9 +17,8 @@ TINY = [
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, pick_banana_scene):
-    root = tmp_path_factory.mktemp("wan_cli")
-    return pick_banana_scene, save_tiny_wan(root / "wan", "i2v-a14b")
+def setup(pick_banana_scene, tiny_wan_a14b):
+    return pick_banana_scene, tiny_wan_a14b
 
 
 @pytest.mark.parametrize(

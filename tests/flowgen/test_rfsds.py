@@ -19,9 +19,11 @@ PROMPT, NEGATIVE = "a hand picks up the banana", "blurry static low quality"
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("wan")
-    return {v: save_tiny_wan(root / v, v) for v in ("i2v-a14b", "ti2v-5b")}
+def folders(tmp_path_factory, tiny_wan_a14b):
+    return {
+        "i2v-a14b": tiny_wan_a14b,
+        "ti2v-5b": save_tiny_wan(tmp_path_factory.mktemp("wan") / "ti2v", "ti2v-5b"),
+    }
 
 
 def _config(folder, cache, **kw):

@@ -1102,12 +1102,18 @@ def valid_inputs(root: Path) -> tuple[Path, Path, Path, Path]:
     from sim.api import validate_plan
     from tests.flowgen.wan_tiny import save_tiny_wan
 
-    scene = build_task("pick_banana", root / "valid" / "pick_banana", points_per_object=1500)
-    flow = scene.parent / "reference" / "flow.npz"
-    plan = plan_file(flow, scene, root / "valid" / "plan.npz").plan_path
+    scene, flow, plan, wan = valid_paths(root)
+    build_task("pick_banana", scene.parent, points_per_object=1500)
+    plan_file(flow, scene, plan)
     validate_plan(plan, scene, write_verdict=True)  # a validated plan: chord real's starting point
-    wan = save_tiny_wan(root / "valid" / "wan", "i2v-a14b")
+    save_tiny_wan(wan, "i2v-a14b")
     return scene, flow, plan, wan
+
+
+def valid_paths(root: Path) -> tuple[Path, Path, Path, Path]:
+    """Where :func:`valid_inputs` puts the scene, its reference flow, the plan and the Wan folder."""
+    scene = root / "valid" / "pick_banana" / "scene.yaml"
+    return scene, scene.parent / "reference" / "flow.npz", root / "valid" / "plan.npz", root / "valid" / "wan"
 
 
 def main(argv: list[str]) -> int:

@@ -9,11 +9,13 @@ call. Cases that would hang are stopped by an alarm and fail.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from pathlib import Path
 
 import pytest
 
+from tests.built_once import build_once
 from tests.hostile import make_hostile as H
 
 CASE_SECONDS = 120  # a refusal takes seconds; a case still running after this is a hang
@@ -21,9 +23,13 @@ ESCAPE = Path("/tmp/chord_hostile_escape")  # where path-traversal cases aim out
 
 
 @pytest.fixture(scope="session")
-def hostile(tmp_path_factory) -> tuple[Path, H.Corpus, tuple[Path, ...]]:
+def hostile(tmp_path_factory, worker_id) -> tuple[Path, H.Corpus, tuple[Path, ...]]:
     root = tmp_path_factory.mktemp("hostile")
-    inputs = H.valid_inputs(root)  # scene, flow, plan, Wan folder
+    # The valid inputs (scene, flow, plan, Wan folder) are built once per session and copied in, so
+    # every worker's cases sit in a folder of their own (a case's check snapshots all of root).
+    built = build_once(tmp_path_factory, worker_id, "hostile_valid", H.valid_inputs)
+    shutil.copytree(built / "valid", root / "valid")
+    inputs = H.valid_paths(root)
     corpus = H.build(*inputs)
     H.write(corpus, root / "cases")
     return root, corpus, inputs

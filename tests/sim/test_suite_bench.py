@@ -92,15 +92,32 @@ def test_suite_bench_runs_judges_by_truth_and_resumes(tiny_suite, tmp_path, caps
     # Resume: the same trials are found in results.jsonl and not run again.
     assert main(argv) == 0
     assert len((out / "results.jsonl").read_text().splitlines()) == len(records)
-    # A record judged by the flow (an older bench) is not reused for a task that has its truth.
-    # And one planned without grasp trials (this bench has them on) is not reused either.
+    # A stale record (judged by the flow in an older bench; which records are stale:
+    # test_a_resumed_bench_runs_again_only_records_made_otherwise) is run again, not reused.
     assert all(r["sim_grasp"] is True for r in records)
     stale = [{**records[0], "judged_by": "flow", "success": not records[0]["success"], "cause": None}]
-    stale.append({**records[1], "sim_grasp": False, "success": not records[1]["success"], "cause": None})
-    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in stale + records[2:]))
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in stale + records[1:]))
     assert main(argv) == 0
     again = json.loads((out / "suite_bench.json").read_text())
     assert again["judged_by"] == ["truth"] and again["categories"] == doc["categories"]
+
+
+def test_a_resumed_bench_runs_again_only_records_made_otherwise():
+    from sim.bench import Trial, reusable
+
+    on, off = BenchConfig(), BenchConfig(sim_grasp=False)
+    trial = Trial("t", "t/scene.yaml", "ours", "t/flow.npz", 0.0, 0, 1, on, judged_by="truth")
+    record = {"key": trial.key, "judged_by": "truth", "sim_grasp": True}
+    assert reusable(record, trial, on)
+    assert not reusable(None, trial, on)  # never run
+    assert not reusable({**record, "judged_by": "flow"}, trial, on)  # judged by the flow, truth now
+    assert not reusable(
+        {k: v for k, v in record.items() if k != "judged_by"}, trial, on
+    )  # older: by the flow
+    assert not reusable(record, trial, off)  # planned with grasp trials, off now
+    assert not reusable({**record, "sim_grasp": False}, trial, on)  # and the other way
+    assert not reusable({"key": trial.key, "judged_by": "truth"}, trial, on)  # older than grasp trials
+    assert reusable({"key": trial.key, "judged_by": "truth"}, trial, off)
 
 
 @pytest.mark.parametrize(
