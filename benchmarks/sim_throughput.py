@@ -13,6 +13,7 @@ import logging
 import os
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per trial, as the bench's workers run
@@ -43,6 +44,8 @@ def main() -> None:
     flow = ObjectFlow.load(scene.reference.flow)
     cfg = BenchConfig(trials=args.trials, physics_hz=args.physics_hz, substeps=args.substeps, workers=1)
     plan = plan_flow(flow, scene, PlannerConfig(base_pose=cfg.base_pose)).plan
+    # The bench's trials stand the arm where this plan placed it (BenchConfig.base_pose None: once per task).
+    cfg = replace(cfg, base_pose=tuple(plan.base_pose))
     sim_cfg = SimConfig(physics_hz=args.physics_hz, substeps=args.substeps)
 
     t0 = time.perf_counter()

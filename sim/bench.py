@@ -72,19 +72,14 @@ class BenchConfig:
     yaw_noise_deg: float = 10.0  # degrees, object yaw about its origin perturbed uniformly within +-this
     friction_range: tuple[float, float] = (0.6, 1.0)  # object lateral friction, uniform in [low, high]
     mass_scale_range: tuple[float, float] = (0.8, 1.2)  # movable objects' mass factor, uniform in [low, high]
-    # T_world_base: the robot base in the world, xyz m + quaternion wxyz. Fixed for every trial (the
-    # protocol: the perturbations move the objects relative to the arm), where `chord plan` places
-    # the base automatically for the one scene it is given. None: each trial's plan places the base
-    # as `chord plan` does (planner.base: searched round the part from its grasps and whole track).
-    base_pose: tuple[float, float, float, float, float, float, float] | None = (
-        -0.5,
-        0.0,
-        0.0,
-        1.0,
-        0.0,
-        0.0,
-        0.0,
-    )
+    # T_world_base: the robot base in the world, xyz m + quaternion wxyz, fixed for every trial of a
+    # task (the protocol: the perturbations move the objects relative to the arm). None (default):
+    # placed once per task and method, as `chord plan` places it (planner.base: searched round the
+    # part from its grasps and whole track) for the task's unperturbed scene and planning flow, as
+    # one would set the arm up for a task; recorded in OUT/bases.json. A pose: that one base for
+    # every task (the three task scenes were built for a base at (-0.5, 0, 0) facing +x; the suite's
+    # objects face any way, so a fixed base leaves some tasks out of reach).
+    base_pose: tuple[float, float, float, float, float, float, float] | None = None
     # s: longer plans count as planner (IK/timing) failures, not simulated; at most the simulator's
     # own limit, sim.rollout.MAX_PLAN_DURATION_S
     max_plan_s: float = 120.0
@@ -151,10 +146,22 @@ class Trial:
     seed: int  # the trial's seed (perturbation)
     config: BenchConfig = field(repr=False)
     judged_by: str = "flow"  # "truth" when the scene records its ground truth (reference.truth)
+    # the task's base placement (see BenchConfig.base_pose): {"base": [7] or None, and when None the
+    # planner's "error" and its "cause" for the unperturbed scene}; None with a fixed base_pose
+    placement: dict[str, Any] | None = None
 
     @property
     def key(self) -> str:
         return f"{self.task}|{self.method}|{self.flow_noise:g}|{self.index}|{self.seed}"
+
+    @property
+    def base_pose(self) -> tuple[float, ...] | None:
+        """T_world_base [7] the trial plans at: the config's fixed base, else the task's placement
+        (None when the task has none)."""
+        if self.config.base_pose is not None:
+            return tuple(float(v) for v in self.config.base_pose)
+        base = (self.placement or {}).get("base")
+        return None if base is None else tuple(float(v) for v in base)
 
 
 def trial_seed(master: int, task: str, index: int) -> int:
@@ -255,13 +262,17 @@ def add_noise(flow, sigma: float, seed: int):
     return replace(flow, points=pts, provenance={**flow.provenance, "flow_noise_m": sigma})
 
 
-def planner_config(method: str, config: BenchConfig):
-    """The planner's config for ``method``: "rigid" fits every object as one rigid body."""
+def planner_config(method: str, config: BenchConfig, base: tuple[float, ...] | None = None):
+    """The planner's config for ``method`` ("rigid" fits every object as one rigid body), planning
+    at ``base`` (T_world_base [7]) or else at ``config.base_pose`` (None: placed automatically)."""
     from planner.pipeline import PlannerConfig
     from planner.segment import SegmentConfig
 
-    base = None if config.base_pose is None else tuple(config.base_pose)
-    cfg = PlannerConfig(base_pose=base, geometry=config.geometry)
+    if base is None and config.base_pose is not None:
+        base = tuple(config.base_pose)
+    cfg = PlannerConfig(
+        base_pose=None if base is None else tuple(float(v) for v in base), geometry=config.geometry
+    )
     if method == "rigid":
         # One part per object, and every trajectory an inlier of it: a whole-object robust Kabsch fit.
         cfg = replace(cfg, segment=SegmentConfig(max_parts=1, inlier_threshold=1.0))
@@ -323,10 +334,19 @@ def run_trial(trial: Trial) -> dict[str, Any]:
         truth_p = None
         if trial.judged_by == "truth":  # the scene's recorded ground truth judges, moved with the objects
             truth_p = perturb_truth(scene, _load("truth", str(scene.reference.truth)), pert)
+        base = trial.base_pose
+        rec["base_pose"] = None if base is None else list(base)
+        if base is None:  # no placement reached the task even unperturbed: nothing to plan at
+            place = trial.placement or {}
+            rec.update(
+                success=False, cause=place.get("cause", "IK"), simulated=False,
+                reason=f"planner: no robot base placement for the task's unperturbed scene: {place.get('error')}",
+            )  # fmt: skip
+            return rec
         try:
             trial_physics = SimConfig(physics_hz=cfg.physics_hz, substeps=cfg.substeps)
             judge = SimGraspJudge(trial_physics) if cfg.sim_grasp else None
-            planned = plan_flow(planning_p, scene_p, planner_config(trial.method, cfg), judge=judge)
+            planned = plan_flow(planning_p, scene_p, planner_config(trial.method, cfg, base), judge=judge)
         except ChordError as e:
             rec.update(
                 success=False, cause=planner_failure_stage(str(e)), reason=f"planner: {e}", simulated=False
@@ -475,8 +495,76 @@ def _articulated(scene) -> bool:
     return flow_goal(_load("flow", str(scene.reference.flow)), scene).articulated
 
 
-def make_trials(scenes: list[Path], config: BenchConfig, flows: dict[tuple[str, str], Path]) -> list[Trial]:
-    """Every trial of the benchmark; ``flows`` maps (task, method) to the planning flow file."""
+BASES = "bases.json"  # OUT's record of each task's robot base placement (BenchConfig.base_pose None)
+
+
+def place_task_base(job: tuple[str, str, str, BenchConfig]) -> tuple[str, dict[str, Any]]:
+    """("task|method", placement) for job (scene.yaml, method, planning flow, config): where
+    ``chord plan`` stands the robot for the task's unperturbed scene and planning flow (the
+    planner's automatic base search, without grasp trials: they choose a grasp at a base, not the
+    base). The placement is {"base": [7] T_world_base} or, when the planner finds none,
+    {"base": None, "error": its message, "cause": its stage}. Never raises (a crash is a cause
+    "error" placement)."""
+    from planner.pipeline import plan_flow
+
+    scene_path, method, flow_path, config = job
+    scene = _load("scene", scene_path)
+    key = f"{scene.name}|{method}"
+    try:
+        flow = _load("flow", flow_path)
+        planned = plan_flow(flow, scene, planner_config(method, replace(config, base_pose=None)))
+        return key, {"base": [float(v) for v in planned.plan.base_pose]}
+    except ChordError as e:
+        return key, {"base": None, "error": str(e), "cause": planner_failure_stage(str(e))}
+    except Exception as e:  # recorded, as a trial's crash is
+        return key, {"base": None, "error": f"{type(e).__name__}: {e}", "cause": "error"}
+
+
+def task_placements(
+    out: Path, scenes: list[Path], config: BenchConfig, flows: dict[tuple[str, str], Path], workers: int
+) -> dict[str, dict[str, Any]]:
+    """{"task|method": placement} (:func:`place_task_base`) for every task and method of the bench,
+    read from OUT/bases.json where it is there (a resumed bench keeps its bases), else made (in
+    ``workers`` processes) and added to it atomically. Empty with a fixed ``config.base_pose``."""
+    if config.base_pose is not None:
+        return {}
+    path = out / BASES
+    have: dict[str, dict[str, Any]] = {}
+    if path.is_file():
+        doc = read_json_file(path)
+        if not isinstance(doc, dict):
+            raise ChordError(f"bench: {path} holds no JSON object; choose another --out")
+        have = doc
+    jobs = []
+    for sp in scenes:
+        scene = _load("scene", str(sp))
+        for method in config.methods:
+            if method == "rigid" and not _articulated(scene):
+                continue
+            if (scene.name, method) in flows and f"{scene.name}|{method}" not in have:
+                jobs.append((str(sp), method, str(flows[(scene.name, method)]), config))
+    if jobs:
+        log.info("bench: placing the robot base for %d task(s)", len(jobs))
+        if workers == 1 or len(jobs) == 1:
+            made = [place_task_base(j) for j in jobs]
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with ctx.Pool(min(workers, len(jobs))) as pool:
+                made = pool.map(place_task_base, jobs)
+        have = {**have, **dict(made)}
+        write_text_atomic(path, json.dumps(have, indent=2, sort_keys=True) + "\n")
+    return have
+
+
+def make_trials(
+    scenes: list[Path],
+    config: BenchConfig,
+    flows: dict[tuple[str, str], Path],
+    placements: dict[str, dict[str, Any]] | None = None,
+) -> list[Trial]:
+    """Every trial of the benchmark; ``flows`` maps (task, method) to the planning flow file and
+    ``placements`` "task|method" to its base placement (:func:`task_placements`; needed when
+    ``config.base_pose`` is None)."""
     trials = []
     for sp in scenes:
         scene = _load("scene", str(sp))
@@ -490,8 +578,24 @@ def make_trials(scenes: list[Path], config: BenchConfig, flows: dict[tuple[str, 
             for noise in config.flow_noise:
                 for i in range(config.trials):
                     seed = trial_seed(config.seed, scene.name, i)
+                    place = None
+                    if config.base_pose is None:
+                        place = (placements or {}).get(f"{scene.name}|{method}")
+                        if place is None:
+                            raise ChordError(f"bench: no base placement for task {scene.name!r} ({method})")
                     trials.append(
-                        Trial(scene.name, str(sp), method, str(flow), float(noise), i, seed, config, judge)
+                        Trial(
+                            scene.name,
+                            str(sp),
+                            method,
+                            str(flow),
+                            float(noise),
+                            i,
+                            seed,
+                            config,
+                            judge,
+                            place,
+                        )
                     )
     return trials
 
@@ -501,11 +605,14 @@ def reusable(record: dict[str, Any] | None, trial: Trial, config: BenchConfig) -
     if there is none) instead of running ``trial`` again. A record judged otherwise than this trial
     would be (made before the scene had its ground truth, or by an older chord that judged every
     trial by the flow), or planned with grasp trials on where they are off now or the other way
-    (records older than the trials had none), is run again."""
+    (records older than the trials had none), or at another robot base, is run again."""
+    base = trial.base_pose
     return (
         record is not None
         and record.get("judged_by", "flow") == trial.judged_by
         and record.get("sim_grasp", False) == config.sim_grasp
+        # planned at another base (records older than base placements name none: the old fixed one)
+        and record.get("base_pose", "none recorded") == (None if base is None else list(base))
     )
 
 
@@ -548,8 +655,9 @@ def _run_bench(
             from sim.video_flow import cached_video_flow
 
             flows[(scene.name, "video_flow")] = cached_video_flow(scene, out / "video_flow")
-    trials = make_trials(scenes, config, flows)
-    _check_manifest(out, flows, config)
+    _check_manifest(out, flows, config)  # before the placements: they are planned from these flows
+    workers = config.workers or os.cpu_count() or 1
+    trials = make_trials(scenes, config, flows, task_placements(out, scenes, config, flows, workers))
     path = out / RESULTS
     done = {r["key"]: r for r in _read_results(path)}
     write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in done.values()))
@@ -557,7 +665,6 @@ def _run_bench(
     log.info(
         "bench: %d trials, %d already in %s, %d to run", len(trials), len(trials) - len(todo), path, len(todo)
     )
-    workers = config.workers or os.cpu_count() or 1
     with path.open("a", encoding="utf-8") as fh:
 
         def keep(rec: dict[str, Any]) -> None:

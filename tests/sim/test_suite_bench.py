@@ -88,6 +88,11 @@ def test_suite_bench_runs_judges_by_truth_and_resumes(tiny_suite, tmp_path, caps
     assert doc["judged_by"] == ["truth"] and doc["split"] == "train"
     records = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert {r["method"] for r in records} == {"ours"} and all(r["judged_by"] == "truth" for r in records)
+    # The base is placed once per task, from its unperturbed scene, and every trial of it stands there.
+    bases = json.loads((out / "bases.json").read_text())
+    assert sorted(bases) == sorted(f"{t}|ours" for t in ("rigid_000", "door_000", "drawer_000"))
+    for r in records:
+        assert r["base_pose"] == bases[f"{r['task']}|ours"]["base"]
     assert (out / "suite_table.txt").read_text().strip() in printed
     # Resume: the same trials are found in results.jsonl and not run again.
     assert main(argv) == 0
@@ -106,18 +111,44 @@ def test_a_resumed_bench_runs_again_only_records_made_otherwise():
     from sim.bench import Trial, reusable
 
     on, off = BenchConfig(), BenchConfig(sim_grasp=False)
-    trial = Trial("t", "t/scene.yaml", "ours", "t/flow.npz", 0.0, 0, 1, on, judged_by="truth")
-    record = {"key": trial.key, "judged_by": "truth", "sim_grasp": True}
+    base = [-0.4, 0.1, 0.0, 1.0, 0.0, 0.0, 0.0]
+    place = {"base": base}
+    trial = Trial("t", "t/scene.yaml", "ours", "t/flow.npz", 0.0, 0, 1, on, "truth", place)
+    record = {"key": trial.key, "judged_by": "truth", "sim_grasp": True, "base_pose": base}
     assert reusable(record, trial, on)
     assert not reusable(None, trial, on)  # never run
     assert not reusable({**record, "judged_by": "flow"}, trial, on)  # judged by the flow, truth now
-    assert not reusable(
-        {k: v for k, v in record.items() if k != "judged_by"}, trial, on
-    )  # older: by the flow
-    assert not reusable(record, trial, off)  # planned with grasp trials, off now
+    older = {k: v for k, v in record.items() if k != "judged_by"}
+    assert not reusable(older, trial, on)  # older: by the flow
+    trial_off = Trial("t", "t/scene.yaml", "ours", "t/flow.npz", 0.0, 0, 1, off, "truth", place)
+    assert not reusable(record, trial_off, off)  # planned with grasp trials, off now
     assert not reusable({**record, "sim_grasp": False}, trial, on)  # and the other way
-    assert not reusable({"key": trial.key, "judged_by": "truth"}, trial, on)  # older than grasp trials
-    assert reusable({"key": trial.key, "judged_by": "truth"}, trial, off)
+    assert not reusable({k: v for k, v in record.items() if k != "sim_grasp"}, trial, on)  # older than trials
+    # planned at another base, or before bases were placed per task (the old fixed base)
+    assert not reusable({**record, "base_pose": [-0.5, 0, 0, 1, 0, 0, 0]}, trial, on)
+    assert not reusable({k: v for k, v in record.items() if k != "base_pose"}, trial, on)
+    # a fixed base: the trial's base is the config's
+    fixed = BenchConfig(base_pose=(-0.5, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0))
+    at_fixed = Trial("t", "t/scene.yaml", "ours", "t/flow.npz", 0.0, 0, 1, fixed, "truth")
+    assert at_fixed.base_pose == (-0.5, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0)
+    assert reusable({**record, "base_pose": [-0.5, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]}, at_fixed, fixed)
+
+
+def test_a_task_without_a_base_placement_fails_its_trials_with_the_planners_reason(tiny_suite):
+    from sim.bench import Trial, run_trial
+
+    sp = tiny_suite / "rigid_000" / "scene.yaml"
+    scene = Scene.load(sp)
+    place = {"base": None, "error": "no reachable grasp at any placement", "cause": "IK"}
+    trial = Trial(
+        scene.name, str(sp), "ours", str(scene.reference.flow), 0.0, 0, 1, BenchConfig(), "truth", place
+    )
+    rec = run_trial(trial)
+    assert rec["success"] is False and rec["cause"] == "IK" and rec["simulated"] is False
+    assert (
+        "no robot base placement" in rec["reason"] and "no reachable grasp at any placement" in rec["reason"]
+    )
+    assert rec["base_pose"] is None
 
 
 @pytest.mark.parametrize(
