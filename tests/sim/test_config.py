@@ -113,7 +113,12 @@ def test_bench_config_defaults_and_noise_in_metres():
 
 
 def test_bench_base_pose_none_lets_the_planner_place_the_base():
+    # The default: no fixed base (each task's base is placed once, sim.bench.task_placements).
+    assert BenchConfig().base_pose is None
     assert planner_config("ours", BenchConfig(base_pose=None)).base_pose is None
     fixed = (0.1, -0.2, 0.0, 1.0, 0.0, 0.0, 0.0)
     assert planner_config("ours", BenchConfig(base_pose=fixed)).base_pose == fixed
-    assert planner_config("ours", BenchConfig()).base_pose == (-0.5, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0)
+    # A task's placement is what the trial plans at, unless the config fixes the base.
+    placed = (-0.4, 0.3, 0.0, 0.8, 0.0, 0.0, 0.6)
+    assert planner_config("ours", BenchConfig(), placed).base_pose == placed
+    assert planner_config("ours", BenchConfig(base_pose=fixed), None).base_pose == fixed
