@@ -291,6 +291,10 @@ class PlannerConfig:
     velocity_scale: float = 0.5  # fraction in (0, 1] of the URDF joint velocity limits used
     accel_scale: float = 0.5  # fraction in (0, 1] of the joint acceleration limits used
     gripper_time: float = 0.6  # seconds to close or open the gripper (arm holds still)
+    # m/s: the tool's and every clearance link's speed cap; a segment timed faster is slowed
+    # uniformly. 0.25 m/s is what a real arm's first runs are held to (chord real's first-run cap,
+    # real.preflight.FIRST_RUN_SPEED), so a plan passes it as planned.
+    cartesian_speed_max: float = 0.25
     dt: float = 0.01  # seconds between output samples
     max_track_error: float = 0.005  # metres: worse tracking of the part's track is an error
     max_track_rotation_deg: float = 3.0  # degrees: likewise for orientation
@@ -323,7 +327,13 @@ class PlannerConfig:
         for name in ("retreat_distance", "gripper_time", "scene_tolerance"):
             v = getattr(self, name)
             _need(_finite(v) and v >= 0.0, name, v, "a finite value >= 0")
-        for name in ("dt", "max_track_error", "max_track_rotation_deg", "max_duration"):
+        for name in (
+            "dt",
+            "max_track_error",
+            "max_track_rotation_deg",
+            "max_duration",
+            "cartesian_speed_max",
+        ):
             v = getattr(self, name)
             _need(_finite(v) and v > 0.0, name, v, "a finite value > 0")
 

@@ -950,6 +950,18 @@ class _Timed:
     a_max: np.ndarray  # [J] rad/s^2: the scaled acceleration limits used
 
 
+def _cartesian_peak(robot: Robot, seg: TimedPath, dt: float) -> float:
+    """m/s: the fastest origin among the robot's clearance frames and its TCP along ``seg``,
+    sampled every ``dt`` seconds (finite differences, as chord real's pre-flight measures it)."""
+    t = _grid(seg.duration, dt)
+    if len(t) < 2:
+        return 0.0
+    _, q = seg.sample(t)
+    ids = [*robot.clearance_ids, robot.tcp_id]
+    p = np.stack([robot.fk_frames(qi, ids) for qi in q])  # [M, F, 3]
+    return float((np.linalg.norm(np.diff(p, axis=0), axis=-1) / np.diff(t)[:, None]).max())
+
+
 def _time_waypoints(
     robot: Robot,
     q_wp: np.ndarray,  # [K, J] joint waypoints
@@ -974,6 +986,16 @@ def _time_waypoints(
         ("open", (hold, opening)),
         ("retreat", parameterize(q_wp[phases["retreat"][0] : phases["retreat"][1]], v_max, a_max)),
     ]
+    # The joint limits bound joint speeds only: far from the base a link or the tool can still
+    # move faster than the Cartesian cap. Uniform slowing scales every speed by 1/k, so a segment
+    # over the cap is stretched by its peak / cap (1% margin for the sampling).
+    for i, (name, seg) in enumerate(segments):
+        if isinstance(seg, TimedPath):
+            peak = _cartesian_peak(robot, seg, config.dt)
+            if peak > config.cartesian_speed_max:
+                k = 1.01 * peak / config.cartesian_speed_max
+                log.debug("timing: %s slowed %.3fx (a link at %.3f m/s)", name, k, peak)
+                segments[i] = (name, replace(seg, stretch=seg.stretch * k))
     ts, qs, gs, phase_times = [], [], [], {}
     t0 = 0.0
     q_last = q_wp[0]

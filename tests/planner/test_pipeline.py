@@ -208,3 +208,29 @@ def test_arm_clearance_sees_scene_points_on_the_arm(robot):
     clear, where = arm_clearance(robot, q, T_world_base, phases, far, shoulder)
     assert clear == pytest.approx(-robot.config.body_radius, abs=1e-9)
     assert "waypoint 0" in where
+
+
+def _peak_link_speed(plan, robot) -> float:
+    """m/s: the fastest clearance-frame or TCP origin of a plan, between its samples (as chord
+    real's pre-flight measures it)."""
+    ids = [*robot.clearance_ids, robot.tcp_id]
+    p = np.stack([robot.fk_frames(q, ids) for q in plan.q])
+    return float((np.linalg.norm(np.diff(p, axis=0), axis=-1) / np.diff(plan.t)[:, None]).max())
+
+
+def test_the_tool_and_links_stay_under_the_cartesian_speed_cap(robot):
+    """The joint limits alone let a link far from the base outrun a Cartesian cap; the plan is
+    slowed until the tool and every clearance link stay under it."""
+    sf = synthetic.rigid_pick(n=1500, seed=0)
+    base = tuple(
+        np.r_[0.05, -0.05, 0.0, Rotation.from_euler("z", 20, degrees=True).as_quat(scalar_first=True)]
+    )
+    free = plan_flow(sf.flow, None, PlannerConfig(base_pose=base, cartesian_speed_max=10.0), robot).plan
+    fast = _peak_link_speed(free, robot)
+    cap = 0.5 * fast  # a cap the unconstrained timing breaks
+    capped = plan_flow(sf.flow, None, PlannerConfig(base_pose=base, cartesian_speed_max=cap), robot).plan
+    assert _peak_link_speed(capped, robot) <= cap < fast
+    assert capped.duration > free.duration
+    np.testing.assert_allclose(capped.q[0], free.q[0])  # the same path, slower
+    with pytest.raises(ChordError, match="cartesian_speed_max"):
+        PlannerConfig(cartesian_speed_max=0.0)
