@@ -534,15 +534,25 @@ def task_placements(
         doc = read_json_file(path)
         if not isinstance(doc, dict):
             raise ChordError(f"bench: {path} holds no JSON object; choose another --out")
+        for key, place in doc.items():  # a base from a file is checked before any trial stands there
+            base = place.get("base", "missing") if isinstance(place, dict) else "missing"
+            ok = base is None or (
+                isinstance(base, list)
+                and len(base) == 7
+                and all(isinstance(v, (int, float)) and math.isfinite(v) for v in base)
+                and np.linalg.norm(base[3:]) > 0
+            )
+            if not ok:
+                raise ChordError(
+                    f"bench: {path}: {key!r} has base {base!r}, expected null or xyz (m) + quaternion wxyz "
+                    "(7 finite numbers); choose another --out, or delete the file to place the bases again"
+                )
         have = doc
-    jobs = []
-    for sp in scenes:
-        scene = _load("scene", str(sp))
-        for method in config.methods:
-            if method == "rigid" and not _articulated(scene):
-                continue
-            if (scene.name, method) in flows and f"{scene.name}|{method}" not in have:
-                jobs.append((str(sp), method, str(flows[(scene.name, method)]), config))
+    jobs = [
+        (str(sp), method, str(flows[(scene.name, method)]), config)
+        for sp, scene, method in _task_methods(scenes, config)
+        if (scene.name, method) in flows and f"{scene.name}|{method}" not in have
+    ]
     if jobs:
         log.info("bench: placing the robot base for %d task(s)", len(jobs))
         if workers == 1 or len(jobs) == 1:
@@ -556,6 +566,17 @@ def task_placements(
     return have
 
 
+def _task_methods(scenes: list[Path], config: BenchConfig):
+    """(scene.yaml, scene, method) for every task and method the bench runs ("rigid" only on
+    articulated tasks), in the bench's order."""
+    for sp in scenes:
+        scene = _load("scene", str(sp))
+        for method in config.methods:
+            if method == "rigid" and not _articulated(scene):
+                continue
+            yield sp, scene, method
+
+
 def make_trials(
     scenes: list[Path],
     config: BenchConfig,
@@ -566,37 +587,33 @@ def make_trials(
     ``placements`` "task|method" to its base placement (:func:`task_placements`; needed when
     ``config.base_pose`` is None)."""
     trials = []
-    for sp in scenes:
-        scene = _load("scene", str(sp))
-        for method in config.methods:
-            if method == "rigid" and not _articulated(scene):
-                continue
-            flow = flows.get((scene.name, method))
-            if flow is None:
-                raise ChordError(f"bench: no {method} flow for task {scene.name!r}")
-            judge = "truth" if scene.reference is not None and scene.reference.truth is not None else "flow"
-            for noise in config.flow_noise:
-                for i in range(config.trials):
-                    seed = trial_seed(config.seed, scene.name, i)
-                    place = None
-                    if config.base_pose is None:
-                        place = (placements or {}).get(f"{scene.name}|{method}")
-                        if place is None:
-                            raise ChordError(f"bench: no base placement for task {scene.name!r} ({method})")
-                    trials.append(
-                        Trial(
-                            scene.name,
-                            str(sp),
-                            method,
-                            str(flow),
-                            float(noise),
-                            i,
-                            seed,
-                            config,
-                            judge,
-                            place,
-                        )
+    for sp, scene, method in _task_methods(scenes, config):
+        flow = flows.get((scene.name, method))
+        if flow is None:
+            raise ChordError(f"bench: no {method} flow for task {scene.name!r}")
+        judge = "truth" if scene.reference is not None and scene.reference.truth is not None else "flow"
+        for noise in config.flow_noise:
+            for i in range(config.trials):
+                seed = trial_seed(config.seed, scene.name, i)
+                place = None
+                if config.base_pose is None:
+                    place = (placements or {}).get(f"{scene.name}|{method}")
+                    if place is None:
+                        raise ChordError(f"bench: no base placement for task {scene.name!r} ({method})")
+                trials.append(
+                    Trial(
+                        scene.name,
+                        str(sp),
+                        method,
+                        str(flow),
+                        float(noise),
+                        i,
+                        seed,
+                        config,
+                        judge,
+                        place,
                     )
+                )
     return trials
 
 

@@ -246,3 +246,15 @@ def test_full_suite_bench_generates_each_tasks_flow_and_plans_from_it(tiny_suite
     capsys.readouterr()
     assert main([*args[:-1], "--out", str(out)]) != 0  # the same without --full
     assert "generated (--full) flows" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("base", [[float("nan")] + [0.0] * 6, [0.0] * 7, [1.0, 2.0], "x"])
+def test_a_bad_base_in_bases_json_is_refused_before_any_trial(tiny_suite, tmp_path, base):
+    from sim.bench import BASES, task_placements
+
+    out = tmp_path / "bench"
+    out.mkdir()
+    (out / BASES).write_text(json.dumps({"rigid_000|ours": {"base": base}}))
+    scenes = [tiny_suite / "rigid_000" / "scene.yaml"]
+    with pytest.raises(ChordError, match="rigid_000\\|ours.*expected null or xyz"):
+        task_placements(out, scenes, BenchConfig(methods=("ours",)), {}, 1)
