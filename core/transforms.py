@@ -16,15 +16,29 @@ def wxyz_to_xyzw(q: np.ndarray) -> np.ndarray:
     return np.concatenate([q[..., 1:], q[..., :1]], axis=-1)
 
 
+_XYZW_TO_WXYZ = np.array([3, 0, 1, 2])
+
+
 def xyzw_to_wxyz(q: np.ndarray) -> np.ndarray:
     """[..., 4] xyzw -> [..., 4] wxyz."""
     q = np.asarray(q)
+    if q.shape == (4,):  # one quaternion (the simulator's per-step poses): no concatenate
+        return q[_XYZW_TO_WXYZ]
     return np.concatenate([q[..., 3:], q[..., :3]], axis=-1)
 
 
 def quat_to_matrix(q: np.ndarray) -> np.ndarray:
     """[..., 4] unit quaternion wxyz -> [..., 3, 3] rotation matrix."""
     q = np.asarray(q, dtype=float)
+    if q.shape == (4,):  # one quaternion, in Python floats: ten times faster than the stacks below
+        w, x, y, z = q.tolist()
+        return np.array(
+            [
+                [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+                [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+                [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+            ]
+        )
     w, x, y, z = np.moveaxis(q, -1, 0)
     return np.stack(
         [
