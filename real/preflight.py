@@ -74,11 +74,11 @@ class Reason:
     SCENE_COLLISION = "scene_collision"
     START_STATE = "start_state"
 
+    # In the order pre-flight runs them: the re-simulation (seconds) after every rule on the plan
+    # itself, so that a plan those refuse is not simulated.
     ALL = (
         NOT_VALIDATED,
         HASH_MISMATCH,
-        FLOW_MISMATCH,
-        SIM_FAILED,
         NONFINITE,
         JOINT_NAMES,
         TIME_NOT_INCREASING,
@@ -98,6 +98,8 @@ class Reason:
         LINK_SPEED,
         SELF_COLLISION,
         SCENE_COLLISION,
+        FLOW_MISMATCH,
+        SIM_FAILED,
         START_STATE,
     )
 
@@ -908,6 +910,9 @@ class Rule:
     check: Callable[[], CheckResult]  # evaluates the rule on the plan at hand
     needs: tuple[str, ...] = ()  # codes that must have passed first; otherwise this rule is skipped
     unavailable: str | None = None  # why it cannot be evaluated at all (no FK model, no robot state)
+    # Skipped if any rule before it refused the plan: for a costly rule (the re-simulation, seconds)
+    # whose verdict cannot change a refusal.
+    after_refusals: bool = False
 
 
 def run_rules(rules: Sequence[Rule], report: PreflightReport) -> PreflightReport:
@@ -915,7 +920,13 @@ def run_rules(rules: Sequence[Rule], report: PreflightReport) -> PreflightReport
     results: dict[str, CheckResult] = {}
     for rule in rules:
         blocked = [c for c in rule.needs if not results[c].passed]
-        if blocked:
+        refused = [c for c, r in results.items() if r.passed is False] if rule.after_refusals else []
+        if refused and not blocked:
+            result = CheckResult(
+                rule.code, None, f"skipped: the plan is refused already ({', '.join(refused)}); "
+                "it is re-simulated once every other check passes",
+            )  # fmt: skip
+        elif blocked:
             # Name the rules that failed; the skipped ones among them were skipped for those.
             failed = [c for c in blocked if results[c].passed is False]
             result = CheckResult(rule.code, None, f"skipped: depends on {', '.join(failed or blocked)}")
@@ -940,7 +951,9 @@ def preflight(
     require_validation: bool = True,  # False only for chord's own approach move (confirmed separately)
     collision: CollisionModel | None = None,  # self-collision (and the scene's, if built with one)
     gripper: GripperLimits | None = None,  # default: the arm's gripper (limits.gripper)
-    sim: Sequence[CheckResult] | None = None,  # (flow_mismatch, sim_failed) from real.revalidate
+    # (flow_mismatch, sim_failed) from real.revalidate, or a function returning them, called only
+    # once every other rule but start_state passed (a re-simulation takes seconds)
+    sim: Sequence[CheckResult] | Callable[[], Sequence[CheckResult]] | None = None,
 ) -> PreflightReport:
     """Run every rule on ``plan`` for the robot described by ``limits``; never raises on a bad plan.
 
@@ -948,7 +961,9 @@ def preflight(
     (``kinematics``, ``collision``, ``sim``) is skipped, and a skipped rule keeps the report from
     passing (``report.ok``). Without a scene in ``collision`` there is nothing but the arm to
     collide with: ``scene_collision`` passes saying so (the re-simulation, which an arm never
-    moves without, needs the scene anyway). Returns the report; call
+    moves without, needs the scene anyway). The re-simulation's two rules run after the others
+    (start_state excepted): a plan those refuse is not re-simulated, and the report says so.
+    Returns the report; call
     ``raise_if_refused`` to turn a refusal into PreflightRefusedError.
     """
     t = np.array(plan.t, dtype=float) * config.slowdown  # [M] s
@@ -973,14 +988,26 @@ def preflight(
         resim = (
             "not re-simulated: give the scene and the flow (--scene, --flow); an arm never moves without it"
         )
-        flow_result, sim_result = tuple(sim) if sim is not None else (None, None)
+
+        @functools.cache
+        def verdict() -> tuple[CheckResult, CheckResult]:
+            flow_result, sim_result = tuple(sim() if callable(sim) else sim)
+            return flow_result, sim_result
+
         validation = [
             Rule(Reason.NOT_VALIDATED, lambda: check_validated(plan.validation)),
             Rule(Reason.HASH_MISMATCH, lambda: check_hash(plan.validation, sha)),
-            Rule(Reason.FLOW_MISMATCH, lambda: flow_result, unavailable=None if sim is not None else resim),
+        ]
+        resimulation = [
+            Rule(
+                Reason.FLOW_MISMATCH,
+                lambda: verdict()[0],
+                unavailable=None if sim is not None else resim,
+                after_refusals=True,
+            ),
             Rule(
                 Reason.SIM_FAILED,
-                lambda: sim_result,
+                lambda: verdict()[1],
                 needs=(Reason.FLOW_MISMATCH,),
                 unavailable=None if sim is not None else resim,
             ),
@@ -989,7 +1016,11 @@ def preflight(
         waived = "waived: chord's own approach move, not sim-validated; confirmed on its own"
         validation = [
             Rule(code, lambda code=code: CheckResult(code, True, waived))
-            for code in (Reason.NOT_VALIDATED, Reason.HASH_MISMATCH, Reason.FLOW_MISMATCH, Reason.SIM_FAILED)
+            for code in (Reason.NOT_VALIDATED, Reason.HASH_MISMATCH)
+        ]
+        resimulation = [
+            Rule(code, lambda code=code: CheckResult(code, True, waived))
+            for code in (Reason.FLOW_MISMATCH, Reason.SIM_FAILED)
         ]
     arrays = {"t": plan.t, "q": plan.q, "gripper": plan.gripper, "ee_pose": plan.ee_pose}
     cd, cs = config.collision_dt, config.collision_step
@@ -1068,6 +1099,7 @@ def preflight(
             needs=gates,
             unavailable=no_collision,
         ),
+        *resimulation,
         Rule(
             Reason.START_STATE,
             lambda: check_start_state(current_q, q[0], limits, config.start_tolerance),

@@ -9,7 +9,8 @@ plan and the approach move are streamed on the timeline pre-flight checked, stre
 
 ``prepare`` builds what pre-flight checks with besides the limit tables (``Checkers``): the FK
 model, the collision model (with the scene, when one is given) and the re-simulation of the plan
-in PyBullet (``real.revalidate``), which runs once, before anything moves. Right before the first
+in PyBullet (``real.revalidate``), which runs once, before anything moves, and only for a plan
+that passes every other check. Right before the first
 command the streaming loop reads the arm again and sends nothing if it moved off the start since
 pre-flight (e.g. while the operator typed the confirmation).
 """
@@ -17,6 +18,7 @@ pre-flight (e.g. while the operator typed the confirmation).
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -65,6 +67,8 @@ class ConfirmRequest:
 Confirm = Callable[[ConfirmRequest], bool]
 # Called with (label, report) as each pre-flight completes, so a person sees it before confirming.
 OnReport = Callable[[str, PreflightReport], None]
+# The re-simulation's (flow_mismatch, sim_failed) results, or the function that gives them.
+SimVerdict = tuple[CheckResult, CheckResult] | Callable[[], tuple[CheckResult, CheckResult]]
 
 
 @dataclass
@@ -86,7 +90,9 @@ class Checkers:
 
     kinematics: ArmKinematics | None  # FK of the tool and link frames
     collision: CollisionModel | None = None  # self-collision, and the scene's when built with one
-    sim: tuple[CheckResult, CheckResult] | None = None  # (flow_mismatch, sim_failed); None: not re-simulated
+    # (flow_mismatch, sim_failed), or the function that re-simulates once and returns them (pre-flight
+    # calls it only for a plan its other rules pass); None: not re-simulated
+    sim: SimVerdict | None = None
 
     def close(self) -> None:
         if self.collision is not None:
@@ -109,10 +115,12 @@ def prepare(
 ) -> Checkers:
     """Build the FK model, the collision model and the re-simulation verdict for ``plan`` on this arm.
 
-    Without ``scene_path`` and ``flow_path`` the plan is not re-simulated (pre-flight then skips
-    ``flow_mismatch`` and ``sim_failed``, and nothing will move); giving one without the other is
-    a ChordError. An arm with no URDF here (the UR5e) has no collision model unless
-    ``robot_urdf`` is given (``self_collision`` is then skipped). The re-simulation takes seconds.
+        Without ``scene_path`` and ``flow_path`` the plan is not re-simulated (pre-flight then skips
+        ``flow_mismatch`` and ``sim_failed``, and nothing will move); giving one without the other is
+        a ChordError. An arm with no URDF here (the UR5e) has no collision model unless
+        ``robot_urdf`` is given (``self_collision`` is then skipped). The re-simulation takes seconds:
+    ``Checkers.sim`` runs it when pre-flight first asks, which it does only for a plan that passes
+    its other rules.
     """
     if (scene_path is None) != (flow_path is None):
         raise ChordError(
@@ -132,7 +140,8 @@ def prepare(
     if scene_path is not None:
         from real.revalidate import revalidate
 
-        checkers.sim = revalidate(plan, scene_path, flow_path, robot_urdf=robot_urdf)
+        # Re-simulated when pre-flight first asks, once: a plan refused for its own faults is not.
+        checkers.sim = functools.cache(lambda: revalidate(plan, scene_path, flow_path, robot_urdf=robot_urdf))
     return checkers
 
 
@@ -143,7 +152,7 @@ def dry_run(
     kinematics: ArmKinematics | None,
     *,
     collision: CollisionModel | None = None,
-    sim: tuple[CheckResult, CheckResult] | None = None,
+    sim: SimVerdict | None = None,
 ) -> PreflightReport:
     """Pre-flight ``plan`` offline (no robot): every rule but ``start_state``, which is skipped.
 
@@ -171,7 +180,7 @@ def run_session(
     *,
     kinematics: ArmKinematics | None,
     collision: CollisionModel | None = None,  # self-collision (and the scene's): Checkers.collision
-    sim: tuple[CheckResult, CheckResult] | None = None,  # the re-simulation verdict: Checkers.sim
+    sim: SimVerdict | None = None,  # the re-simulation verdict: Checkers.sim
     approach: bool,  # if the arm is off the plan's start (and that is all), plan an approach move
     execute: bool,  # False: pre-flight only (with the robot's state), nothing moves
     log_path: Path,  # the plan's execution log; the approach's goes beside it as <stem>_approach.npz

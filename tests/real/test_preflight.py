@@ -329,8 +329,32 @@ def test_without_collision_model_scene_or_resimulation_nothing_passes():
     report = preflight(safe_plan(), PANDA, KIN, CFG, READY)
     skipped = [c.code for c in report.checks if c.passed is None]
     assert report.reasons == [] and not report.ok
-    assert skipped == [Reason.FLOW_MISMATCH, Reason.SIM_FAILED, Reason.SELF_COLLISION, Reason.SCENE_COLLISION]
-    assert "--scene, --flow" in report.checks[2].message
+    assert skipped == [Reason.SELF_COLLISION, Reason.SCENE_COLLISION, Reason.FLOW_MISMATCH, Reason.SIM_FAILED]
+    resim = next(c for c in report.checks if c.code == Reason.FLOW_MISMATCH)
+    assert "--scene, --flow" in resim.message
+
+
+def test_a_plan_refused_for_its_own_faults_is_not_re_simulated():
+    # The re-simulation takes seconds: pre-flight calls it only once every other rule but the
+    # start state passed, and at most once however often it is asked.
+    calls = []
+
+    def resim():
+        calls.append(1)
+        return passing_resim()
+
+    bad = _joint_limit()[0]
+    report = preflight(bad, PANDA, KIN, CFG, READY, sim=resim)
+    assert Reason.JOINT_LIMIT in report.reasons and calls == []
+    skipped = {c.code: c.message for c in report.checks if c.passed is None}
+    assert "refused already (joint_limit" in skipped[Reason.FLOW_MISMATCH]
+    assert skipped[Reason.SIM_FAILED] == "skipped: depends on flow_mismatch"
+    report = preflight(safe_plan(), PANDA, KIN, CFG, READY, sim=resim)
+    assert calls == [1]
+    assert [c.passed for c in report.checks if c.code in (Reason.FLOW_MISMATCH, Reason.SIM_FAILED)] == [
+        True,
+        True,
+    ]
 
 
 def test_self_collision_names_the_finger_and_link1(self_collision_model):

@@ -307,14 +307,14 @@ def test_preflight_runs_every_rule_once_in_order():
     assert [c.code for c in report.checks] == list(Reason.ALL)
     skipped = [c.code for c in report.checks if c.passed is None]
     assert skipped == [
-        Reason.FLOW_MISMATCH,  # no re-simulation verdict
-        Reason.SIM_FAILED,
         Reason.WORKSPACE,  # no FK
         Reason.TABLE,
         Reason.TCP_SPEED,
         Reason.LINK_SPEED,
         Reason.SELF_COLLISION,  # no collision model
         Reason.SCENE_COLLISION,
+        Reason.FLOW_MISMATCH,  # no re-simulation verdict
+        Reason.SIM_FAILED,
     ]
 
 
