@@ -94,6 +94,10 @@ def _same_file(name: str, urdf: Path) -> bool:
         return False
 
 
+# rad: the impedance controller's damping is recomputed once an arm joint moved this far (SimWorld.step)
+DAMPING_REFRESH_RAD = 0.005
+
+
 @dataclass(frozen=True)
 class SimConfig:
     """How the plan is simulated; every field has a unit."""
@@ -347,6 +351,9 @@ class SimWorld:
         ]  # fmt: skip
         self._arm_slots = np.array([self._dofs.index(j) for j in self.arm_joints])
         self._target = (np.zeros(len(names)), np.zeros(len(names)))  # (q*, qd*) the arm tracks
+        self._damping_cache: tuple[np.ndarray, np.ndarray] | None = (
+            None  # (q [J], D [J, J]) see _current_damping
+        )
         if cfg.arm_control == "impedance":
             # Torque control needs PyBullet's default velocity motors off (they would hold the joints).
             p.setJointMotorControlArray(
@@ -419,11 +426,24 @@ class SimWorld:
             return
         for _ in range(n):
             # The arm's inertia changes little over one control step: its damping matrix is
-            # computed once a step, the torques at every solver step.
-            damping = self.impedance_damping()
+            # computed at most once a step, the torques at every solver step.
+            damping = self._current_damping()
             for _ in range(self.config.substeps):
                 self._apply_impedance(damping)
                 self.p.stepSimulation(physicsClientId=self.client)
+
+    def _current_damping(self) -> np.ndarray:
+        """:meth:`impedance_damping`, recomputed once an arm joint has moved more than
+        ``DAMPING_REFRESH_RAD`` from where it was last computed (the arm's inertia, and so its
+        damping, depends only on the joints: 5 mrad changes it by well under 1%, while the mass
+        matrix and its eigendecomposition were a sixth of the simulator's time at every step)."""
+        q = np.array(
+            [s[0] for s in self.p.getJointStates(self.arm, self.arm_joints, physicsClientId=self.client)]
+        )
+        cached = self._damping_cache
+        if cached is None or np.abs(q - cached[0]).max() > DAMPING_REFRESH_RAD:
+            cached = self._damping_cache = (q, self.impedance_damping())
+        return cached[1]
 
     def impedance_damping(self) -> np.ndarray:
         """[J, J] N m s/rad: the controller's damping now, every mode of the arm at ``damping_ratio``
