@@ -1,4 +1,4 @@
-"""A PyBullet world for validating plans: table, the scene's objects, and the arm under position control.
+"""A PyBullet world for validating plans: table, the scene's objects, and the arm as a Franka drives it.
 
 World frame: metres, z up, gravity along -z, the table top at ``scene.table_height``. Objects are
 loaded from their URDFs at ``T_world_obj`` (our wxyz quaternions are converted to PyBullet's xyzw
@@ -12,8 +12,9 @@ gravity + Coriolis, with K the stiffness libfranka is given (3000 Nm/rad at join
 the target against any load up to the torque limit, so an arm track a few millimetres off a
 joint's arc is forced onto it with up to 87 Nm per joint instead of yielding, and the grasp, not
 the arm, gives way. The impedance law is computed each step from the measured state and applied
-as joint torques (gravity and Coriolis from PyBullet's inverse dynamics of the arm alone, as the
-Franka compensates its own model; the held part's weight is the controller's to resist).
+as joint torques at every solver step (gravity and Coriolis from PyBullet's inverse dynamics of
+the arm alone, as the Franka compensates its own model; the held part's weight is the
+controller's to resist). D is recomputed from the arm's inertia once a joint moved 5 mrad.
 
 PyBullet places a body by its base's *inertial* frame, so poses go through the base link's
 inertial offset. PyBullet ignores URDF joint friction, so every joint of an object is held by a

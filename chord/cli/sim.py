@@ -33,7 +33,8 @@ def sim(
     """Execute a plan in PyBullet and judge it against the scene's ground truth, else the flow's goal.
 
     Loads the scene's URDFs and the arm (at the plan's base pose), settles the objects, runs the
-    plan under position control with torque-limited joints and force-limited fingers, then checks
+    plan as a Franka would (its joint impedance controller, torque-limited joints, force-limited
+    fingers; --arm-control position: PyBullet's position servo), then checks
     the manipulated part's pose at the flow's last frame (rigid: --position-tolerance and
     --angle-tolerance-deg; articulated: the joint within --joint-tolerance-fraction of the flow's
     range), that the grasp held, and that the arm never touched the table. When the scene names a
