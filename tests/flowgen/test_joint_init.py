@@ -133,3 +133,26 @@ def test_the_held_base_stays_put_through_steps_and_the_split_keeps_the_started_f
     omega, trans = d.frame_vectors()
     assert float(omega[:, base].abs().max()) == 0.0 and float(trans[:, base].abs().max()) == 0.0
     assert float((trans[:, ~base] - started[1][:, ~base]).abs().max()) > 1e-3
+
+
+def test_the_k_d_tree_distances_are_the_dense_ones_capped():
+    from flowgen.joint_init import COST_CAP_M, _nearest, _posed
+
+    g = torch.Generator().manual_seed(0)
+    part = torch.rand(300, 3, generator=g) * 0.2
+    query = torch.rand(5, 200, 3, generator=g) * 0.3 - 0.05  # some within the cap, some beyond
+    dense = torch.cdist(query, part[None].expand(5, -1, -1)).amin(dim=2)
+    got = _nearest(part, query)
+    assert got.shape == (5, 200)
+    torch.testing.assert_close(got, dense.clamp(max=COST_CAP_M), atol=1e-5, rtol=0)  # float32 cdist
+    assert (dense > COST_CAP_M).any() and (dense < COST_CAP_M).any()  # both sides of the cap were asked
+    assert torch.equal(_nearest(part[:0], query), torch.full((5, 200), COST_CAP_M))
+    # Turning the points back by -v is turning the part by v: one tree answers every candidate.
+    axis, origin = torch.tensor([0.0, 0.6, 0.8]), torch.tensor([0.05, 0.0, 0.02])
+    values = torch.tensor([-0.4, 0.1, 0.7])
+    posed = _posed("revolute", part, origin, axis, values)  # [3, 300, 3]
+    obs = query[0]
+    dense = torch.stack([torch.cdist(obs, p).amin(dim=1) for p in posed]).clamp(max=COST_CAP_M)
+    torch.testing.assert_close(
+        _nearest(part, _posed("revolute", obs, origin, axis, -values)), dense, atol=1e-5, rtol=0
+    )
