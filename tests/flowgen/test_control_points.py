@@ -44,7 +44,12 @@ SHAPES = {
 
 
 @pytest.mark.parametrize("name", list(SHAPES))
-def test_voxel_search_lands_within_tolerance(name):
+def test_voxel_search_lands_within_tolerance(name, monkeypatch):
+    import flowgen.control_points as C
+
+    steps = []
+    measure = C.near_surface_voxels
+    monkeypatch.setattr(C, "near_surface_voxels", lambda m, s: steps.append(s) or measure(m, s))
     make, volume = SHAPES[name]
     mesh = make()
     if name == "banana":
@@ -56,6 +61,8 @@ def test_voxel_search_lands_within_tolerance(name):
     cp = control_points_from_mesh(mesh, pose, config, seed=0)
     s = cp.voxel_size
     assert abs(len(cp.near_surface) / 7500 - 1) <= 0.05
+    # The power law |S| ~ s^-p lands in a few steps (bisection took five or six on a laptop's mesh).
+    assert 1 <= len(steps) <= 3 and steps[-1] == s, steps
     # S is exactly the voxel centres within s*sqrt(3)/2 of the surface
     some = np.random.default_rng(0).choice(len(cp.near_surface), 1000, replace=False)
     local = (cp.near_surface[some] - pose[:3, 3]) @ pose[:3, :3]
