@@ -35,11 +35,13 @@ FAILURE_COLUMNS = (*STAGES, "error")
 
 @dataclass(frozen=True)
 class SuiteSelection:
-    """Which tasks of a suite to run: its folder, the split, and at most ``limit`` per category."""
+    """Which tasks of a suite to run: its folder, the split, the categories or tasks named in
+    ``only``, and at most ``limit`` per category."""
 
     suite: Path  # the folder `chord assets suite --out` wrote (its suite.json)
     split: str = "all"  # "train", "test" or "all"
     limit: int | None = None  # at most this many tasks of each category (in seed order); None = every one
+    only: tuple[str, ...] = ()  # categories ("knob") or task ids ("knob_003") to keep; () = every one
 
     def __post_init__(self) -> None:
         """Raises ChordError naming a bad split or limit."""
@@ -59,6 +61,17 @@ class SuiteSelection:
         whose scene.yaml is missing.
         """
         entries = read_index(self.suite, self.split)
+        if self.only:
+            known = {e.category for e in entries} | {e.id for e in entries}
+            unknown = [name for name in self.only if name not in known]
+            if unknown:
+                categories = sorted({e.category for e in entries})
+                raise ChordError(
+                    f"bench --only {' '.join(unknown)}: not a category or task id of the {self.split} "
+                    f"tasks in {self.suite / 'suite.json'}; expected one of the categories {categories} "
+                    f"or a task id such as {entries[0].id!r}"
+                )
+            entries = [e for e in entries if e.category in self.only or e.id in self.only]
         if self.limit is not None:
             seen: Counter[str] = Counter()
             kept = []

@@ -126,6 +126,7 @@ def bench(
     suite: Path | None = None,
     split: str | None = None,  # checked by SuiteSelection: a one-line error, not a usage box
     limit: int | None = None,
+    only: tuple[str, ...] = (),
 ) -> None:
     """Success-rate benchmark: randomised trials per task, planned and simulated in parallel processes.
 
@@ -166,6 +167,7 @@ def bench(
         suite: run the task suite in this folder (its suite.json) instead of scenes, judged by its ground truth.
         split: with --suite, the tasks to run: train, test or all (default all).
         limit: with --suite, at most this many tasks of each category (a short run; default every task).
+        only: with --suite, only these categories or task ids (e.g. --only knob door_002).
     """
     from core.errors import ChordError
     from core.lock import run_lock
@@ -175,11 +177,12 @@ def bench(
         if prior is not None:
             flow_config = dataclasses.replace(flow_config, prior=prior)
         _bench_suite(
-            suite, split, limit, out, config, flow_dir, list(scenes), full, tasks_dir, flow_config, model_dir
-        )
+            suite, split, limit, only, out, config, flow_dir, list(scenes), full, tasks_dir, flow_config,
+            model_dir,
+        )  # fmt: skip
         return
-    if split is not None or limit is not None:
-        raise ChordError("bench: --split and --limit choose the tasks of --suite DIR; add --suite")
+    if split is not None or limit is not None or only:
+        raise ChordError("bench: --split, --limit and --only choose the tasks of --suite DIR; add --suite")
     if full and flow_dir is not None:
         raise ChordError(
             "bench: give --full (generate the flows) or --flow-dir (flows made elsewhere), not both"
@@ -219,6 +222,7 @@ def _bench_suite(
     suite: Path,
     split: str | None,
     limit: int | None,
+    only: tuple[str, ...],
     out: Path,
     config: BenchConfig,
     flow_dir: Path | None,
@@ -242,7 +246,7 @@ def _bench_suite(
         raise ChordError(
             "bench: give --full (generate the flows) or --flow-dir (flows made elsewhere), not both"
         )
-    selection = SuiteSelection(suite, split or "all", limit)
+    selection = SuiteSelection(suite, split or "all", limit, tuple(only))
     check_output_dir(out, "--out")  # outputs first: an unwritable OUT fails before any work
     check_flow_kind(out, full)
     if full:

@@ -158,6 +158,7 @@ def test_a_task_without_a_base_placement_fails_its_trials_with_the_planners_reas
         (["--tasks-dir", "x"], "drop ['--tasks-dir']"),
         (["--full", "--flow-dir", "x"], "give --full (generate the flows) or --flow-dir"),
         (["--split", "dev"], "--split is 'dev', expected train, test or all"),
+        (["--only", "door", "lamp"], "--only lamp: not a category or task id of the all tasks"),
     ],
 )
 def test_bad_suite_options_are_refused_in_one_line(tiny_suite, tmp_path, capsys, extra, needle):
@@ -181,6 +182,11 @@ def test_suite_options_without_a_suite_and_a_missing_suite_are_refused(tmp_path,
 def test_selection_limits_per_category(tiny_suite):
     entries = SuiteSelection(tiny_suite, "train", 1).entries()
     assert sorted(e.category for e in entries) == ["door", "drawer", "rigid"]
+    # --only keeps the categories and task ids it names
+    only = SuiteSelection(tiny_suite, "train", only=("door", "rigid_000")).entries()
+    assert [e.id for e in only] == [e.id for e in entries if e.id in ("door_000", "rigid_000")]
+    with pytest.raises(ChordError, match="expected one of the categories \\['door', 'drawer', 'rigid'\\]"):
+        SuiteSelection(tiny_suite, "train", only=("rigid_001",)).entries()
     with pytest.raises(ChordError, match="no test tasks"):
         SuiteSelection(tiny_suite, "test").entries()
     assert FAILURE_COLUMNS == ("flow", "IK", "grasp", "execution", "error")
@@ -211,15 +217,15 @@ def test_flow_dir_plans_from_the_users_flows(tiny_suite, tmp_path, capsys):
     assert main([*base, "--flow-dir", str(flows), "--out", str(tmp_path / "a")]) != 0
     err = capsys.readouterr().err.strip()
     assert "is not a folder" in err and len(err.splitlines()) == 1
-    for task in ("rigid_000", "door_000", "drawer_000"):
-        (flows / task).mkdir(parents=True)
-        shutil.copy(tiny_suite / task / "reference" / "flow.npz", flows / task / "flow.npz")
+    task = "rigid_000"  # one task (--only): the flows' lookup is what this checks
+    (flows / task).mkdir(parents=True)
+    shutil.copy(tiny_suite / task / "reference" / "flow.npz", flows / task / "flow.npz")
     out = tmp_path / "b"
-    assert main([*base, "--flow-dir", str(flows), "--out", str(out)]) == 0
+    assert main([*base, "--only", task, "--flow-dir", str(flows), "--out", str(out)]) == 0
     doc = json.loads((out / "suite_bench.json").read_text())
     assert doc["planning_flows"] == "user" and doc["judged_by"] == ["truth"]
     manifest = json.loads((out / "planning_flows.json").read_text())
-    assert set(manifest) == {"rigid_000|ours", "door_000|ours", "drawer_000|ours"}
+    assert set(manifest) == {"rigid_000|ours"}
 
 
 def test_full_suite_bench_generates_each_tasks_flow_and_plans_from_it(tiny_suite, tmp_path, capsys):
@@ -227,14 +233,14 @@ def test_full_suite_bench_generates_each_tasks_flow_and_plans_from_it(tiny_suite
     from tests.sim.test_bench_full import SMALL
 
     out = tmp_path / "full"
-    args = [*_one_trial_each(tiny_suite), "--full"]
+    args = [*_one_trial_each(tiny_suite), "--only", "rigid", "door", "--full"]  # a rigid and a jointed fit
     assert main([*args, "--out", str(out), *SMALL]) == 0
     printed = capsys.readouterr().out
     doc = json.loads((out / "suite_bench.json").read_text())
     assert doc["planning_flows"] == "generated" and doc["judged_by"] == ["truth"]
     assert "planned from flows the flow stage generated (--full)" in printed
     records = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
-    assert sorted(r["task"] for r in records) == ["door_000", "drawer_000", "rigid_000"]
+    assert sorted(r["task"] for r in records) == ["door_000", "rigid_000"]
     for r in records:
         assert r["planning_flow_prior"] == "video", r
         flow = ObjectFlow.load(out / "flows" / r["task"] / "flow.npz")
