@@ -48,10 +48,12 @@ iterations: 21 frames 8.0, 41 frames 17.7, 61 frames 23.5, 240p 4.2).
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -379,6 +381,7 @@ def main() -> None:
     t0 = time.perf_counter()
     comps = build_components(args.tiny, device)
     cache = Path(tempfile.mkdtemp(prefix="sds_step_cache_"))
+    atexit.register(shutil.rmtree, cache, ignore_errors=True)  # a scratch prompt cache: leave no debris
     seed_prompt_cache(cache, comps, 512)
     print(f"built random A14B experts + VAE in {time.perf_counter() - t0:.1f} s", flush=True)
 

@@ -22,7 +22,9 @@ the CFG pair run in one batch of 2B rows (``--transformer-batch`` caps rows per 
 from __future__ import annotations
 
 import argparse
+import atexit
 import math
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -88,6 +90,13 @@ UMT5_XXL = dict(  # google/umt5-xxl, as in Wan-AI/Wan2.2-I2V-A14B-Diffusers/text
     eos_token_id=1,
     decoder_start_token_id=0,
 )
+
+
+def _scratch(prefix: str) -> Path:
+    """A temporary folder removed when the process exits (the prompt cache of a smoke run)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def materialise(
@@ -248,7 +257,7 @@ def main() -> None:
         samples_per_video=args.samples,
         dtype=dtype,
         vae_dtype=dtype,
-        cache_dir=Path(tempfile.mkdtemp(prefix="wan_smoke_cache_")),
+        cache_dir=_scratch("wan_smoke_cache_"),
     )
     prior = RFSDSPrior(cfg, comps, device)
     g = torch.Generator(device="cpu").manual_seed(0)

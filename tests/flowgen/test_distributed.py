@@ -41,6 +41,7 @@ def _env(root: Path) -> dict[str, str]:
     return {
         **os.environ,
         "XDG_CACHE_HOME": str(root / "cache"),
+        "TMPDIR": str(root),  # torchrun's agent leaves its torchelastic_* folder here, not in /tmp
         "PYTHONUNBUFFERED": "1",
         "OMP_NUM_THREADS": "1",
     }

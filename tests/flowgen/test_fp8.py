@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -136,22 +138,23 @@ def test_one_resident_expert_switch_keeps_host_copies_and_swaps_without_copying_
     assert sw.swaps == 3 and sw.resident == "both"
 
 
-def _script(*args: str, torchrun: bool = False):
+def _script(*args: str, torchrun: bool = False, tmp: Path | None = None):
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
     launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"] if torchrun else []
     cmd = [sys.executable, *launcher, "benchmarks/sds_step.py", "--tiny", "--device", "cpu",
            "--shapes", "9x32x64", "--iters", "1", *args]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    if tmp is not None:  # torchrun's agent leaves its torchelastic_* folder in TMPDIR
+        env["TMPDIR"] = str(tmp)
     return subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=env, check=False)
 
 
 @pytest.mark.slow
-def test_the_sds_step_benchmark_runs_tiny_with_its_guard_and_under_torchrun():
+def test_the_sds_step_benchmark_runs_tiny_with_its_guard_and_under_torchrun(tmp_path):
     """benchmarks/sds_step.py (the device run) keeps working: tiny models on CPU, one process with
     the quality guard, then two gloo processes splitting the draws (the multi-GPU scaling run)."""
     out = _script("--variants", "exact-v0,fast")
@@ -161,7 +164,7 @@ def test_the_sds_step_benchmark_runs_tiny_with_its_guard_and_under_torchrun():
     ]
     assert guard and all(line.rstrip().endswith("ok") for line in guard), out.stdout
     # One variant under torchrun (the split of the draws is what it adds; CI's time).
-    out = _script("--variants", "fast", torchrun=True)
+    out = _script("--variants", "fast", torchrun=True, tmp=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "2 processes (gloo): each scores 2 of the 4 draws" in out.stdout
     rows = [line for line in out.stdout.splitlines() if "s/it" in line]
