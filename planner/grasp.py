@@ -120,7 +120,7 @@ def antipodal_candidates(
         keep = np.sort(rng.choice(len(part_pts), config.search_points, replace=False))
         part_pts, normals = part_pts[keep], normals[keep]
     cos_cone = friction_cos(config)
-    max_w = config.gripper.max_width - config.open_clearance
+    max_w = config.max_grasp_width
     anchors = np.sort(rng.choice(len(part_pts), min(config.anchors, len(part_pts)), replace=False))
     size = float(np.linalg.norm(np.ptp(part_pts, axis=0)))
     centre = part_pts.mean(0)

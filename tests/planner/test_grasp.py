@@ -37,13 +37,17 @@ def test_antipodal_widths_fit_the_gripper():
     pts = box_surface((0.04, 0.06, 0.12), 3000, rng)
     # A 20 deg cone (mu = tan 20 deg): with the default mu = 0.6 (31 deg) lines tilted across a
     # face's corner are antipodal too, and widths spread between the face distances.
-    cands = antipodal_candidates(pts, GraspConfig(friction=float(np.tan(np.radians(20)))), rng)
+    # The widest grasp held at 60 mm (a 10 mm collision margin each side of the 80 mm hand): lines
+    # tilted across the 6 cm side within the cone would be up to 64 mm long.
+    cfg = GraspConfig(friction=float(np.tan(np.radians(20))), collision_margin=0.01)
+    cands = antipodal_candidates(pts, cfg, rng)
     assert len(cands) > 100
     widths = np.array([c.width for c in cands])
     # Across x (4 cm) or y (6 cm); never along z (12 cm > 8 cm gripper).
     near = np.minimum(np.abs(widths - 0.04), np.abs(widths - 0.06))
     assert (near < 0.004).mean() > 0.95
-    assert widths.max() < 0.08 - GraspConfig().open_clearance + 1e-9
+    assert cfg.max_grasp_width == pytest.approx(0.06)
+    assert widths.max() < cfg.max_grasp_width + 1e-9
     for c in cands[:50]:
         R = c.T_part_ee[:3, :3]
         np.testing.assert_allclose(R.T @ R, np.eye(3), atol=1e-9)
@@ -58,6 +62,31 @@ def test_too_wide_object_has_no_grasp():
     rng = np.random.default_rng(2)
     pts = box_surface((0.1, 0.1, 0.1), 3000, rng)
     assert antipodal_candidates(pts, GraspConfig(), rng) == []
+
+
+def test_a_part_wider_than_the_open_clearance_allows_is_grasped_within_the_hands_reach():
+    # A 68 mm box (the suite's boxes are 35-70 mm across their narrow side): the Franka hand opens
+    # 80 mm, 6 mm clear of it on each side, more than the 3 mm collision margin. Grasps close across
+    # its 68 mm side, and the fully open fingers clear it on the way down.
+    rng = np.random.default_rng(5)
+    size = (0.068, 0.13, 0.11)
+    pts = box_surface(size, 3000, rng) + np.array([0.0, 0.0, size[2] / 2])
+    cfg = GraspConfig()
+    assert cfg.max_grasp_width == pytest.approx(0.08 - 2 * cfg.collision_margin)
+    cands = antipodal_candidates(pts, cfg, rng)
+    across = [c for c in cands if abs(c.T_part_ee[0, 1]) > 0.95]  # closing along x, the 68 mm side
+    assert across and all(abs(c.width - 0.068) < 0.004 for c in across)
+    # approaching from above, closing within a finger length of the top (the palm clears it)
+    down = [c for c in across if c.T_part_ee[2, 2] < -0.95 and c.T_part_ee[2, 3] > 0.08][:20]
+    assert down
+    T = np.repeat(np.eye(4)[None], 3, axis=0)
+    traj = np.repeat(pts[None], 3, axis=0)
+    verdicts = gripper_collisions(down, T, traj, np.zeros((3, 0, 3)), -1e-3, cfg)
+    assert sum(v is None for v in verdicts) >= len(down) // 2
+    # An 80 mm side is past the hand's reach with any margin: no grasp across it.
+    wide = box_surface((0.08, 0.12, 0.12), 3000, rng)
+    assert all(c.width < cfg.max_grasp_width + 1e-9 for c in antipodal_candidates(wide, cfg, rng))
+    assert not [c for c in antipodal_candidates(wide, cfg, rng) if abs(c.T_part_ee[0, 1]) > 0.95]
 
 
 def test_boxes_hit_table_and_scene_points():
@@ -150,8 +179,8 @@ def test_tapered_part_has_antipodal_grasps():
         assert -n[0] @ d > cos_cone - 0.03 and n[1] @ d > cos_cone - 0.03
         assert abs(d[2]) < 0.2  # straight across the axis
         assert c.width == pytest.approx(np.linalg.norm(b - a), abs=1e-12)
-        assert c.width < 0.08 - cfg.open_clearance + 1e-9
+        assert c.width < cfg.max_grasp_width + 1e-9
         np.testing.assert_allclose(c.T_part_ee[:3, 1] @ d, 1.0, atol=1e-9)  # fingers close along it
         np.testing.assert_allclose(c.T_part_ee[:3, 3], 0.5 * (a + b), atol=1e-12)
     # Only the narrow end fits the gripper.
-    assert max(c.T_part_ee[2, 3] for c in cands) < length * (0.06 / 2 - r0) / (r1 - r0) + 0.005
+    assert max(c.T_part_ee[2, 3] for c in cands) < length * (cfg.max_grasp_width / 2 - r0) / (r1 - r0) + 0.005
