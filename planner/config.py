@@ -209,7 +209,9 @@ class GraspConfig:
     # metres: second contact within this of the closing line (or 1.5 x point spacing)
     line_tolerance: float = 0.004
     approach_angles: int = 12  # approach directions tried about each closing line (full circle)
-    open_clearance: float = 0.02  # metres: finger opening beyond the part's width on approach
+    # metres: finger opening beyond the part's width on approach, where the hand opens that far
+    # (the opening is capped at the gripper's max_width; see max_grasp_width)
+    open_clearance: float = 0.02
     squeeze: float = 0.01  # metres: commanded width below the part's width when holding
     collision_margin: float = 0.003  # metres: boxes grown by this against scene points
     table_clearance: float = 0.005  # metres: boxes stay this far above the table top
@@ -254,6 +256,22 @@ class GraspConfig:
                      "approach_distance", "top_down_weight", "push_standoff"):  # fmt: skip
             v = getattr(self, name)
             _need_nested(_finite(v) and v >= 0.0, f"GraspConfig.{name}", v, "a finite value >= 0")
+        _need_nested(
+            self.max_grasp_width > 0.0,
+            "GraspConfig.collision_margin",
+            self.collision_margin,
+            f"less than half the gripper's max_width {self.gripper.max_width:g} m",
+        )
+
+    @property
+    def max_grasp_width(self) -> float:
+        """Metres: the widest part a grasp may close across. The fully open fingers must clear
+        it by the collision margin on each side (the margin that stands for the planner's
+        position error everywhere else); the opening on approach is the part's width plus
+        ``open_clearance`` where the hand opens that far, and its max_width where it does not.
+        (Demanding the whole open_clearance left no grasp on parts 60-80 mm wide, which the
+        Franka hand's 80 mm spans: a 68 mm box on the table had neither grasp nor push.)"""
+        return self.gripper.max_width - 2.0 * self.collision_margin
 
 
 @dataclass(frozen=True)

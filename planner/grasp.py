@@ -47,6 +47,9 @@ class GraspCandidate:
     # How many times the part's load the contacts could hold with the gripper's force (planner.load);
     # None: not evaluated (pushes, or no load model)
     load_margin: float | None = None
+    # [3] push: the pushed surface's outward unit normal at the contact, part frame (None: a grasp,
+    # or unknown: then the part's points near the contact are not told from the rest)
+    normal: np.ndarray | None = None
 
     def approach_dir(self) -> np.ndarray:
         """[3] unit direction (part frame) the tool moves along into the grasp or contact."""
@@ -120,7 +123,7 @@ def antipodal_candidates(
         keep = np.sort(rng.choice(len(part_pts), config.search_points, replace=False))
         part_pts, normals = part_pts[keep], normals[keep]
     cos_cone = friction_cos(config)
-    max_w = config.gripper.max_width - config.open_clearance
+    max_w = config.max_grasp_width
     anchors = np.sort(rng.choice(len(part_pts), min(config.anchors, len(part_pts)), replace=False))
     size = float(np.linalg.norm(np.ptp(part_pts, axis=0)))
     centre = part_pts.mean(0)
@@ -274,9 +277,66 @@ def push_candidates(
                         float(score[i]) + 0.2 * level,
                         np.stack([part_pts[i]] * 2),
                         app,
+                        normal=normals[i].copy(),
                     )
                 )
+        out += _edge_pushes(part_pts[i], normals[i], float(facing[i]), float(score[i]), config)
     out.sort(key=lambda g: -g.score)
+    return out
+
+
+# Tilts (degrees) of an edge push's fingers away from the pushed surface, tip first: 0 slides
+# them along it, steeper ones raise the hand behind the fingertip above what lies below the
+# contact (a lid resting nearly closed on its base leaves a gap too low for a level hand). The
+# flank presses along its own normal, as far off the surface's normal as the tilt: at most the
+# friction cone's half-angle (atan 0.6 = 31 deg), or the contact slides instead of pushing (at
+# 60 deg the flank drove a lid's edge towards its hinge and the lid did not rise).
+EDGE_TILTS_DEG = (0.0, 15.0, 30.0)
+# Directions round the surface's normal that the fingers may point along it.
+EDGE_HEADINGS = 8
+# Score below a face push at the same point: the fingertip's edge, not its pad, carries the push.
+EDGE_PENALTY = 0.2
+
+
+def _edge_pushes(
+    p: np.ndarray,  # [3] contact point, part frame
+    n: np.ndarray,  # [3] its outward unit normal
+    facing: float,  # cos between the normal and the point's motion (reversed)
+    score: float,  # the point's push score
+    config: GraspConfig,
+) -> list[GraspCandidate]:
+    """Pushes with the closed fingertip's upper edge: the fingers slide in along the surface
+    (tip first, tilted ``EDGE_TILTS_DEG`` away from it) and their flank presses on ``p``.
+
+    A face push (tool axis against the normal) puts the hand on the side of the surface the
+    push comes from; where that side is a gap (under a lid resting nearly closed), the hand
+    would stand inside whatever bounds the gap. Here the tool axis runs along the surface, so
+    the hand stays outside the gap, behind the fingertip: a finger hooked under an edge. Tool
+    frame: x = the flank's outward normal (against ``n`` when level), z along the surface; the
+    contact is the fingertip's edge at (x, z) = (finger_width / 2 + push_standoff, finger_tip).
+    The approach is along the surface (the finger slides in under the edge), not along the
+    tilted tool axis (which would bring the tip through the part's edge).
+    """
+    g = config.gripper
+    a = np.cross(n, [1.0, 0, 0] if abs(n[0]) < 0.9 else [0, 1.0, 0])
+    a /= np.linalg.norm(a)
+    b = np.cross(n, a)
+    out = []
+    for k in range(EDGE_HEADINGS):
+        ang = 2 * np.pi * k / EDGE_HEADINGS
+        t = np.cos(ang) * a + np.sin(ang) * b  # along the surface, where the fingertip points
+        for tilt in np.radians(EDGE_TILTS_DEG):
+            z = np.cos(tilt) * t + np.sin(tilt) * n  # the tip tilted away from the surface
+            x = np.sin(tilt) * t - np.cos(tilt) * n  # the flank, facing the surface
+            R = np.stack([x, np.cross(z, x), z], axis=1)
+            T = np.eye(4)
+            T[:3, :3] = R
+            T[:3, 3] = p - R @ np.array([g.finger_width / 2 + config.push_standoff, 0.0, g.finger_tip])
+            out.append(
+                GraspCandidate(
+                    T, 0.0, "push", facing, score - EDGE_PENALTY, np.stack([p, p]), t.copy(), normal=n.copy()
+                )
+            )
     return out
 
 
@@ -379,16 +439,48 @@ def gripper_collisions(
         T[:, :3, 3] -= config.approach_distance * s * app
         label = f"{{}} on approach ({1000 * config.approach_distance * s:.0f} mm out)"
         for grasp in (True, False):
-            # A push touches its own part at the end of the approach: that contact is the point.
             idx = np.flatnonzero(alive & (is_grasp == grasp))
-            pts = other_traj[0] if (not grasp and s == 0.0) else pts0
-            check(idx, T[idx], lo_o[idx], hi_o[idx], pts, label)
+            if grasp or s > 0.0:
+                check(idx, T[idx], lo_o[idx], hi_o[idx], pts0, label)
+                continue
+            # A push touches its own part at the contact: the pushed surface there is the push,
+            # the rest of the part is not (_off_surface).
+            for k in idx:
+                pts = np.concatenate(
+                    [_off_surface(cands[k], T_world_part[0], part_traj[0], config), other_traj[0]]
+                )
+                check(np.array([k]), T[k : k + 1], lo_o[k : k + 1], hi_o[k : k + 1], pts, label)
     # While holding, the part itself is between the fingers; only the rest of the scene counts.
     n_frames = len(T_world_part)
     for t in sorted(set(range(0, n_frames, frame_step)) | {n_frames - 1}):
         idx = np.flatnonzero(alive)
         check(idx, T_world_part[t] @ T_pe[idx], lo_h[idx], hi_h[idx], other_traj[t], f"{{}} at frame {t}")
     return out
+
+
+def _off_surface(
+    cand: GraspCandidate,
+    T_world_part0: np.ndarray,  # [4, 4]
+    part_pts: np.ndarray,  # [n, 3] the part's points (world, frame 0)
+    config: GraspConfig,
+) -> np.ndarray:
+    """[m, 3] the part's points a push's tool must clear at its contact: all but those the fingers
+    lie on by design, within the pushed surface's slab (the stand-off plus the collision margin
+    either side of the plane through the contact, normal to the surface) and in front of the
+    palm (tool z above the hand's front). The rest of the part counts: a finger tilted across an
+    edge must not cut through the part behind it, nor the hand reach in under a lid after the
+    fingers. A push with no surface normal clears none of them (the contact is the point)."""
+    if cand.normal is None:
+        return part_pts[:0]
+    p = T_world_part0[:3, :3] @ cand.contacts[0] + T_world_part0[:3, 3]
+    n = T_world_part0[:3, :3] @ cand.normal
+    T_world_ee = T_world_part0 @ cand.T_part_ee
+    tool_z = (part_pts - T_world_ee[:3, 3]) @ T_world_ee[:3, 2]
+    slab = config.push_standoff + config.collision_margin
+    on_surface = (np.abs((part_pts - p) @ n) <= slab) & (
+        tool_z > config.gripper.palm_z[1] + config.collision_margin
+    )
+    return part_pts[~on_surface]
 
 
 def collision_free(

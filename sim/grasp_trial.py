@@ -279,6 +279,17 @@ def _link_pose(world: SimWorld, name: str, link: int) -> np.ndarray:
     return pose_to_matrix(np.array(s[4]), xyzw_to_wxyz(np.array(s[5])))
 
 
+def contact_lost_at(contact: np.ndarray, t: np.ndarray) -> float | None:
+    """Seconds (``t`` [S]) of the first step after the last in contact (``contact`` [S] bool);
+    None if the last step is in contact or none ever was. A push may touch its part only on the
+    way in (before the trial's closing time), so the last contact is looked for over every
+    step, not only those after the closing."""
+    hits = np.flatnonzero(contact)
+    if not len(hits) or contact[-1]:
+        return None
+    return float(t[min(int(hits[-1]) + 1, len(t) - 1)])
+
+
 def run_trial(
     world: SimWorld,
     cand: TrialCandidate,
@@ -330,10 +341,7 @@ def run_trial(
         closed = bool(contact[k_close])
     else:  # a push touches the part somewhere from its approach to the trial's end
         closed = bool(contact.any())
-    lost_at = None
-    if closed and not contact[-1]:
-        k_last = k_close + int(np.flatnonzero(after)[-1])
-        lost_at = float(t[min(k_last + 1, steps - 1)])
+    lost_at = contact_lost_at(contact, t) if closed else None
     rel = np.linalg.inv(T_tcp[k_close:]) @ T_part[k_close:]  # [S', 4, 4] part in the tool frame
     slip_mm = 1000 * float(np.linalg.norm(rel[:, :3, 3] - rel[0, :3, 3], axis=1).max())
     slip_deg = max(_angle_deg(rel[0, :3, :3].T @ R) for R in rel[:, :3, :3])

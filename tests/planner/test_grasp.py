@@ -37,13 +37,17 @@ def test_antipodal_widths_fit_the_gripper():
     pts = box_surface((0.04, 0.06, 0.12), 3000, rng)
     # A 20 deg cone (mu = tan 20 deg): with the default mu = 0.6 (31 deg) lines tilted across a
     # face's corner are antipodal too, and widths spread between the face distances.
-    cands = antipodal_candidates(pts, GraspConfig(friction=float(np.tan(np.radians(20)))), rng)
+    # The widest grasp held at 60 mm (a 10 mm collision margin each side of the 80 mm hand): lines
+    # tilted across the 6 cm side within the cone would be up to 64 mm long.
+    cfg = GraspConfig(friction=float(np.tan(np.radians(20))), collision_margin=0.01)
+    cands = antipodal_candidates(pts, cfg, rng)
     assert len(cands) > 100
     widths = np.array([c.width for c in cands])
     # Across x (4 cm) or y (6 cm); never along z (12 cm > 8 cm gripper).
     near = np.minimum(np.abs(widths - 0.04), np.abs(widths - 0.06))
     assert (near < 0.004).mean() > 0.95
-    assert widths.max() < 0.08 - GraspConfig().open_clearance + 1e-9
+    assert cfg.max_grasp_width == pytest.approx(0.06)
+    assert widths.max() < cfg.max_grasp_width + 1e-9
     for c in cands[:50]:
         R = c.T_part_ee[:3, :3]
         np.testing.assert_allclose(R.T @ R, np.eye(3), atol=1e-9)
@@ -58,6 +62,31 @@ def test_too_wide_object_has_no_grasp():
     rng = np.random.default_rng(2)
     pts = box_surface((0.1, 0.1, 0.1), 3000, rng)
     assert antipodal_candidates(pts, GraspConfig(), rng) == []
+
+
+def test_a_part_wider_than_the_open_clearance_allows_is_grasped_within_the_hands_reach():
+    # A 68 mm box (the suite's boxes are 35-70 mm across their narrow side): the Franka hand opens
+    # 80 mm, 6 mm clear of it on each side, more than the 3 mm collision margin. Grasps close across
+    # its 68 mm side, and the fully open fingers clear it on the way down.
+    rng = np.random.default_rng(5)
+    size = (0.068, 0.13, 0.11)
+    pts = box_surface(size, 3000, rng) + np.array([0.0, 0.0, size[2] / 2])
+    cfg = GraspConfig()
+    assert cfg.max_grasp_width == pytest.approx(0.08 - 2 * cfg.collision_margin)
+    cands = antipodal_candidates(pts, cfg, rng)
+    across = [c for c in cands if abs(c.T_part_ee[0, 1]) > 0.95]  # closing along x, the 68 mm side
+    assert across and all(abs(c.width - 0.068) < 0.004 for c in across)
+    # approaching from above, closing within a finger length of the top (the palm clears it)
+    down = [c for c in across if c.T_part_ee[2, 2] < -0.95 and c.T_part_ee[2, 3] > 0.08][:20]
+    assert down
+    T = np.repeat(np.eye(4)[None], 3, axis=0)
+    traj = np.repeat(pts[None], 3, axis=0)
+    verdicts = gripper_collisions(down, T, traj, np.zeros((3, 0, 3)), -1e-3, cfg)
+    assert sum(v is None for v in verdicts) >= len(down) // 2
+    # An 80 mm side is past the hand's reach with any margin: no grasp across it.
+    wide = box_surface((0.08, 0.12, 0.12), 3000, rng)
+    assert all(c.width < cfg.max_grasp_width + 1e-9 for c in antipodal_candidates(wide, cfg, rng))
+    assert not [c for c in antipodal_candidates(wide, cfg, rng) if abs(c.T_part_ee[0, 1]) > 0.95]
 
 
 def test_boxes_hit_table_and_scene_points():
@@ -150,8 +179,92 @@ def test_tapered_part_has_antipodal_grasps():
         assert -n[0] @ d > cos_cone - 0.03 and n[1] @ d > cos_cone - 0.03
         assert abs(d[2]) < 0.2  # straight across the axis
         assert c.width == pytest.approx(np.linalg.norm(b - a), abs=1e-12)
-        assert c.width < 0.08 - cfg.open_clearance + 1e-9
+        assert c.width < cfg.max_grasp_width + 1e-9
         np.testing.assert_allclose(c.T_part_ee[:3, 1] @ d, 1.0, atol=1e-9)  # fingers close along it
         np.testing.assert_allclose(c.T_part_ee[:3, 3], 0.5 * (a + b), atol=1e-12)
     # Only the narrow end fits the gripper.
-    assert max(c.T_part_ee[2, 3] for c in cands) < length * (0.06 / 2 - r0) / (r1 - r0) + 0.005
+    assert max(c.T_part_ee[2, 3] for c in cands) < length * (cfg.max_grasp_width / 2 - r0) / (r1 - r0) + 0.005
+
+
+def _laptop_nearly_closed(rest_deg: float, swing_deg: float, frames: int = 5):
+    """A laptop (base 0.21 x 0.30 x 0.016 m on the table, lid 7 mm thick hinged at its back top
+    edge, resting ``rest_deg`` open) whose lid opens by ``swing_deg``: the lid's points [n, 3] and
+    normals at frame 0 (world = part frame), its track [T, 4, 4], its points over it [T, n, 3],
+    and the base's points over it [T, m, 3]."""
+    rng = np.random.default_rng(7)
+    depth, width, tb, tl = 0.21, 0.30, 0.016, 0.007
+    base = box_surface((depth, width, tb), 3000, rng) + np.array([0.0, 0.0, tb / 2])
+    lid_flat = box_surface((depth, width, tl), 3000, rng) + np.array([depth / 2, 0.0, tl / 2])
+    normals_flat = np.zeros_like(lid_flat)  # exact: the face each point lies on
+    half = np.array([depth / 2, width / 2, tl / 2])
+    local = lid_flat - np.array([depth / 2, 0.0, tl / 2])
+    axis = np.argmax(np.abs(local) / half, axis=1)
+    normals_flat[np.arange(len(local)), axis] = np.sign(local[np.arange(len(local)), axis])
+    hinge = np.array([-depth / 2, 0.0, tb])
+
+    def about_hinge(deg: float) -> np.ndarray:
+        a = np.radians(deg)
+        R = np.array([[np.cos(a), 0.0, -np.sin(a)], [0.0, 1.0, 0.0], [np.sin(a), 0.0, np.cos(a)]])
+        T = np.eye(4)
+        T[:3, :3] = R
+        T[:3, 3] = hinge - R @ hinge
+        return T
+
+    rest = about_hinge(rest_deg)
+    lid0 = lid_flat @ rest[:3, :3].T + hinge  # the lid's flat frame starts at the hinge
+    normals0 = normals_flat @ rest[:3, :3].T
+    track = np.stack([about_hinge(swing_deg * k / (frames - 1)) for k in range(frames)])
+    lid_traj = np.einsum("tij,nj->tni", track[:, :3, :3], lid0) + track[:, None, :3, 3]
+    return lid0, normals0, track, lid_traj, np.repeat(base[None], frames, axis=0)
+
+
+def test_a_nearly_closed_lid_is_lifted_by_a_fingertip_hooked_under_its_edge():
+    # A laptop lid resting 8 deg open: its front edge's underside is 45 mm above the table. A
+    # grasp across the lid's 7 mm needs the fingers closing across it, and the hand is 208 mm
+    # long that way; a face push on the underside (the only surface facing its upward motion)
+    # puts the hand under the lid: both meet the table. Pushes with the fingertip's flank, the
+    # fingers pointing in under the edge, leave the hand in front of the laptop.
+    cfg = GraspConfig()
+    lid0, normals0, track, lid_traj, base_traj = _laptop_nearly_closed(8.0, 40.0)
+    pushes = push_candidates(lid0, lid_traj, cfg, np.random.default_rng(0), normals0)
+    face = [c for c in pushes if np.allclose(c.T_part_ee[:3, 2], -c.normal)]
+    edge = [c for c in pushes if abs(c.T_part_ee[:3, 2] @ c.normal) < 0.51]  # tilted <= 30 deg
+    assert face and edge and len(face) + len(edge) == len(pushes)
+    free_face = [v for v in gripper_collisions(face, track, lid_traj, base_traj, 0.0, cfg) if v is None]
+    assert not free_face
+    verdicts = gripper_collisions(edge, track, lid_traj, base_traj, 0.0, cfg)
+    free = [c for c, v in zip(edge, verdicts, strict=True) if v is None]
+    assert free
+    for c in free:
+        p, n = c.contacts[0], c.normal
+        assert n[2] < -0.9  # under the lid
+        # in under the front or a side edge by no more than the finger's length
+        to_edge = min(-0.21 / 2 + 0.21 * np.cos(np.radians(8.0)) - p[0], 0.30 / 2 - abs(p[1]))
+        assert to_edge < cfg.gripper.finger_length
+        flank = c.T_part_ee[:3, 0]  # presses along the flank's normal, within the friction cone
+        assert flank @ -n > np.cos(np.arctan(cfg.friction)) - 1e-9
+        # The fingertip's edge is on the contact: tool (x, z) = (flank face + stand-off, tip).
+        tip = c.T_part_ee[:3, :3] @ [
+            cfg.gripper.finger_width / 2 + cfg.push_standoff,
+            0.0,
+            cfg.gripper.finger_tip,
+        ]
+        np.testing.assert_allclose(c.T_part_ee[:3, 3] + tip, p, atol=1e-12)
+
+
+def test_a_push_may_not_cut_through_its_own_part_behind_the_contact():
+    # The same edge pushes placed deep under the lid (10 cm in from the edge, 30 deg tilted): the
+    # finger behind the tip rises through the lid. Only the pushed surface's slab round the contact
+    # is the push's; the lid's top and edge are obstacles like any other.
+    cfg = GraspConfig()
+    lid0, normals0, track, lid_traj, _ = _laptop_nearly_closed(20.0, 20.0)
+    pushes = push_candidates(lid0, lid_traj, cfg, np.random.default_rng(0), normals0)
+    deep = [
+        c for c in pushes
+        if c.normal[2] < -0.9 and c.contacts[0][0] < 0.0 and 0.45 < c.T_part_ee[:3, 2] @ c.normal < 0.55
+    ]  # fmt: skip
+    assert deep
+    # No base and no table: only the lid itself is in the way, at the contact already.
+    nothing = np.zeros((len(track), 0, 3))
+    verdicts = gripper_collisions(deep, track, lid_traj, nothing, -1.0, cfg)
+    assert set(verdicts) == {"scene on approach (0 mm out)"}

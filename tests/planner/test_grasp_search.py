@@ -284,6 +284,7 @@ def test_mass_and_joint_friction_come_from_the_urdf(tmp_path):
         ({"friction": 0.0}, "GraspConfig.friction"),
         ({"density": -1.0}, "GraspConfig.density"),
         ({"anchors": 0}, "GraspConfig.anchors"),
+        ({"collision_margin": 0.04}, "GraspConfig.collision_margin"),  # no width left to grasp
     ],
 )
 def test_grasp_config_names_the_bad_field(kwargs, field):

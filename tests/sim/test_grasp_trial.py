@@ -17,6 +17,7 @@ from sim.grasp_trial import (
     GraspTrialConfig,
     SimGraspJudge,
     TrialMeasures,
+    contact_lost_at,
     trial_frames,
     verdict_of,
 )
@@ -151,6 +152,23 @@ def test_trial_frames_are_a_fraction_of_the_track():
     assert trial_frames(41, 0.25) == 10
     assert trial_frames(3, 0.01) == 1  # at least one frame
     assert trial_frames(41, 1.0) == 40
+
+
+def test_contact_lost_before_the_closing_time_is_found():
+    t = np.arange(10) * 0.1
+    # A push that touched its part only on the way in (steps 2-3), before the trial's closing time
+    # (step 6): lost at step 4. Looking for the last contact only after the closing raised an
+    # IndexError and ended the bench's trial.
+    only_on_approach = np.zeros(10, bool)
+    only_on_approach[2:4] = True
+    assert contact_lost_at(only_on_approach, t) == pytest.approx(0.4)
+    held = np.zeros(10, bool)
+    held[5:] = True
+    assert contact_lost_at(held, t) is None  # in contact at the end
+    assert contact_lost_at(np.zeros(10, bool), t) is None  # never touched
+    lost = np.zeros(10, bool)
+    lost[6:8] = True
+    assert contact_lost_at(lost, t) == pytest.approx(0.8)
 
 
 @pytest.mark.parametrize("bad", [0.0, -0.1, 1.5, math.nan])
