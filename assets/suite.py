@@ -202,6 +202,12 @@ GRAVITY = 9.81  # m/s^2
 # too much, the base is weighted (its density raised), as desk lamps' bases are. Without this a
 # 0.5 kg knob block turned with its knob (0.45 of 1.19 rad) and a lamp's base slid 34-92 mm when
 # its head was pulled.
+# A joint resists a moving part with its viscous damping too (damping x speed on top of the
+# friction), and the reference clip shows the base still while the part moves at the clip's speed:
+# the base must hold HOLD_MARGIN x (friction + damping x the joint's peak speed in the clip). Where
+# it cannot, the damping is lowered to what it can (to zero at most; the friction, which holds the
+# parts, is kept). Without this a 0.26 kg knob block whose friction (0.019 N m) was set to half of
+# what it holds turned 34 deg under its knob's 0.05 N m s/rad damping (0.035 N m at 0.7 rad/s).
 BASE_FRICTION = 0.6
 _GAP = 0.003  # m between a moving part and its static frame at rest (no contact at q = 0)
 _HANDLE = (0.028, 0.016)  # m: how far a handle stands off a front, and its bar's thickness
@@ -787,12 +793,18 @@ def base_capacity(asset: Asset) -> dict[str, float]:
     return out
 
 
-def _holding(asset: Asset, configurations: list[dict[str, float]]) -> Asset:
+def _holding(
+    asset: Asset,
+    configurations: list[dict[str, float]],
+    speeds: dict[str, float] | None = None,  # joint name -> peak speed in the clip, rad/s or m/s
+) -> Asset:
     """``asset`` whose joints hold their parts and whose base holds the joints (see HOLD_MARGIN and
     BASE_FRICTION): each joint's friction raised to HOLD_MARGIN x its largest gravity load over
     ``configurations`` (joint values the task passes through) where it is lower, lowered to
     1/HOLD_MARGIN of what the base resists where it is higher, and the base weighted where the
-    first still exceeds the second."""
+    first still exceeds the second; then each joint's damping lowered (never below 0) so that
+    friction + damping x its peak speed (``speeds``, 0 where absent) is at most 1/HOLD_MARGIN
+    of what the (weighted) base resists."""
     need: dict[str, float] = {}
     for q in configurations:
         for name, load in gravity_loads(asset, q).items():
@@ -815,13 +827,47 @@ def _holding(asset: Asset, configurations: list[dict[str, float]]) -> Asset:
             "%s: base weighted by %.2f kg so it holds its joints' friction (%s)",
             asset.name, extra, {n: round(f, 3) for n, f in friction.items()},
         )  # fmt: skip
+    # What is left of the base's hold (the weighting scales it by ``worst``) is the damping's.
+    scale = max(worst, 1.0)
+    damping = {}
+    for name, f in friction.items():
+        j = asset.joint(name)
+        speed = abs(float((speeds or {}).get(name, 0.0)))
+        spare = max(0.0, cap[name] * scale - f)
+        damping[name] = j.damping if speed * j.damping <= spare else spare / speed
+        if damping[name] < j.damping:
+            log.info(
+                "%s: joint %s damping lowered from %.3g to %.3g so the base holds it at %.2f",
+                asset.name, name, j.damping, damping[name], speed,
+            )  # fmt: skip
     joints = tuple(
-        replace(j, friction=friction[j.name], effort=max(j.effort, 2 * friction[j.name]))
+        replace(
+            j,
+            friction=friction[j.name],
+            damping=damping[j.name],
+            effort=max(j.effort, 2 * friction[j.name]),
+        )
         if j.name in friction
         else j
         for j in asset.joints
     )
     return Asset(asset.name, links, joints, asset.params)
+
+
+def clip_speeds(
+    move: Callable[[float], tuple[np.ndarray, dict[str, float]]], duration: float, samples: int = 401
+) -> dict[str, float]:
+    """Joint name -> its peak speed (rad/s or m/s) in the clip: ``move(s)``'s joint values along
+    the minimum-jerk progress s(u) of a motion lasting ``duration`` seconds, by differences over
+    ``samples`` instants."""
+    u = np.linspace(0.0, 1.0, samples)
+    s = minimum_jerk(u)
+    q = [move(float(x))[1] for x in s]
+    out: dict[str, float] = {}
+    for name in q[0]:
+        values = np.array([qi[name] for qi in q])
+        out[name] = float(np.abs(np.diff(values)).max() / (duration / (samples - 1)))
+    return out
 
 
 # -- motions --------------------------------------------------------------------------------
@@ -1105,7 +1151,9 @@ def build_task(spec: TaskSpec, out: Path, config: SuiteConfig = SuiteConfig()) -
     main = main_asset(spec, rgb)
     T0 = _place(spec)
     move, prompt, description = _motion(spec, main, T0)
-    main = _holding(main, [move(float(s))[1] for s in np.linspace(0.0, 1.0, 11)])
+    lo, hi = MOTION_WINDOW
+    motion_s = (hi - lo) * (config.frames - 1) / config.fps  # how long the clip's motion lasts
+    main = _holding(main, [move(float(s))[1] for s in np.linspace(0.0, 1.0, 11)], clip_speeds(move, motion_s))
 
     # The distractor stands behind the object (its -x side), clear of its footprint and motion.
     size = v["distractor_size_m"]

@@ -19,6 +19,13 @@ controller's to resist). D is recomputed from the arm's inertia once a joint mov
 PyBullet places a body by its base's *inertial* frame, so poses go through the base link's
 inertial offset. PyBullet ignores URDF joint friction, so every joint of an object is held by a
 velocity motor whose force is that friction (an articulated lamp head then stays where it is put).
+A URDF joint's viscous damping goes into the same motor (its force limit is friction + damping x
+the joint's speed, set before every solver step) instead of PyBullet's own joint damping: that one
+is integrated explicitly, unstable once the damping exceeds the part's inertia about the joint per
+time step (a 0.08 kg knob, 3.5e-5 kg m^2 under the usual 0.05 N m s/rad, stable only below 0.7 ms
+steps, spun up to 100 rad/s from 1 rad/s in a second), so a light knob or lever held in the hand
+threw torque spikes into its base and turned it. The motor can only slow the joint (its target
+speed is zero), never reverse it: the damping a real damper gives, without the instability.
 """
 
 from __future__ import annotations
@@ -171,6 +178,9 @@ class ObjectBody:
     joints: dict[str, int] = field(default_factory=dict)  # movable joint name -> PyBullet index
     links: dict[str, int] = field(default_factory=dict)  # child link name -> PyBullet link index
     T_link_inertial: np.ndarray = field(default_factory=lambda: np.eye(4))  # [4, 4] base inertial offset
+    # PyBullet joint index -> (friction N m or N, viscous damping N m s/rad or N s/m) from the URDF,
+    # for the joints with damping: their motor's force is recomputed each solver step (module doc)
+    damped: dict[int, tuple[float, float]] = field(default_factory=dict)
 
 
 class SimWorld:
@@ -261,6 +271,9 @@ class SimWorld:
             p.setJointMotorControl2(
                 body, j, p.VELOCITY_CONTROL, targetVelocity=0.0, force=float(ji[7]), physicsClientId=c
             )
+            if float(ji[6]) > 0.0:  # damping moves into the motor (module docstring)
+                ob.damped[j] = (float(ji[7]), float(ji[6]))
+                p.changeDynamics(body, j, jointDamping=0.0, physicsClientId=c)
         for link in range(-1, p.getNumJoints(body, physicsClientId=c)):
             kw: dict[str, float] = {}
             if cfg.object_friction is not None:
@@ -421,8 +434,11 @@ class SimWorld:
 
     def step(self, n: int = 1) -> None:
         """Advance ``n`` control steps (each ``config.substeps`` solver steps)."""
+        damped = [ob for ob in self.objects.values() if ob.damped]
         if self.config.arm_control == "position":
+            # One PyBullet step runs ``substeps`` solver steps: the joint motors are set per call.
             for _ in range(n):
+                self._apply_joint_damping(damped)
                 self.p.stepSimulation(physicsClientId=self.client)
             return
         for _ in range(n):
@@ -430,8 +446,22 @@ class SimWorld:
             # computed at most once a step, the torques at every solver step.
             damping = self._current_damping()
             for _ in range(self.config.substeps):
+                self._apply_joint_damping(damped)
                 self._apply_impedance(damping)
                 self.p.stepSimulation(physicsClientId=self.client)
+
+    def _apply_joint_damping(self, damped: list[ObjectBody]) -> None:
+        """Set each damped object joint's motor force to friction + damping x |speed now| (N m or
+        N): the viscous damping, applied implicitly by the zero-speed motor (module docstring)."""
+        p, c = self.p, self.client
+        for ob in damped:
+            idx = list(ob.damped)
+            states = p.getJointStates(ob.body, idx, physicsClientId=c)
+            forces = [f + d * abs(s[1]) for (f, d), s in zip(ob.damped.values(), states, strict=True)]
+            p.setJointMotorControlArray(
+                ob.body, idx, p.VELOCITY_CONTROL, targetVelocities=[0.0] * len(idx), forces=forces,
+                physicsClientId=c,
+            )  # fmt: skip
 
     def _current_damping(self) -> np.ndarray:
         """:meth:`impedance_damping`, recomputed once an arm joint has moved more than

@@ -365,6 +365,53 @@ def test_every_base_holds_its_joints_and_every_joint_holds_its_parts():
     assert {"knob_002", "knob_003"} & changed and any(t.startswith("chain") for t in changed), changed
 
 
+def test_every_base_holds_its_joints_damping_at_the_clips_speed():
+    """The base also holds each joint's damping at the joint's peak speed in the clip: friction +
+    damping x speed <= 1/HOLD_MARGIN of what the base resists, the damping lowered (never below 0,
+    never raised) where it is more, the friction as without the speeds. knob_004's block holds
+    0.039 N m; its friction is half of that and its knob turns at 2.6 rad/s in the clip, so its
+    0.05 N m s/rad damping (0.13 N m) goes to 0."""
+    from assets.suite import (
+        HOLD_MARGIN,
+        MOTION_WINDOW,
+        SuiteConfig,
+        _holding,
+        _motion,
+        _place,
+        base_capacity,
+        clip_speeds,
+    )
+
+    cfg = SuiteConfig()
+    duration = (MOTION_WINDOW[1] - MOTION_WINDOW[0]) * (cfg.frames - 1) / cfg.fps
+    lowered = {}
+    for category, seed in (("knob", 4), ("knob", 2), ("lid", 1), ("door", 1), ("chain", 5)):
+        spec = draw_task(category, seed)
+        raw = main_asset(spec)
+        move = _motion(spec, raw, _place(spec))[0]
+        configs = [move(float(u))[1] for u in np.linspace(0.0, 1.0, 11)]
+        speeds = clip_speeds(move, duration)
+        plain, held = _holding(raw, configs), _holding(raw, configs, speeds)
+        capacity = base_capacity(held)
+        for j, j0, r in zip(held.joints, plain.joints, raw.joints, strict=True):
+            if j.type == "fixed":
+                continue
+            assert j.friction == j0.friction  # the damping gives way, never the friction
+            assert 0.0 <= j.damping <= r.damping
+            budget = capacity[j.name] / HOLD_MARGIN
+            assert j.friction + j.damping * speeds.get(j.name, 0.0) <= budget * (1 + 1e-9), (spec.id, j.name)
+            if j.damping < r.damping:
+                lowered[f"{spec.id}/{j.name}"] = j.damping
+    assert lowered["knob_004/turn"] == 0.0
+    # The lamp's head (chain_005) keeps the part of its damping its base has room for.
+    assert 0.0 < lowered["chain_005/head"] < 0.05
+    # knob_004's clip turns its knob 2.77 rad in 2 s with a minimum-jerk profile: peak 1.875 x mean.
+    spec = draw_task("knob", 4)
+    move = _motion(spec, main_asset(spec), _place(spec))[0]
+    travel = abs(move(1.0)[1]["turn"] - move(0.0)[1]["turn"])
+    assert clip_speeds(move, 2.0)["turn"] == pytest.approx(1.875 * travel / 2.0, rel=1e-3)
+
+
 def test_drawer_pulls_and_handle_less_doors_leave_room_for_a_parallel_gripper():
     """A drawer's pull is vertical (gripped across its 16 mm with the hand level, at any height);
     a door without a handle rests ajar, its free edge 15-30 deg out of the frame, so fingers reach

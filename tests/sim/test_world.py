@@ -166,3 +166,70 @@ def test_joint_stiffness_must_match_the_arm(tmp_path):
     scene = S.box_scene(tmp_path)
     with pytest.raises(ChordError, match="joint_stiffness has 3 values for 7 arm joints"):
         SimWorld(scene, SimConfig(joint_stiffness=(1.0, 2.0, 3.0)), arm_joints=S.ARM_JOINTS)
+
+
+KNOB_URDF = """<?xml version="1.0"?>
+<robot name="knob">
+  <link name="base">
+    <inertial><origin xyz="0 0 0.02"/><mass value="0.2"/>
+      <inertia ixx="1e-4" ixy="0" ixz="0" iyy="1e-4" iyz="0" izz="1.6e-4"/></inertial>
+    <collision><origin xyz="0 0 0.02"/><geometry><box size="0.08 0.08 0.04"/></geometry></collision>
+  </link>
+  <link name="knob">
+    <inertial><origin xyz="0 0 0.02"/><mass value="{mass}"/>
+      <inertia ixx="{izz}" ixy="0" ixz="0" iyy="{izz}" iyz="0" izz="{izz}"/></inertial>
+    <collision><origin xyz="0 0 0.02"/><geometry><cylinder radius="{radius}" length="0.04"/></geometry></collision>
+  </link>
+  <joint name="turn" type="revolute">
+    <parent link="base"/><child link="knob"/><origin xyz="0 0 0.041"/><axis xyz="0 0 1"/>
+    <limit lower="-100" upper="100" effort="5" velocity="100"/>
+    <dynamics damping="{damping}" friction="0.0"/>
+  </joint>
+</robot>
+"""
+
+
+def _knob_world(tmp_path, mass: float, radius: float, damping: float) -> SimWorld:
+    """A 0.2 kg block with a cylinder (``radius`` m, 4 cm tall, ``mass`` kg) turning about z on top.
+    PyBullet takes a loaded object's inertia from its collision box (the simulator loads objects
+    without URDF_USE_INERTIA_FROM_FILE): about z, mass (2 radius)^2 / 6."""
+    urdf = tmp_path / "knob.urdf"
+    izz = mass * (2 * radius) ** 2 / 6
+    urdf.write_text(KNOB_URDF.format(mass=mass, izz=izz, radius=radius, damping=damping))
+    scene = S.box_scene(tmp_path)
+    knob = dataclasses.replace(
+        scene.objects[0], name="knob", urdf=urdf, pose=Pose((0.5, 0.0, 0.0), (1, 0, 0, 0))
+    )
+    return SimWorld(scene.with_objects([knob]), SimConfig(), arm_joints=S.ARM_JOINTS)
+
+
+def test_joint_damping_of_a_light_part_is_stable(tmp_path):
+    """A 0.05 N m s/rad damper on a knob of 3.3e-5 kg m^2 (time constant 0.7 ms, under the 2 ms
+    solver step): PyBullet's explicit joint damping spun it up to its 100 rad/s cap in a second; the
+    damping in the joint's motor stops it, and its base does not turn."""
+    with _knob_world(tmp_path, mass=0.08, radius=0.025, damping=0.05) as w:
+        ob = w.objects["knob"]
+        j = ob.joints["turn"]
+        assert ob.damped == {j: (0.0, 0.05)}
+        w.step(120)  # settle on the table
+        yaw0 = w.object_pose("knob")[:3, :3]
+        w.p.resetJointState(ob.body, j, 0.0, targetVelocity=1.0, physicsClientId=w.client)
+        w.step(240)
+        speed = w.p.getJointState(ob.body, j, physicsClientId=w.client)[1]
+        assert abs(speed) < 1e-3
+        assert 0.0 < w.joint_values("knob")[0] < 0.01  # stopped within a few ms of travel
+        R = yaw0.T @ w.object_pose("knob")[:3, :3]
+        assert math.degrees(math.acos(min(1.0, (np.trace(R) - 1) / 2))) < 0.1
+
+
+def test_joint_damping_of_a_heavy_part_is_viscous(tmp_path):
+    """Where the part's inertia dwarfs damping x step (I = 0.01 kg m^2, I / c = 0.5 s), the motor gives
+    the damper's exponential decay: speed exp(-c t / I) after t, within 5%."""
+    with _knob_world(tmp_path, mass=1.5, radius=0.1, damping=0.02) as w:
+        ob = w.objects["knob"]
+        j = ob.joints["turn"]
+        w.step(120)
+        w.p.resetJointState(ob.body, j, 0.0, targetVelocity=0.2, physicsClientId=w.client)
+        w.step(120)  # 0.5 s
+        speed = w.p.getJointState(ob.body, j, physicsClientId=w.client)[1]
+        assert speed == pytest.approx(0.2 * math.exp(-0.02 * 0.5 / 0.01), rel=0.05)
