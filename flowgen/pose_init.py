@@ -40,8 +40,8 @@ ITERATIONS = 30  # Gauss-Newton iterations per frame (stops early once the updat
 STOP_M = 1e-5  # metres (radians times the object's radius): an update this small ends a frame
 MIN_POINTS = 16  # observed points a frame needs to be registered
 # Levenberg damping, as a fraction of the mean curvature of the point-to-plane cost: directions
-# the observations constrain (curvature ~ the mean) move freely, a direction they leave flat (a
-# body of revolution's own axis) is held.
+# the observations constrain (curvature ~ the mean) move freely, one they barely constrain is
+# steadied (a body of revolution's own axis is excluded outright: symmetry_axes).
 DAMPING = 1e-3
 # A surface that turned by each of these angles about an axis through its centroid stays within
 # SYMMETRY_M (mean distance to the unturned surface) is a body of revolution about that axis: a

@@ -90,3 +90,51 @@ def test_frames_with_too_few_points_keep_the_previous_pose(few):
     assert np.array_equal(found[4], found[3]) and np.isnan(residual[4])
     mean_mm, last_deg = _errors(found, truth, rest)
     assert mean_mm < 3.0 and last_deg < 1.0  # picked up again after the gap
+
+
+def _rigid_model(mesh: trimesh.Trimesh, frames: int):
+    """A one-object Scene4D (object frame = world), as Scene4D.build makes it for a rigid object."""
+    import torch
+
+    from flowgen.control_points import ControlPointConfig, control_points_from_mesh
+    from flowgen.gaussians import gaussians_from_meshes
+    from flowgen.scene4d import Scene4D
+
+    torch.manual_seed(0)
+    gaussians = gaussians_from_meshes([mesh], np.eye(4)[None], 600, seed=0)
+    cps = control_points_from_mesh(
+        mesh, np.eye(4), ControlPointConfig(num_control_points=12, target_near_surface=600)
+    )
+    return Scene4D([mesh], np.eye(4)[None], [True], gaussians, [cps], frames, -1.0, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("explained", [True, False])
+def test_the_track_is_written_into_the_deformation_and_held_when_the_depth_explains_it(explained):
+    import torch
+
+    from flowgen.pose_init import initialise_rigid
+
+    box = trimesh.creation.box((0.12, 0.07, 0.05))
+    box.apply_translation((0.0, 0.0, 0.025))
+    truth = _motions(9, 50.0, (0.0, 0.0, 1.0), (0.06, 0.02, 0.05))
+    frames = _observe(box, truth, 800)
+    if not explained:  # two thirds of every later frame's points lie 30-60 mm off the box: not this box
+        off = np.array([0.0, 0.0, 0.03])
+        frames = [f if t == 0 else np.concatenate([f, f + off, f + 2 * off]) for t, f in enumerate(frames)]
+    n = max(len(f) for f in frames)
+    observed = torch.zeros(len(frames), 1, n, 3)
+    valid = torch.zeros(len(frames), 1, n, dtype=torch.bool)
+    for t, f in enumerate(frames):
+        observed[t, 0, : len(f)], valid[t, 0, : len(f)] = torch.from_numpy(f).float(), True
+    model = _rigid_model(box, 9)
+    ((motions, held),) = initialise_rigid(model, observed, valid, noise=0.005).values()
+    assert held == explained and bool(model.held.all()) == explained
+    assert bool(model.placed.all())  # the fit's split keeps the tracked frames
+    with torch.no_grad():
+        means, _ = model.deformed_gaussians(torch.arange(9))
+    rest = means[0].double().numpy()
+    want = rest @ truth[-1, :3, :3].T + truth[-1, :3, 3]
+    err = np.linalg.norm(means[-1].double().numpy() - want, axis=1).mean()
+    assert np.allclose(means[0].numpy(), model.gaussians.means.numpy(), atol=1e-6)  # frame 0 is rest
+    if explained:
+        assert err < 1e-3 and np.allclose(motions[-1], truth[-1], atol=2e-3)
