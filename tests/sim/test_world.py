@@ -160,6 +160,18 @@ def test_the_arm_yields_like_a_joint_impedance_controller(tmp_path):
         assert np.sqrt(w2.max()) > 2 * np.sqrt(
             np.max(SimConfig().joint_stiffness / np.diag(M))
         )  # a light mode
+        # The step's damping is recomputed once a joint moved DAMPING_REFRESH_RAD, kept below that.
+        from sim.world import DAMPING_REFRESH_RAD
+
+        D0 = w._current_damping()
+        np.testing.assert_array_equal(D0, w.impedance_damping())
+        w.reset_arm(q + np.r_[0.0, 0.5 * DAMPING_REFRESH_RAD, 0.0, 0.0, 0.0, 0.0, 0.0], 0.08)
+        assert w._current_damping() is D0
+        far = q + np.r_[0.0, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0]
+        w.reset_arm(far, 0.08)
+        D1 = w._current_damping()
+        np.testing.assert_array_equal(D1, w.impedance_damping())
+        assert np.abs(D1 - D0).max() > 1e-3 * np.abs(D0).max()  # the inertia changed with q2
 
 
 def test_joint_stiffness_must_match_the_arm(tmp_path):
