@@ -50,6 +50,9 @@ PAIR_WINDOW_M = 0.025
 # so it sees fewer points: this many of the observed ones and of each posed side per frame, about
 # one per 1.5 cm on a 30 cm part, finer than the 2 cm a 4 deg step moves a point 30 cm out.
 PAIR_SAMPLES = 400
+# Each frame's best grid value is refined on a grid this many times finer, within one step of it:
+# 0.25 deg and 0.25 mm, below the depth noise's reach (a 0.25 deg turn moves a 30 cm door's edge 1.3 mm).
+REFINE = 8
 # A point's distance counts at most this much in a frame's cost, metres: a point the model cannot
 # explain (an occluder's mask bleeding onto the object, a flying pixel) weighs no more than this.
 COST_CAP_M = 0.05
@@ -97,6 +100,7 @@ def joint_track(
     free_space: list | None = None,  # per frame: posed points [G, N, 3] -> [G, N] metres in front of
     # the observed surface (free_space_violation), or None: the observed points alone decide
     limits: tuple[float, float] | None = None,  # the joint's range (rad or m); None: the whole span
+    refine: int = REFINE,  # the best grid value is refined on a grid this many times finer (1: not)
 ) -> np.ndarray:  # [T] rad or m, frame 0 = 0 (the rest pose)
     """Per frame, the joint value whose posed parts best explain the observed points.
 
@@ -104,7 +108,8 @@ def joint_track(
     (with ``free_space``) the mean distance by which the moving parts stand in front of what the
     camera sees: a surface hidden at rest (a drawer front's inner face) can explain the observed
     front as well as the front itself, but then the front would float in the camera's free space.
-    A frame with fewer than 8 observed points keeps the previous frame's value.
+    The best value on the grid is then refined on a grid ``refine`` times finer within one step
+    of it. A frame with fewer than 8 observed points keeps the previous frame's value.
     """
     T = len(observed)
 
@@ -113,6 +118,7 @@ def joint_track(
 
     n = int(np.floor(span / step + 1e-9))
     grid = (torch.arange(-n, n + 1, dtype=torch.float64) * step).float()  # symmetric: 0 is on it
+    lo, hi = -span, span
     if limits is not None:  # a joint cannot leave its range (the rest, 0, always stays a candidate)
         lo, hi = min(limits[0], 0.0), max(limits[1], 0.0)
         grid = grid[(grid >= lo - 1e-9) & (grid <= hi + 1e-9)]
@@ -132,15 +138,27 @@ def joint_track(
             values[t] = prev
             continue
         d_static = _nearest(at(static, t), obs, cap)  # [M]
-        # The distance from an observed point to the part turned (slid) by v is that from the point
-        # turned (slid) by -v to the part at rest: one tree on the part serves every candidate.
-        unposed = _posed(kind, obs, at(origin, t), at(axis, t), -grid[idx])  # [G', M, 3]
-        d_moving = _nearest(at(moving, t), unposed, cap)  # [G', M]
-        cost = torch.minimum(d_moving, d_static[None]).clamp(max=cap).mean(dim=1)  # [G']
-        if free_space is not None:
-            posed = _posed(kind, at(moving, t), at(origin, t), at(axis, t), grid[idx])  # [G', N, 3]
-            cost = cost + free_space[t](posed).clamp(max=cap).mean(dim=1)
-        values[t] = float(grid[idx[int(cost.argmin())]])
+
+        def cost(candidates: Tensor, t=t, obs=obs, d_static=d_static) -> Tensor:  # [G'] -> [G']
+            # The distance from an observed point to the part turned (slid) by v is that from the
+            # point turned (slid) by -v to the part at rest: one tree on the part serves every candidate.
+            unposed = _posed(kind, obs, at(origin, t), at(axis, t), -candidates)  # [G', M, 3]
+            d_moving = _nearest(at(moving, t), unposed, cap)  # [G', M]
+            c = torch.minimum(d_moving, d_static[None]).clamp(max=cap).mean(dim=1)
+            if free_space is not None:
+                posed = _posed(kind, at(moving, t), at(origin, t), at(axis, t), candidates)  # [G', N, 3]
+                c = c + free_space[t](posed).clamp(max=cap).mean(dim=1)
+            return c
+
+        best = float(grid[idx[int(cost(grid[idx]).argmin())]])
+        if refine > 1:
+            # Then a grid `refine` times finer within one step of the best: the coarse step is
+            # the search's reach per frame, not a resolution the joint's value should keep (2 deg
+            # moves a door's edge 10 mm, the whole error a moving part may have).
+            fine = best + step * torch.arange(-refine, refine + 1, dtype=torch.float64) / refine
+            fine = fine[(fine >= lo - 1e-9) & (fine <= hi + 1e-9)].float()
+            best = float(fine[int(cost(fine).argmin())])  # the best itself is on it: never worse
+        values[t] = best
     return values
 
 
@@ -310,6 +328,43 @@ def root_moves(
     return worst > tolerance, worst
 
 
+def track_residuals(
+    parts,  # flowgen.parts.ObjectParts
+    T_world_obj: np.ndarray,  # [4, 4]
+    motions: np.ndarray,  # [T, P, 4, 4] each part's world motion, rest -> frame t
+    observed: list[Tensor],  # per frame [M_t, 3] world metres
+    samples: int = 4000,  # surface samples per part
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """How well the posed parts explain each frame's depth points: ([T] mean point-to-plane
+    distance of the matched points, metres, NaN for a frame too few points see; [T] the share of
+    observed points matched, i.e. within ``pose_init.CAP_M`` of a surface sample).
+
+    Point-to-plane, as the rigid start measures its track: point to point, the samples' spacing
+    (4-7 mm on a cabinet) would read as a residual as large as the depth noise it is compared with.
+    """
+    from flowgen.pose_init import CAP_M, MIN_POINTS, surface_samples
+
+    rest = [
+        surface_samples(m, np.asarray(T_world_obj), samples, seed + p) for p, m in enumerate(parts.meshes)
+    ]
+    T = len(observed)
+    residual, matched = np.full(T, np.nan), np.zeros(T)
+    for t in range(T):
+        obs = observed[t].detach().double().numpy()
+        if len(obs) < MIN_POINTS:
+            continue
+        M = motions[t]
+        pts = np.concatenate([x @ M[p, :3, :3].T + M[p, :3, 3] for p, (x, _) in enumerate(rest)])
+        nrm = np.concatenate([n @ M[p, :3, :3].T for p, (_, n) in enumerate(rest)])
+        d, i = cKDTree(pts).query(obs, distance_upper_bound=CAP_M)
+        ok = np.isfinite(d)
+        matched[t] = ok.mean()
+        if ok.any():
+            residual[t] = np.abs(np.einsum("ij,ij->i", obs[ok] - pts[i[ok]], nrm[i[ok]])).mean()
+    return residual, matched
+
+
 def initialise_joints(
     model,
     observed: Tensor,
@@ -319,11 +374,20 @@ def initialise_joints(
     camera=None,  # the camera at the depth maps' resolution
     seed: int = 0,
     samples: int = 1500,
+    noise: float | None = None,  # metres: joint values that explain every frame this well are held
 ) -> dict:
     """Write per-frame joint values found in ``observed`` ([T, O, M, 3], ``valid`` [T, O, M]) into
     ``model``'s (a Scene4D) deformation for every revolute and prismatic joint of every movable
     object with parts, and hold the object's root part where ``root_moves`` (with
     ``root_tolerance``, metres) finds it at rest.
+
+    With ``noise``, an object whose found joint values explain the depth video within it (every
+    seen frame's mean point-to-plane distance at most ``noise`` with at least half of its points
+    matched, ``track_residuals``) also has its joint values held for the whole fit, as the rigid
+    start holds a track (flowgen.pose_init): the search found them to a quarter of a degree or
+    millimetre, and the fit's steps only move them away (train drawers found within 2 mm ended
+    the fit 15-25 mm off). An object the values do not explain (hidden, mis-masked, a part the
+    model lacks) is left for the fit to correct.
 
     Returns {(object index, joint name): values [T] (deg for revolute, mm for prismatic)}.
     """
@@ -487,6 +551,23 @@ def initialise_joints(
             log.info(
                 "joint start: object %d root part %r held at rest (it moves at most %.1f mm in the depth video)",
                 o, parts.names[0], 1000 * worst,
+            )  # fmt: skip
+        if noise is not None and not moves and parts.meshes:
+            residual, matched = track_residuals(parts, T_wo, W, frames, seed=seed + o)
+            seen = np.isfinite(residual)
+            worst_res = float(residual[seen].max()) if seen.any() else float("nan")
+            hold = bool(seen.any()) and worst_res <= noise and float(matched[seen].min()) >= 0.5
+            if hold:
+                if kin is not None and kin.covers(o):
+                    kin.hold_joints(o)
+                else:
+                    for p in range(1, parts.count):
+                        model.hold_part(base + p)
+            log.info(
+                "joint start: object %d's depth points lie within %.1f mm of its posed parts (worst "
+                "frame; at least %.0f%% matched): joint values %s",
+                o, 1000 * worst_res, 100 * float(matched[seen].min()) if seen.any() else 0.0,
+                "held for the fit" if hold else "left free for the fit",
             )  # fmt: skip
     if written:
         omega[0], trans[0] = 0.0, 0.0  # frame 0 is the rest pose (exactly: no rounding of R(0) p)

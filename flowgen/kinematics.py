@@ -135,10 +135,13 @@ class JointKinematics(nn.Module):
         self.joint_nodes = nn.Parameter(torch.zeros(num_frames - 1, J, dtype=dtype))
         self.root_rot_nodes = nn.Parameter(torch.zeros(num_frames - 1, n, 3, dtype=dtype))
         self.root_trans_nodes = nn.Parameter(torch.zeros(num_frames - 1, n, 3, dtype=dtype))
-        # A held root's nodes get no gradient, so Adam leaves them exactly where they are.
+        # A held root's nodes get no gradient, so Adam leaves them exactly where they are; so do
+        # a held joint's (``hold_joints``).
         self.register_buffer("root_free", torch.ones(n, dtype=dtype))
         for p in (self.root_rot_nodes, self.root_trans_nodes):
             p.register_hook(lambda g: g * self.root_free[None, :, None])
+        self.register_buffer("joint_free", torch.ones(J, dtype=dtype))
+        self.joint_nodes.register_hook(lambda g: g * self.joint_free[None, :])
         # Scene objects whose values a joint start wrote: the split leaves them alone.
         self.placed: set[int] = set()
 
@@ -208,6 +211,14 @@ class JointKinematics(nn.Module):
 
     def held_objects(self) -> list[int]:
         return [o for i, o in enumerate(self.objects) if float(self.root_free[i]) == 0.0]
+
+    def hold_joints(self, obj: int) -> None:
+        """Hold scene object ``obj``'s joint values where they are (every frame) for the rest of the fit."""
+        self.joint_free[self.columns[self.objects.index(obj)]] = 0.0
+
+    def joints_held(self, obj: int) -> bool:
+        """Whether ``hold_joints`` held scene object ``obj``'s joint values."""
+        return bool((self.joint_free[self.columns[self.objects.index(obj)]] == 0).all())
 
     @torch.no_grad()
     def set_values(self, obj: int, values: np.ndarray | Tensor) -> None:

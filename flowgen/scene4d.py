@@ -354,6 +354,7 @@ class Scene4D:
         out["placed"], out["held"] = self.placed.cpu(), self.held.cpu()
         if self.kinematics is not None:
             out.update({f"kinematics.{k}": v.detach().cpu() for k, v in self.kinematics.named_parameters()})
+            out["kinematics.joint_free"] = self.kinematics.joint_free.detach().cpu().clone()
         return out
 
     def load_state_tensors(self, tensors: dict[str, Tensor]) -> None:
@@ -387,6 +388,13 @@ class Scene4D:
         if "held" in tensors and tensors["held"].shape == self.held.shape:
             for part in torch.unique(self.control_part[tensors["held"].to(self.held.device)]).tolist():
                 self.hold_part(int(part))
+        free = tensors.get("kinematics.joint_free")
+        if (
+            self.kinematics is not None
+            and free is not None
+            and free.shape == self.kinematics.joint_free.shape
+        ):
+            self.kinematics.joint_free.copy_(free.to(self.kinematics.joint_free))
 
     # -- outputs ----------------------------------------------------------------------------
     def export_flow(

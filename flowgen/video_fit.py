@@ -66,7 +66,9 @@ class VideoFitConfig:
     # per frame that best explains the back-projected depth points (flowgen.joint_init): a laptop
     # lid's 95 deg close has a barrier in the per-pixel depth loss that the optimisation alone
     # does not cross (73 -> 0.2 deg off), and a drawer's body hidden in its cabinet is seen by no
-    # per-pixel loss. Every joint is written, whatever the size of its motion.
+    # per-pixel loss. Every joint is written, whatever the size of its motion; an object whose
+    # joint values the depth explains within point_scale is held there for the fit (a drawer
+    # found within 2 mm ended the fit 15-25 mm off: its steps only moved it, flowgen.joint_init).
     joint_init: bool = True
     # Observed depth points per object and frame that search draws from; each joint's search
     # keeps at most 1,500 of those its part can reach (a small lever gets as many as a door).
@@ -331,8 +333,11 @@ class VideoFitPrior:
             from flowgen.joint_init import initialise_joints
 
             depth = torch.from_numpy(np.asarray(self.depth_np, dtype=np.float32))
+            camera = self.camera.resized(W, H)
             found.update(
-                initialise_joints(model, observed, valid, cfg.root_still_m, depth, self.camera.resized(W, H))
+                initialise_joints(
+                    model, observed, valid, cfg.root_still_m, depth, camera, noise=cfg.point_scale
+                )
             )
         if rigid:
             from flowgen.pose_init import initialise_rigid
