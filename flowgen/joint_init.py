@@ -365,6 +365,28 @@ def track_residuals(
     return residual, matched
 
 
+def turn_unseen(parts, joint, T_world_obj: np.ndarray, samples: int = 4000, seed: int = 0) -> bool:
+    """Whether a revolute ``joint``'s subtree is a body of revolution about the joint's axis, so
+    that depth cannot see it turn: turned by each of ``pose_init.SYMMETRY_ANGLES_DEG`` its surface
+    stays within ``pose_init.SYMMETRY_M`` of itself (point-to-plane), as a round knob's does
+    (0.2-0.5 mm, its pointer ridge) and a lever's does not (9-60 mm). A prismatic joint: False."""
+    from flowgen.pose_init import SYMMETRY_ANGLES_DEG, SYMMETRY_M, surface_samples
+
+    if joint.kind != "revolute":
+        return False
+    sub = _subtree(parts, joint.child)
+    rest = [surface_samples(parts.meshes[p], np.asarray(T_world_obj), samples, seed + p) for p in sorted(sub)]
+    pts, nrm = np.concatenate([x for x, _ in rest]), np.concatenate([n for _, n in rest])
+    tree = cKDTree(pts)
+    for angle in SYMMETRY_ANGLES_DEG:
+        R = Rotation.from_rotvec(np.deg2rad(angle) * np.asarray(joint.axis)).as_matrix()
+        turned = (pts - joint.origin) @ R.T + joint.origin
+        _, idx = tree.query(turned)
+        if np.abs(np.einsum("ij,ij->i", turned - pts[idx], nrm[idx])).mean() >= SYMMETRY_M:
+            return False
+    return True
+
+
 def initialise_joints(
     model,
     observed: Tensor,
@@ -557,6 +579,15 @@ def initialise_joints(
             seen = np.isfinite(residual)
             worst_res = float(residual[seen].max()) if seen.any() else float("nan")
             hold = bool(seen.any()) and worst_res <= noise and float(matched[seen].min()) >= 0.5
+            # A round knob fits its depth points at any angle: the residual says nothing of its
+            # turn, which only the video's colours show. Left free for the fit's image terms.
+            unseen = [jt.name for jt in parts.joints if turn_unseen(parts, jt, T_wo, seed=seed + o)]
+            if unseen:
+                hold = False
+                log.info(
+                    "joint start: object %d joints %s turn bodies of revolution (depth cannot see the turn)",
+                    o, unseen,
+                )  # fmt: skip
             if hold:
                 if kin is not None and kin.covers(o):
                     kin.hold_joints(o)

@@ -214,3 +214,24 @@ def test_track_residuals_measure_how_far_the_depth_lies_from_the_posed_parts():
     # Posed at rest instead, the lid's points lie up to 20 cm behind the base: most beyond the match
     # cap, so under 60% of all points (the base's half, a few of the lid's) are matched.
     assert track_residuals(parts, np.eye(4), eye[:1], [turned])[1][0] < 0.6
+
+
+def test_a_round_knob_turns_unseen_by_depth_and_a_lever_does_not():
+    from flowgen.joint_init import turn_unseen
+    from flowgen.parts import parts_from_meshes
+
+    base = trimesh.creation.box((0.1, 0.1, 0.05))
+    knob = trimesh.creation.cylinder(radius=0.02, height=0.02, sections=64)
+    knob.apply_translation((0.0, 0.0, 0.035))
+    lever = trimesh.creation.box((0.08, 0.015, 0.02))
+    lever.apply_translation((0.03, 0.0, 0.035))
+    up = [(0, 1, (0.0, 0.0, 0.025), (0, 0, 1))]
+    T = trimesh.transformations.rotation_matrix(0.7, (0, 1, 0), (0.2, 0.1, 0.0))  # posed anywhere
+    for child, unseen in ((knob, True), (lever, False)):
+        parts = parts_from_meshes(["base", "top"], [base, child], T, joints=up)
+        assert turn_unseen(parts, parts.joints[0], T) is unseen
+    # A slide is always seen; so is the knob turned about an axis off its own.
+    slide = parts_from_meshes(["base", "top"], [base, knob], T, joints=[(*up[0], "prismatic")])
+    assert not turn_unseen(slide, slide.joints[0], T)
+    off = parts_from_meshes(["base", "top"], [base, knob], T, joints=[(0, 1, (0.01, 0.0, 0.025), (0, 0, 1))])
+    assert not turn_unseen(off, off.joints[0], T)
