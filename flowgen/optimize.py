@@ -169,19 +169,29 @@ def _run_flow(
         sums = [model.gaussians.means.double().sum(), d.positions.double().sum()]
         distributed.check_same(ctx, "Gaussians and control points", torch.stack(sums))
         distributed.sync_parameters(ctx, params)
-    start = 0
+    start, fresh = 0, True
     if resume:
         ckpt = load_latest_checkpoint(ckpt_dir)
         if ckpt is not None:
-            start = _restore(ckpt, model, optimizer, generator)
+            start, fresh = _restore(ckpt, model, optimizer, generator), False
             log.info("resuming %s from iteration %d", out, start)
         else:
             log.info("resuming %s from the start: it was stopped before its first checkpoint", out)
         if main:  # the lines past the checkpoint (all, without one) are about to be logged again
             _trim_run_log(out / "run.log", start)
     initialise = getattr(prior, "initialise", None)
-    if start == 0 and initialise is not None:  # a prior that can place the parts before the first step
+    if fresh and initialise is not None:  # a prior that can place the parts before the first step
         initialise(model)
+    end = config.iterations
+    if model.motion_held():
+        # The steps fit only what moves the objects (deformation, joint values) and the control
+        # points' covariances, which blend motions that are one rigid motion per held part: they
+        # cannot change the flow. (On a CPU, minutes of steps for nothing.)
+        log.info(
+            "every movable object's motion is held where its depth start put it: the %d steps "
+            "could not change the flow, so none is taken", end - start,
+        )  # fmt: skip
+        end = start
     record = RunRecord(
         scene=Path(str(scene.path)),
         prior=prior.name,
@@ -194,13 +204,15 @@ def _run_flow(
     if main:
         out.mkdir(parents=True, exist_ok=True)
         record.save(out)
+        if end == start and fresh:  # what the start decided: a resumed run neither redoes nor steps it
+            save_checkpoint(ckpt_dir, _snapshot(start, model, optimizer, generator, config))
 
     logs: dict[str, float] = {}
     t0 = time.perf_counter()
     bar = tqdm(
-        range(start, config.iterations),
+        range(start, end),
         initial=start,
-        total=config.iterations,
+        total=end,
         desc="chord flow",
         disable=not main,
     )
@@ -235,7 +247,7 @@ def _run_flow(
         model.write_preview(out / "preview.mp4", camera, scene.fps)
     if ctx is not None:
         distributed.barrier(ctx)  # the others return once rank 0's outputs are complete
-    return RunResult(flow, out, config.iterations, time.perf_counter() - t0, logs)
+    return RunResult(flow, out, end, time.perf_counter() - t0, logs)
 
 
 _SHOWN = ("loss", "prior", "temporal", "spatial", "ground")

@@ -288,6 +288,21 @@ class Scene4D:
         if self.kinematics is not None and self.kinematics.covers(obj) and part == self.part_offset[obj]:
             self.kinematics.hold_root(obj)
 
+    def motion_held(self) -> bool:
+        """Whether no step can change any movable object's motion: each is held where a start put
+        it (every control point held, or, moved through its joints, its root and joints held)."""
+        kin = self.kinematics
+        obj = self.deformation.object_index.to(self.held.device)
+        for o, movable in enumerate(self.movable):
+            if not movable:
+                continue
+            if kin is not None and kin.covers(o):
+                if o not in kin.held_objects() or not kin.joints_held(o):
+                    return False
+            elif not bool(self.held[obj == o].all()):
+                return False
+        return any(self.movable)
+
     def mark_placed(self, found_objects: set[int]) -> None:
         """Mark the control points of objects ``found_objects`` as placed frame by frame (``split``)."""
         for o in found_objects:
