@@ -319,6 +319,22 @@ def test_points_at_a_contact_are_matched_to_the_part_they_move_with():
     assert (groups[nearest] != truth).mean() > 0.2  # proximity mixes the parts up
     _, match = match_points(ours, ref, groups)
     assert (groups[match] == truth).all()
+    # Sampled twice as densely, the sliding side gives a wall point four nearer reference points
+    # than the wall's own nearest: a fixed four candidates were then all the side's.
+    fine = np.stack(np.meshgrid(np.arange(0, 0.1, 0.005), np.arange(0, 0.1, 0.005)), -1).reshape(-1, 2)
+    side = np.column_stack([np.full(len(fine), 0.002), fine + 0.0025])
+    ref = np.concatenate([np.repeat(wall[None], T, 0), side[None] + slide], axis=1)
+    groups = np.repeat([0, 1], [len(grid), len(fine)])
+    near4 = np.argsort(np.linalg.norm(ours[0][:, None] - ref[0][None], axis=-1), axis=1)[:, :4]
+    assert (groups[near4[:300]] == 1).all(axis=1).mean() > 0.15  # 60 of the 300 wall points
+    dist, match = match_points(ours, ref, groups)
+    assert (groups[match] == truth).all()
+    # ... and within its part, the nearest point: the rest offset is the sampling's, no more.
+    own = [np.flatnonzero(groups == g) for g in (0, 1)]
+    nearest_own = np.array(
+        [np.linalg.norm(ref[0][own[g]] - p, axis=1).min() for p, g in zip(ours[0], truth, strict=True)]
+    )
+    np.testing.assert_allclose(dist, nearest_own, atol=1e-12)
 
 
 def test_flow_part_error_assigns_reference_points_by_the_true_motion_not_by_proximity(monkeypatch):
