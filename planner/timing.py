@@ -91,8 +91,17 @@ def parameterize(
     if len(q) < 2:
         raise ChordError("time parameterisation: the path does not move (all waypoints identical)")
     s = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(q, axis=0), axis=1))]
-    spline = ta.SplineInterpolator(s, q)
-    grid = np.linspace(0.0, s[-1], max(50, grid_per_knot * len(q)))
+    # Natural end conditions (no curvature at the ends): the waypoints say nothing of the path's
+    # curvature there, and scipy's default (not-a-knot) extends the last cubic over the last two
+    # intervals, so a path that turns there (a redundant arm's self-motion after the tool stops,
+    # the IK drifting the elbow while the tool stands still) swings the end by hundreds of rad per
+    # rad^2; TOPP-RA then holds the path speed at the last grid point near 0 and the last interval
+    # took 13 s for 2 mrad (then stretched 2.8x by the Cartesian cap: the held part stood 39 s).
+    spline = ta.SplineInterpolator(s, q, bc_type="natural")
+    # The limits hold at grid points only: every knot is one, so a piece shorter than the grid's
+    # spacing (merged near-duplicates leave short pieces at a path's ends) has its own ends checked
+    # where the spline's curvature peaks, not only points around it.
+    grid = np.union1d(np.linspace(0.0, s[-1], max(50, grid_per_knot * len(q))), s)
     vlim = np.stack([-v_max, v_max], axis=1)
     alim = np.stack([-a_max, a_max], axis=1)
     instance = ta.algorithm.TOPPRA(

@@ -71,6 +71,33 @@ def test_toppra_respects_limits_and_passes_waypoints():
     assert slow.duration == pytest.approx(2 * tp.duration, rel=0.05)
 
 
+@pytest.mark.parametrize(("drift", "still"), [(0.5e-3, 3), (0.5e-3, 4), (0.74e-3, 6)])
+def test_toppra_times_a_self_motion_tail_in_a_fraction_of_a_second(drift, still):
+    """A 0.4 rad slide whose last waypoints drift ``drift`` rad per waypoint across it (a redundant
+    arm's self-motion while the tool stands still, as planned for suite slide_008): 28, 76 and
+    24 s with scipy's not-a-knot spline ends (one 2 mrad interval timed at over 10 s), where the
+    same slide without the tail takes 0.42 s."""
+    v = np.array([1.09, 1.09, 1.09, 1.09, 1.3, 1.3, 1.3])  # rad/s: half the Panda's, as planned
+    a = np.array([7.5, 3.75, 5.0, 6.25, 7.5, 10.0, 10.0])  # rad/s^2
+    u = np.array([0.3, -0.2, 0.1, 0.5, 0.4, -0.1, 0.2])
+    u /= np.linalg.norm(u)
+    w = np.array([0.43, -0.04, -0.53, -0.01, 0.65, 0.04, -0.35])
+    w -= (w @ u) * u
+    w /= np.linalg.norm(w)
+    slide = (1 - np.cos(np.linspace(0.0, np.pi, 31))) / 2 * 0.4  # rad along u, at rest at both ends
+    plain = parameterize(slide[:, None] * u, v, a)
+    tail = slide[-1] * u + drift * np.arange(1, still + 1)[:, None] * w
+    tp = parameterize(np.r_[slide[:, None] * u, tail], v, a)
+    assert plain.duration < 0.5
+    # The tail turns the path (the arm slows at the corner), but its few mrad take tenths of a second.
+    assert tp.duration < plain.duration + 0.5
+    assert np.diff(tp.grid_t).max() * tp.stretch < 0.1
+    # The timing checks itself by finite differences every 2 ms (the sim steps 2.1 ms) with a 1%
+    # margin; the corner's short acceleration peak, sampled at other instants, reads within 2%.
+    rv, ra = limit_ratios(tp, v, a)
+    assert rv <= 1.0 and ra <= 1.02
+
+
 def test_toppra_rejects_a_path_that_does_not_move():
     with pytest.raises(ChordError, match="does not move"):
         parameterize(np.zeros((5, 7)), np.ones(7), np.ones(7))
