@@ -100,8 +100,11 @@ def parameterize(
     spline = ta.SplineInterpolator(s, q, bc_type="natural")
     # The limits hold at grid points only: every knot is one, so a piece shorter than the grid's
     # spacing (merged near-duplicates leave short pieces at a path's ends) has its own ends checked
-    # where the spline's curvature peaks, not only points around it.
-    grid = np.union1d(np.linspace(0.0, s[-1], max(50, grid_per_knot * len(q))), s)
+    # where the spline's curvature peaks, not only points around it. Uniform points within a
+    # micro-fraction of a knot give way to it (a near-zero interval would ill-condition the steps).
+    uniform = np.linspace(0.0, s[-1], max(50, grid_per_knot * len(q)))
+    apart = np.abs(uniform[:, None] - s[None, :]).min(axis=1) > 1e-6 * s[-1]
+    grid = np.union1d(uniform[apart], s)
     vlim = np.stack([-v_max, v_max], axis=1)
     alim = np.stack([-a_max, a_max], axis=1)
     instance = ta.algorithm.TOPPRA(
