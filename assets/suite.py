@@ -519,8 +519,15 @@ def _mesh_asset(
     extent = float(np.ptp(trimesh.load(path, force="mesh").vertices, axis=0).max())
     config = IntakeConfig(scale=size / extent, up=up, table="none", density=density, color=rgb)
     asset, _ = intake_scan(path, config, name)
+    from assets.collision import convex_pieces
+
     mesh = _paint(asset.root.mesh, rgb)
-    link = Link("body", mesh, np.eye(4), density, (mesh.convex_hull,), (*rgb, 1.0))
+    # The simulator's body is the mesh's convex pieces (V-HACD for a concave mesh, as `chord assets
+    # intake` writes it), not its hull: the planner grasps the mesh, and the hull of random_urdfs
+    # 959 (suite slide_001) is twice its volume, so every grasp closed in a concavity 8-11 mm
+    # inside the simulated hull and the fingers pinched the hull instead (slid out or turned it
+    # 50 deg). Its 3 pieces hold 178 cm^3 of the mesh's 128 and the hull's 249.
+    link = Link("body", mesh, np.eye(4), density, tuple(convex_pieces(mesh)), (*rgb, 1.0))
     # The source relative to pybullet_data, so the record is the same on every machine.
     return Asset(name, (link,), (), {"kind": "pybullet_data", "source": rel, "size": size})
 

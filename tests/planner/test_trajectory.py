@@ -71,6 +71,93 @@ def test_toppra_respects_limits_and_passes_waypoints():
     assert slow.duration == pytest.approx(2 * tp.duration, rel=0.05)
 
 
+@pytest.mark.parametrize(("drift", "still"), [(0.5e-3, 3), (0.5e-3, 4), (0.74e-3, 6)])
+def test_toppra_times_a_self_motion_tail_in_a_fraction_of_a_second(drift, still):
+    """A 0.4 rad slide whose last waypoints drift ``drift`` rad per waypoint across it (a redundant
+    arm's self-motion while the tool stands still, as planned for suite slide_008): 28, 76 and
+    24 s with scipy's not-a-knot spline ends (one 2 mrad interval timed at over 10 s), where the
+    same slide without the tail takes 0.42 s."""
+    v = np.array([1.09, 1.09, 1.09, 1.09, 1.3, 1.3, 1.3])  # rad/s: half the Panda's, as planned
+    a = np.array([7.5, 3.75, 5.0, 6.25, 7.5, 10.0, 10.0])  # rad/s^2
+    u = np.array([0.3, -0.2, 0.1, 0.5, 0.4, -0.1, 0.2])
+    u /= np.linalg.norm(u)
+    w = np.array([0.43, -0.04, -0.53, -0.01, 0.65, 0.04, -0.35])
+    w -= (w @ u) * u
+    w /= np.linalg.norm(w)
+    slide = (1 - np.cos(np.linspace(0.0, np.pi, 31))) / 2 * 0.4  # rad along u, at rest at both ends
+    plain = parameterize(slide[:, None] * u, v, a)
+    tail = slide[-1] * u + drift * np.arange(1, still + 1)[:, None] * w
+    tp = parameterize(np.r_[slide[:, None] * u, tail], v, a)
+    assert plain.duration < 0.5
+    # The tail turns the path (the arm slows at the corner), but its few mrad take tenths of a second.
+    assert tp.duration < plain.duration + 0.5
+    assert np.diff(tp.grid_t).max() * tp.stretch < 0.1
+    # The timing checks itself by finite differences every 2 ms (the sim steps 2.1 ms) with a 1%
+    # margin; the corner's short acceleration peak, sampled at other instants, reads within 2%.
+    rv, ra = limit_ratios(tp, v, a)
+    assert rv <= 1.0 and ra <= 1.02
+
+
+# The last 21 joint waypoints (mrad from the first) of suite rigid_004's lift, as planned: the
+# tool stops, and the arm's self-motion turns the joint path over the last 1.2 mrad.
+_RIGID_004_TAIL_MRAD = np.array(
+    [
+        (0, 0, 0, 0, 0, 0, 0),
+        (-13.164, -6.532, 11.022, 1.137, 14.67, -11.972, -11.496),
+        (-26.042, -12.663, 21.725, 2.523, 29.045, -23.99, -22.434),
+        (-38.432, -18.324, 31.947, 4.106, 42.91, -35.839, -32.673),
+        (-50.15, -23.465, 41.548, 5.827, 56.06, -47.301, -42.099),
+        (-61.034, -28.058, 50.405, 7.616, 68.313, -58.169, -50.631),
+        (-70.943, -32.089, 58.419, 9.403, 79.509, -68.25, -58.215),
+        (-79.764, -35.558, 65.511, 11.12, 89.519, -77.376, -64.82),
+        (-87.415, -38.478, 71.63, 12.705, 98.242, -85.412, -70.441),
+        (-93.847, -40.87, 76.748, 14.108, 105.616, -92.257, -75.095),
+        (-99.045, -42.766, 80.863, 15.29, 111.62, -97.86, -78.817),
+        (-103.033, -44.201, 84.003, 16.229, 116.277, -102.213, -81.661),
+        (-105.88, -45.221, 86.227, 16.921, 119.659, -105.369, -83.701),
+        (-107.697, -45.88, 87.629, 17.378, 121.893, -107.433, -85.037),
+        (-108.65, -46.242, 88.341, 17.634, 123.169, -108.578, -85.792),
+        (-108.96, -46.388, 88.537, 17.74, 123.742, -109.042, -86.125),
+        (-108.909, -46.416, 88.439, 17.763, 123.938, -109.135, -86.234),
+        (-108.775, -46.426, 88.268, 17.771, 124.083, -109.162, -86.307),
+        (-108.63, -46.443, 88.081, 17.766, 124.245, -109.175, -86.392),
+        (-108.478, -46.487, 87.893, 17.694, 124.428, -109.086, -86.494),
+        (-108.337, -46.387, 87.688, 17.967, 124.524, -109.504, -86.516),
+    ]
+)
+
+
+def test_toppra_forward_pass_reaches_the_speed_the_controllable_sets_allow():
+    """TOPP-RA's own forward pass put the last grid point of this path at sd 2.5e-4 where its
+    controllable set and the stage's accelerations allowed 0.079 (13.2 s for the path, 12.7 s of
+    it on the last interval); the exact pass times it in 0.4 s within the limits."""
+    q0 = np.array([-0.047, 0.826, 0.03, -1.482, 0.207, 2.309, -1.369])
+    v = np.array([1.0875, 1.0875, 1.0875, 1.0875, 1.305, 1.305, 1.305])
+    a = np.array([7.5, 3.75, 5.0, 6.25, 7.5, 10.0, 10.0])
+    tp = parameterize(q0 + _RIGID_004_TAIL_MRAD / 1000.0, v, a)
+    assert tp.duration < 0.6
+    assert tp.sd[-2] > 0.05 and tp.sd[-1] == 0.0  # at speed until the last interval, then at rest
+    rv, ra = limit_ratios(tp, v, a)
+    assert rv <= 1.0 and ra <= 1.02  # as above: 2 ms finite differences
+
+
+def test_forward_pass_on_a_straight_line_accelerates_at_the_limit():
+    """q(s) = s u (q'' = 0): from rest, x = sd^2 grows by 2 ds u_max with u_max = min a / |u|,
+    up to the controllable sets' top."""
+    import toppra as ta
+
+    from planner.timing import forward_pass
+
+    u = np.array([0.6, -0.8])
+    s = np.linspace(0.0, 1.0, 11)
+    spline = ta.SplineInterpolator(s, s[:, None] * u)
+    a = np.array([3.0, 2.0])
+    K = np.stack([np.zeros(11), np.full(11, 1.5)], axis=1)
+    sd = forward_pass(spline, s, K, a)
+    x = np.minimum(2 * s * min(a / np.abs(u)), 1.5)  # u_max = 2.5: 5 s, capped at 1.5
+    np.testing.assert_allclose(sd**2, x, atol=1e-9)
+
+
 def test_toppra_rejects_a_path_that_does_not_move():
     with pytest.raises(ChordError, match="does not move"):
         parameterize(np.zeros((5, 7)), np.ones(7), np.ones(7))
