@@ -127,6 +127,11 @@ class SimConfig:
     velocity_gain: float = 1.0  # PyBullet velocityGain (feeds the plan's joint velocity forward)
     arm_forces: tuple[float, ...] = PANDA_ARM_FORCES  # Nm per plan joint; () = the URDF's effort limits
     finger_force: float = 70.0  # N per finger (Franka hand: 70 N continuous grasp force)
+    # N: the most the mechanism coupling the two fingers carries (module docstring). The Franka
+    # hand drives both fingers from one motor through a rigid linkage, so they always stand
+    # symmetric about the hand's centre; its limit is the structure's, far above the grasp force.
+    # 0 = the fingers move independently (each only its own motor, as panda.urdf models them).
+    finger_coupling_force: float = 1000.0
     finger_joints: tuple[str, ...] = ("panda_finger_joint1", "panda_finger_joint2")  # each opens width/2
     tcp_link: str = "panda_grasptarget"  # link whose pose the plan's ee_pose gives (base frame)
     # Contact properties (PyBullet multiplies the two bodies' friction coefficients).
@@ -154,6 +159,7 @@ class SimConfig:
         check_numbers(owner, "arm_forces", self.arm_forces, above=0.0, unit="Nm")
         for key in ("finger_force", "finger_friction", "table_friction", "mass_scale"):
             check_number(owner, key, getattr(self, key), above=0.0)
+        check_number(owner, "finger_coupling_force", self.finger_coupling_force, at_least=0.0, unit="N")
         if self.object_friction is not None:
             check_number(owner, "object_friction", self.object_friction, above=0.0)
         check_numbers(owner, "table_size", self.table_size, length=3, above=0.0, unit="m")
@@ -375,6 +381,24 @@ class SimWorld:
             )
         for j in self.finger_joints:
             p.changeDynamics(self.arm, j, lateralFriction=cfg.finger_friction, physicsClientId=c)
+        self.finger_coupling: int | None = None
+        if cfg.finger_coupling_force > 0.0 and len(self.finger_joints) == 2:
+            # One motor drives both of the Franka hand's fingers through a rigid linkage: they open
+            # and close together, symmetric about the hand's centre. panda.urdf has two
+            # independent prismatic joints, each held by its own position motor; squeezing a part,
+            # both motors saturate at finger_force and the part between them floats along the
+            # closing axis with no stiffness at all (a knob held across 59 mm drifted 6 mm off
+            # the hand's centre while turned, and the hand's turn about the knob's axis then
+            # dragged the knob's block). A gear constraint of ratio -1 (PyBullet's own Panda
+            # example couples the fingers the same way) keeps q1 = q2.
+            self.finger_coupling = p.createConstraint(
+                self.arm, self.finger_joints[0], self.arm, self.finger_joints[1], p.JOINT_GEAR,
+                [1, 0, 0], [0, 0, 0], [0, 0, 0], physicsClientId=c,
+            )  # fmt: skip
+            p.changeConstraint(
+                self.finger_coupling, gearRatio=-1, erp=0.2, maxForce=cfg.finger_coupling_force,
+                physicsClientId=c,
+            )  # fmt: skip
         # The base sits on the table by design; only contacts of the moving links count.
         for link in (-1, 0):
             p.setCollisionFilterPair(self.arm, self.table, link, -1, 0, physicsClientId=c)

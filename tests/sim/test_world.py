@@ -245,3 +245,34 @@ def test_joint_damping_of_a_heavy_part_is_viscous(tmp_path):
         w.step(120)  # 0.5 s
         speed = w.p.getJointState(ob.body, j, physicsClientId=w.client)[1]
         assert speed == pytest.approx(0.2 * math.exp(-0.02 * 0.5 / 0.01), rel=0.05)
+
+
+def test_the_fingers_move_together_as_the_franka_hands_linkage_makes_them(tmp_path):
+    """One finger pushed shut with more than its motor's force: the Franka hand's fingers are driven
+    together by one linkage, so the other closes with it (symmetric about the hand's centre);
+    without the coupling (panda.urdf's two independent joints) the pushed finger alone gives way,
+    as a squeezed part floated 6 mm off the hand's centre while a knob was turned."""
+    scene = S.box_scene(tmp_path)
+    gap = {}
+    for coupling in (SimConfig().finger_coupling_force, 0.0):
+        cfg = SimConfig(finger_force=5.0, finger_coupling_force=coupling)
+        with SimWorld(scene, cfg, arm_joints=S.ARM_JOINTS) as w:
+            w.reset_arm(np.array(S.PANDA_READY), 0.06)
+            w.step(60)
+            f1 = w.finger_joints[0]
+            # finger 1 opens along its joint's axis: push it the other way (shut), 20 N > 5 N motor
+            axis = np.array(w.p.getJointInfo(w.arm, f1, physicsClientId=w.client)[13])  # finger frame
+            R = np.array(w.p.getMatrixFromQuaternion(
+                w.p.getLinkState(w.arm, f1, physicsClientId=w.client)[5])).reshape(3, 3)  # fmt: skip
+            push = (-20.0 * R @ axis).tolist()
+            for _ in range(120):
+                pos = w.p.getLinkState(w.arm, f1, physicsClientId=w.client)[0]
+                w.p.applyExternalForce(w.arm, f1, push, pos, w.p.WORLD_FRAME, physicsClientId=w.client)
+                w.step()
+            q1, q2 = (s[0] for s in w.p.getJointStates(w.arm, w.finger_joints, physicsClientId=w.client))
+            gap[coupling > 0] = (q1, q2)
+    q1, q2 = gap[True]
+    assert abs(q1 - q2) < 5e-4, gap  # coupled: symmetric
+    assert q1 < 0.025, gap  # and the push did close the hand (from 0.03 each)
+    q1, q2 = gap[False]
+    assert q2 - q1 > 0.01, gap  # independent: finger 1 alone was pushed shut
