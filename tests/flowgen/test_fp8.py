@@ -138,55 +138,34 @@ def test_one_resident_expert_switch_keeps_host_copies_and_swaps_without_copying_
     assert sw.swaps == 3 and sw.resident == "both"
 
 
-# One timed step and no warm-up step (a warm-up is the same step, untimed: CI's time).
-SCRIPT = ["benchmarks/sds_step.py", "--tiny", "--device", "cpu", "--shapes", "9x32x64", "--warmup", "0",
-          "--iters", "1"]  # fmt: skip
-
-
-def _torchrun(*args: str, tmp: Path):
+def _script(*args: str, torchrun: bool = False, tmp: Path | None = None):
     import os
     import subprocess
     import sys
 
     root = Path(__file__).resolve().parents[2]
-    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"] if torchrun else []
+    # One timed step and no warm-up step (a warm-up is the same step, untimed: CI's time).
+    cmd = [sys.executable, *launcher, "benchmarks/sds_step.py", "--tiny", "--device", "cpu",
+           "--shapes", "9x32x64", "--warmup", "0", "--iters", "1", *args]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
-    env["TMPDIR"] = str(tmp)  # torchrun's agent leaves its torchelastic_* folder in TMPDIR
-    cmd = [sys.executable, *launcher, *SCRIPT, *args]
+    if tmp is not None:  # torchrun's agent leaves its torchelastic_* folder in TMPDIR
+        env["TMPDIR"] = str(tmp)
     return subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=env, check=False)
 
 
-def _in_process(monkeypatch, capsys, *args: str) -> str:
-    """The stdout of the script run as ``__main__`` in this process, as python runs it (a process
-    of its own would add only the imports: seconds of CI's time); fails if it exits non-zero."""
-    import runpy
-    import sys
-
-    root = Path(__file__).resolve().parents[2]
-    monkeypatch.setattr(sys, "argv", [*SCRIPT, *args])
-    monkeypatch.setattr(torch.backends.cudnn, "benchmark", torch.backends.cudnn.benchmark)  # it sets it
-    capsys.readouterr()
-    try:
-        runpy.run_path(str(root / SCRIPT[0]), run_name="__main__")
-        code = 0
-    except SystemExit as e:  # the script's failures (a guard below its bound) exit with a message
-        code = e.code if isinstance(e.code, int) else 1
-        print(e.code, file=sys.stderr)
-    out = capsys.readouterr()
-    assert code == 0, out.err[-3000:]
-    return out.out
-
-
 @pytest.mark.slow
-def test_the_sds_step_benchmark_runs_tiny_with_its_guard_and_under_torchrun(tmp_path, monkeypatch, capsys):
+def test_the_sds_step_benchmark_runs_tiny_with_its_guard_and_under_torchrun(tmp_path):
     """benchmarks/sds_step.py (the device run) keeps working: tiny models on CPU, one process with
-    the quality guard (this one), then two gloo processes splitting the draws (the multi-GPU
-    scaling run, under torchrun)."""
-    stdout = _in_process(monkeypatch, capsys, "--variants", "exact-v0,fast")
-    guard = [line for line in stdout.splitlines() if line.strip().startswith("fast ") and "cos(g)" in line]
-    assert guard and all(line.rstrip().endswith("ok") for line in guard), stdout
+    the quality guard, then two gloo processes splitting the draws (the multi-GPU scaling run)."""
+    out = _script("--variants", "exact-v0,fast")
+    assert out.returncode == 0, out.stderr[-3000:]
+    guard = [
+        line for line in out.stdout.splitlines() if line.strip().startswith("fast ") and "cos(g)" in line
+    ]
+    assert guard and all(line.rstrip().endswith("ok") for line in guard), out.stdout
     # One variant under torchrun (the split of the draws is what it adds; CI's time).
-    out = _torchrun("--variants", "fast", tmp=tmp_path)
+    out = _script("--variants", "fast", torchrun=True, tmp=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "2 processes (gloo): each scores 2 of the 4 draws" in out.stdout
     rows = [line for line in out.stdout.splitlines() if "s/it" in line]
