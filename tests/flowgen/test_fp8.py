@@ -145,8 +145,9 @@ def _script(*args: str, torchrun: bool = False, tmp: Path | None = None):
 
     root = Path(__file__).resolve().parents[2]
     launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"] if torchrun else []
+    # One timed step and no warm-up step (a warm-up is the same step, untimed: CI's time).
     cmd = [sys.executable, *launcher, "benchmarks/sds_step.py", "--tiny", "--device", "cpu",
-           "--shapes", "9x32x64", "--iters", "1", *args]  # fmt: skip
+           "--shapes", "9x32x64", "--warmup", "0", "--iters", "1", *args]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
     if tmp is not None:  # torchrun's agent leaves its torchelastic_* folder in TMPDIR
         env["TMPDIR"] = str(tmp)

@@ -1105,8 +1105,10 @@ def write(corpus: Corpus, root: Path) -> list[Path]:
     return folders
 
 
-def valid_inputs(root: Path) -> tuple[Path, Path, Path, Path]:
-    """The valid starting points, built under ``root``: scene, its reference flow, a plan, a tiny Wan folder."""
+def valid_inputs(root: Path, wan_folder: Path | None = None) -> tuple[Path, Path, Path, Path]:
+    """The valid starting points, built under ``root``: scene, its reference flow, a plan, a tiny Wan
+    folder (a copy of ``wan_folder``, an i2v-a14b folder of ``save_tiny_wan``'s defaults, when given:
+    the tests' session already has one)."""
     from assets.tasks import build_task
     from planner.api import plan_file
     from sim.api import validate_plan
@@ -1116,7 +1118,10 @@ def valid_inputs(root: Path) -> tuple[Path, Path, Path, Path]:
     build_task("pick_banana", scene.parent, points_per_object=1500)
     plan_file(flow, scene, plan)
     validate_plan(plan, scene, write_verdict=True)  # a validated plan: chord real's starting point
-    save_tiny_wan(wan, "i2v-a14b")
+    if wan_folder is None:
+        save_tiny_wan(wan, "i2v-a14b")
+    else:
+        shutil.copytree(wan_folder, wan)
     return scene, flow, plan, wan
 
 
