@@ -60,6 +60,13 @@ class TimedPath:
         return s, np.asarray(self.spline(s))
 
 
+# A phase of a plan (approach, follow, retreat) lasts seconds: a flow clip is 2-5 s and the
+# Cartesian speed cap stretches a follow a few times at most. A timing past this is a stalled
+# path speed, and sampling it every 2 ms for the limit check would take gigabytes (a stalled lift
+# came out at 629,536 s: a 2.3 GiB array, and the bench's worker was killed for memory).
+MAX_DURATION_S = 600.0
+
+
 def parameterize(
     q: np.ndarray,  # [K, J] waypoints, rad
     v_max: np.ndarray,  # [J] rad/s
@@ -120,8 +127,15 @@ def parameterize(
         raise ChordError(f"time parameterisation failed: TOPP-RA return code {data.return_code}")
     g = np.asarray(data.gridpoints, dtype=float)
     sd = forward_pass(spline, g, np.asarray(data.K, dtype=float), a_max)
+    g, sd = _stop_and_go(g, sd, float(np.min(a_max)))
     dt = 2 * np.diff(g) / np.maximum(sd[1:] + sd[:-1], 1e-12)
     grid_t = np.r_[0.0, np.cumsum(dt)]
+    if not grid_t[-1] <= MAX_DURATION_S:  # before the dense check samples it every 2 ms (NaN too)
+        raise ChordError(
+            f"time parameterisation: the path would take {grid_t[-1]:.3g} s for {s[-1]:.3g} rad of joint "
+            f"motion, over the {MAX_DURATION_S:.0f} s any phase of a plan may take (a path speed of ~0 "
+            "between grid points)"
+        )
     path = TimedPath(s, g, grid_t, sd, spline, index)
     # TOPP-RA holds the limits at the grid points only; check densely and slow down uniformly
     # (velocity scales with 1/k, acceleration with 1/k^2) until they hold everywhere.
@@ -160,6 +174,38 @@ def forward_pass(
         reach = x[i] + 2.0 * (grid[i + 1] - grid[i]) * u_hi
         x[i + 1] = min(max(reach, K[i + 1, 0]), K[i + 1, 1])
     return np.sqrt(np.maximum(x, 0.0))
+
+
+def _stop_and_go(
+    g: np.ndarray,  # [G] grid points (path parameter, rad of joint-space distance)
+    sd: np.ndarray,  # [G] path speed at each grid point, >= 0
+    accel: float,  # path acceleration available from rest (min of a_max: |q'(s)| <= 1 per joint)
+) -> tuple[np.ndarray, np.ndarray]:
+    """(grid [G'], speeds [G']) with a midpoint added to every grid segment that the constant path
+    acceleration between its two ends crosses slower than speeding up and braking again would.
+
+    TOPP-RA gives the path speed at grid points only, and between two of them the trajectory
+    keeps one path acceleration: a segment whose ends both sit at nearly zero speed (a spline
+    that doubles back on itself between grid points, as an arm's redundant joints do where a
+    flow's part eases to rest) is crossed at that speed, ds / sd. One such segment 5.6 mrad long,
+    entered at 1.4e-4 rad/s, took 78 s of a 74 deg knob turn's plan (85 s instead of 1.2 s), the
+    arm holding the knob all that while. A midpoint at squared speed (sd_i^2 + sd_i+1^2 + A ds) / 2
+    speeds up over the first half and brakes over the second at A / 2 plus what the two ends'
+    difference asks, A = ``accel`` (under the arc-length parameter no joint's q'(s) exceeds 1,
+    so the joints' accelerations allow it from rest); it is added only where it is quicker.
+    Where the path's curvature makes the midpoint too fast, the caller's dense limit check slows
+    the whole path down.
+    """
+    ds = np.diff(g)
+    x = sd**2
+    mid_sd = np.sqrt(0.5 * (x[:-1] + x[1:] + accel * ds))
+    direct = 2 * ds / np.maximum(sd[1:] + sd[:-1], 1e-12)
+    split = ds / (sd[:-1] + mid_sd) + ds / (mid_sd + sd[1:])
+    i = np.flatnonzero(split < 0.5 * direct)  # only where it is much quicker: TOPP-RA's speeds stand
+    if not len(i):
+        return g, sd
+    order = np.argsort(np.r_[g, 0.5 * (g[i] + g[i + 1])], kind="stable")
+    return np.r_[g, 0.5 * (g[i] + g[i + 1])][order], np.r_[sd, mid_sd[i]][order]
 
 
 def limit_ratios(
