@@ -32,6 +32,9 @@ import os
 import time
 import traceback
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -558,9 +561,11 @@ def task_placements(
         if workers == 1 or len(jobs) == 1:
             made = [place_task_base(j) for j in jobs]
         else:
-            ctx = multiprocessing.get_context("spawn")
-            with ctx.Pool(min(workers, len(jobs))) as pool:
-                made = pool.map(place_task_base, jobs)
+            made = list(
+                run_parallel(
+                    place_task_base, jobs, workers, f"placing the bases (kept in {path} once all are placed)"
+                )
+            )
         have = {**have, **dict(made)}
         write_text_atomic(path, json.dumps(have, indent=2, sort_keys=True) + "\n")
     return have
@@ -693,12 +698,11 @@ def _run_bench(
             for t in tqdm(todo, desc="bench", unit="trial"):
                 keep(run_trial(t))
         else:
-            ctx = multiprocessing.get_context("spawn")
-            with ctx.Pool(min(workers, len(todo)), maxtasksperchild=20) as pool:
-                for rec in tqdm(
-                    pool.imap_unordered(run_trial, todo), total=len(todo), desc="bench", unit="trial"
-                ):
-                    keep(rec)
+            what = f"its trials (the finished ones are kept in {path})"
+            for rec in tqdm(
+                run_parallel(run_trial, todo, workers, what), total=len(todo), desc="bench", unit="trial"
+            ):
+                keep(rec)
     records = [done[t.key] for t in trials]
     summary = summarise(records)
     write_text_atomic(
@@ -707,6 +711,28 @@ def _run_bench(
     write_text_atomic(out / "table.txt", format_table(records) + "\n")
     plot(records, out / "success.png")
     return records
+
+
+def run_parallel(fn: Callable[[Any], Any], items: list, workers: int, what: str) -> Iterator[Any]:
+    """``fn(item)`` for every item in ``workers`` spawned processes, results as they finish (in
+    any order); each process runs at most 20 items (a trial's PyBullet and torch state does not
+    pile up). A process that dies before its item returns (the kernel's out-of-memory killer, a
+    crash in the simulator) raises ChordError naming ``what``: a multiprocessing.Pool replaced the
+    process and waited for the lost item forever (a bench stood 7 minutes at 165 of 168 trials).
+    """
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(workers, len(items)), mp_context=ctx, max_tasks_per_child=20) as pool:
+        futures = [pool.submit(fn, item) for item in items]
+        try:
+            for f in as_completed(futures):
+                yield f.result()
+        except BrokenProcessPool as e:
+            for f in futures:
+                f.cancel()
+            raise ChordError(
+                f"bench: a worker process died while running {what}: killed for memory, or the "
+                "simulator crashed (see the system log); run the same command again to resume"
+            ) from e
 
 
 def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
