@@ -63,7 +63,9 @@ def test_generate_records_a_run_that_resume_and_reuse_read(pick_banana_scene: Pa
     out = tmp_path / "run"
     summary = generate_flow(pick_banana_scene, out, TINY)
     assert summary.flow_path == out / "flow.npz" and summary.flow_path.is_file()
-    assert (summary.frames, summary.iterations, summary.prior) == (41, 6, "video")
+    # The banana's rigid start explains its depth video and holds its track: the run's 6 steps
+    # could not change the flow, so none was taken (flowgen.optimize).
+    assert (summary.frames, summary.iterations, summary.prior) == (41, 0, "video")
     assert [e.name for e in summary.errors] == ["banana"] and summary.errors[0].motion_mm > 100
     record = RunRecord.load(out)
     assert record.scene == pick_banana_scene and record.prior == "video" and record.config["iterations"] == 6
@@ -72,7 +74,7 @@ def test_generate_records_a_run_that_resume_and_reuse_read(pick_banana_scene: Pa
         check_reusable(out, FlowConfig(**{**TINY.to_dict(), "iterations": 7}))
     # A finished run resumes to the same flow (nothing left to do) with its own recorded settings.
     again = resume_flow(out)
-    assert again.iterations == 6 and again.flow_path == summary.flow_path
+    assert again.iterations == 0 and again.flow_path == summary.flow_path
     # A record from before versioning is refused with what to do.
     doc = json.loads((out / "config.json").read_text())
     del doc["schema"], doc["version"]

@@ -633,7 +633,9 @@ def real_cases(corpus: Corpus, scene: Path, flow: Path, plan: Path, good_arrays,
     case("forged_never_grasps", never_closes, ["sim_failed"])
     case("gripper_closes_while_moving", closes_mid_motion, ["gripper"])
     case("finger_into_the_arm", finger_into_link1, ["self_collision"])
-    case("time_stretched_1e5", lambda a, m: a.__setitem__("t", t * (1e5 / t[-1])), ["sample_gap", "536"])
+    # The rule names the longest gap's waypoints: the plan's own longest interval, stretched.
+    longest = str(int(np.argmax(np.diff(t))))
+    case("time_stretched_1e5", lambda a, m: a.__setitem__("t", t * (1e5 / t[-1])), ["sample_gap", longest])
     # Sped up until its fastest joint runs over the pre-flight's default velocity cap
     # (SafetyConfig.speed_scale of the Panda's limits), whatever the valid plan's own speed.
     from real.limits import PANDA
