@@ -715,24 +715,35 @@ def _run_bench(
 
 def run_parallel(fn: Callable[[Any], Any], items: list, workers: int, what: str) -> Iterator[Any]:
     """``fn(item)`` for every item in ``workers`` spawned processes, results as they finish (in
-    any order); each process runs at most 20 items (a trial's PyBullet and torch state does not
-    pile up). A process that dies before its item returns (the kernel's out-of-memory killer, a
-    crash in the simulator) raises ChordError naming ``what``: a multiprocessing.Pool replaced the
-    process and waited for the lost item forever (a bench stood 7 minutes at 165 of 168 trials).
+    any order). The processes are renewed every ``RENEW_EVERY`` items each (a trial's PyBullet and
+    torch state does not pile up): the items run in batches of ``workers`` x ``RENEW_EVERY``, each
+    in a fresh pool. (ProcessPoolExecutor's own max_tasks_per_child started no new process once
+    the first ones had run their share, on Python 3.11: a bench stood still at 40 of 168.) A
+    process that dies before its item returns (the kernel's out-of-memory killer, a crash in the
+    simulator) raises ChordError naming ``what``: a multiprocessing.Pool replaced the process and
+    waited for the lost item forever (a bench stood 7 minutes at 165 of 168 trials).
     """
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(workers, len(items)), mp_context=ctx, max_tasks_per_child=20) as pool:
-        futures = [pool.submit(fn, item) for item in items]
-        try:
-            for f in as_completed(futures):
-                yield f.result()
-        except BrokenProcessPool as e:
-            for f in futures:
-                f.cancel()
-            raise ChordError(
-                f"bench: a worker process died while running {what}: killed for memory, or the "
-                "simulator crashed (see the system log); run the same command again to resume"
-            ) from e
+    n = min(workers, len(items))
+    batch = n * RENEW_EVERY
+    for start in range(0, len(items), batch):
+        chunk = items[start : start + batch]
+        with ProcessPoolExecutor(min(n, len(chunk)), mp_context=ctx) as pool:
+            futures = [pool.submit(fn, item) for item in chunk]
+            try:
+                for f in as_completed(futures):
+                    yield f.result()
+            except BrokenProcessPool as e:
+                for f in futures:
+                    f.cancel()
+                raise ChordError(
+                    f"bench: a worker process died while running {what}: killed for memory, or the "
+                    "simulator crashed (see the system log); run the same command again to resume"
+                ) from e
+
+
+# Items each worker process runs before it is replaced by a fresh one (run_parallel).
+RENEW_EVERY = 20
 
 
 def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
