@@ -367,24 +367,17 @@ def track_residuals(
 
 def turn_unseen(parts, joint, T_world_obj: np.ndarray, samples: int = 4000, seed: int = 0) -> bool:
     """Whether a revolute ``joint``'s subtree is a body of revolution about the joint's axis, so
-    that depth cannot see it turn: turned by each of ``pose_init.SYMMETRY_ANGLES_DEG`` its surface
-    stays within ``pose_init.SYMMETRY_M`` of itself (point-to-plane), as a round knob's does
-    (0.2-0.5 mm, its pointer ridge) and a lever's does not (9-60 mm). A prismatic joint: False."""
-    from flowgen.pose_init import SYMMETRY_ANGLES_DEG, SYMMETRY_M, surface_samples
+    that depth cannot see it turn (``pose_init.turns_onto_itself`` about the joint's axis): a
+    round knob's surface turned by 17-135 deg stays within 0.2-0.5 mm of itself (its pointer
+    ridge), a lever's moves 9-60 mm. A prismatic joint: False."""
+    from flowgen.pose_init import surface_samples, turns_onto_itself
 
     if joint.kind != "revolute":
         return False
     sub = _subtree(parts, joint.child)
     rest = [surface_samples(parts.meshes[p], np.asarray(T_world_obj), samples, seed + p) for p in sorted(sub)]
     pts, nrm = np.concatenate([x for x, _ in rest]), np.concatenate([n for _, n in rest])
-    tree = cKDTree(pts)
-    for angle in SYMMETRY_ANGLES_DEG:
-        R = Rotation.from_rotvec(np.deg2rad(angle) * np.asarray(joint.axis)).as_matrix()
-        turned = (pts - joint.origin) @ R.T + joint.origin
-        _, idx = tree.query(turned)
-        if np.abs(np.einsum("ij,ij->i", turned - pts[idx], nrm[idx])).mean() >= SYMMETRY_M:
-            return False
-    return True
+    return turns_onto_itself(pts, nrm, np.asarray(joint.origin), np.asarray(joint.axis))
 
 
 def initialise_joints(

@@ -51,26 +51,36 @@ SYMMETRY_M = 0.001
 SYMMETRY_ANGLES_DEG = (17.0, 45.0, 90.0, 135.0)
 
 
+def turns_onto_itself(
+    points: np.ndarray,  # [N, 3] a surface's samples
+    normals: np.ndarray,  # [N, 3] their unit normals
+    origin: np.ndarray,  # [3] a point on the axis
+    axis: np.ndarray,  # [3] unit axis
+    tree: cKDTree | None = None,  # on ``points``, if already built
+) -> bool:
+    """Whether the surface turned about the axis by each of ``SYMMETRY_ANGLES_DEG`` stays within
+    ``SYMMETRY_M`` of itself: a turned sample's distance to the surface is that to its nearest
+    sample's tangent plane (the distance between two samplings of one surface would be the
+    sampling's spacing, not zero)."""
+    tree = cKDTree(points) if tree is None else tree
+    for angle in SYMMETRY_ANGLES_DEG:
+        R = Rotation.from_rotvec(np.deg2rad(angle) * np.asarray(axis)).as_matrix()
+        turned = (points - origin) @ R.T + origin
+        _, idx = tree.query(turned)
+        if np.abs(((turned - points[idx]) * normals[idx]).sum(axis=1)).mean() >= SYMMETRY_M:
+            return False
+    return True
+
+
 def symmetry_axes(points: np.ndarray, normals: np.ndarray) -> np.ndarray:
     """[k, 3] unit axes (k = 0..3, through the centroid of ``points`` [N, 3], a surface's samples
     with unit ``normals``) about which the surface is a body of revolution, to within
-    ``SYMMETRY_M`` (module docstring). Candidates are the principal axes of the samples' spread;
-    a turned sample's distance to the surface is that to its nearest sample's tangent plane (the
-    distance between two samplings of one surface would be the sampling's spacing, not zero)."""
-    centre = points.mean(axis=0)
-    local = points - centre
+    ``SYMMETRY_M`` (module docstring; ``turns_onto_itself``). Candidates are the principal axes
+    of the samples' spread."""
+    local = points - points.mean(axis=0)
     _, axes = np.linalg.eigh(local.T @ local)
     tree = cKDTree(local)
-    out = []
-    for axis in axes.T:
-        worst = 0.0
-        for angle in SYMMETRY_ANGLES_DEG:
-            turned = local @ Rotation.from_rotvec(np.deg2rad(angle) * axis).as_matrix().T
-            _, idx = tree.query(turned)
-            off = np.abs(((turned - local[idx]) * normals[idx]).sum(axis=1)).mean()
-            worst = max(worst, float(off))
-        if worst < SYMMETRY_M:
-            out.append(axis)
+    out = [a for a in axes.T if turns_onto_itself(local, normals, np.zeros(3), a, tree)]
     return np.array(out).reshape(-1, 3)
 
 
