@@ -409,6 +409,10 @@ class Scene4D:
             and free is not None
             and free.shape == self.kinematics.joint_free.shape
         ):
+            if not bool(((free == 0) | (free == 1)).all()):  # a gradient mask: NaN or 0.5 would scale steps
+                raise ChordError(
+                    f"checkpoint kinematics.joint_free is {free.tolist()}, expected 0 (held) or 1 (free) per joint"
+                )
             self.kinematics.joint_free.copy_(free.to(self.kinematics.joint_free))
 
     # -- outputs ----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 import torch
 import trimesh
 
+from core.errors import ChordError
 from flowgen.joint_init import _rotations, hinge_angles
 
 
@@ -145,13 +146,14 @@ def test_the_held_base_stays_put_through_steps_and_the_split_keeps_the_started_f
             loss.backward()
             opt.step()
 
+    assert model.motion_held()  # base and lid both held: a run would take no step
     pull_sideways()
     omega, trans = d.frame_vectors()
     torch.testing.assert_close(trans, started[1], atol=0, rtol=0)
     torch.testing.assert_close(omega, started[0], atol=0, rtol=0)
     # A lid left free (as one the depth does not explain is) moves; the held base still does not.
     kin.joint_free.fill_(1.0)
-    assert not kin.joints_held(laptop_index)
+    assert not kin.joints_held(laptop_index) and not model.motion_held()
     pull_sideways()
     omega, trans = d.frame_vectors()
     assert float(omega[:, base].abs().max()) == 0.0 and float(trans[:, base].abs().max()) == 0.0
@@ -164,6 +166,10 @@ def test_the_held_base_stays_put_through_steps_and_the_split_keeps_the_started_f
     assert not again.kinematics.joints_held(laptop_index) and bool(again.held[base].all())
     again.load_state_tensors(model.state_tensors())
     assert again.kinematics.joints_held(laptop_index)
+    bad = model.state_tensors()
+    bad["kinematics.joint_free"] = torch.full_like(bad["kinematics.joint_free"], float("nan"))
+    with pytest.raises(ChordError, match=r"kinematics.joint_free is \[nan\], expected 0 \(held\) or 1"):
+        again.load_state_tensors(bad)
 
 
 def test_the_k_d_tree_distances_are_the_dense_ones_capped():
@@ -241,3 +247,17 @@ def test_a_round_knob_turns_unseen_by_depth_and_a_lever_does_not():
     assert not turn_unseen(slide, slide.joints[0], T)
     off = parts_from_meshes(["base", "top"], [base, knob], T, joints=[(0, 1, (0.01, 0.0, 0.025), (0, 0, 1))])
     assert not turn_unseen(off, off.joints[0], T)
+
+
+def test_the_search_refines_its_best_grid_value_between_the_grid_points():
+    """A lid turned 37.3 deg, between the 2 deg grid's 36 and 38: found to the quarter-degree
+    refinement, where the grid alone lands on 38."""
+    from flowgen.joint_init import joint_track
+
+    lid = _slab(2000, (0.3, 0.01, 0.2), (0.0, 0.19, 0.02), 1)
+    pivot, axis = torch.tensor([0.0, 0.2, 0.02]), torch.tensor([1.0, 0.0, 0.0])
+    r = _rotations(axis, torch.tensor([np.deg2rad(37.3)], dtype=torch.float32))[0]
+    posed = (lid - pivot) @ r.T + pivot
+    args = ("revolute", torch.zeros(0, 3), lid, pivot, axis, [lid, posed], np.deg2rad(2.0), np.pi)
+    assert np.rad2deg(joint_track(*args)[1]) == pytest.approx(37.25, abs=1e-3)  # nearest quarter step
+    assert np.rad2deg(joint_track(*args, refine=1)[1]) == pytest.approx(38.0, abs=1e-3)
