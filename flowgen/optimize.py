@@ -241,7 +241,9 @@ def _run_flow(
     kin = getattr(model, "kinematics", None)
     if kin is not None and main:
         kin.log_values(scene.object_names)
-    flow = model.export_flow(scene, prior.name, config.flow_points_per_object, provenance or {})
+    flow = model.export_flow(
+        scene, prior.name, config.flow_points_per_object, provenance or {}, config.flow_min_points_per_part
+    )
     if main:
         flow.save(out / "flow.npz")
         model.write_preview(out / "preview.mp4", camera, scene.fps)

@@ -417,7 +417,12 @@ class Scene4D:
 
     # -- outputs ----------------------------------------------------------------------------
     def export_flow(
-        self, scene: Scene, prior: str, points_per_object: int, provenance: dict[str, Any]
+        self,
+        scene: Scene,
+        prior: str,
+        points_per_object: int,
+        provenance: dict[str, Any],
+        min_points_per_part: int = 0,
     ) -> ObjectFlow:
         with torch.no_grad():
             return export_flow(
@@ -425,6 +430,7 @@ class Scene4D:
                 points_per_object=points_per_object, prompt=scene.prompt,
                 camera=scene.camera.to_dict(), provenance=provenance, seed=self.seed,
                 part_of=self.part_of, control_part=self.control_part,
+                min_points_per_part=min_points_per_part,
             )  # fmt: skip
 
     def write_preview(self, path: str | Path, camera: Camera, fps: float) -> Path:

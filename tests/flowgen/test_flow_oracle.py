@@ -125,7 +125,9 @@ def test_chord_flow_with_an_oracle_denoiser_recovers_a_10cm_slide(tmp_path):
     # The motion is visible in the latent (a random tiny VAE moves it by 0.1 % of its norm).
     assert float((target - still).norm()) > 0.02 * float(target.norm())
     oracle.target.copy_(target)
-    reference = truth.export_flow(scene, "oracle", config.flow_points_per_object, {})
+    reference = truth.export_flow(
+        scene, "oracle", config.flow_points_per_object, {}, config.flow_min_points_per_part
+    )
 
     result = run_flow(scene, prior, config, tmp_path / "run")
 
