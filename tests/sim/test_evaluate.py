@@ -179,3 +179,38 @@ def test_plan_analysis_disagreeing_with_goal_is_a_flow_failure(setup):
     assert flow_mismatch(plan, goal, goal, EvalConfig()) is None
     # It only assigns blame: the plan still succeeds in simulation.
     assert simulate(claims_joint, scene, flow).success
+
+
+LOLLIPOP = """<?xml version="1.0"?>
+<robot name="lollipop">
+  <link name="base">
+    <inertial><origin xyz="0 0 -0.02"/><mass value="0.2"/>
+      <inertia ixx="1e-4" ixy="0" ixz="0" iyy="7e-4" iyz="0" izz="7e-4"/></inertial>
+    <collision><origin xyz="0 0 -0.02"/><geometry><box size="0.2 0.02 0.02"/></geometry></collision>
+    <collision><origin xyz="0.1 0 -0.01"/><geometry><sphere radius="0.02"/></geometry></collision>
+  </link>
+</robot>
+"""
+
+
+def test_pads_hold_a_ball_pinched_at_a_bars_end_point_contacts_let_the_bar_pivot(tmp_path):
+    """A 20 cm bar with a ball at its end, the ball pinched (fingers closing horizontally) and lifted:
+    each finger touches the ball at one point, and the bar's weight turns it about the closing line
+    with 0.2 kg x 9.81 x 0.1 m = 0.2 N m. A finger pad presses over a patch and resists a twist
+    about its normal up to mu N r per finger (2 x 0.5 x 70 N x 5 mm = 0.35 N m here); point
+    contacts (pad radius 0) resist none and the bar pivots down between the fingers, as a lid
+    pinched at its edge pivoted and tipped its chest over."""
+    scene = S.box_scene(tmp_path)
+    urdf = tmp_path / "lollipop.urdf"
+    urdf.write_text(LOLLIPOP)
+    scene = scene.with_objects([dataclasses.replace(scene.objects[0], urdf=urdf)])
+    flow = S.lift_flow()
+    # The tool at the ball's centre: 10 cm along the bar, 2 cm above the table.
+    plan = S.ik_plan(flow, offset=(0.1, 0.0, 0.0), grasp_depth=0.04)
+    tilt = {}
+    for radius in (SimConfig().finger_pad_radius, 0.0):
+        r = simulate(plan, scene, flow, SimConfig(finger_pad_radius=radius))
+        tilt[radius] = r.final_angle_error_deg
+    assert SimConfig().finger_pad_radius == 0.005
+    assert tilt[0.005] < 3.0, tilt
+    assert tilt[0.0] > 15.0, tilt
