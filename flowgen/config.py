@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from core.mesh import MIN_POINTS_PER_PART
 from flowgen.schedules import Decay
 
 
@@ -73,10 +74,10 @@ class FlowConfig:
     part_aware: bool | None = None
     cross_part_rigidity: float = 0.0  # weight in [0, 1] of rigidity edges between two parts
     flow_points_per_object: int = 2048  # surface points per object exported to flow.npz
-    # Of those, every part of a jointed object gets at least this many (the rest by area), so a small
-    # part (a door's lever handle: 2% of its area, ~40 points by area) is a part in the planner's
-    # segmentation, whose hypotheses sample a point's 40 nearest neighbours. 0: by area alone.
-    flow_min_points_per_part: int = 256
+    # Of those, every part of a jointed object gets at least this many (256; the rest by area), so a
+    # small part (a door's lever handle: 2% of its area, ~40 points by area) is a part in the
+    # planner's segmentation (core.mesh.MIN_POINTS_PER_PART). 0: by area alone.
+    flow_min_points_per_part: int = MIN_POINTS_PER_PART
     seed: int = 0  # seeds every random draw (Gaussians, control points, noise, frame batches)
     checkpoint_every: int = 50  # iterations between atomic checkpoints
     preview_every: int = 0  # iterations between preview videos (0: only at the end)

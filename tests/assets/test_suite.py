@@ -520,3 +520,29 @@ def test_the_index_reads_back_and_refuses_a_moved_split(tiny_suite, tmp_path):
         read_index(tmp_path)
     with pytest.raises(ChordError, match="no suite index here"):
         read_index(tmp_path / "nothing")
+
+
+def test_ground_truth_samples_give_a_door_lever_its_floor_and_the_rest_by_area():
+    """chain_006's lever handle is 2-3% of the door's surface: ~100 of 4,000 ground-truth points by
+    area, which the planner's segmentation folded into the door. Sampled with the floor it has
+    256, on its own link, and the other links keep their area shares of the rest."""
+    from assets.reference import sample_asset
+    from core.mesh import MIN_POINTS_PER_PART
+
+    asset = main_asset(draw_task("chain", 6))
+    names = [lk.name for lk in asset.links]
+    by_area = sample_asset(asset, 4000, 0, min_points_per_part=0)
+    floored = sample_asset(asset, 4000, 0)
+    a = np.bincount(by_area.link, minlength=len(names))
+    f = np.bincount(floored.link, minlength=len(names))
+    small = int(np.argmin(a))
+    assert names[small] == "handle" and a[small] < 150, dict(zip(names, a.tolist(), strict=True))
+    assert f.sum() == 4000 and f.min() >= MIN_POINTS_PER_PART, dict(zip(names, f.tolist(), strict=True))
+    assert f[small] < MIN_POINTS_PER_PART + 40  # the floor plus its area share of the rest (~29)
+    big = [k for k in range(len(names)) if k != small]
+    np.testing.assert_allclose(f[big] / f[big].sum(), a[big] / a[big].sum(), atol=0.02)
+    # Each sample lies on the link it is tagged with (inside the link's bounds, to 1 mm).
+    for k, lk in enumerate(asset.links):
+        pts = floored.points[floored.link == k]
+        lo, hi = lk.mesh.bounds
+        assert np.all((pts >= lo - 1e-3) & (pts <= hi + 1e-3)), lk.name

@@ -8,8 +8,9 @@ import torch
 import trimesh
 
 from core.flow import ObjectFlow
+from core.mesh import allocate_part_samples
 from flowgen.control_points import ControlPointConfig, control_points_from_mesh
-from flowgen.export import allocate_part_samples, export_flow
+from flowgen.export import export_flow
 from flowgen.fenwick import Deformation
 
 
@@ -96,7 +97,9 @@ def test_export_floor_samples_a_small_part_where_it_is_and_moves_it_with_its_con
     shift = torch.zeros(T, 4, 3)
     shift[:, 2:, 2] = torch.linspace(0, 0.05, T)[:, None]  # the strip rises 5 cm, the plate stays
     d.set_frames(torch.zeros_like(shift), shift)
-    args = dict(fps=8.0, prior="ground_truth", points_per_object=512, part_of=part_of, control_part=control_part)
+    args = dict(
+        fps=8.0, prior="ground_truth", points_per_object=512, part_of=part_of, control_part=control_part
+    )
     by_area = export_flow([mesh], pose, d, ["plate"], **args)
     floored = export_flow([mesh], pose, d, ["plate"], min_points_per_part=128, **args)
     for flow in (by_area, floored):
@@ -114,7 +117,9 @@ def test_export_floor_samples_a_small_part_where_it_is_and_moves_it_with_its_con
 def test_a_floor_leaves_an_object_of_one_part_sampled_as_without_it():
     mesh = trimesh.creation.box(extents=(0.06, 0.04, 0.03))
     d = Deformation(torch.zeros(1, 3), torch.zeros(1, dtype=torch.long), torch.full((1,), 0.02), 2)
-    args = dict(fps=8.0, prior="ground_truth", points_per_object=200, control_part=torch.zeros(1, dtype=torch.long))
+    args = dict(
+        fps=8.0, prior="ground_truth", points_per_object=200, control_part=torch.zeros(1, dtype=torch.long)
+    )
     one_part = dict(part_of=lambda p, o: np.zeros(len(p), np.int64))
     a = export_flow([mesh], np.eye(4)[None], d, ["box"], **args, **one_part)
     b = export_flow([mesh], np.eye(4)[None], d, ["box"], **args, **one_part, min_points_per_part=64)
