@@ -132,12 +132,12 @@ class SimConfig:
     # symmetric about the hand's centre; its limit is the structure's, far above the grasp force.
     # 0 = the fingers move independently (each only its own motor, as panda.urdf models them).
     finger_coupling_force: float = 1000.0
-    # m: radius of a finger pad's contact patch. A pad pressed on a face resists a twist about the
-    # contact normal with friction over its patch, up to mu x N x this (PyBullet's spinning friction
-    # of the pad, which it multiplies by the object's friction). 0: point contacts that spin freely,
-    # so a part pinched at its edge pivots between the fingers. The planner's load model
-    # (GripperGeometry.pad_radius, planner.load) counts the same torque.
-    finger_pad_radius: float = 0.005
+    # m: the finger links' spinning friction, the torque about a contact's normal the contact resists
+    # per newton pressing it, before PyBullet multiplies it by the object's friction (it combines
+    # s_a mu_b + s_b mu_a). None: the robot URDF's (panda.urdf gives its fingers 0.1, a pad 10 cm
+    # wide; a real pad's patch of radius r resists about mu N r, r ~ 5 mm). 0: point contacts that
+    # spin freely, so a part pinched at one point pivots between the fingers.
+    finger_spinning_friction: float | None = None
     finger_joints: tuple[str, ...] = ("panda_finger_joint1", "panda_finger_joint2")  # each opens width/2
     tcp_link: str = "panda_grasptarget"  # link whose pose the plan's ee_pose gives (base frame)
     # Contact properties (PyBullet multiplies the two bodies' friction coefficients).
@@ -166,7 +166,10 @@ class SimConfig:
         for key in ("finger_force", "finger_friction", "table_friction", "mass_scale"):
             check_number(owner, key, getattr(self, key), above=0.0)
         check_number(owner, "finger_coupling_force", self.finger_coupling_force, at_least=0.0, unit="N")
-        check_number(owner, "finger_pad_radius", self.finger_pad_radius, at_least=0.0, unit="m")
+        if self.finger_spinning_friction is not None:
+            check_number(
+                owner, "finger_spinning_friction", self.finger_spinning_friction, at_least=0.0, unit="m"
+            )
         if self.object_friction is not None:
             check_number(owner, "object_friction", self.object_friction, above=0.0)
         check_numbers(owner, "table_size", self.table_size, length=3, above=0.0, unit="m")
@@ -387,10 +390,12 @@ class SimWorld:
                 self.arm, self.arm_joints, p.VELOCITY_CONTROL, forces=[0.0] * len(names), physicsClientId=c
             )
         for j in self.finger_joints:
-            p.changeDynamics(
-                self.arm, j, lateralFriction=cfg.finger_friction,
-                spinningFriction=cfg.finger_pad_radius * cfg.finger_friction, physicsClientId=c,
-            )  # fmt: skip
+            spin = (
+                {}
+                if cfg.finger_spinning_friction is None
+                else {"spinningFriction": cfg.finger_spinning_friction}
+            )
+            p.changeDynamics(self.arm, j, lateralFriction=cfg.finger_friction, physicsClientId=c, **spin)
         self.finger_coupling: int | None = None
         if cfg.finger_coupling_force > 0.0 and len(self.finger_joints) == 2:
             # One motor drives both of the Franka hand's fingers through a rigid linkage: they open

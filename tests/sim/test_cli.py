@@ -125,7 +125,7 @@ SIM_FLAGS = {
     "arm_forces": (["--arm-forces", "50", "50", "50", "50", "10", "10", "10"], (50.0,) * 4 + (10.0,) * 3),
     "finger_force": (["--finger-force", "40"], 40.0),
     "finger_coupling_force": (["--finger-coupling-force", "0"], 0.0),
-    "finger_pad_radius": (["--finger-pad-radius", "0.002"], 0.002),
+    "finger_spinning_friction": (["--finger-spinning-friction", "0.005"], 0.005),
     "finger_joints": (["--finger-joints", "left", "right"], ("left", "right")),
     "tcp_link": (["--tcp-link", "panda_hand"], "panda_hand"),
     "object_friction": (["--object-friction", "0.4"], 0.4),

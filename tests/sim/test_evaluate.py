@@ -193,13 +193,12 @@ LOLLIPOP = """<?xml version="1.0"?>
 """
 
 
-def test_pads_hold_a_ball_pinched_at_a_bars_end_point_contacts_let_the_bar_pivot(tmp_path):
+def test_spinning_friction_holds_a_ball_pinched_at_a_bars_end_level_without_it_the_bar_pivots(tmp_path):
     """A 20 cm bar with a ball at its end, the ball pinched (fingers closing horizontally) and lifted:
     each finger touches the ball at one point, and the bar's weight turns it about the closing line
-    with 0.2 kg x 9.81 x 0.1 m = 0.2 N m. A finger pad presses over a patch and resists a twist
-    about its normal up to mu N r per finger (2 x 0.5 x 70 N x 5 mm = 0.35 N m here); point
-    contacts (pad radius 0) resist none and the bar pivots down between the fingers, as a lid
-    pinched at its edge pivoted and tipped its chest over."""
+    with 0.2 kg x 9.81 x 0.1 m = 0.2 N m. The fingers' spinning friction resists it: panda.urdf's
+    0.1 m (the default, None) and a pad-sized 5 mm (2 x 0.005 x 0.5 x 70 N = 0.35 N m) hold the bar
+    level; point contacts that spin freely (0) let it pivot down between the fingers."""
     scene = S.box_scene(tmp_path)
     urdf = tmp_path / "lollipop.urdf"
     urdf.write_text(LOLLIPOP)
@@ -208,9 +207,10 @@ def test_pads_hold_a_ball_pinched_at_a_bars_end_point_contacts_let_the_bar_pivot
     # The tool at the ball's centre: 10 cm along the bar, 2 cm above the table.
     plan = S.ik_plan(flow, offset=(0.1, 0.0, 0.0), grasp_depth=0.04)
     tilt = {}
-    for radius in (SimConfig().finger_pad_radius, 0.0):
-        r = simulate(plan, scene, flow, SimConfig(finger_pad_radius=radius))
-        tilt[radius] = r.final_angle_error_deg
-    assert SimConfig().finger_pad_radius == 0.005
-    assert tilt[0.005] < 3.0, tilt
-    assert tilt[0.0] > 15.0, tilt
+    for spin in (None, 0.005, 0.002, 0.0):
+        r = simulate(plan, scene, flow, SimConfig(finger_spinning_friction=spin))
+        tilt[spin] = r.final_angle_error_deg
+    assert SimConfig().finger_spinning_friction is None
+    assert tilt[None] < 3.0 and tilt[0.005] < 3.0, tilt
+    # 2 x 0.002 x 0.5 x 70 N = 0.14 N m is less than the bar's 0.2 N m: it turns, as with none.
+    assert tilt[0.002] > 15.0 and tilt[0.0] > 15.0, tilt
