@@ -158,6 +158,9 @@ def _choose(
         phases: dict[str, tuple[int, int]] = {}
         reachable: list[tuple[float, int, GraspCandidate, float]] = []
         paths: list[tuple[IKPath, dict[str, tuple[int, int]]]] = []  # IK path of each reachable one
+        tight: list[
+            tuple[tuple[float, int, GraspCandidate, float], tuple[IKPath, dict[str, tuple[int, int]]]]
+        ] = []
         n_checked = 0
         checked = search.checked(track, own, other, table_height, config.grasp)
         for cand, why in _reach_first(checked, track[0], T_world_base, 4 * config.grasp.max_reach_checks):
@@ -190,12 +193,21 @@ def _choose(
                     log.debug("%s: arm %.0f mm into the scene at %s", kind, -1000 * clear, where)
                     continue
                 margin = float(robot.limit_margin(path.q).min())
-                reachable.append((cand.score + 0.3 * min(margin, 0.5), len(free) - 1, cand, margin))
+                entry = (cand.score + 0.3 * min(margin, 0.5), len(free) - 1, cand, margin)
+                if margin < config.optim.limit_margin:
+                    # A path at a joint's limit is one the optimiser must bend off the track to keep
+                    # its margin, and a real arm's limit reflex stops: kept only for want of others.
+                    reasons["at a joint limit"] = reasons.get("at a joint limit", 0) + 1
+                    tight.append((entry, (path, phases)))
+                    continue
+                reachable.append(entry)
                 paths.append((path, phases))
                 if len(reachable) >= keep:
                     break
             if len(free) >= config.grasp.max_reach_checks:
                 break
+        if not reachable and tight:  # only paths at a joint limit: the best of them, as before
+            reachable, paths = [e for e, _ in tight[:keep]], [p for _, p in tight[:keep]]
         stats[kind] = {
             "candidates": search.n_generated,
             "collision_checked": n_checked,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
@@ -234,3 +236,31 @@ def test_the_tool_and_links_stay_under_the_cartesian_speed_cap(robot):
     np.testing.assert_allclose(capped.q[0], free.q[0])  # the same path, slower
     with pytest.raises(ChordError, match="cartesian_speed_max"):
         PlannerConfig(cartesian_speed_max=0.0)
+
+
+def test_a_grasp_whose_path_reaches_a_joint_limit_is_passed_over(robot, monkeypatch):
+    """A reachable grasp whose IK path comes within the optimiser's limit margin (0.05 rad) of a
+    joint limit is set aside while others keep it; with nothing else it is still planned."""
+    sf = synthetic.rigid_pick(n=2500, seed=0)
+    base = np.r_[0.05, -0.05, 0.0, Rotation.from_euler("z", 20, degrees=True).as_quat(scalar_first=True)]
+    config = PlannerConfig(base_pose=tuple(base))
+    real = robot.limit_margin
+    at_limit: list[int] = []  # which of _choose's margin checks report a path at a joint limit
+
+    def margin(q):
+        m = real(q)
+        if inspect.stack()[1].function != "_choose":
+            return m
+        at_limit.append(len(at_limit))
+        return np.zeros_like(m) if len(at_limit) in limited else m
+
+    monkeypatch.setattr(robot, "limit_margin", margin)
+    limited = {1}  # the first reachable candidate's path touches a limit
+    r = plan_flow(sf.flow, None, config, robot).report
+    assert r["grasp"]["search"]["grasp"]["rejected"]["at a joint limit"] == 1
+    assert "joint-limit margin 0.00 rad" not in r["grasp"]["reason"]
+    at_limit.clear()
+    limited = set(range(1, 1000))  # every one: the best of them, as before
+    r = plan_flow(sf.flow, None, config, robot).report
+    assert r["grasp"]["search"]["grasp"]["rejected"]["at a joint limit"] >= 1
+    assert "joint-limit margin 0.00 rad" in r["grasp"]["reason"]
