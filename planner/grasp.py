@@ -105,11 +105,6 @@ def friction_cos(config: GraspConfig) -> float:
     return float(1.0 / np.sqrt(1.0 + config.friction**2))
 
 
-# Contacts whose outward normals are within this of opposite lie on parallel faces: the fingers
-# close along the normals there (antipodal_candidates).
-PARALLEL_DEG = 10.0
-
-
 def antipodal_candidates(
     part_pts: np.ndarray,  # [n, 3] the part's points in the part frame
     config: GraspConfig = GraspConfig(),
@@ -165,28 +160,8 @@ def antipodal_candidates(
     width = np.concatenate([p[3] for p in pairs])
     if not len(i_idx):
         return []
-    span = part_pts[j_idx] - part_pts[i_idx]  # [P, 3]
-    width = np.linalg.norm(span, axis=1)  # exact, float64
-    d = span / width[:, None]  # [P, 3] closing directions: the line through the contacts
-    # The pads are flat: closing along the line through two contacts on flat faces that it
-    # crosses at a slant, a pad meets the face at its edge and turns the part until the face lies
-    # flat on it (a lever pinched across its 12 mm bar turned 5 deg on closing, and the hand then
-    # carried it 5 deg past its goal). So the fingers close along the contacts' normals (their
-    # mean, the bisector of -n_i and n_j), wherever both contacts stay within a pad of that line;
-    # the width is the part's extent along it.
-    n_pad = normals[j_idx] - normals[i_idx]
-    n_len = np.linalg.norm(n_pad, axis=1)
-    d_pad = n_pad / np.maximum(n_len, 1e-9)[:, None]
-    along = np.einsum("pi,pi->p", span, d_pad)
-    off = np.linalg.norm(span - along[:, None] * d_pad, axis=1)  # the contacts' offset across the pads
-    # Only for contacts on parallel faces (normals within PARALLEL_DEG of opposite): where the
-    # normals disagree (a taper, a curved or noisy surface) the pads cannot lie flat on both anyway.
-    parallel = -np.einsum("pi,pi->p", normals[i_idx], normals[j_idx]) > np.cos(np.radians(PARALLEL_DEG))
-    use = parallel & (n_len > 1.0) & (along > 0.005) & (off < config.gripper.finger_width / 2)
-    d = np.where(use[:, None], d_pad, d)
-    width = np.where(use, along, width)
-    q_pad = np.minimum(-np.einsum("pi,pi->p", normals[i_idx], d), np.einsum("pi,pi->p", normals[j_idx], d))
-    quality = np.where(use, q_pad, quality)
+    width = np.linalg.norm(part_pts[j_idx] - part_pts[i_idx], axis=1)  # exact, float64
+    d = (part_pts[j_idx] - part_pts[i_idx]) / width[:, None]  # [P, 3] closing directions
     c = 0.5 * (part_pts[i_idx] + part_pts[j_idx])
     ref = np.where((np.abs(d[:, 0]) < 0.9)[:, None], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0])
     a = np.cross(d, ref)

@@ -268,35 +268,3 @@ def test_a_push_may_not_cut_through_its_own_part_behind_the_contact():
     nothing = np.zeros((len(track), 0, 3))
     verdicts = gripper_collisions(deep, track, lid_traj, nothing, -1.0, cfg)
     assert set(verdicts) == {"scene on approach (0 mm out)"}
-
-
-def test_fingers_close_along_the_normals_of_parallel_faces_not_the_slant_between_two_contacts():
-    """A 12 mm square bar 80 mm long, exact face normals: pairs of contacts on opposite faces are
-    often offset along the bar, and the line through them crosses it at a slant. Flat pads closing
-    along that line meet the faces at their edges and turn a jointed bar until its faces lie flat
-    on them (a lever turned 5 deg on closing). Every such grasp closes along the faces' normal,
-    across the bar's 12 mm; a taper's contacts (normals 38 deg apart) keep the line between them
-    (test_tapered_part_has_antipodal_grasps)."""
-    rng = np.random.default_rng(0)
-    half = np.array([0.006, 0.006, 0.04])
-    pts, nrm = [], []
-    for axis in (0, 1):  # the four long faces
-        for sign in (-1.0, 1.0):
-            p = (rng.random((800, 3)) * 2 - 1) * half
-            p[:, axis] = sign * half[axis]
-            n = np.zeros((800, 3))
-            n[:, axis] = sign
-            pts.append(p)
-            nrm.append(n)
-    pts, nrm = np.concatenate(pts), np.concatenate(nrm)
-    cands = antipodal_candidates(pts, GraspConfig(), np.random.default_rng(1), normals=nrm)
-    assert cands
-    slanted = 0
-    for c in cands:
-        a, b = c.contacts
-        y = c.T_part_ee[:3, 1]
-        slanted += abs((b - a) @ y) < 0.999 * np.linalg.norm(b - a)
-        assert max(abs(y[0]), abs(y[1])) > 1 - 1e-9  # along a face normal, x or y
-        assert c.width == pytest.approx(0.012, abs=1e-9)
-        assert c.quality == pytest.approx(1.0, abs=1e-9)
-    assert slanted > len(cands) // 4  # most pairs were offset: the old line would have slanted
