@@ -409,6 +409,15 @@ def allocate_part_samples(pool_part: np.ndarray, n: int, floor: int) -> np.ndarr
     (a lever handle is 2% of a door's surface) they mix in the door's. Deterministic.
     """
     pool_part = np.asarray(pool_part)
+    if pool_part.ndim != 1 or not np.issubdtype(pool_part.dtype, np.integer):
+        raise ValueError(
+            f"allocate_part_samples: pool_part is {pool_part.dtype} {list(pool_part.shape)}, expected [m] integer labels"
+        )
+    for name, v in (("n", n), ("floor", floor)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < (1 if name == "n" else 0):
+            raise ValueError(
+                f"allocate_part_samples: {name} is {v!r}, expected an integer >= {int(name == 'n')}"
+            )
     m = len(pool_part)
     if m < n:
         raise ValueError(f"allocate_part_samples: pool of {m} samples for {n} points, expected at least {n}")

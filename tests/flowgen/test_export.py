@@ -78,6 +78,24 @@ def test_allocation_gives_every_part_its_floor_and_the_rest_by_area():
     assert np.bincount(pool[allocate_part_samples(pool, n, 0)]).tolist()[2] in (47, 48)
     with pytest.raises(ValueError, match="pool of 10 samples for 20 points"):
         allocate_part_samples(np.zeros(10, int), 20, 4)
+    with pytest.raises(ValueError, match="floor is -1, expected an integer >= 0"):
+        allocate_part_samples(np.zeros(10, int), 5, -1)
+    with pytest.raises(ValueError, match="n is 0, expected an integer >= 1"):
+        allocate_part_samples(np.zeros(10, int), 0, 4)
+    with pytest.raises(ValueError, match=r"pool_part is float64 \[10\], expected \[m\] integer labels"):
+        allocate_part_samples(np.full(10, np.nan), 5, 4)
+
+
+def test_flow_config_refuses_a_negative_part_floor_and_keeps_it_out_of_the_optimisation_hash():
+    from flowgen.config import FlowConfig
+
+    with pytest.raises(
+        ValueError, match="FlowConfig.flow_min_points_per_part is -1, expected an integer >= 0"
+    ):
+        FlowConfig(flow_min_points_per_part=-1)
+    # Only the export changes: a finished run re-exports with another floor under --resume.
+    assert FlowConfig(flow_min_points_per_part=0).optimisation_hash() == FlowConfig().optimisation_hash()
+    assert FlowConfig(flow_points_per_object=1000).optimisation_hash() != FlowConfig().optimisation_hash()
 
 
 def test_export_floor_samples_a_small_part_where_it_is_and_moves_it_with_its_control_points():
