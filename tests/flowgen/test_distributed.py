@@ -120,8 +120,11 @@ def test_two_processes_follow_one_and_a_killed_rank_resumes(setup, tmp_path, mon
     motion = np.abs(f1[-1] - f1[0]).max()
     assert motion > 5e-3  # the runs do move things
     # Adam (eps 1e-15) turns float rounding of near-zero gradients into whole steps, so the two
-    # runs drift apart slowly; measured 0.3 mm after 6 iterations for a 24 mm motion.
-    assert np.abs(f1 - f2).max() < 1e-3
+    # runs drift apart slowly, by how much depends on the CPU's vector paths: measured 0.3 mm on
+    # one machine and 1.3 mm on another (an AMD EPYC with AVX-512) after 6 iterations for a 24 mm
+    # motion. A tenth of the motion bounds both with room; the bit-for-bit resume is tested on one
+    # process in test_flow_run.py.
+    assert np.abs(f1 - f2).max() < 0.1 * motion
 
 
 def test_draws_that_do_not_split_over_the_processes_are_refused(setup, tmp_path, monkeypatch):

@@ -85,18 +85,17 @@ def test_slippery_heavy_box_is_dropped(setup):
 
 def test_tool_into_table_is_an_arm_table_collision(setup):
     scene, flow, _ = setup
-    deep = S.ik_plan(flow, grasp_depth=0.075)  # fingertips 1.5 cm below the table top
-    # The box (6 cm) is taller than the fingers are long: the palm lands on it first. With the
-    # fingers free of each other (no coupling) the squeezed box is not held centred and the hand
-    # goes on down, its fingertips into the table 2 s in: the collision this test is about.
-    r = simulate(deep, scene, flow, SimConfig(finger_coupling_force=0.0))
-    assert not r.success and r.cause == "execution"
-    assert r.arm_table_contact
-    assert any("finger" in link for link in r.arm_table_links)
-    # The Franka hand's coupled fingers hold the box centred, so the palm presses it into the
-    # table and the fingertips never reach the table (the tool stays 2 cm above it).
-    held = simulate(deep, scene, flow)
-    assert not held.success and not held.arm_table_contact
+    # Fingertips planned 3 cm below the table top, coupled fingers or not. (At 1.5 cm the outcome
+    # hung on how the squeezed 6 cm box, taller than the fingers are long, was held under the palm:
+    # with the same code and packages, coupled fingers stayed above the table on the machine that
+    # wrote the test and reached it on an AMD EPYC.)
+    deep = S.ik_plan(flow, grasp_depth=0.09)
+    for cfg in (SimConfig(), SimConfig(finger_coupling_force=0.0)):
+        r = simulate(deep, scene, flow, cfg)
+        assert not r.success and r.cause == "execution", r.reason
+        assert r.arm_table_contact
+        assert any("finger" in link for link in r.arm_table_links)
+        assert "hit the table" in r.reason
 
 
 def test_static_flow_has_no_goal(setup):
