@@ -105,6 +105,71 @@ def friction_cos(config: GraspConfig) -> float:
     return float(1.0 / np.sqrt(1.0 + config.friction**2))
 
 
+# Contacts whose outward normals are within this of opposite lie on parallel faces: the fingers
+# may close along the normals there (_squared_to_faces).
+PARALLEL_DEG = 10.0
+# A closing line within this of the faces' normal is square to them already.
+SQUARE_DEG = 1.0
+
+
+def _squared_to_faces(
+    pts: np.ndarray,  # [n, 3] the part's search points
+    normals: np.ndarray,  # [n, 3] their outward unit normals
+    i_idx: np.ndarray,  # [P] first contact of each pair
+    j_idx: np.ndarray,  # [P] second contact
+    line_tol: float,  # metres: the tube round a closing line whose points it meets
+    config: GraspConfig,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(d [S, 3], c [S, 3], width [S], quality [S], contacts [S, 2, 3]): closing lines square to
+    the faces of the pairs that lie on parallel faces, to be tried beside the pairs' own lines.
+
+    The pads are flat. Closing along the line through two contacts on parallel faces that it
+    crosses at a slant (contacts offset along a bar), a pad meets its face at the pad's edge and
+    turns the part until the face lies flat on it: a lever pinched across its 12 mm bar turned
+    5 deg on closing, and a drawer's 16 mm handle pinched on a 5 deg slant put a fingertip into
+    the drawer's front. Where both contacts' normals are within ``PARALLEL_DEG`` of opposite and
+    within half a pad of the line along their bisector through their midpoint, that line is a
+    candidate too, if the part's extent along it (its points within ``line_tol`` of it, out to
+    where the opened fingers would reach) is the faces' gap within ``line_tol``: the fingers
+    then meet those faces there, square. The pair's own line stays a candidate: where the squared
+    fingers collide (tilted a few degrees on a curved part lying on the table), it may not.
+    """
+    n_i, n_j = normals[i_idx], normals[j_idx]
+    n_pad = n_j - n_i
+    n_len = np.linalg.norm(n_pad, axis=1)
+    d_pad = n_pad / np.maximum(n_len, 1e-9)[:, None]
+    span = pts[j_idx] - pts[i_idx]
+    along = np.einsum("pi,pi->p", span, d_pad)  # the faces' gap along the bisector
+    off = np.linalg.norm(span - along[:, None] * d_pad, axis=1)  # the contacts' offset across the pads
+    parallel = -np.einsum("pi,pi->p", n_i, n_j) > np.cos(np.radians(PARALLEL_DEG))
+    # (pairs whose own line is within SQUARE_DEG of square have their squared line already)
+    slant = off > along * np.tan(np.radians(SQUARE_DEG))
+    pick = parallel & slant & (n_len > 1.0) & (along > 0.005) & (off < config.gripper.finger_width / 2)
+    out: tuple[list, list, list, list, list] = ([], [], [], [], [])
+    for p in np.flatnonzero(pick):
+        mid = 0.5 * (pts[i_idx[p]] + pts[j_idx[p]])
+        v = pts - mid
+        t = v @ d_pad[p]
+        r = np.linalg.norm(v - t[:, None] * d_pad[p], axis=1)
+        reach = 0.5 * (along[p] + config.open_clearance) + line_tol  # the opened fingers' inner faces
+        tube = (r < line_tol) & (np.abs(t) < reach)
+        if not tube.any():
+            continue
+        lo, hi = float(t[tube].min()), float(t[tube].max())
+        if abs((hi - lo) - along[p]) > line_tol or hi - lo > config.max_grasp_width:
+            continue
+        c = mid + 0.5 * (lo + hi) * d_pad[p]
+        w = hi - lo
+        out[0].append(d_pad[p])
+        out[1].append(c)
+        out[2].append(w)
+        out[3].append(min(float(-n_i[p] @ d_pad[p]), float(n_j[p] @ d_pad[p])))
+        out[4].append([c - 0.5 * w * d_pad[p], c + 0.5 * w * d_pad[p]])
+    if not out[0]:
+        return np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0), np.zeros(0), np.zeros((0, 2, 3))
+    return tuple(np.array(x, dtype=float) for x in out)  # type: ignore[return-value]
+
+
 def antipodal_candidates(
     part_pts: np.ndarray,  # [n, 3] the part's points in the part frame
     config: GraspConfig = GraspConfig(),
@@ -160,9 +225,14 @@ def antipodal_candidates(
     width = np.concatenate([p[3] for p in pairs])
     if not len(i_idx):
         return []
-    width = np.linalg.norm(part_pts[j_idx] - part_pts[i_idx], axis=1)  # exact, float64
-    d = (part_pts[j_idx] - part_pts[i_idx]) / width[:, None]  # [P, 3] closing directions
-    c = 0.5 * (part_pts[i_idx] + part_pts[j_idx])
+    contacts = np.stack([part_pts[i_idx], part_pts[j_idx]], axis=1)  # [P, 2, 3]
+    width = np.linalg.norm(contacts[:, 1] - contacts[:, 0], axis=1)  # exact, float64
+    d = (contacts[:, 1] - contacts[:, 0]) / width[:, None]  # [P, 3] closing directions
+    c = contacts.mean(1)
+    sq = _squared_to_faces(part_pts, normals, i_idx, j_idx, line_tol, config)
+    d, c, width, quality, contacts = (
+        np.concatenate([a, b]) for a, b in zip((d, c, width, quality, contacts), sq, strict=True)
+    )
     ref = np.where((np.abs(d[:, 0]) < 0.9)[:, None], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0])
     a = np.cross(d, ref)
     a /= np.linalg.norm(a, axis=1, keepdims=True)
@@ -175,14 +245,15 @@ def antipodal_candidates(
     top = -z[..., 2]  # 1 when approaching straight down (part axes are world axes at t=0)
     score = quality[:, None] + config.top_down_weight * top + 0.3 * centred[:, None]
     out: list[GraspCandidate] = []
-    for p in range(len(i_idx)):
-        contacts = np.stack([part_pts[i_idx[p]], part_pts[j_idx[p]]])
+    for p in range(len(c)):
         for k in range(len(angles)):
             T = np.eye(4)
             T[:3, :3] = R[p, k]
             T[:3, 3] = c[p]
             out.append(
-                GraspCandidate(T, float(width[p]), "grasp", float(quality[p]), float(score[p, k]), contacts)
+                GraspCandidate(
+                    T, float(width[p]), "grasp", float(quality[p]), float(score[p, k]), contacts[p].copy()
+                )
             )
     out.sort(key=lambda g: -g.score)
     return out

@@ -7,6 +7,7 @@ import pytest
 
 from planner.grasp import (
     GraspConfig,
+    _squared_to_faces,
     antipodal_candidates,
     boxes_hit,
     collision_free,
@@ -268,3 +269,79 @@ def test_a_push_may_not_cut_through_its_own_part_behind_the_contact():
     nothing = np.zeros((len(track), 0, 3))
     verdicts = gripper_collisions(deep, track, lid_traj, nothing, -1.0, cfg)
     assert set(verdicts) == {"scene on approach (0 mm out)"}
+
+
+def test_pairs_on_parallel_faces_also_close_square_to_them():
+    """A 12 mm square bar 80 mm long, exact face normals: pairs of contacts on opposite faces are
+    often offset along the bar, and the line through them crosses it at a slant. Flat pads closing
+    along that line meet the faces at their edges and turn a jointed bar until its faces lie flat
+    on them (a lever turned 5 deg on closing). Each such pair also gives a line along the faces'
+    normal through its midpoint, across the bar's 12 mm, with quality 1, so it ranks first; the
+    slanted lines stay candidates."""
+    rng = np.random.default_rng(0)
+    half = np.array([0.006, 0.006, 0.04])
+    pts, nrm = [], []
+    for axis in (0, 1):  # the four long faces
+        for sign in (-1.0, 1.0):
+            p = (rng.random((800, 3)) * 2 - 1) * half
+            p[:, axis] = sign * half[axis]
+            n = np.zeros((800, 3))
+            n[:, axis] = sign
+            pts.append(p)
+            nrm.append(n)
+    pts, nrm = np.concatenate(pts), np.concatenate(nrm)
+    cands = antipodal_candidates(pts, GraspConfig(), np.random.default_rng(1), normals=nrm)
+    square = [c for c in cands if max(abs(c.T_part_ee[0, 1]), abs(c.T_part_ee[1, 1])) > 1 - 1e-9]
+    slanted = [c for c in cands if max(abs(c.T_part_ee[0, 1]), abs(c.T_part_ee[1, 1])) < 1 - 1e-6]
+    assert len(square) > len(cands) // 4 and len(slanted) > len(cands) // 4
+    for c in square:
+        assert c.width == pytest.approx(0.012, abs=1e-9)
+        assert c.quality == pytest.approx(1.0, abs=1e-9)
+        a, b = c.contacts  # on the faces, on the closing line through the TCP
+        y, tcp = c.T_part_ee[:3, 1], c.T_part_ee[:3, 3]
+        assert np.linalg.norm(np.cross(b - a, y)) < 1e-9 and np.linalg.norm(np.cross(tcp - a, y)) < 1e-9
+        assert np.abs(np.abs(a[:2]).max() - 0.006) < 1e-9 and np.abs(np.abs(b[:2]).max() - 0.006) < 1e-9
+    assert all(c.quality < 1.0 - 1e-9 for c in slanted)
+    best = max(cands, key=lambda c: c.quality)
+    assert max(abs(best.T_part_ee[0, 1]), abs(best.T_part_ee[1, 1])) > 1 - 1e-9
+
+
+def test_a_squared_line_that_meets_more_of_the_part_than_the_faces_gap_is_not_added():
+    """A 12 mm bar with a 10 mm rib across one face at z in [-2, 2] mm. Two contacts on opposite
+    faces, 8 mm apart along the bar: squared through their midpoint the line meets the rib (the
+    part is 22 mm across there, not the faces' 12 mm gap), so no squared line is added; the same
+    pair moved clear of the rib gets one, across 12 mm, through the midpoint."""
+    rng = np.random.default_rng(0)
+    pts, nrm = [], []
+    for axis in (0, 1):
+        for sign in (-1.0, 1.0):
+            p = (rng.random((1500, 3)) * 2 - 1) * [0.006, 0.006, 0.04]
+            p[:, axis] = sign * 0.006
+            n = np.zeros((1500, 3))
+            n[:, axis] = sign
+            pts.append(p)
+            nrm.append(n)
+    rib = (rng.random((400, 3)) * 2 - 1) * [0.0, 0.006, 0.002]
+    rib[:, 0] = 0.016  # the rib's top, 10 mm out from the face at x = +0.006
+    pts.append(rib)
+    nrm.append(np.tile([1.0, 0.0, 0.0], (len(rib), 1)))
+    base = np.concatenate(pts)
+    normals = np.concatenate(nrm)
+    cfg = GraspConfig()
+
+    def squared(z_mid: float):
+        a = np.array([[-0.006, 0.0, z_mid - 0.004]])  # contact on the -x face
+        b = np.array([[0.006, 0.001, z_mid + 0.004]])  # and on the +x face, 8 mm along the bar
+        allp = np.concatenate([base, a, b])
+        alln = np.concatenate([normals, [[-1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]])
+        n = len(base)
+        return _squared_to_faces(allp, alln, np.array([n]), np.array([n + 1]), 0.004, cfg)
+
+    d, c, w, q, contacts = squared(0.0)
+    assert len(d) == 0
+    d, c, w, q, contacts = squared(0.02)
+    assert len(d) == 1
+    np.testing.assert_allclose(d[0], [1.0, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(c[0], [0.0, 0.0005, 0.02], atol=1e-9)
+    assert w[0] == pytest.approx(0.012, abs=1e-9) and q[0] == pytest.approx(1.0)
+    np.testing.assert_allclose(contacts[0], [[-0.006, 0.0005, 0.02], [0.006, 0.0005, 0.02]], atol=1e-9)
