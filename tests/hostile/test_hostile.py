@@ -77,8 +77,12 @@ def _on_alarm(signum, frame):
 def _run(case: H.Case, folder: Path, monkeypatch, capsys) -> tuple[int, str, str, int]:
     """Run the case in-process from its folder; returns (exit status, stdout, stderr, commands that
     reached an arm or a gripper). The operator's typed confirmation is granted: only chord real's
-    own checks stand between a hostile plan and the arm."""
+    own checks stand between a hostile plan and the arm. The fake arm and hand run on a simulated
+    clock (real.backends.fake.SimClock) instead of the wall clock: the same commands in the same
+    order, without sleeping through the plan (8 of the control's 10 s); no case's refusal depends
+    on the clock (each is refused before the arm moves)."""
     import chord.cli.real
+    import real.backends.fake
     from chord.cli.main import main
     from real.robot import Gripper, Robot
 
@@ -97,6 +101,7 @@ def _run(case: H.Case, folder: Path, monkeypatch, capsys) -> tuple[int, str, str
     counting(Gripper, "move")
     counting(Gripper, "grasp")
     monkeypatch.setattr(chord.cli.real, "confirm", lambda request, *a, **k: True)
+    monkeypatch.setattr(real.backends.fake, "WallClock", real.backends.fake.SimClock)
     monkeypatch.chdir(folder)
     old = signal.signal(signal.SIGALRM, _on_alarm)
     signal.alarm(CASE_SECONDS)
