@@ -427,9 +427,14 @@ def initialise_joints(
         frames = [observed[t, o][valid[t, o]].float().cpu() for t in range(T)]
         base = int(model.part_offset[o])
         # Each part's surface samples at rest (world), not its Gaussians: those are spread by
-        # area over the whole object, so a small part (a lever) would get a few dozen.
+        # area over the whole object, so a small part (a lever) would get a few dozen. All of
+        # them (20,000 a part), not a fixed count a part: with 1,500 each, a door's samples lay
+        # 1 cm apart and a lever's 2 mm, and the lever turned over the door explained the door's
+        # observed points better than the door's own sparse samples did, so its search drifted
+        # towards lying across the door (test chain_000's lever 7.5 deg past the truth, held
+        # there). A search's trees are built once on these; its cost is per observed point.
         surface = torch.as_tensor(parts.surface, dtype=torch.float32)
-        pts = [subsample(surface[torch.as_tensor(parts.owner == p)]) for p in range(parts.count)]
+        pts = [surface[torch.as_tensor(parts.owner == p)] for p in range(parts.count)]
         T_wo = np.asarray(model.poses[o], dtype=np.float64)
         T_ow = np.linalg.inv(T_wo)
         values = np.zeros((T, len(parts.joints)))
