@@ -76,9 +76,10 @@ class ChainConfig:
     planner: PlannerConfig = field(default_factory=PlannerConfig)  # as chord plan
     sim: SimConfig = field(default_factory=SimConfig)  # as chord sim
     eval: EvalConfig = field(default_factory=EvalConfig)  # the sim's success tolerances, as chord sim
-    # What the sim's success is judged against: "flow", the generated flow's own goal (the plan did
-    # what the flow asked; the flow's distance from the ground truth is reported beside it), or
-    # "reference", the scene's ground-truth flow (flow and execution errors together).
+    # What the sim's success is judged against where the scene has no recorded ground truth
+    # (reference.truth, which decides whenever it is there): "flow", the generated flow's own goal
+    # (the plan did what the flow asked; the flow's distance from the ground truth is reported
+    # beside it), or "reference", the scene's reference flow (flow and execution errors together).
     judge: Literal["flow", "reference"] = "flow"
     # Choose the grasp by trying the best few in PyBullet under ``sim`` (sim.grasp_trial), as
     # `chord plan` does by default; False: by the planner's geometric score alone.
@@ -100,7 +101,7 @@ class ChainSummary:
     success: bool  # the sim verdict
     cause: str | None  # the failing stage in the sim's terms (None on success)
     reason: str  # the verdict in one line
-    judged_against: str  # "generated flow's own goal" or "reference flow"
+    judged_against: str  # "scene's ground truth", "generated flow's own goal" or "reference flow"
     tracking_mean_mm: float | None  # mean tracking error of the manipulated part in the sim
     seconds: dict[str, float]  # wall time per stage
     recording: Path
@@ -209,7 +210,7 @@ def _run_chain(scene: Path, out: Path, config: ChainConfig, seconds: dict[str, f
         success=result.success,
         cause=result.cause,
         reason=result.reason,
-        judged_against="reference flow" if config.judge == "reference" else "generated flow's own goal",
+        judged_against=_judged_against(result.judged_by, config.judge),
         tracking_mean_mm=None if track is None else 1000 * track,
         seconds=dict(seconds),
         recording=recording,
@@ -217,6 +218,14 @@ def _run_chain(scene: Path, out: Path, config: ChainConfig, seconds: dict[str, f
     )
     write_text_atomic(out / "summary.json", json.dumps(summary.to_json(), indent=2) + "\n")
     return summary
+
+
+def _judged_against(judged_by: str, judge: str) -> str:
+    """What decided the sim's verdict, in words: a scene's recorded ground truth decides whenever
+    the scene has one (sim.api.validate_plan), whatever ``judge`` asked; else the goal flow did."""
+    if judged_by == "truth":
+        return "scene's ground truth"
+    return "reference flow" if judge == "reference" else "generated flow's own goal"
 
 
 def _flow_stage(scene: Path, out: Path, config: ChainConfig, seconds: dict[str, float]) -> FlowSummary:

@@ -39,7 +39,8 @@ def run(
     The flow (default `--prior video`: fits the scene's reference RGB-D video on a CPU; `--prior wan
     --model-dir DIR` distils from Wan 2.2 on a GPU), the plan (as `chord plan`, options under
     --planner.), the PyBullet verdict (as `chord sim`, options under --sim. and --eval.; judged
-    against the generated flow's own goal, or with --judge reference the scene's ground truth)
+    by the scene's recorded ground truth where it has one, else against the generated flow's own
+    goal, or with --judge reference the scene's reference flow)
     written into plan.npz, and the rerun recording (OUT/recording.rrd) and plots (OUT/plots/), all
     into OUT; then prints where the outputs are, the flow's error against the ground truth, the plan
     report, the sim result, seconds per stage and how to look at it (also in OUT/summary.json). A
@@ -54,9 +55,11 @@ def run(
             (kept if already there) and run on it.
         resume: continue a killed run in OUT: the flow resumes from its newest checkpoint with the
             config recorded there; the later stages run again.
-        judge: what the sim's success is judged against: "flow", the generated flow's own goal (the
-            plan did what the flow asked; the flow's distance from the ground truth is reported beside
-            it), or "reference", the scene's ground-truth flow (flow and execution errors together).
+        judge: what the sim's success is judged against where the scene has no recorded ground
+            truth (reference.truth decides whenever it is there): "flow", the generated flow's own
+            goal (the plan did what the flow asked; the flow's distance from the ground truth is
+            reported beside it), or "reference", the scene's reference flow (flow and execution
+            errors together).
         wan: the Wan 2.2 prior's model folder and speed options (as `chord flow`; --prior wan only).
         config: the flow optimisation (as `chord flow`; defaults: the prior's).
         planner: the planner's settings (as `chord plan`).

@@ -71,11 +71,15 @@ def test_run_writes_every_stage_output_and_a_summary_with_the_numbers(scene: Pat
     assert got["mean_mm"] < 40.0 < 0.6 * static.mean_mm
     assert f"banana: {expected.mean_mm:.1f} mm mean, {expected.final_mm:.1f} mm at the last frame" in printed
 
-    # The verdict judged the plan against the generated flow's own goal (issue 9) and was written
-    # into the plan; the flow's distance from the ground truth is the summary's flow error.
+    # The verdict used the generated flow as its goal flow (issue 9) and was written into the plan;
+    # the task scene records its ground truth, which decides success, and the summary says so (it
+    # said "generated flow's own goal" while the truth judged). The flow's distance from the ground
+    # truth is the summary's flow error.
     verdict = json.loads((out / "sim.json").read_text())
     assert verdict["goal_flow_sha256"] == ObjectFlow.load(out / "flow.npz").content_hash()
-    assert summary["sim_judged_against"] == "generated flow's own goal"
+    assert verdict["judged_by"] == "truth"
+    assert summary["sim_judged_against"] == "scene's ground truth"
+    assert "against the scene's ground truth" in printed
     plan = Plan.load(out / "plan.npz")
     assert plan.validation is not None and plan.validation["success"] == verdict["success"]
     assert summary["sim"]["success"] == verdict["success"] and rc == (0 if verdict["success"] else 1)
@@ -244,3 +248,12 @@ def test_the_printed_seconds_agree_with_summary_json_to_the_last_digit(tmp_path:
     printed = format_summary(s)
     assert f"flow {recorded['flow']:.1f}, plan {recorded['plan']:.1f}" in printed
     assert "flow 3.6, plan 0.1" in printed
+
+
+def test_the_summary_names_what_judged_the_verdict():
+    from chord.run import _judged_against
+
+    assert _judged_against("truth", "flow") == "scene's ground truth"
+    assert _judged_against("truth", "reference") == "scene's ground truth"
+    assert _judged_against("flow", "flow") == "generated flow's own goal"
+    assert _judged_against("flow", "reference") == "reference flow"
