@@ -276,17 +276,40 @@ def free_space_violation(
     margin: float,  # metres: closer than this to the observed surface is depth noise
 ) -> Tensor:
     """[...] metres by which each point stands in front of the surface the camera sees along its
-    ray (0 behind it, outside the image, or where the depth is unknown)."""
+    ray (0 behind it, outside the image, or where the depth is unknown).
+
+    The surface seen along a point's ray is the nearest known depth of the four pixels whose
+    centres surround the point's projection, not the one pixel it falls in. A depth map knows
+    free space to a pixel: a pixel shows an object when the object covers its centre, so the
+    object's true silhouette lies anywhere within half a pixel of the last pixel that shows it,
+    and a model point on that silhouette falls in the pixel beside it (the table, the wall
+    behind) as often as in its own. Against that one pixel such a point stands centimetres in
+    front of the surface seen; against the four around it, it does not. A point more than half a
+    pixel outside the silhouette, or floating in front of the object itself, is still caught.
+    Measured on test chain_003 (a lamp, 208 x 116 depth, 145 of the head's depth points): against
+    each point's own pixel the head's samples stood 5.6-7.2 mm in front of the surface seen on
+    average over head angles -15..-9 deg, lowest 1.9 deg from the truth, and that pulled the
+    head's search 1.7 deg off.
+    """
     T = torch.as_tensor(camera.T_world_cam.matrix(), dtype=points.dtype)
     p = (points - T[:3, 3]) @ T[:3, :3]  # world -> camera
     z = p[..., 2]
     H, W = depth.shape
     zs = z.clamp_min(1e-6)
-    col = torch.floor(camera.fx * p[..., 0] / zs + camera.cx).long()
-    row = torch.floor(camera.fy * p[..., 1] / zs + camera.cy).long()
-    inside = (z > camera.near) & (col >= 0) & (col < W) & (row >= 0) & (row < H)
-    seen = depth[row.clamp(0, H - 1), col.clamp(0, W - 1)]
-    known = inside & torch.isfinite(seen) & (seen > 0)
+    u = camera.fx * p[..., 0] / zs + camera.cx  # pixel coordinates: pixel (r, c) covers [c, c + 1)
+    v = camera.fy * p[..., 1] / zs + camera.cy
+    inside = (z > camera.near) & (u >= 0) & (u < W) & (v >= 0) & (v < H)
+    c0 = torch.floor(u - 0.5).long()  # the two columns (rows) whose centres c + 0.5 surround u (v)
+    r0 = torch.floor(v - 0.5).long()
+    seen = torch.full_like(z, float("inf"))
+    for dr in (0, 1):
+        for dc in (0, 1):
+            r, c = r0 + dr, c0 + dc
+            ok = (r >= 0) & (r < H) & (c >= 0) & (c < W)
+            d = depth[r.clamp(0, H - 1), c.clamp(0, W - 1)]
+            ok = ok & torch.isfinite(d) & (d > 0)
+            seen = torch.where(ok, torch.minimum(seen, d), seen)
+    known = inside & torch.isfinite(seen)
     return torch.where(known, (seen - z - margin).clamp_min(0.0), torch.zeros_like(z))
 
 

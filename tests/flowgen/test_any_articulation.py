@@ -10,7 +10,7 @@ import pytest
 import torch
 import trimesh
 
-from core.scene import Pose, SceneObject
+from core.scene import Camera, Pose, SceneObject
 from flowgen.config import FlowConfig
 from flowgen.joint_init import free_space_violation, joint_track, root_moves, slide_track
 from flowgen.parts import model_from_urdf, object_parts
@@ -194,6 +194,41 @@ def test_free_space_tells_a_drawer_front_from_its_inner_face():
                          span=0.1, free_space=[free] * 3)  # fmt: skip
     assert blind[1] == pytest.approx(-0.015, abs=1e-6)  # a tie, broken towards the wrong value
     np.testing.assert_allclose(seeing, 0.0, atol=1e-6)
+
+
+def test_free_space_is_known_to_a_pixel_so_a_silhouettes_edge_is_not_free_space():
+    # A camera looking down -x at a block 0.5 m away (pixel columns 20..39) before a wall 1.0 m away.
+    cam = Camera.from_look_at(
+        eye=(1.0, 0.0, 0.0), target=(0.0, 0.0, 0.0), fov_y_deg=40.0, width=64, height=48
+    )
+    depth = torch.full((48, 64), 1.0)
+    depth[:, 20:40] = 0.5
+    T = torch.as_tensor(cam.T_world_cam.matrix(), dtype=torch.float32)
+
+    def at(u: float, z: float, v: float = 24.0) -> torch.Tensor:  # the point at depth z seen at (u, v)
+        p_cam = torch.tensor([(u - cam.cx) * z / cam.fx, (v - cam.cy) * z / cam.fy, z], dtype=torch.float32)
+        return (T[:3, :3] @ p_cam + T[:3, 3])[None]
+
+    def violation(u: float, z: float, v: float = 24.0) -> float:
+        return free_space_violation(at(u, z, v), depth, cam, 0.005).item()
+
+    # The block's silhouette lies within half a pixel of its last column's edge (u = 40): a point of
+    # it anywhere there, in the wall's pixel 40 too, is not in free space.
+    for u in (39.9, 40.0, 40.3, 40.45, 19.55, 19.7, 20.0):
+        assert violation(u, 0.5) == 0.0, u
+    # Further out it stands 0.5 m in front of the wall, less the margin.
+    for u in (40.6, 41.5, 19.4, 18.0):
+        assert violation(u, 0.5) == pytest.approx(0.495, abs=1e-3), u
+    assert violation(30.0, 0.3) == pytest.approx(0.195, abs=1e-3)  # floating in front of the block
+    assert violation(30.0, 0.7) == 0.0  # behind it
+    # Unknown pixels are never free space: the nearest known one of the four decides, or none.
+    depth[23:25, 9:11] = float("nan")
+    assert violation(10.0, 0.5) == 0.0
+    depth[23, 10] = 1.0
+    assert violation(10.0, 0.5) == pytest.approx(0.495, abs=1e-3)
+    depth[23:25, 9:11] = 0.0
+    assert violation(10.0, 0.5) == 0.0
+    assert violation(70.0, 0.5) == 0.0  # outside the image
 
 
 def test_root_moves_only_when_the_video_shows_it_move():
