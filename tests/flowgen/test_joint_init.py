@@ -287,3 +287,38 @@ def test_the_joint_search_sees_every_surface_sample_of_each_part(started, monkey
     base, lid = (int((parts.owner == p).sum()) for p in range(2))
     assert lid > 10_000 and base > 10_000  # far more than the 1,500 a part the search once used
     assert seen == [(base, lid)]
+
+
+def test_a_configuration_is_judged_with_every_part_posed_and_the_root_never_in_free_space():
+    """configuration_cost, which picks between a chain's two search orders: lowest at the
+    values the depth shows, the free-space distance counted for the moving parts only, and
+    frames with too few points skipped."""
+    from flowgen.joint_init import configuration_cost
+
+    base = _slab(500, (0.3, 0.2, 0.02), (0.0, 0.0, 0.0), 0)
+    lid = _slab(500, (0.3, 0.01, 0.2), (0.0, 0.19, 0.02), 1)
+    pivot, axis = torch.tensor([0.0, 0.2, 0.02]), torch.tensor([1.0, 0.0, 0.0])
+
+    def motions(deg: float) -> np.ndarray:  # [2 frames, 2 parts, 4, 4]: the lid turned at frame 1
+        W = np.broadcast_to(np.eye(4), (2, 2, 4, 4)).copy()
+        R = _rotations(axis, torch.tensor([np.deg2rad(deg)], dtype=torch.float32))[0].double().numpy()
+        W[1, 1, :3, :3] = R
+        W[1, 1, :3, 3] = pivot.double().numpy() - R @ pivot.double().numpy()
+        return W
+
+    W40 = motions(40.0)
+    turned = (lid - pivot) @ torch.as_tensor(W40[1, 1, :3, :3]).float().T + pivot
+    observed = [torch.cat([base[::2], lid[::2]]), torch.cat([base[::2], turned[::2]])]
+    at = {deg: configuration_cost(motions(deg), [base, lid], observed) for deg in (0.0, 30.0, 40.0, 50.0)}
+    assert at[40.0] < 1e-6  # the observed points are the posed samples themselves
+    assert at[30.0] > 0.002 and at[50.0] > 0.002 and at[0.0] > at[30.0]
+    # Free space is asked of the parts other than the root: a rule that calls everything below
+    # z = 0.02 m (the base; the lid at rest stands above it) 1 cm in front of the surface seen
+    # costs nothing; one that calls everything 1 cm in front adds 1 cm to each counted frame.
+    low = [lambda p: torch.where(p[:, 2] < 0.0199, 0.01, 0.0)] * 2
+    every = [lambda p: torch.full(p.shape[:1], 0.01)] * 2
+    assert configuration_cost(motions(0.0), [base, lid], observed, low) == pytest.approx(at[0.0], abs=1e-7)
+    assert configuration_cost(W40, [base, lid], observed, every) == pytest.approx(at[40.0] + 0.01, abs=1e-6)
+    # A frame with fewer than 8 points is not counted: frame 1 alone decides.
+    sparse = [observed[0][:5], observed[1]]
+    assert configuration_cost(motions(0.0), [base, lid], sparse) == pytest.approx(2 * at[0.0], rel=1e-5)
