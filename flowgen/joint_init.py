@@ -763,7 +763,7 @@ def polish_chain(
                 c += float(free_space[t](torch.as_tensor(posed, dtype=torch.float32)).clamp(max=cap).mean())
             return c
 
-        x = out[t].copy()
+        x = np.clip(out[t], lo, hi)  # never outside the joints' ranges
         best = cost(x)
         for scale in (2.0, 1.0, 0.5, 0.25):
             improved = True

@@ -322,3 +322,46 @@ def test_a_configuration_is_judged_with_every_part_posed_and_the_root_never_in_f
     # A frame with fewer than 8 points is not counted: frame 1 alone decides.
     sparse = [observed[0][:5], observed[1]]
     assert configuration_cost(motions(0.0), [base, lid], sparse) == pytest.approx(2 * at[0.0], rel=1e-5)
+
+
+def test_a_chain_stuck_in_its_costs_valley_is_polished_to_the_truth():
+    """polish_chain: an arm and a head on parallel hinges, started with the arm 3 deg too far and
+    the head 3 deg back (where one joint at a time gains little), end within a quarter degree of
+    the values the depth shows; a joint's range is never left."""
+    from flowgen.joint_init import polish_chain
+    from flowgen.pose_init import surface_samples
+
+    base = trimesh.creation.box((0.1, 0.1, 0.04))
+    arm = trimesh.creation.box((0.02, 0.02, 0.25))
+    arm.apply_translation((0.0, 0.0, 0.145))
+    head = trimesh.creation.box((0.02, 0.12, 0.03))
+    head.apply_translation((0.0, 0.05, 0.27))
+    joints = [(0, 1, (0, 0, 0.02), (1, 0, 0)), (1, 2, (0, 0, 0.27), (1, 0, 0))]
+    pts = [
+        torch.as_tensor(surface_samples(m, np.eye(4), 1500, seed=i)[0]).float()
+        for i, m in enumerate((base, arm, head))
+    ]
+
+    def world_motions(v: np.ndarray) -> np.ndarray:  # [T, J] -> [T, 3, 4, 4], down the chain
+        out = np.broadcast_to(np.eye(4), (len(v), 3, 4, 4)).copy()
+        for t, (a, b) in enumerate(v):
+            out[t, 1] = trimesh.transformations.rotation_matrix(a, joints[0][3], joints[0][2])
+            out[t, 2] = out[t, 1] @ trimesh.transformations.rotation_matrix(b, joints[1][3], joints[1][2])
+        return out
+
+    truth = np.deg2rad([[0.0, 0.0], [20.0, -20.0]])  # [T, J]: the arm turned 20 deg, the head back 20
+    W = world_motions(truth)
+    observed = [torch.cat([_transform_np(W[t, p], pts[p][::3]) for p in range(3)]) for t in range(2)]
+    start = truth + np.deg2rad([[0.0, 0.0], [3.0, -3.0]])
+    out = polish_chain(start, ["revolute"] * 2, [None, None], world_motions, pts, observed)
+    np.testing.assert_allclose(np.rad2deg(out[1]), [20.0, -20.0], atol=0.3)
+    assert np.array_equal(out[0], start[0])  # frame 0 is the rest pose, never moved
+    # Within its range: a head allowed no further than -18 deg stops there.
+    capped = polish_chain(
+        start, ["revolute"] * 2, [None, (np.deg2rad(-18.0), 0.0)], world_motions, pts, observed
+    )
+    assert np.rad2deg(capped[1, 1]) >= -18.0 - 1e-9
+
+
+def _transform_np(M: np.ndarray, p: torch.Tensor) -> torch.Tensor:
+    return p @ torch.as_tensor(M[:3, :3]).float().T + torch.as_tensor(M[:3, 3]).float()
