@@ -606,8 +606,8 @@ def initialise_joints(
             )  # fmt: skip
             after = configuration_cost(world_motions(values), pts, seen_points, free)
             log.info(
-                "joint start: object %d's joints moved together to a lower cost: %.2f -> %.2f mm "
-                "(mean over frames); at the last frame %s",
+                "joint start: object %d's joints polished together: cost %.2f -> %.2f mm (mean over "
+                "frames); at the last frame %s",
                 o, 1000 * before, 1000 * after,
                 [round(float(np.rad2deg(v) if jt.kind == "revolute" else 1000 * v), 1)
                  for v, jt in zip(values[-1], parts.joints, strict=True)],
@@ -748,7 +748,7 @@ def polish_chain(
             continue
 
         def cost(v: np.ndarray, t=t, obs=obs) -> float:
-            W = world_motions(np.broadcast_to(v, (T, J)))[t]  # [P, 4, 4]
+            W = world_motions(v[None])[0]  # [P, 4, 4]: the motions depend on the values alone
             d = np.full(len(obs), cap)
             for p, tree in enumerate(trees):
                 if tree is None:
