@@ -677,6 +677,45 @@ def initialise_joints(
     return found
 
 
+class _FrameCost:
+    """The searches' cost of one frame with every part posed (configuration_cost), for any
+    configuration: trees built once a part on its samples at rest, each candidate turning the
+    observed points into every part's frame instead of rebuilding a tree on the posed parts.
+
+    ``moving_samples`` caps the samples of the parts other than the root that the free-space term
+    poses (None: all of them)."""
+
+    def __init__(self, pts: list[Tensor], free_space: list | None, cap: float, moving_samples: int | None):
+        self.trees = [cKDTree(p.double().numpy()) if len(p) else None for p in pts]
+        self.free_space, self.cap = free_space, cap
+        # The parts other than the root, as samples each tagged with its part.
+        self.moving = torch.cat(pts[1:]).double().numpy() if len(pts) > 1 else np.zeros((0, 3))
+        self.owner = (
+            np.concatenate([np.full(len(p), i) for i, p in enumerate(pts) if i > 0])
+            if len(pts) > 1
+            else np.zeros(0, int)
+        )
+        if moving_samples is not None and len(self.moving) > moving_samples:
+            keep = np.random.default_rng(0).choice(len(self.moving), moving_samples, replace=False)
+            self.moving, self.owner = self.moving[keep], self.owner[keep]
+
+    def __call__(self, t: int, W: np.ndarray, obs: np.ndarray) -> float:  # W [P, 4, 4], obs [M, 3]
+        cap = self.cap
+        d = np.full(len(obs), cap)
+        for p, tree in enumerate(self.trees):
+            if tree is None:
+                continue
+            Wi = np.linalg.inv(W[p])
+            dp, _ = tree.query(obs @ Wi[:3, :3].T + Wi[:3, 3], distance_upper_bound=cap)
+            d = np.minimum(d, dp)
+        c = float(np.minimum(d, cap).mean())
+        if self.free_space is not None and len(self.moving):
+            Wm = W[self.owner]  # [n, 4, 4] each sample's part motion
+            posed = np.einsum("nij,nj->ni", Wm[:, :3, :3], self.moving) + Wm[:, :3, 3]
+            c += float(self.free_space[t](torch.as_tensor(posed, dtype=torch.float32)).clamp(max=cap).mean())
+        return c
+
+
 def configuration_cost(
     W: np.ndarray,  # [T, P, 4, 4] each part's world motion per frame
     pts: list[Tensor],  # per part [N_p, 3]: its surface samples at rest, world
@@ -688,15 +727,8 @@ def configuration_cost(
     with every part posed, averaged over the frames with at least 8 observed points (frame 0
     included): the mean distance from each observed point to the posed parts, plus the mean
     distance by which the parts other than the root stand in front of what the camera sees."""
-    costs = []
-    for t, obs in enumerate(observed):
-        if len(obs) < 8:
-            continue
-        posed = [_transform(W[t, p], pts[p]) for p in range(len(pts))]
-        c = float(_nearest(torch.cat(posed), obs, cap).mean())
-        if free_space is not None and len(posed) > 1:
-            c += float(free_space[t](torch.cat(posed[1:])).clamp(max=cap).mean())
-        costs.append(c)
+    frame_cost = _FrameCost(pts, free_space, cap, moving_samples=None)
+    costs = [frame_cost(t, W[t], obs.double().numpy()) for t, obs in enumerate(observed) if len(obs) >= 8]
     return float(np.mean(costs)) if costs else 0.0
 
 
@@ -712,7 +744,8 @@ def polish_chain(
     moving_samples: int = 2000,  # samples of the parts other than the root the free-space term poses
 ) -> np.ndarray:
     """[T, J] a chain's values moved jointly, frame by frame, to a minimum of the whole
-    configuration's cost (configuration_cost) near those found.
+    configuration's cost (configuration_cost, on ``moving_samples`` of the moving parts' samples
+    for the free-space term) near those found.
 
     The searches move one joint, or one pair, at a time with the others held: where the depth
     fits almost as well with one joint turned and the next turned back (a lamp's elbow and head),
@@ -720,21 +753,10 @@ def polish_chain(
     truth's 13.1, whose configuration cost 0.71 mm against 1.18 mm at the values found). A pattern
     search per frame steps every joint alone and every pair of joints together, the same way or
     opposite, by 2 deg (mm), then 1, 0.5 and 0.25, taking every step that lowers the cost, within
-    the joints' ranges. The cost's trees are built once a part on its samples at rest; a
-    candidate turns the observed points into each part's frame instead.
+    the joints' ranges.
     """
     T, J = values.shape
-    trees = [cKDTree(p.double().numpy()) if len(p) else None for p in pts]
-    # The parts other than the root, as samples each tagged with its part (free-space term).
-    moving = torch.cat(pts[1:]).double().numpy() if len(pts) > 1 else np.zeros((0, 3))
-    owner = (
-        np.concatenate([np.full(len(p), i) for i, p in enumerate(pts) if i > 0])
-        if len(pts) > 1
-        else np.zeros(0, int)
-    )
-    if len(moving) > moving_samples:
-        keep = np.random.default_rng(0).choice(len(moving), moving_samples, replace=False)
-        moving, owner = moving[keep], owner[keep]
+    frame_cost = _FrameCost(pts, free_space, cap, moving_samples)
     unit = np.array([np.deg2rad(1.0) if k == "revolute" else 0.001 for k in kinds])
     lo = np.array([-np.inf if lim is None else min(lim[0], 0.0) for lim in limits])
     hi = np.array([np.inf if lim is None else max(lim[1], 0.0) for lim in limits])
@@ -748,20 +770,7 @@ def polish_chain(
             continue
 
         def cost(v: np.ndarray, t=t, obs=obs) -> float:
-            W = world_motions(v[None])[0]  # [P, 4, 4]: the motions depend on the values alone
-            d = np.full(len(obs), cap)
-            for p, tree in enumerate(trees):
-                if tree is None:
-                    continue
-                Wi = np.linalg.inv(W[p])
-                dp, _ = tree.query(obs @ Wi[:3, :3].T + Wi[:3, 3], distance_upper_bound=cap)
-                d = np.minimum(d, dp)
-            c = float(np.minimum(d, cap).mean())
-            if free_space is not None and len(moving):
-                Wm = W[owner]  # [n, 4, 4] each sample's part motion
-                posed = np.einsum("nij,nj->ni", Wm[:, :3, :3], moving) + Wm[:, :3, 3]
-                c += float(free_space[t](torch.as_tensor(posed, dtype=torch.float32)).clamp(max=cap).mean())
-            return c
+            return frame_cost(t, world_motions(v[None])[0], obs)  # the motions depend on the values alone
 
         x = np.clip(out[t], lo, hi)  # never outside the joints' ranges
         best = cost(x)
