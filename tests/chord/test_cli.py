@@ -98,3 +98,20 @@ def test_check_rejects_unknown_suffix(tmp_path: Path, capsys):
     p.write_text("hi")
     assert main(["check", str(p)]) == 1
     assert "has suffix '.txt'; expected .yaml/.yml/.json (scene) or .npz" in capsys.readouterr().err
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly_with_status_141():
+    """`chord sim --help | head`: the write into the closed pipe is not an error of chord's: no
+    traceback, and the status a shell gives a pipe's writer (128 + SIGPIPE). In a child process,
+    since the handler points the process's stdout at devnull."""
+    code = (
+        "import sys, tyro\n"
+        "from chord.cli.main import main\n"
+        "def closed(*a, **k):\n"
+        "    raise BrokenPipeError(32, 'Broken pipe')\n"
+        "tyro.extras.subcommand_cli_from_dict = closed\n"
+        "sys.exit(main(['sim', '--help']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 141, done.stderr
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr
