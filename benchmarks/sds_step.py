@@ -480,6 +480,8 @@ def main() -> None:
     bad = [r for r in rows if not r.get("failed") and not math.isfinite(r["total"])]
     if bad:
         raise SystemExit(f"non-finite timings: {bad}")
+    if ctx is not None:  # every rank reaches here before any tears the group down: gloo aborted a rank
+        distributed.barrier(ctx)  # that destroyed it while rank 0 still reported (SIGABRT, once in CI)
     distributed.shutdown()
     if failed_guard:
         raise SystemExit(f"quality guard failed: {failed_guard}")
