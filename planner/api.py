@@ -20,7 +20,7 @@ from core.record import PlanRecord
 from core.scene import Scene
 from planner.config import PlannerConfig, config_dict
 from planner.judge import GraspJudge
-from planner.pipeline import PlanResult, plan_flow
+from planner.pipeline import PlanResult, for_robot, plan_flow
 from planner.robot import Robot
 
 
@@ -122,7 +122,9 @@ def plan_file(
     """
     flow = ObjectFlow.load(flow_path)
     scene = None if scene_path is None else Scene.load(scene_path)
-    planned = replace(config, geometry=config.geometry_for(scene is not None))
+    robot = Robot(config.robot) if robot is None else robot
+    # as planned and recorded: "auto" geometry resolved, the robot's gripper filled in
+    planned = for_robot(replace(config, geometry=config.geometry_for(scene is not None)), robot)
     result = plan_flow(flow, scene, planned, robot, judge)
     plan_path = result.plan.save(out)
     record = PlanRecord(

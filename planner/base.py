@@ -22,7 +22,7 @@ the base's axis lies inside (or within 0.15 m of) the convex footprint of any ob
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -30,20 +30,23 @@ from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.transform import Rotation
 
 from core.errors import ChordError
+from core.robots import DEFAULT_ROBOT, ROBOTS, RobotSpec
 
 
 @dataclass(frozen=True)
 class BaseSearch:
     """The base placements searched and how (candidate, base) pairs are screened; units in comments."""
 
-    # metres from the part's first-frame centre: the Panda's reach is 0.855 m from the shoulder (0.333
-    # m above its base); nearer than 0.3 m the arm folds over its own base to reach down beside it
-    distances: tuple[float, ...] = (0.30, 0.40, 0.50, 0.60, 0.70, 0.80)
+    # metres from the part's first-frame centre; the robot's entry gives its own (for_robot), these
+    # are the default robot's (core.robots)
+    distances: tuple[float, ...] = ROBOTS[DEFAULT_ROBOT].base_distances
     directions: int = 16  # directions round the part (22.5 deg apart), the base facing the part
-    # metres: the shoulder's footprint (Panda link0/link1, radius ~0.11 m, plus 4 cm): no object
-    # point below shoulder_height may come this close to the base's vertical axis at any frame
-    clearance: float = 0.15
-    shoulder_height: float = 0.4  # metres above the table: the Panda's shoulder housing tops out here
+    # metres: the base's footprint radius plus 4 cm: no object point below shoulder_height may come
+    # this close to the base's vertical axis at any frame
+    clearance: float = ROBOTS[DEFAULT_ROBOT].base_clearance
+    shoulder_height: float = ROBOTS[
+        DEFAULT_ROBOT
+    ].shoulder_height  # metres above the table: its shoulder housing
     candidates: int = 16  # best collision-free grasp (or push) candidates whose waypoints are scored
     waypoints: int = 10  # waypoints per candidate in the screen: approach start, grasp, track, retreat end
     pairs: int = 600  # (candidate, base) pairs solved by batched IK at most (best by the reach screen)
@@ -77,6 +80,15 @@ class BaseSearch:
                 f"candidates {self.candidates}, waypoints {self.waypoints}, pairs {self.pairs}, iterations "
                 f"{self.iterations}, attempts {self.attempts} (integers >= 1) expected"
             )
+
+    def for_robot(self, spec: RobotSpec) -> BaseSearch:
+        """This search with the placements ``spec`` allows: its distances, footprint and shoulder height."""
+        return replace(
+            self,
+            distances=spec.base_distances,
+            clearance=spec.base_clearance,
+            shoulder_height=spec.shoulder_height,
+        )
 
 
 _AXES = {"X": np.array([1.0, 0, 0]), "Y": np.array([0, 1.0, 0]), "Z": np.array([0, 0, 1.0])}
@@ -194,7 +206,7 @@ class BatchKinematics:
         return np.stack([(1 - u) * origin(*a) + u * origin(*b) for a, b, u in self.sphere_frames], axis=1)
 
     def link_heights(self, q: np.ndarray) -> np.ndarray:
-        """Heights [B] (m, base z) of the lowest clearance-frame origin (the robot's config.clearance_frames)."""
+        """Heights [B] (m, base z) of the lowest clearance-frame origin (the robot entry's body_links)."""
         if not self.link_frames:
             return np.full(len(q), np.inf)
         Rs, ps, _ = self.joint_frames(q)
@@ -411,7 +423,7 @@ def rank_bases(
             c_w = np.einsum("bij,bsj->bsi", Tw[:, :3, :3], c) + Tw[:, None, :3, 3]
             body = np.linalg.norm(c - T_tcp[:, None, :3, 3], axis=2) > GRIPPER_ZONE
             d = tree.query(c_w.reshape(-1, 3))[0].reshape(c.shape[:2])
-            ok &= ~((d < robot.config.body_radius) & body).any(1)
+            ok &= ~((d < robot.body_radius) & body).any(1)
         manip = np.sqrt(np.clip(np.linalg.det(Jac @ Jac.transpose(0, 2, 1)), 0.0, None))
         margin = robot.limit_margin(q)
         share = np.add.reduceat(ok.astype(float), starts_at) / sizes

@@ -22,22 +22,7 @@ import numpy as np
 import tyro
 
 from core.errors import ChordError
-
-# The Franka Panda's "ready" posture: a well-conditioned seed in the middle of the workspace.
-PANDA_READY = (0.0, -0.785398, 0.0, -2.356194, 0.0, 1.570796, 0.785398)
-# Franka's datasheet joint acceleration limits (rad/s^2); URDFs carry no acceleration limits.
-PANDA_ACCEL_LIMITS = (15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0)
-# The Panda's links from the elbow out: kept above the table by the planner, speed-capped by real/.
-PANDA_BODY_LINKS = (
-    "panda_link3",
-    "panda_link4",
-    "panda_link5",
-    "panda_link6",
-    "panda_link7",
-    "panda_hand",
-    "panda_leftfinger",
-    "panda_rightfinger",
-)
+from core.robots import DEFAULT_ROBOT, ROBOTS, GripperGeometry, RobotSpec, robot_spec
 
 # Grasp and collision surfaces: "auto" = "mesh" when a scene is given, "flow" when not.
 Geometry = Literal["auto", "flow", "mesh"]
@@ -74,28 +59,30 @@ def _finite(x: Any) -> bool:
 
 @dataclass(frozen=True)
 class RobotConfig:
-    """Which URDF, which frame is the tool, and the limits the planner must respect."""
+    """Which arm: a name from the robot registry (core.robots), or a YAML file describing your own.
 
-    # URDF path; "" = Franka Panda from pybullet_data. `--robot` is the flag's older name, kept.
-    urdf: Annotated[str, tyro.conf.arg(aliases=("--robot",))] = ""
-    # link/frame between the fingertips (the grasp point). `--tcp-frame` is the older name, kept.
-    tcp_frame: Annotated[str, tyro.conf.arg(aliases=("--tcp-frame",))] = "panda_grasptarget"
-    accel_limits: tuple[float, ...] = PANDA_ACCEL_LIMITS  # rad/s^2 per arm joint (URDF has none)
-    seed: tuple[float, ...] = PANDA_READY  # rad, IK seed / rest posture, one per arm joint
-    # Links whose origins must stay above the table (cheap collision proxy for the static scene).
-    clearance_frames: tuple[str, ...] = PANDA_BODY_LINKS
-    # The arm's body as spheres along the segments between consecutive frame origins (the
-    # gripper is checked separately with boxes): (frame names in chain order, radius in metres).
-    body_chain: tuple[str, ...] = (
-        "panda_link1",
-        "panda_link3",
-        "panda_link4",
-        "panda_link5",
-        "panda_link6",
-        "panda_link7",
-        "panda_hand",
-    )
-    body_radius: float = 0.06  # metres: radius of the spheres
+    Everything else about the arm (URDF, TCP frame, gripper, acceleration limits, body links,
+    ready posture, where its base may stand) is the registry entry's (docs/robots.md).
+    """
+
+    # panda, fr3, xarm6, ur5 (core.robots.ROBOTS) or a .yaml describing your arm (docs/robots.md)
+    name: Annotated[str, tyro.conf.arg(aliases=("--robot",))] = DEFAULT_ROBOT
+    # the arm's URDF in place of the entry's (the same arm from your own file); "" = the entry's
+    urdf: Annotated[str, tyro.conf.arg(aliases=("--robot-urdf",))] = ""
+
+    def __post_init__(self) -> None:
+        _need(isinstance(self.name, str) and bool(self.name), "robot", self.name,
+              f"a robot name ({', '.join(sorted(ROBOTS))}) or a .yaml file")  # fmt: skip
+        if self.name.endswith(".urdf"):
+            raise PlannerConfigError(
+                f"robot is {self.name!r}: --robot takes a robot name ({', '.join(sorted(ROBOTS))}) or a .yaml "
+                "file describing your arm; give its URDF with --robot-urdf (docs/robots.md)"
+            )
+        _need(isinstance(self.urdf, str), "robot urdf", self.urdf, 'a URDF path or ""')
+
+    def spec(self) -> RobotSpec:
+        """The registry entry (or YAML file) this names, with ``urdf`` in place of its URDF if given."""
+        return robot_spec(self.name, self.urdf or None)
 
 
 @dataclass(frozen=True)
@@ -131,73 +118,12 @@ class SegmentConfig:
 
 
 @dataclass(frozen=True)
-class GripperGeometry:
-    """Collision boxes and grasp force of a parallel gripper in the TCP frame; defaults: Franka hand.
-
-    The box dimensions are the bounds of the collision meshes of pybullet_data's
-    ``franka_panda/panda.urdf`` moved into the TCP frame (``panda_grasptarget``, 0.105 m along
-    ``panda_hand`` z): ``hand.obj`` spans x +-0.0316, y -0.104..0.1004, z -0.0259..0.066 (hand
-    frame), so z -0.131..-0.039 in the TCP frame; ``finger.obj`` spans x +-0.0105, 0..0.0264 from
-    its inner face along the closing axis and z 0..0.0538 from the finger joint at hand z 0.0584
-    (TCP z -0.0466..0.0072); ``link7.obj``'s round flange body (radius 0.044 about the tool axis)
-    spans link7 z 0.052..0.1068, i.e. TCP z -0.160..-0.105 (its joint housing, which sticks out
-    to one side, is left to the arm's body spheres). 70 N is the Franka hand's continuous grasp
-    force (Franka datasheet; 140 N peak).
-    """
-
-    max_width: float = 0.08  # metres, widest finger opening
-    finger_width: float = 0.021  # metres along x
-    finger_thickness: float = 0.0264  # metres along y (each finger, from its inner face outwards)
-    finger_length: float = 0.054  # metres along z, fingertip at z = finger_tip
-    finger_tip: float = 0.0072  # metres: fingertips reach this far past the TCP along z
-    palm_half: tuple[float, float] = (0.0316, 0.104)  # metres, hand half-extents along x and y
-    palm_z: tuple[float, float] = (-0.131, -0.039)  # metres, hand extent along z (behind fingers)
-    wrist_half: float = 0.044  # metres: flange half-extent along x and y (a box round the cylinder)
-    wrist_z: tuple[float, float] = (-0.160, -0.105)  # metres, flange extent along z
-    grasp_force: float = 70.0  # newtons: continuous force the fingers squeeze with
-    pad_radius: float = 0.005  # metres: radius of a finger pad's contact patch (pads 21 mm wide)
-
-    def __post_init__(self) -> None:
-        for name in ("max_width", "finger_width", "finger_thickness", "finger_length", "grasp_force"):
-            v = getattr(self, name)
-            _need_nested(_finite(v) and v > 0.0, f"GripperGeometry.{name}", v, "a finite value > 0")
-        for name in ("finger_tip", "pad_radius", "wrist_half"):
-            v = getattr(self, name)
-            _need_nested(_finite(v) and v >= 0.0, f"GripperGeometry.{name}", v, "a finite value >= 0")
-        for name in ("palm_z", "wrist_z"):
-            lo, hi = getattr(self, name)
-            _need_nested(
-                _finite(lo) and _finite(hi) and lo < hi,
-                f"GripperGeometry.{name}",
-                (lo, hi),
-                "(low, high) with low < high",
-            )
-
-    def boxes(self, opening: float) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Axis-aligned (lo [3], hi [3]) boxes in the TCP frame for a finger opening (m).
-
-        Order: the two fingers, the hand, the wrist flange.
-        """
-        h = opening / 2
-        fz = (self.finger_tip - self.finger_length, self.finger_tip)
-        fx = self.finger_width / 2
-        w = self.wrist_half
-        return [
-            (np.array([-fx, h, fz[0]]), np.array([fx, h + self.finger_thickness, fz[1]])),
-            (np.array([-fx, -h - self.finger_thickness, fz[0]]), np.array([fx, -h, fz[1]])),
-            (
-                np.array([-self.palm_half[0], -self.palm_half[1], self.palm_z[0]]),
-                np.array([self.palm_half[0], self.palm_half[1], self.palm_z[1]]),
-            ),
-            (np.array([-w, -w, self.wrist_z[0]]), np.array([w, w, self.wrist_z[1]])),
-        ]
-
-
-@dataclass(frozen=True)
 class GraspConfig:
     """How grasp candidates are generated, filtered and ranked."""
 
-    gripper: GripperGeometry = field(default_factory=GripperGeometry)
+    # The gripper's collision boxes and force: None = the robot's (its registry entry, core.robots),
+    # which the planner fills in; a Python caller may give another. Not a command-line option.
+    gripper: Annotated[GripperGeometry | None, tyro.conf.Suppress] = None
     anchors: int = 1000  # surface points tried as the first contact (spread over the whole part)
     # Surface points the antipodal search pairs: a uniform subsample of the part's samples, about
     # 5 mm apart on a 0.1 m^2 part (a door leaf), well below a finger pad's 21 mm width
@@ -260,7 +186,7 @@ class GraspConfig:
             self.max_grasp_width > 0.0,
             "GraspConfig.collision_margin",
             self.collision_margin,
-            f"less than half the gripper's max_width {self.gripper.max_width:g} m",
+            f"less than half the gripper's max_width {self.hand.max_width:g} m",
         )
 
     @property
@@ -271,7 +197,13 @@ class GraspConfig:
         ``open_clearance`` where the hand opens that far, and its max_width where it does not.
         (Demanding the whole open_clearance left no grasp on parts 60-80 mm wide, which the
         Franka hand's 80 mm spans: a 68 mm box on the table had neither grasp nor push.)"""
-        return self.gripper.max_width - 2.0 * self.collision_margin
+        return self.hand.max_width - 2.0 * self.collision_margin
+
+    @property
+    def hand(self) -> GripperGeometry:
+        """The gripper grasps are made for: ``gripper``, or the default robot's when None (the planner
+        fills ``gripper`` in from the robot it plans for)."""
+        return self.gripper if self.gripper is not None else ROBOTS[DEFAULT_ROBOT].gripper.geometry
 
 
 @dataclass(frozen=True)
@@ -307,7 +239,7 @@ class PlannerConfig:
     approach_steps: int = 8  # waypoints from the pre-grasp pose to the grasp (and for retreat)
     retreat_distance: float = 0.10  # metres backed off along the tool's -z after release
     velocity_scale: float = 0.5  # fraction in (0, 1] of the URDF joint velocity limits used
-    accel_scale: float = 0.5  # fraction in (0, 1] of the joint acceleration limits used
+    accel_scale: float = 0.5  # fraction in (0, 1] of the joint acceleration and jerk limits used
     gripper_time: float = 0.6  # seconds to close or open the gripper (arm holds still)
     # m/s: the tool's and every clearance link's speed cap; a segment timed faster is slowed
     # uniformly. 0.25 m/s is what a real arm's first runs are held to (chord real's first-run cap,
@@ -425,6 +357,8 @@ def _value(v: Any, kind: Any, where: str) -> Any:
         if v is None and type(None) in get_args(kind):
             return None
         (kind,) = [a for a in get_args(kind) if a is not type(None)]
+        if is_dataclass(kind):
+            return _build(kind, v, where)
         origin = get_origin(kind)
     if origin is tuple:
         args = get_args(kind)

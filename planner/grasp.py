@@ -144,7 +144,7 @@ def _squared_to_faces(
     parallel = -np.einsum("pi,pi->p", n_i, n_j) > np.cos(np.radians(PARALLEL_DEG))
     # (pairs whose own line is within SQUARE_DEG of square have their squared line already)
     slant = off > along * np.tan(np.radians(SQUARE_DEG))
-    pick = parallel & slant & (n_len > 1.0) & (along > 0.005) & (off < config.gripper.finger_width / 2)
+    pick = parallel & slant & (n_len > 1.0) & (along > 0.005) & (off < config.hand.finger_width / 2)
     out: tuple[list, list, list, list, list] = ([], [], [], [], [])
     for p in np.flatnonzero(pick):
         mid = 0.5 * (pts[i_idx[p]] + pts[j_idx[p]])
@@ -273,7 +273,7 @@ def with_load(
         return cands, 0
     from planner.load import grasp_utilisation
 
-    g = config.gripper
+    g = config.hand
     util = grasp_utilisation(
         load,
         np.stack([c.T_part_ee for c in grasps]),
@@ -315,7 +315,7 @@ def push_candidates(
     # The best point of every cell of a finger pad's width, so the pushes spread over every face
     # that meets the motion instead of crowding where it moves fastest (next to a frame, say).
     order = np.argsort(-score)
-    cell = config.gripper.finger_width
+    cell = config.hand.finger_width
     _, first = np.unique(np.floor(part_pts[order] / cell).astype(np.int64), axis=0, return_index=True)
     idx = order[np.sort(first)][:100]
     out = []
@@ -336,7 +336,7 @@ def push_candidates(
             ang = np.pi * k / 4
             T = np.eye(4)
             T[:3, :3] = _frame_from(z, np.cos(ang) * a + np.sin(ang) * b)
-            T[:3, 3] = part_pts[i] - z * (config.push_standoff + config.gripper.finger_tip)
+            T[:3, 3] = part_pts[i] - z * (config.push_standoff + config.hand.finger_tip)
             level = 1.0 - abs(float(T[2, 1]))  # prefer the long palm axis horizontal
             for app in approaches:
                 out.append(
@@ -388,7 +388,7 @@ def _edge_pushes(
     The approach is along the surface (the finger slides in under the edge), not along the
     tilted tool axis (which would bring the tip through the part's edge).
     """
-    g = config.gripper
+    g = config.hand
     a = np.cross(n, [1.0, 0, 0] if abs(n[0]) < 0.9 else [0, 1.0, 0])
     a /= np.linalg.norm(a)
     b = np.cross(n, a)
@@ -472,7 +472,7 @@ def gripper_collisions(
 ) -> list[str | None]:
     """Why each candidate collides (approach, first frame, or along the track), or None if free.
 
-    The gripper is ``config.gripper``'s boxes: both fingers at the candidate's opening on the way
+    The gripper is ``config.hand``'s boxes: both fingers at the candidate's opening on the way
     in (its width plus the clearance) and at its hold width on the track, the hand, the wrist
     flange. Checked against the table plane and the scene's points: on the approach (5 poses
     from ``approach_distance`` out to the grasp, against the part and the rest, at frame 0; a
@@ -483,7 +483,7 @@ def gripper_collisions(
     out: list[str | None] = [None] * len(cands)
     if not cands:
         return out
-    g = config.gripper
+    g = config.hand
     is_grasp = np.array([c.kind == "grasp" for c in cands])
     widths = np.array([c.width for c in cands])
     opening = np.where(is_grasp, np.minimum(g.max_width, widths + config.open_clearance), 0.0)
@@ -549,7 +549,7 @@ def _off_surface(
     tool_z = (part_pts - T_world_ee[:3, 3]) @ T_world_ee[:3, 2]
     slab = config.push_standoff + config.collision_margin
     on_surface = (np.abs((part_pts - p) @ n) <= slab) & (
-        tool_z > config.gripper.palm_z[1] + config.collision_margin
+        tool_z > config.hand.palm_z[1] + config.collision_margin
     )
     return part_pts[~on_surface]
 

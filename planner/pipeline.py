@@ -252,7 +252,7 @@ def _choose(
     raise ChordError(
         f"no grasp or push fits object {part.object_name!r} (part of {len(part.indices)} points): "
         f"antipodal {stats['grasp']}, push {stats['push']}; gripper max width "
-        f"{1000 * config.grasp.gripper.max_width:.0f} mm"
+        f"{1000 * config.grasp.hand.max_width:.0f} mm"
     )
 
 
@@ -519,7 +519,7 @@ def arm_clearance(
         c = c[np.linalg.norm(c - tcp[:3, 3], axis=1) > gripper_zone]
         if not len(c):
             continue
-        d = float(trees[f].query(c)[0].min()) - robot.config.body_radius
+        d = float(trees[f].query(c)[0].min()) - robot.body_radius
         if d < worst:
             worst, where = d, f"waypoint {k} (flow frame {f})"
     return worst, where
@@ -555,6 +555,21 @@ def _interp_pose(Ta: np.ndarray, Tb: np.ndarray, u: float) -> np.ndarray:
     return T
 
 
+def for_robot(config: PlannerConfig, robot: Robot) -> PlannerConfig:
+    """``config`` with the gripper filled in from ``robot``'s entry where it is None (GraspConfig.gripper).
+
+    Raises ChordError when ``robot`` is not the arm ``config.robot`` names (a Robot built for
+    another arm was passed with this config).
+    """
+    if robot.spec.name != config.robot.spec().name:
+        raise ChordError(
+            f"plan_flow: the robot given is {robot.spec.name!r}, the config names {config.robot.name!r}"
+        )
+    if config.grasp.gripper is None:
+        config = replace(config, grasp=replace(config.grasp, gripper=robot.gripper))
+    return config
+
+
 def plan_flow(
     flow: ObjectFlow,
     scene=None,  # core.scene.Scene or None
@@ -577,6 +592,7 @@ def plan_flow(
     """
     t_start = time.perf_counter()
     robot = Robot(config.robot) if robot is None else robot
+    config = for_robot(config, robot)
     table_height = 0.0
     movable: list[str] | None = None
     if scene is not None:
@@ -664,7 +680,7 @@ def _ranked_bases(
     table_height: float,
     config: PlannerConfig,
     judge: GraspJudge | None = None,
-    search: BaseSearch = BASE_SEARCH,
+    search: BaseSearch | None = None,  # None: BASE_SEARCH with the robot's placements (BaseSearch.for_robot)
 ) -> BaseRanking:
     """The clear base placements round the moving part, best first, by how the best collision-free
     grasp (or push) candidates reach their whole track from each (planner.base.rank_bases).
@@ -674,6 +690,7 @@ def _ranked_bases(
     ChordError if every placement stands in an object's footprint.
     """
     t0 = time.perf_counter()
+    search = BASE_SEARCH.for_robot(robot.spec) if search is None else search
     track = analysis.follow_track()  # the waypoints _choose will plan
     rng, own, other = _search_inputs(geometry, config)
     cands: list[GraspCandidate] = []
@@ -836,7 +853,7 @@ def _plan_at_base(
         q=np.ascontiguousarray(timed.q, dtype=np.float64),
         gripper=timed.gripper.astype(np.float64),
         ee_pose=ee,
-        robot=str(robot.urdf),
+        robot=robot.name,
         joint_names=robot.joint_names,
         base_pose=tuple(base.tolist()),
         task=(scene.prompt if scene is not None else flow.prompt) or "follow the flow",
@@ -944,7 +961,7 @@ def _gripper_widths(cand: GraspCandidate, g: GraspConfig) -> tuple[float, float]
     below its width while holding; a push keeps the fingers closed (0, 0).
     """
     if cand.kind == "grasp":
-        return min(g.gripper.max_width, cand.width + g.open_clearance), max(0.0, cand.width - g.squeeze)
+        return min(g.hand.max_width, cand.width + g.open_clearance), max(0.0, cand.width - g.squeeze)
     return 0.0, 0.0
 
 
@@ -974,6 +991,22 @@ def _cartesian_peak(robot: Robot, seg: TimedPath, dt: float) -> float:
     return float((np.linalg.norm(np.diff(p, axis=0), axis=-1) / np.diff(t)[:, None]).max())
 
 
+def _jerk_peak(robot: Robot, seg: TimedPath, dt: float, scale: float) -> float:
+    """The largest |d3q/dt3| along ``seg`` as a fraction of ``scale`` x the robot's jerk limits,
+    sampled every ``dt`` seconds by finite differences (as chord real's pre-flight measures it),
+    with the arm at rest before and after (each timed phase starts and ends at rest)."""
+    t = _grid(seg.duration, dt)
+    if len(t) < 2:
+        return 0.0
+    _, q = seg.sample(t)
+    q = np.concatenate([np.repeat(q[:1], 3, 0), q, np.repeat(q[-1:], 3, 0)])
+    tt = np.concatenate([t[0] - dt * np.arange(3, 0, -1), t, t[-1] + dt * np.arange(1, 4)])
+    for _ in range(3):
+        q = np.diff(q, axis=0) / np.diff(tt)[:, None]
+        tt = 0.5 * (tt[1:] + tt[:-1])
+    return float((np.abs(q) / (scale * robot.jerk_limits)).max())
+
+
 def _time_waypoints(
     robot: Robot,
     q_wp: np.ndarray,  # [K, J] joint waypoints
@@ -985,7 +1018,9 @@ def _time_waypoints(
     """Time the waypoints: TOPP-RA on approach, follow and retreat, gripper dwells between.
 
     Velocity and acceleration limits are the robot's scaled by ``velocity_scale`` /
-    ``accel_scale``; the gripper closes and opens in ``gripper_time`` with the arm still.
+    ``accel_scale``; a phase is then slowed uniformly until its tool and links keep under
+    ``cartesian_speed_max`` and its joints under ``accel_scale`` x the robot's jerk limits. The
+    gripper closes and opens in ``gripper_time`` with the arm still.
     Raises ChordError if the whole plan takes longer than ``max_duration``.
     """
     v_max = config.velocity_scale * robot.velocity_limits
@@ -1007,7 +1042,19 @@ def _time_waypoints(
             if peak > config.cartesian_speed_max:
                 k = 1.01 * peak / config.cartesian_speed_max
                 log.debug("timing: %s slowed %.3fx (a link at %.3f m/s)", name, k, peak)
-                segments[i] = (name, replace(seg, stretch=seg.stretch * k))
+                seg = replace(seg, stretch=seg.stretch * k)
+                segments[i] = (name, seg)
+            # TOPP-RA's path acceleration is piecewise constant: its steps are the jerk. Slowing by
+            # k scales a smooth motion's jerk by 1/k^3 and a step's (over a sample) by 1/k^2, so a
+            # phase over the limit is stretched by the square root of its excess until it is under.
+            for _ in range(4):
+                excess = _jerk_peak(robot, seg, config.dt, config.accel_scale)
+                if excess <= 1.0:
+                    break
+                k = 1.01 * float(np.sqrt(excess))
+                log.debug("timing: %s slowed %.3fx (jerk %.2f x the limit)", name, k, excess)
+                seg = replace(seg, stretch=seg.stretch * k)
+                segments[i] = (name, seg)
     ts, qs, gs, phase_times = [], [], [], {}
     t0 = 0.0
     q_last = q_wp[0]
@@ -1114,6 +1161,11 @@ def _report(
     dt_all = np.diff(t_all)
     qd = np.diff(q_all, axis=0) / dt_all[:, None]
     qdd = np.diff(qd, axis=0) / (0.5 * (dt_all[1:] + dt_all[:-1]))[:, None]
+    # jerk as chord real's pre-flight takes it: each derivative at the midpoints of the last's times
+    m1 = np.cumsum(np.r_[0.0, dt_all])
+    m1 = 0.5 * (m1[1:] + m1[:-1])
+    m2 = 0.5 * (m1[1:] + m1[:-1])
+    qddd = np.diff(qdd, axis=0) / np.diff(m2)[:, None]
     link_z = np.array([robot.fk_frames(q)[:, 2].min() for q in q_all[:: max(1, len(q_all) // 200)]])
     return {
         "planner": "chord.planner v1 (pinocchio DLS IK + Gauss-Newton joint optimisation + TOPP-RA)",
@@ -1152,6 +1204,7 @@ def _report(
         "peak_joint_speed_rad_s": np.abs(qd).max(0).tolist(),
         "peak_speed_fraction_of_limit": float((np.abs(qd) / robot.velocity_limits).max()),
         "peak_accel_fraction_of_limit": float((np.abs(qdd) / robot.accel_limits).max()) if len(qdd) else 0.0,
+        "peak_jerk_fraction_of_limit": float((np.abs(qddd) / robot.jerk_limits).max()) if len(qddd) else 0.0,
         "peak_tcp_speed_m_s": float(np.linalg.norm(np.diff(ee[:, :3], axis=0), axis=1).max() / dt_all.min()),
         "min_link_height_above_table_m": float(link_z.min() - table_z),
         "min_arm_clearance_to_scene_m": clearance,

@@ -11,24 +11,14 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from core.errors import ChordError, MissingDependencyError
-from planner.config import PANDA_ACCEL_LIMITS as PANDA_ACCEL_LIMITS  # re-exported: real/ reads them here
-from planner.config import PANDA_BODY_LINKS as PANDA_BODY_LINKS
-from planner.config import PANDA_READY as PANDA_READY
+from core.robots import GripperGeometry, RobotSpec
 from planner.config import RobotConfig as RobotConfig
 
 log = logging.getLogger(__name__)
-
-
-def default_urdf() -> Path:
-    """The Franka Panda URDF shipped with ``pybullet_data``."""
-    import pybullet_data
-
-    return Path(pybullet_data.getDataPath()) / "franka_panda" / "panda.urdf"
 
 
 def _pin():
@@ -51,40 +41,45 @@ class IKResult:
 
 
 class Robot:
-    """A serial arm from a URDF: FK, Jacobians, damped-least-squares IK with joint limits.
+    """A serial arm from its registry entry (core.robots): FK, Jacobians, damped-least-squares IK with joint limits.
 
-    Raises ChordError if the URDF cannot be read, the TCP frame is missing, or the arm joints
-    have no finite position limits.
+    ``config`` is a RobotConfig (a registry name or YAML file, and optionally the arm's URDF) or the
+    RobotSpec itself. Raises ChordError if the URDF cannot be read, the TCP frame is missing, the
+    chain from the root to the TCP is not the entry's arm joints, or they have no finite limits.
     """
 
-    def __init__(self, config: RobotConfig = RobotConfig()):
+    def __init__(self, config: RobotConfig | RobotSpec = RobotConfig()):
         pin = _pin()
-        self.config = config
-        urdf = Path(config.urdf) if config.urdf else default_urdf()
-        if not urdf.is_file():
-            raise ChordError(f"robot urdf: file {str(urdf)!r} does not exist")
+        spec = config if isinstance(config, RobotSpec) else config.spec()
+        self.spec = spec
+        urdf = spec.urdf_path()
         self.urdf = urdf
         try:
             full = pin.buildModelFromUrdf(str(urdf))
         except (RuntimeError, ValueError) as e:
             raise ChordError(f"robot urdf {str(urdf)!r}: pinocchio cannot read it ({e})") from e
-        if not full.existFrame(config.tcp_frame):
+        if not full.existFrame(spec.tcp_frame):
             names = [f.name for f in full.frames if f.type == pin.FrameType.BODY]
             raise ChordError(
-                f"robot tcp_frame: {config.tcp_frame!r} is not a link of {urdf.name}; links: {names}"
+                f"robot {spec.name!r} tcp_frame: {spec.tcp_frame!r} is not a link of {urdf.name}; links: {names}"
             )
         # The arm is the support chain of the TCP; lock every other movable joint.
-        tcp_joint = full.frames[full.getFrameId(config.tcp_frame)].parentJoint
+        tcp_joint = full.frames[full.getFrameId(spec.tcp_frame)].parentJoint
         chain = set(full.supports[tcp_joint])
         lock = [j for j in range(1, full.njoints) if j not in chain]
         self.model = pin.buildReducedModel(full, lock, pin.neutral(full)) if lock else full
         self.data = self.model.createData()
-        self.tcp_id = self.model.getFrameId(config.tcp_frame)
+        self.tcp_id = self.model.getFrameId(spec.tcp_frame)
         self.joint_names = tuple(self.model.names[j] for j in range(1, self.model.njoints))
         if self.model.nq != self.model.nv or self.model.nq != len(self.joint_names):
             raise ChordError(
                 f"robot urdf {urdf.name}: only 1-DoF revolute/prismatic arm joints are supported "
                 f"(nq={self.model.nq}, nv={self.model.nv}, joints {list(self.joint_names)})"
+            )
+        if self.joint_names != spec.arm_joints:
+            raise ChordError(
+                f"robot {spec.name!r}: the joints from {urdf.name}'s root to {spec.tcp_frame!r} are "
+                f"{list(self.joint_names)}, its description says {list(spec.arm_joints)}"
             )
         self.lower = np.array(self.model.lowerPositionLimit, dtype=float)  # [J] rad
         self.upper = np.array(self.model.upperPositionLimit, dtype=float)  # [J] rad
@@ -97,25 +92,32 @@ class Robot:
                 f"lower {self.lower.tolist()} upper {self.upper.tolist()}"
             )
         self.velocity_limits = np.array(self.model.velocityLimit, dtype=float)  # [J] rad/s
-        acc = np.asarray(config.accel_limits, dtype=float)
-        if acc.shape != (self.dof,) or (acc <= 0).any():
+        if not (np.isfinite(self.velocity_limits).all() and (self.velocity_limits > 0).all()):
             raise ChordError(
-                f"robot accel_limits: {acc.tolist()}, expected {self.dof} positive numbers (rad/s^2)"
+                f"robot urdf {urdf.name}: joints {list(self.joint_names)} need velocity limits > 0, got "
+                f"{self.velocity_limits.tolist()}"
             )
-        self.accel_limits = acc
-        seed = np.asarray(config.seed, dtype=float)
-        if seed.shape != (self.dof,):
-            seed = 0.5 * (self.lower + self.upper)
-        self.seed = np.clip(seed, self.lower, self.upper)
-        missing = [f for f in config.clearance_frames if not self.model.existFrame(f)]
+        self.accel_limits = np.asarray(spec.accel_limits, dtype=float)  # [J] rad/s^2, checked by RobotSpec
+        self.jerk_limits = np.asarray(spec.jerk_limits, dtype=float)  # [J] rad/s^3, checked by RobotSpec
+        ready = np.asarray(spec.ready, dtype=float)
+        outside = (ready < self.lower) | (ready > self.upper)
+        if outside.any():
+            raise ChordError(
+                f"robot {spec.name!r}: ready posture {ready.tolist()} is outside the joint limits at "
+                f"{[self.joint_names[i] for i in np.flatnonzero(outside)]}"
+            )
+        self.seed = ready
+        self.gripper: GripperGeometry = spec.gripper.geometry
+        self.body_radius = spec.body_radius  # metres, the body spheres' radius
+        missing = [f for f in (*spec.body_links, *spec.body_chain) if not self.model.existFrame(f)]
         if missing:
-            log.warning("robot: clearance frames %s not in %s; ignored", missing, urdf.name)
-        self.clearance_ids = [self.model.getFrameId(f) for f in config.clearance_frames if f not in missing]
-        self.body_ids = [self.model.getFrameId(f) for f in config.body_chain if self.model.existFrame(f)]
+            raise ChordError(f"robot {spec.name!r}: body links {missing} are not links of {urdf.name}")
+        self.clearance_ids = [self.model.getFrameId(f) for f in spec.body_links]
+        self.body_ids = [self.model.getFrameId(f) for f in spec.body_chain]
         self._sphere_cache: dict[int, tuple] = {}
 
     def body_spheres(self, q: np.ndarray, per_segment: int = 4) -> np.ndarray:  # q: [J]
-        """Centres [S, 3] (base frame) of spheres of radius ``config.body_radius`` along the arm."""
+        """Centres [S, 3] (base frame) of spheres of radius ``body_radius`` along the arm."""
         return self.body_sphere_layout(q, per_segment)[0]
 
     def body_sphere_layout(
@@ -123,7 +125,7 @@ class Robot:
     ) -> tuple[np.ndarray, list[tuple[int, int, float]]]:  # q: [J]
         """(centres [S, 3], layout): sphere s sits at (1 - u) * origin(a) + u * origin(b).
 
-        ``layout[s] = (a, b, u)`` with a, b frame ids of ``config.body_chain``, so the sphere's
+        ``layout[s] = (a, b, u)`` with a, b frame ids of the entry's ``body_chain``, so the sphere's
         Jacobian is (1 - u) J_a + u J_b (linear rows).
         """
         pin = _pin()
@@ -148,7 +150,8 @@ class Robot:
 
     @property
     def name(self) -> str:
-        return str(self.model.name or self.urdf.stem)
+        """The registry name (what a plan's meta.robot says)."""
+        return self.spec.name
 
     # -- forward kinematics ---------------------------------------------------------------
     def fk(self, q: np.ndarray) -> np.ndarray:  # q: [J]

@@ -96,7 +96,7 @@ def optimise(
 ) -> np.ndarray:
     """Joint waypoints [K, J] minimising the objective in the module docstring (within limits)."""
     tree = cKDTree(obstacles) if obstacles is not None and len(obstacles) else None
-    need = robot.config.body_radius + config.scene_clearance
+    need = robot.body_radius + config.scene_clearance
     q = np.clip(np.asarray(q_init, dtype=float).copy(), robot.lower, robot.upper)
     K, J = q.shape
     w_k = np.ones(K) if weights is None else np.asarray(weights, dtype=float)

@@ -29,15 +29,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from core.errors import ChordError
+from core.robots import RobotSpec, robot_spec
 from core.transforms import wxyz_to_xyzw
 
-PANDA_FINGERS = ("panda_finger_joint1", "panda_finger_joint2")  # each opens width / 2
 # Link pairs joined by fewer movable joints than this are not checked against each other.
 NEAR_JOINTS = 3
 
@@ -55,48 +54,46 @@ class CollisionHit:
 class CollisionModel:
     """The arm's URDF in a PyBullet DIRECT client (and the scene's table and objects, when given).
 
-    ``joint_names`` are the plan's, in its column order; if the URDF does not have them (an FR3
-    plan on the Panda URDF, which the FR3 limit table uses for its kinematics), the URDF's
-    non-finger movable joints are taken in order. Use as a context manager or call ``close``.
-    Raises ChordError for a URDF that cannot be loaded or that lacks the joints.
+    ``robot`` is the arm (core.robots: its URDF and finger joints); ``joint_names`` are the plan's,
+    in its column order, and must be the arm's. Use as a context manager or call ``close``. Raises
+    ChordError for a URDF that cannot be loaded or that lacks the joints.
     """
 
     def __init__(
         self,
-        urdf: str | Path,
+        robot: RobotSpec,
         joint_names: Sequence[str],
         *,
-        finger_joints: Sequence[str] = PANDA_FINGERS,  # those the URDF lacks are ignored
         base_pose: Sequence[float] = (0, 0, 0, 1, 0, 0, 0),  # T_world_base: xyz m + wxyz
         scene: Any = None,  # core.scene.Scene; None = self-collision only
     ):
         import pybullet as p
 
         self.p = p
-        self.urdf = Path(urdf)
-        if not self.urdf.is_file():
-            raise ChordError(f"collision model: robot urdf {str(self.urdf)!r} does not exist")
+        self.robot = robot
+        self.urdf = robot.urdf_path()
         self._world = None
         self.client: int | None = None
         try:
-            self._build(joint_names, tuple(finger_joints), base_pose, scene)
+            self._build(tuple(joint_names), robot.gripper.finger_joints, base_pose, scene)
         except BaseException:
             self.close()
             raise
 
-    def _build(self, joint_names, finger_joints, base_pose, scene) -> None:
+    def _build(self, names, finger_joints, base_pose, scene) -> None:
         p = self.p
-        names = self._urdf_joint_names(joint_names, finger_joints)
+        if set(names) != set(self.robot.arm_joints):
+            raise ChordError(
+                f"collision model: the plan's joints {list(names)} are not robot {self.robot.name!r}'s "
+                f"{list(self.robot.arm_joints)}"
+            )
         base = np.asarray(base_pose, dtype=float)
         if scene is not None:
             from sim.world import SimConfig, SimWorld
 
             # The world is only posed (resetJointState), never stepped: no arm control law runs, so
             # the position servo's, which fits an arm of any joint count.
-            cfg = SimConfig(
-                arm_control="position", **({"finger_joints": finger_joints} if finger_joints else {})
-            )
-            self._world = SimWorld(scene, cfg, self.urdf, tuple(base), names)
+            self._world = SimWorld(scene, SimConfig(arm_control="position"), self.robot, tuple(base), names)
             self.client, self.arm = self._world.client, self._world.arm
             self.table = self._world.table
             self.objects = {n: (ob.body, ob.movable) for n, ob in self._world.objects.items()}
@@ -164,31 +161,6 @@ class CollisionModel:
     def has_scene(self) -> bool:
         """True when the scene's table and objects are loaded (``scene_collision`` can run)."""
         return self._world is not None
-
-    def _urdf_joint_names(self, joint_names: Sequence[str], finger_joints: Sequence[str]) -> tuple[str, ...]:
-        p = self.p
-        c = p.connect(p.DIRECT)
-        try:
-            body = p.loadURDF(str(self.urdf), useFixedBase=True, physicsClientId=c)
-            info = [
-                p.getJointInfo(body, j, physicsClientId=c)
-                for j in range(p.getNumJoints(body, physicsClientId=c))
-            ]
-        except p.error as e:
-            raise ChordError(f"collision model: PyBullet cannot load {str(self.urdf)!r} ({e})") from e
-        finally:
-            p.disconnect(c)
-        names = [ji[1].decode() for ji in info]
-        if all(nm in names for nm in joint_names):
-            return tuple(joint_names)
-        movable = [
-            ji[1].decode() for ji in info if ji[2] != p.JOINT_FIXED and ji[1].decode() not in finger_joints
-        ]
-        if len(movable) < len(joint_names):
-            raise ChordError(
-                f"collision model: {self.urdf.name} has movable joints {movable}, not the plan's {list(joint_names)}"
-            )
-        return tuple(movable[: len(joint_names)])
 
     @staticmethod
     def _below(link: int, ancestor: int, parent: dict[int, int]) -> bool:
@@ -290,21 +262,20 @@ class CollisionModel:
 
 
 def collision_for(
-    limits: Any, joint_names: Sequence[str] | None = None, urdf: str | Path | None = None, **kw: Any
+    limits: Any, joint_names: Sequence[str] | None = None, robot: RobotSpec | None = None, **kw: Any
 ) -> CollisionModel:
-    """The collision model of the arm in ``limits`` (a RobotLimits): its URDF, or ``urdf`` if given.
+    """The collision model of the arm: ``robot`` if given, else the registry arm ``limits`` (a
+    RobotLimits) names in its kinematics ("robot:<name>").
 
-    Raises ChordError for an arm with no URDF here (the UR5e's kinematics is a DH table): give its
-    URDF (``chord real --robot-urdf``).
+    Raises ChordError for an arm with no model here (the UR5e's kinematics is a DH table): describe
+    it in a YAML file with its URDF (docs/robots.md) and pass it as ``chord real --robot``.
     """
-    kind, _, spec = limits.kinematics.partition(":")
-    if urdf is None:
-        if kind != "urdf":
+    if robot is None:
+        kind, _, name = limits.kinematics.partition(":")
+        if kind != "robot":
             raise ChordError(
-                f"no collision model for {limits.model}: its kinematics is {limits.kinematics!r}, not a URDF; "
-                "give the arm's URDF (--robot-urdf)"
+                f"no collision model for {limits.model}: its kinematics is {limits.kinematics!r}, not a robot "
+                "model; describe the arm with its URDF in a YAML file (docs/robots.md) and pass --robot"
             )
-        import pybullet_data
-
-        urdf = Path(pybullet_data.getDataPath()) / spec.partition("#")[0]
-    return CollisionModel(urdf, tuple(joint_names or limits.joint_names), **kw)
+        robot = robot_spec(name)
+    return CollisionModel(robot, tuple(joint_names or limits.joint_names), **kw)

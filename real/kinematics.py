@@ -1,19 +1,20 @@
 """Forward kinematics for pre-flight checks: where the tool and the links are for every waypoint.
 
-URDF arms use the planner's kinematics (``planner.robot.Robot``, pinocchio), so pre-flight sees the
-same tool frame the plan was made with. The UR5e has no URDF here: its published standard-DH table
-is evaluated directly. All points are in the robot base frame, metres.
+Registry arms (core.robots) use the planner's kinematics (``planner.robot.Robot``, pinocchio) on
+the entry's URDF, so pre-flight sees the same tool frame the plan was made with. The UR5e has no
+URDF here: its published standard-DH table is evaluated directly. All points are in the robot base
+frame, metres.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from core.errors import ChordError
+from core.robots import RobotSpec, robot_spec
 from real.limits import RobotLimits
 
 
@@ -28,29 +29,19 @@ class ArmKinematics(Protocol):
 
 
 class UrdfKinematics:
-    """FK from a URDF through the planner's pinocchio model; frames = link_frames + the TCP."""
+    """FK of a registry arm through the planner's pinocchio model; frames = its body links + the TCP."""
 
-    def __init__(self, urdf: str | Path, tcp_frame: str, link_frames: tuple[str, ...], limits: RobotLimits):
-        from planner.robot import Robot, RobotConfig
+    def __init__(self, spec: RobotSpec, limits: RobotLimits):
+        from planner.robot import Robot
 
-        cfg = RobotConfig(
-            urdf=str(urdf),
-            tcp_frame=tcp_frame,
-            accel_limits=limits.acceleration,
-            seed=tuple(0.5 * (lo + hi) for lo, hi in zip(limits.lower, limits.upper, strict=True)),
-            clearance_frames=link_frames,
-        )
-        self._robot = Robot(cfg)
-        if self._robot.dof != limits.dof:
+        self._robot = Robot(spec)
+        if self._robot.joint_names != limits.joint_names:
             raise ChordError(
-                f"kinematics: {Path(urdf).name} has {self._robot.dof} arm joints "
-                f"{list(self._robot.joint_names)}, the {limits.model} table has {limits.dof}"
+                f"kinematics: robot {spec.name!r} has arm joints {list(self._robot.joint_names)}, the "
+                f"{limits.model} limit table {list(limits.joint_names)}"
             )
-        missing = [f for f in link_frames if not self._robot.model.existFrame(f)]
-        if missing:
-            raise ChordError(f"kinematics: frames {missing} are not in {Path(urdf).name}")
         self._ids = [*self._robot.clearance_ids, self._robot.tcp_id]
-        self.frame_names = (*link_frames, tcp_frame)
+        self.frame_names = (*spec.body_links, spec.tcp_frame)
 
     def points(self, q: np.ndarray) -> np.ndarray:  # q: [M, J]
         q = np.atleast_2d(np.asarray(q, dtype=float))
@@ -101,16 +92,14 @@ class DHKinematics:
         return out
 
 
-def kinematics_for(limits: RobotLimits, urdf: str | Path | None = None) -> ArmKinematics:
-    """The FK model named by ``limits.kinematics`` (``urdf`` overrides the URDF file)."""
-    kind, _, spec = limits.kinematics.partition(":")
+def kinematics_for(limits: RobotLimits, robot: RobotSpec | None = None) -> ArmKinematics:
+    """The FK model of the arm: ``robot`` (a registry entry, or the user's YAML arm, with any
+    --robot-urdf already applied) if given, else the one ``limits.kinematics`` names."""
+    if robot is not None:
+        return UrdfKinematics(robot, limits)
+    kind, _, name = limits.kinematics.partition(":")
     if kind == "dh":
-        return DHKinematics(spec)
-    if kind == "urdf":
-        rel, _, tcp = spec.partition("#")
-        if urdf is None:
-            import pybullet_data
-
-            urdf = Path(pybullet_data.getDataPath()) / rel
-        return UrdfKinematics(urdf, tcp, limits.link_frames, limits)
+        return DHKinematics(name)
+    if kind == "robot":
+        return UrdfKinematics(robot_spec(name), limits)
     raise ChordError(f"kinematics: unknown kind {limits.kinematics!r} for {limits.model}")

@@ -9,12 +9,12 @@ model names the gripper it carries by default (``RobotLimits.gripper``, a key of
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from core import robots
 from core.errors import ChordError
-from planner.robot import PANDA_BODY_LINKS
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,11 @@ class RobotLimits:
     velocity: tuple[float, ...]  # [J] rad/s, maximum joint speed
     acceleration: tuple[float, ...]  # [J] rad/s^2, maximum joint acceleration
     jerk: tuple[float, ...]  # [J] rad/s^3, maximum joint jerk
-    kinematics: str  # "urdf:<pybullet_data-relative path>#<tcp frame>" or "dh:<table name>"
-    # Frames whose origins must stay inside the workspace and above the table (URDF models).
+    # "robot:<registry name>" (core.robots: its URDF and TCP frame, as the plan was made with) or
+    # "dh:<table name>" (real.kinematics.DH_TABLES, to the flange)
+    kinematics: str
+    # Frames whose origins must stay inside the workspace and above the table (registry robots:
+    # the entry's body_links).
     link_frames: tuple[str, ...] = ()
     gripper: str = ""  # the default gripper's key in GRIPPERS
     source: str = ""  # where the numbers come from
@@ -55,8 +58,6 @@ class RobotLimits:
         )
 
 
-_PANDA_LINKS = PANDA_BODY_LINKS
-
 # Franka Emika Panda, "Robot and interface specifications" (FCI docs), joint space limits.
 PANDA = RobotLimits(
     model="panda",
@@ -64,26 +65,26 @@ PANDA = RobotLimits(
     lower=(-2.8973, -1.7628, -2.8973, -3.0718, -2.8973, -0.0175, -2.8973),
     upper=(2.8973, 1.7628, 2.8973, -0.0698, 2.8973, 3.7525, 2.8973),
     velocity=(2.1750, 2.1750, 2.1750, 2.1750, 2.6100, 2.6100, 2.6100),
-    acceleration=(15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0),
-    jerk=(7500.0, 3750.0, 5000.0, 6250.0, 7500.0, 10000.0, 10000.0),
-    kinematics="urdf:franka_panda/panda.urdf#panda_grasptarget",
-    link_frames=_PANDA_LINKS,
+    acceleration=robots.PANDA.accel_limits,
+    jerk=robots.PANDA.jerk_limits,
+    kinematics="robot:panda",
+    link_frames=robots.PANDA.body_links,
     gripper="franka_hand",
     source="Franka Control Interface docs, Panda robot and interface specifications",
 )
 
 # Franka Research 3, FCI docs "Robot and interface specifications". The FR3 has the Panda's
-# kinematic parameters (same modified-DH table), so the Panda URDF serves for its FK.
+# kinematic parameters (same modified-DH table): its registry entry is the Panda's URDF renamed.
 FR3 = RobotLimits(
     model="fr3",
     joint_names=tuple(f"fr3_joint{i}" for i in range(1, 8)),
     lower=(-2.7437, -1.7837, -2.9007, -3.0421, -2.8065, 0.5445, -3.0159),
     upper=(2.7437, 1.7837, 2.9007, -0.1518, 2.8065, 4.5169, 3.0159),
     velocity=(2.62, 2.62, 2.62, 2.62, 5.26, 4.18, 5.26),
-    acceleration=(10.0,) * 7,
-    jerk=(5000.0,) * 7,
-    kinematics="urdf:franka_panda/panda.urdf#panda_grasptarget",
-    link_frames=_PANDA_LINKS,
+    acceleration=robots.FR3.accel_limits,
+    jerk=robots.FR3.jerk_limits,
+    kinematics="robot:fr3",
+    link_frames=robots.FR3.body_links,
     gripper="franka_hand",
     source="Franka Control Interface docs, FR3 robot and interface specifications",
 )
@@ -118,15 +119,29 @@ XARM6 = RobotLimits(
     lower=(-2 * math.pi, -2.059, -3.927, -2 * math.pi, -1.69297, -2 * math.pi),
     upper=(2 * math.pi, 2.0944, 0.19198, 2 * math.pi, math.pi, 2 * math.pi),
     velocity=(math.pi,) * 6,
-    acceleration=(10.0,) * 6,
-    jerk=(100.0,) * 6,
-    kinematics="urdf:xarm/xarm6_robot.urdf#link6",
-    link_frames=("link2", "link3", "link4", "link5"),
+    acceleration=robots.XARM6.accel_limits,
+    jerk=robots.XARM6.jerk_limits,
+    kinematics="robot:xarm6",
+    link_frames=robots.XARM6.body_links,
     gripper="xarm_gripper",
     source="UFACTORY xArm 6 user manual; acceleration/jerk: chord's conservative choice",
 )
 
-MODELS: dict[str, RobotLimits] = {m.model: m for m in (PANDA, FR3, UR5E, XARM6)}
+# Universal Robots UR5 (CB3) technical specifications: +-360 deg on every joint, 180 deg/s. As for the
+# UR5e, 8 rad/s^2 and 80 rad/s^3 are our conservative choices. The registry's UR5 keeps its joints
+# within +-180 deg (example-robot-data's joint-limited model), inside these.
+UR5 = replace(
+    UR5E,
+    model="ur5",
+    velocity=(math.pi,) * 6,
+    acceleration=robots.UR5.accel_limits,
+    jerk=robots.UR5.jerk_limits,
+    kinematics="robot:ur5",
+    link_frames=robots.UR5.body_links,
+    source="UR5 technical specifications; acceleration/jerk: chord's conservative choice",
+)
+
+MODELS: dict[str, RobotLimits] = {m.model: m for m in (PANDA, FR3, UR5, UR5E, XARM6)}
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ChordError
+from core.robots import ROBOTS, RobotSpec
 from real.collision import CollisionModel
 from real.gripper import gripper_events
 from real.kinematics import ArmKinematics
@@ -54,6 +55,7 @@ class Reason:
     FLOW_MISMATCH = "flow_mismatch"  # the flow given to re-simulate is not the plan's
     SIM_FAILED = "sim_failed"  # re-simulated here, the plan fails (or cannot be simulated)
     NONFINITE = "nonfinite"
+    ROBOT = "robot"  # the plan was made for another arm than the one driven
     JOINT_NAMES = "joint_names"
     TIME_NOT_INCREASING = "time_not_increasing"
     SAMPLE_GAP = "sample_gap"
@@ -80,6 +82,7 @@ class Reason:
         NOT_VALIDATED,
         HASH_MISMATCH,
         NONFINITE,
+        ROBOT,
         JOINT_NAMES,
         TIME_NOT_INCREASING,
         SAMPLE_GAP,
@@ -105,7 +108,7 @@ class Reason:
 
     # The rules every check on the trajectory's values needs to have passed: finite arrays in
     # the robot's joint order, on a strictly increasing timeline dense enough to differentiate.
-    GATES = (NONFINITE, JOINT_NAMES, TIME_NOT_INCREASING, SAMPLE_GAP)
+    GATES = (NONFINITE, ROBOT, JOINT_NAMES, TIME_NOT_INCREASING, SAMPLE_GAP)
 
 
 @dataclass(frozen=True)
@@ -371,6 +374,38 @@ def check_finite(arrays: Mapping[str, Any]) -> CheckResult:
     if bad:
         return CheckResult(Reason.NONFINITE, False, bad)
     return CheckResult(Reason.NONFINITE, True, "all values finite")
+
+
+def check_robot(plan_robot: Any, limits: RobotLimits, arm: RobotSpec | None = None) -> CheckResult:
+    """``robot``: the plan was made for the arm being driven.
+
+    The plan's ``robot`` is a registry name (core.robots), or the name of the user's arm that
+    ``arm`` describes (``chord real --robot FILE.yaml``); its entry's limit table must be the one
+    of the arm being driven (``limits``, the connected backend's).
+    """
+    spec = arm if arm is not None else ROBOTS.get(plan_robot) if isinstance(plan_robot, str) else None
+    shown = (
+        plan_robot if not isinstance(plan_robot, str) or len(plan_robot) <= 120 else plan_robot[:120] + "..."
+    )
+    if spec is None:
+        return CheckResult(
+            Reason.ROBOT,
+            False,
+            f"plan robot {shown!r} is not a registered robot ({', '.join(sorted(ROBOTS))}); re-plan for one, or "
+            "describe your arm in a YAML file and pass it with --robot (docs/robots.md)",
+        )
+    if spec.name != plan_robot:
+        return CheckResult(
+            Reason.ROBOT, False, f"the plan was made for {shown!r}, --robot describes {spec.name!r}"
+        )
+    if spec.limits_model != limits.model:
+        return CheckResult(
+            Reason.ROBOT,
+            False,
+            f"the plan was made for {spec.name!r} (limit table {spec.limits_model or 'none'!r}), "
+            f"the arm driven is a {limits.model!r}",
+        )
+    return CheckResult(Reason.ROBOT, True, f"made for {spec.name!r}, the arm driven ({limits.model})")
 
 
 def check_joint_names(names: Sequence[str], limits: RobotLimits) -> CheckResult:
@@ -954,6 +989,7 @@ def preflight(
     # (flow_mismatch, sim_failed) from real.revalidate, or a function returning them, called only
     # once every other rule but start_state passed (a re-simulation takes seconds)
     sim: Sequence[CheckResult] | Callable[[], Sequence[CheckResult]] | None = None,
+    arm: RobotSpec | None = None,  # the arm --robot describes; None: the registry entry plan.robot names
 ) -> PreflightReport:
     """Run every rule on ``plan`` for the robot described by ``limits``; never raises on a bad plan.
 
@@ -970,7 +1006,8 @@ def preflight(
     q = np.array(plan.q, dtype=float)  # [M, J] rad
     widths = np.array(plan.gripper, dtype=float)  # [M] m
     sha = plan.content_hash()
-    gates = Reason.GATES
+    # chord's own approach move has no robot rule (it is made for the arm it runs on)
+    gates = tuple(g for g in Reason.GATES if g != Reason.ROBOT or require_validation)
     if gripper is None and limits.gripper:
         gripper = gripper_for(limits.gripper)
 
@@ -1027,6 +1064,11 @@ def preflight(
     rules = [
         *validation,
         Rule(Reason.NONFINITE, lambda: check_finite(arrays)),
+        *(
+            [Rule(Reason.ROBOT, lambda: check_robot(getattr(plan, "robot", None), limits, arm))]
+            if require_validation  # chord's own approach move is made for the arm it runs on
+            else []
+        ),
         Rule(Reason.JOINT_NAMES, lambda: check_joint_names(plan.joint_names, limits)),
         Rule(Reason.TIME_NOT_INCREASING, lambda: check_time(t), needs=(Reason.NONFINITE,)),
         Rule(

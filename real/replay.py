@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import ChordError
+from core.robots import robot_spec
 from real.limits import limits_for
 from real.log import ExecutionLog
 
@@ -37,18 +38,16 @@ class ReplayReport:
 def replay_in_sim(log: ExecutionLog, table_z: float = 0.0, urdf: str | Path | None = None) -> ReplayReport:
     """Replay ``log`` kinematically in PyBullet; raises ChordError if the robot has no URDF here."""
     import pybullet as p
-    import pybullet_data
 
     model = str(log.meta.get("robot", "panda"))
     limits = limits_for(model)
-    kind, _, spec = limits.kinematics.partition(":")
-    if urdf is None:
-        if kind != "urdf":
-            raise ChordError(f"replay: no URDF for {model!r} here; pass one with --urdf")
-        rel, _, tcp = spec.partition("#")
-        urdf = Path(pybullet_data.getDataPath()) / rel
-    else:
-        tcp = spec.partition("#")[2]
+    kind, _, name = limits.kinematics.partition(":")
+    tcp = ""  # a URDF given for a DH-table arm: the last arm joint's link stands for the tool
+    if kind == "robot":
+        spec = robot_spec(name, urdf)
+        urdf, tcp = spec.urdf_path(), spec.tcp_frame
+    elif urdf is None:
+        raise ChordError(f"replay: no URDF for {model!r} here; pass one with --urdf")
     if len(log) == 0:
         raise ChordError("replay: the log has no ticks")
     cid = p.connect(p.DIRECT)
@@ -67,12 +66,9 @@ def replay_in_sim(log: ExecutionLog, table_z: float = 0.0, urdf: str | Path | No
             joints[info[1].decode()] = i
             links[info[12].decode()] = i
         missing = [n for n in log.joint_names if n not in joints]
-        # FR3 logs name fr3_jointN; the Panda URDF serves its kinematics with panda_jointN.
-        idx = (
-            [joints[n] for n in log.joint_names]
-            if not missing
-            else sorted(joints.values())[: len(log.joint_names)]
-        )
+        if missing:
+            raise ChordError(f"replay: the log's joints {missing} are not in {Path(urdf).name}")
+        idx = [joints[n] for n in log.joint_names]
         tcp_link = links.get(tcp, idx[-1])
         arm_links = [links[f] for f in limits.link_frames if f in links]
         # The base link rests on the table by design; it is excluded from contact checks.

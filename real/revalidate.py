@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ChordError
+from core.robots import RobotSpec
 from real.preflight import CheckResult, Reason
 from sim.rules import EvalConfig
 from sim.world import SimConfig
@@ -30,7 +31,8 @@ def revalidate(
     scene_path: Path,  # scene spec (YAML) with a URDF for every object
     flow_path: Path,  # goal flow.npz: the plan's own flow, or the one it was judged against
     *,
-    robot_urdf: Path | None = None,  # the arm's URDF from the command line; None: plan.robot by name
+    robot: RobotSpec
+    | None = None,  # the arm (command line's --robot/--robot-urdf resolved); None: plan.robot
     config: SimConfig = SimConfig(),
     eval_config: EvalConfig = EvalConfig(),
 ) -> tuple[CheckResult, CheckResult]:
@@ -72,7 +74,7 @@ def revalidate(
         skipped = CheckResult(Reason.SIM_FAILED, None, "skipped: depends on flow_mismatch")
         return flow_ok, skipped
     try:
-        result = simulate(plan, scene, flow, config, eval_config, robot_urdf=robot_urdf)
+        result = simulate(plan, scene, flow, config, eval_config, robot=robot)
     except ChordError as e:
         return flow_ok, CheckResult(Reason.SIM_FAILED, False, f"cannot be run: {e}")
     except Exception as e:  # a simulator failure on a hostile plan must refuse, not crash the session

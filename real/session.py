@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ChordError
+from core.robots import RobotSpec
 from real.approach import plan_approach
 from real.collision import CollisionModel, collision_for
 from real.execute import ExecutionConfig, ExecutionResult, Outcome
@@ -111,14 +112,15 @@ def prepare(
     *,
     scene_path: Path | None = None,  # scene spec: collision with the scene, and the re-simulation
     flow_path: Path | None = None,  # the plan's goal flow, for the re-simulation
-    robot_urdf: Path | None = None,  # the arm's URDF (the user's --robot-urdf); default: the limit table's
+    robot: RobotSpec
+    | None = None,  # the arm (its registry entry or YAML, --robot-urdf applied); None: the limit table's
 ) -> Checkers:
     """Build the FK model, the collision model and the re-simulation verdict for ``plan`` on this arm.
 
         Without ``scene_path`` and ``flow_path`` the plan is not re-simulated (pre-flight then skips
         ``flow_mismatch`` and ``sim_failed``, and nothing will move); giving one without the other is
-        a ChordError. An arm with no URDF here (the UR5e) has no collision model unless
-        ``robot_urdf`` is given (``self_collision`` is then skipped). The re-simulation takes seconds:
+        a ChordError. An arm with no model here (the UR5e) has no collision model unless
+        ``robot`` describes it (``self_collision`` is then skipped). The re-simulation takes seconds:
     ``Checkers.sim`` runs it when pre-flight first asks, which it does only for a plan that passes
     its other rules.
     """
@@ -129,19 +131,18 @@ def prepare(
     from core.scene import Scene
 
     scene = Scene.load(scene_path) if scene_path is not None else None
-    kinematics = kinematics_for(limits)
-    has_urdf = robot_urdf is not None or limits.kinematics.startswith("urdf:")
+    kinematics = kinematics_for(limits, robot)
     collision = None
-    if has_urdf:
+    if robot is not None or limits.kinematics.startswith("robot:"):
         collision = collision_for(
-            limits, plan.joint_names, urdf=robot_urdf, base_pose=plan.base_pose, scene=scene
+            limits, plan.joint_names, robot=robot, base_pose=plan.base_pose, scene=scene
         )
     checkers = Checkers(kinematics, collision)
     if scene_path is not None:
         from real.revalidate import revalidate
 
         # Re-simulated when pre-flight first asks, once: a plan refused for its own faults is not.
-        checkers.sim = functools.cache(lambda: revalidate(plan, scene_path, flow_path, robot_urdf=robot_urdf))
+        checkers.sim = functools.cache(lambda: revalidate(plan, scene_path, flow_path, robot=robot))
     return checkers
 
 
@@ -153,13 +154,14 @@ def dry_run(
     *,
     collision: CollisionModel | None = None,
     sim: SimVerdict | None = None,
+    arm: RobotSpec | None = None,  # the arm --robot describes; None: the registry entry plan.robot names
 ) -> PreflightReport:
     """Pre-flight ``plan`` offline (no robot): every rule but ``start_state``, which is skipped.
 
     A report with no refusal is as far as an offline check goes; ``report.ok`` stays False
     because the start state is unknown.
     """
-    return preflight(plan, limits, kinematics, config, None, collision=collision, sim=sim)
+    return preflight(plan, limits, kinematics, config, None, collision=collision, sim=sim, arm=arm)
 
 
 def default_log_path(
@@ -181,6 +183,7 @@ def run_session(
     kinematics: ArmKinematics | None,
     collision: CollisionModel | None = None,  # self-collision (and the scene's): Checkers.collision
     sim: SimVerdict | None = None,  # the re-simulation verdict: Checkers.sim
+    arm: RobotSpec | None = None,  # the arm --robot describes; None: the registry entry plan.robot names
     approach: bool,  # if the arm is off the plan's start (and that is all), plan an approach move
     execute: bool,  # False: pre-flight only (with the robot's state), nothing moves
     log_path: Path,  # the plan's execution log; the approach's goes beside it as <stem>_approach.npz
@@ -208,7 +211,7 @@ def run_session(
     meta = {"plan_sha256": sha, "safety_config": asdict(config), "slowdown": config.slowdown, **(meta or {})}
     out = ExecutionOutcome(success=False, executed=False, message="")
     execution = replace(execution, start_tolerance=config.start_tolerance)
-    checks = {"collision": collision, "gripper": robot.gripper.limits}
+    checks = {"collision": collision, "gripper": robot.gripper.limits, "arm": arm}
 
     def record(label: str, report: PreflightReport) -> PreflightReport:
         out.reports.append((label, report))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up chord on a fresh Debian/Ubuntu machine: system packages, a virtual environment in .venv
 # (override with CHORD_VENV), torch first and pinned, then the project (editable) with dev tools
-# and the robot SDKs the tests exercise (franky + its loopback simulator, ur-rtde, xArm).
+# and the robot SDKs the tests exercise (franky + its loopback simulator, ur-rtde, xArm) and the
+# UR5's model (example-robot-data) for the robot registry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${CHORD_VENV:-.venv}
@@ -30,5 +31,5 @@ if ! "$PY" -c 'import torch' 2>/dev/null; then
   "$PY" -m pip install -q "$TORCH_SPEC"
 fi
 echo "setup: installing chord and its dependencies"
-"$PY" -m pip install -q -e ".[dev,franka-sim,ur,xarm]"
+"$PY" -m pip install -q -e ".[dev,franka-sim,ur,xarm,ur-model]"
 echo "setup: done ($("$PY" -c 'import torch; print("torch", torch.__version__)'))"

@@ -47,7 +47,8 @@ def validate_plan(
     eval_config: EvalConfig = EvalConfig(),
     write_verdict: bool = False,  # store the verdict in plan_path's meta.validation (atomically)
     out_json: Path | None = None,  # also write the verdict record (sim.evaluate.verdict) here, atomically
-    robot_urdf: Path | None = None,  # the arm's URDF (the user's --robot-urdf); None: plan.robot by name
+    robot_urdf: Path | None = None,  # the arm's URDF (the user's --robot-urdf); None: the entry's
+    robot: str | None = None,  # the user's --robot (a name or YAML file); None: plan.robot by name
 ) -> SimResult:
     """Execute the plan in PyBullet in the scene and judge it against the scene's ground truth
     (``reference.truth``) when it has one, else against the goal flow's own goal
@@ -58,12 +59,13 @@ def validate_plan(
     verdict in ``meta.validation`` (its content hash is unchanged); ``out_json`` gets the same
     record. A failed plan is a result with ``success`` False, not an exception.
 
-    The arm is ``robot_urdf`` if given, else the robot ``plan.robot`` names in the simulator's
-    registry (``sim.world.ROBOTS``); a plan file never names a file to load.
+    The arm is the robot ``plan.robot`` names in the robot registry (core.robots), or the one
+    ``robot`` describes (it must be the plan's), with ``robot_urdf`` as its URDF if given; a plan
+    file never names a file to load.
 
     Raises ChordError (ContractError) for an unreadable plan, scene or flow, a scene without a
     reference flow when ``goal_flow`` is None, a plan robot that is not a registered name (and no
-    ``robot_urdf``), or a scene or plan the simulator cannot load.
+    ``robot`` describing it), or a scene or plan the simulator cannot load.
     """
     plan = Plan.load(plan_path)
     scene = Scene.load(scene_path)
@@ -71,7 +73,15 @@ def validate_plan(
     planning = ObjectFlow.load(planned_from) if planned_from is not None else None
     truth = scene_truth(scene)
     result = simulate(
-        plan, scene, flow, config, eval_config, planning_flow=planning, robot_urdf=robot_urdf, truth=truth
+        plan,
+        scene,
+        flow,
+        config,
+        eval_config,
+        planning_flow=planning,
+        robot_urdf=robot_urdf,
+        truth=truth,
+        robot=robot,
     )
     if out_json is not None:
         record = verdict(result, plan, config, eval_config)

@@ -46,6 +46,7 @@ from core.contract import read_json_file
 from core.errors import ChordError
 from core.lock import run_lock
 from core.names import safe_child
+from core.robots import DEFAULT_ROBOT, robot_spec
 from planner.config import PlannerConfig
 from sim.checks import ConfigError, check_integer, check_number, check_numbers, check_range
 from sim.rollout import MAX_PLAN_DURATION_S
@@ -93,6 +94,9 @@ class BenchConfig:
     # `chord plan` and `chord run`): "auto" = "mesh" with a scene (the scene's meshes carried by the
     # flow's parts: a one-view flow such as video flow has no far side to grasp), "flow" (its points)
     geometry: Literal["auto", "flow", "mesh"] = PlannerConfig.geometry
+    # the arm: a robot registry name (core.robots: panda, fr3, xarm6, ur5) or a YAML file describing
+    # one (docs/robots.md); it plans every trial and the simulator runs it
+    robot: str = DEFAULT_ROBOT
     # choose each plan's grasp by trying the best few in PyBullet (sim.grasp_trial: the unknown
     # object friction bracketed at 0.5 and 1.0; the trial's perturbed friction and masses are not
     # told to it), as `chord plan` does by default
@@ -127,6 +131,10 @@ class BenchConfig:
         if not isinstance(self.sim_grasp, bool):
             raise ConfigError(f"{owner}.sim_grasp is {self.sim_grasp!r}, expected true or false")
         SimConfig(physics_hz=self.physics_hz, substeps=self.substeps)  # its checks of the two
+        try:
+            robot_spec(self.robot)
+        except ChordError as e:
+            raise ConfigError(f"{owner}.robot: {e}") from e
         if self.geometry not in ("auto", "flow", "mesh"):
             raise ConfigError(f"{owner}.geometry is {self.geometry!r}, expected 'auto', 'flow' or 'mesh'")
 
@@ -269,12 +277,15 @@ def planner_config(method: str, config: BenchConfig, base: tuple[float, ...] | N
     """The planner's config for ``method`` ("rigid" fits every object as one rigid body), planning
     at ``base`` (T_world_base [7]) or else at ``config.base_pose`` (None: placed automatically)."""
     from planner.pipeline import PlannerConfig
+    from planner.robot import RobotConfig
     from planner.segment import SegmentConfig
 
     if base is None and config.base_pose is not None:
         base = tuple(config.base_pose)
     cfg = PlannerConfig(
-        base_pose=None if base is None else tuple(float(v) for v in base), geometry=config.geometry
+        robot=RobotConfig(name=config.robot),
+        base_pose=None if base is None else tuple(float(v) for v in base),
+        geometry=config.geometry,
     )
     if method == "rigid":
         # One part per object, and every trajectory an inlier of it: a whole-object robust Kabsch fit.
@@ -323,6 +334,7 @@ def run_trial(trial: Trial) -> dict[str, Any]:
     rec: dict[str, Any] = {
         "task": trial.task, "method": trial.method, "flow_noise_m": trial.flow_noise, "trial": trial.index,
         "seed": trial.seed, "key": trial.key, "judged_by": trial.judged_by, "sim_grasp": cfg.sim_grasp,
+        "robot": cfg.robot,
     }  # fmt: skip
     t0 = time.perf_counter()
     try:
@@ -369,7 +381,9 @@ def run_trial(trial: Trial) -> dict[str, Any]:
             physics_hz=cfg.physics_hz, substeps=cfg.substeps, object_friction=pert["friction"],
             mass_scale=pert["mass_scale"],
         )  # fmt: skip
-        result = simulate(plan, scene_p, goal_p, sim_cfg, planning_flow=planning_p, truth=truth_p)
+        result = simulate(
+            plan, scene_p, goal_p, sim_cfg, planning_flow=planning_p, truth=truth_p, robot=cfg.robot
+        )
         rec.update(result.to_dict())
         rec["simulated"] = True
     except Exception as e:  # a crash is recorded as such, not as a stage failure
@@ -501,8 +515,13 @@ def _articulated(scene) -> bool:
 BASES = "bases.json"  # OUT's record of each task's robot base placement (BenchConfig.base_pose None)
 
 
+def base_key(task: str, method: str, robot: str) -> str:
+    """The key of a task's base placement in OUT/bases.json: one per task, method and arm."""
+    return f"{task}|{method}|{robot}"
+
+
 def place_task_base(job: tuple[str, str, str, BenchConfig]) -> tuple[str, dict[str, Any]]:
-    """("task|method", placement) for job (scene.yaml, method, planning flow, config): where
+    """(base_key(task, method, robot), placement) for job (scene.yaml, method, planning flow, config): where
     ``chord plan`` stands the robot for the task's unperturbed scene and planning flow (the
     planner's automatic base search, without grasp trials: they choose a grasp at a base, not the
     base). The placement is {"base": [7] T_world_base} or, when the planner finds none,
@@ -512,7 +531,7 @@ def place_task_base(job: tuple[str, str, str, BenchConfig]) -> tuple[str, dict[s
 
     scene_path, method, flow_path, config = job
     scene = _load("scene", scene_path)
-    key = f"{scene.name}|{method}"
+    key = base_key(scene.name, method, config.robot)
     try:
         flow = _load("flow", flow_path)
         planned = plan_flow(flow, scene, planner_config(method, replace(config, base_pose=None)))
@@ -526,7 +545,7 @@ def place_task_base(job: tuple[str, str, str, BenchConfig]) -> tuple[str, dict[s
 def task_placements(
     out: Path, scenes: list[Path], config: BenchConfig, flows: dict[tuple[str, str], Path], workers: int
 ) -> dict[str, dict[str, Any]]:
-    """{"task|method": placement} (:func:`place_task_base`) for every task and method of the bench,
+    """{base_key(task, method, robot): placement} (:func:`place_task_base`) for every task and method of the bench,
     read from OUT/bases.json where it is there (a resumed bench keeps its bases), else made (in
     ``workers`` processes) and added to it atomically. Empty with a fixed ``config.base_pose``."""
     if config.base_pose is not None:
@@ -554,7 +573,7 @@ def task_placements(
     jobs = [
         (str(sp), method, str(flows[(scene.name, method)]), config)
         for sp, scene, method in _task_methods(scenes, config)
-        if (scene.name, method) in flows and f"{scene.name}|{method}" not in have
+        if (scene.name, method) in flows and base_key(scene.name, method, config.robot) not in have
     ]
     if jobs:
         log.info("bench: placing the robot base for %d task(s)", len(jobs))
@@ -589,7 +608,7 @@ def make_trials(
     placements: dict[str, dict[str, Any]] | None = None,
 ) -> list[Trial]:
     """Every trial of the benchmark; ``flows`` maps (task, method) to the planning flow file and
-    ``placements`` "task|method" to its base placement (:func:`task_placements`; needed when
+    ``placements`` base_key(task, method, robot) to its base placement (:func:`task_placements`; needed when
     ``config.base_pose`` is None)."""
     trials = []
     for sp, scene, method in _task_methods(scenes, config):
@@ -602,7 +621,7 @@ def make_trials(
                 seed = trial_seed(config.seed, scene.name, i)
                 place = None
                 if config.base_pose is None:
-                    place = (placements or {}).get(f"{scene.name}|{method}")
+                    place = (placements or {}).get(base_key(scene.name, method, config.robot))
                     if place is None:
                         raise ChordError(f"bench: no base placement for task {scene.name!r} ({method})")
                 trials.append(
@@ -633,6 +652,7 @@ def reusable(record: dict[str, Any] | None, trial: Trial, config: BenchConfig) -
         record is not None
         and record.get("judged_by", "flow") == trial.judged_by
         and record.get("sim_grasp", False) == config.sim_grasp
+        and record.get("robot", DEFAULT_ROBOT) == config.robot  # records older than robot names: the Panda
         # planned at another base (records older than base placements name none: the old fixed one)
         and record.get("base_pose", "none recorded") == (None if base is None else list(base))
     )

@@ -38,6 +38,7 @@ import numpy as np
 from core.errors import ChordError
 from core.flow import ObjectFlow
 from core.plan import Plan
+from core.robots import RobotSpec
 from core.scene import Scene
 from core.transforms import pose_to_matrix
 from core.truth import Truth
@@ -59,7 +60,7 @@ from sim.rules import (
     check_rigid_goal,
     first_failure,
 )
-from sim.world import SimConfig, SimWorld, robot_urdf_for
+from sim.world import SimConfig, SimWorld, robot_for
 
 log = logging.getLogger(__name__)
 
@@ -590,8 +591,11 @@ def simulate(
     eval_config: EvalConfig = EvalConfig(),
     object_poses: dict[str, np.ndarray] | None = None,  # name -> T_world_obj [4, 4] overriding the scene's
     planning_flow: ObjectFlow | None = None,  # the flow the plan was made from, if not ``flow``
-    robot_urdf: str | Path | None = None,  # the arm's URDF from the command line; None: plan.robot by name
+    robot_urdf: str | Path | None = None,  # the arm's URDF from the command line; None: the entry's
     truth: Truth | None = None,  # the task's ground truth: it judges the goal (judged_by "truth")
+    robot: str
+    | RobotSpec
+    | None = None,  # --robot (a name, YAML file or RobotSpec); None: plan.robot by name
 ) -> SimResult:
     """Execute ``plan`` in PyBullet in ``scene`` and judge it against ``flow``'s goal, or the truth's.
 
@@ -600,8 +604,9 @@ def simulate(
     and times the frames. Without it the flow's own goal decides, and the result says so
     (``judged_by`` "flow").
 
-    The arm is ``robot_urdf`` if given, else the registered robot ``plan.robot`` names
-    (``sim.world.robot_urdf_for``): a plan file never chooses which file the simulator loads.
+    The arm is the registered robot ``plan.robot`` names, or the one ``robot`` describes (which must
+    be the plan's), with ``robot_urdf`` as its URDF if given (``sim.world.robot_for``): a plan file
+    never chooses which file the simulator loads.
 
     ``planning_flow`` (when the plan was made from another flow, e.g. a generated one judged
     against the reference) only assigns the blame of a failure: a planning flow whose motion
@@ -629,8 +634,8 @@ def simulate(
                 False, "flow", f"planning flow: {e}", judge, plan_sha256=plan.content_hash(),
                 flow_sha256=flow_hash,
             )  # fmt: skip
-    robot = robot_urdf_for(plan.robot, robot_urdf)
-    with SimWorld(scene, config, robot, plan.base_pose, plan.joint_names, object_poses) as world:
+    arm = robot_for(plan.robot, robot, robot_urdf)
+    with SimWorld(scene, config, arm, plan.base_pose, plan.joint_names, object_poses) as world:
         try:
             binding = bind_goal(world, goal, eval_config)
             target = None if truth is None else truth_goal(truth, scene, prefer=goal.object_name)

@@ -206,7 +206,7 @@ class SimGraspJudge:
         known = self.sim_config.object_friction
         frictions = (known,) if known is not None else self.config.frictions
         per: list[list[GraspVerdict]] = [[] for _ in candidates]  # candidate -> verdict per friction
-        with SimWorld(scene, self.sim_config, robot.urdf, base, robot.joint_names) as world:
+        with SimWorld(scene, self.sim_config, robot.spec, base, robot.joint_names) as world:
             if target not in world.objects:
                 raise ChordError(f"grasp trial: the part's object {target!r} is not in the simulated scene")
             link, link_name = part_link(world, target, track[0, :3, 3])

@@ -32,66 +32,57 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from core.errors import ChordError
+from core.robots import DEFAULT_ROBOT, ROBOTS, RobotSpec, robot_spec
 from core.scene import Scene
 from core.transforms import matrix_to_quat, pose_to_matrix, wxyz_to_xyzw, xyzw_to_wxyz
 from sim.checks import ConfigError, check_integer, check_number, check_numbers
 
 log = logging.getLogger(__name__)
 
-PANDA_ARM_FORCES = (87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0)  # Nm, Franka datasheet torque limits
-# Nm/rad, the joint impedance a Franka's internal controller tracks joint targets with: the values
-# libfranka's examples set (setDefaultBehavior: setJointImpedance) and the usual franky setup.
-PANDA_JOINT_STIFFNESS = (3000.0, 3000.0, 3000.0, 2500.0, 2500.0, 2000.0, 2000.0)
 ARM_CONTROLS = ("impedance", "position")
 
 
-def default_robot_urdf() -> Path:
-    """The Franka Panda URDF shipped with ``pybullet_data``."""
-    import pybullet_data
+def robot_for(
+    plan_robot: str, robot: str | RobotSpec | None = None, urdf: str | Path | None = None
+) -> RobotSpec:
+    """The arm the simulator loads for a plan whose ``meta.robot`` is ``plan_robot``.
 
-    return Path(pybullet_data.getDataPath()) / "franka_panda" / "panda.urdf"
-
-
-# The robots the simulator knows by name: name -> a function giving its URDF. A plan names its
-# robot (``plan.robot``); the simulator never loads a file a data file names, only these or the
-# URDF a person gives on the command line (``robot_urdf_for(..., override)``).
-ROBOTS: dict[str, Callable[[], Path]] = {"panda": default_robot_urdf}
-
-
-def robot_urdf_for(name: str, override: str | Path | None = None) -> Path:
-    """The URDF the simulator loads for a plan whose robot is ``name``.
-
-    ``override`` (from the command line, never from a file) wins. Otherwise ``name`` must be a
-    key of ``ROBOTS``; a plan written before robots had names carries the path of a registered
-    URDF instead, which resolves to that robot (the same file: nothing new is loaded). Raises
-    ChordError (one line) for any other name, e.g. ``/etc/passwd``.
+    ``plan_robot`` is looked up in the robot registry (core.robots.ROBOTS); a plan written before
+    robots had names carries the path of a registered URDF instead, which resolves to that robot
+    (paths are compared; no file is opened). ``robot`` (the command line's ``--robot``: a registry
+    name or a YAML file describing the user's arm, or such a RobotSpec) must describe the plan's robot: its name must
+    be the plan's. ``urdf`` (``--robot-urdf``) replaces the entry's URDF. A plan file never
+    chooses the file the simulator loads. Raises ChordError (one line) for any other name, e.g.
+    ``/etc/passwd``, or a ``robot`` that is not the plan's.
     """
-    if override is not None:
-        path = Path(override)
-        if not path.is_file():
-            raise ChordError(f"robot urdf {str(path)!r} (--robot-urdf) does not exist")
-        return path
-    if not isinstance(name, str) or not name:
-        raise ChordError(
-            f"plan robot {name!r} is not a robot name (known: {sorted(ROBOTS)}); give the arm's URDF with --robot-urdf"
-        )
-    if name in ROBOTS:
-        return ROBOTS[name]()
-    for urdf in (make() for make in ROBOTS.values()):
-        if _same_file(name, urdf):
-            return urdf
-    shown = name if len(name) <= 200 else name[:200] + "..."
+    if robot is not None:
+        spec = robot if isinstance(robot, RobotSpec) else robot_spec(robot, urdf)
+        if spec.name != plan_robot:
+            raise ChordError(
+                f"--robot {robot!r} describes the arm {spec.name!r}; the plan was made for {_shown(plan_robot)!r}"
+            )
+        return spec
+    if not isinstance(plan_robot, str) or not plan_robot:
+        raise ChordError(f"plan robot {plan_robot!r} is not a robot name (known: {sorted(ROBOTS)})")
+    if plan_robot in ROBOTS:
+        return robot_spec(plan_robot, urdf)
+    for spec in ROBOTS.values():
+        if spec.urdf.startswith("pybullet_data:") and _same_file(plan_robot, spec.urdf_path()):
+            return robot_spec(spec.name, urdf)
     raise ChordError(
-        f"plan robot {shown!r} is not a known robot (known: {sorted(ROBOTS)}); the simulator loads robots "
-        "by name, or the URDF given on the command line (--robot-urdf)"
+        f"plan robot {_shown(plan_robot)!r} is not a known robot (known: {sorted(ROBOTS)}); the simulator loads "
+        "robots by name, or the one --robot describes (a YAML file, docs/robots.md)"
     )
+
+
+def _shown(name: str) -> str:
+    return name if len(name) <= 200 else name[:200] + "..."
 
 
 def _same_file(name: str, urdf: Path) -> bool:
@@ -115,18 +106,20 @@ class SimConfig:
     gravity: float = 9.81  # m/s^2 along -z
     settle_s: float = 0.5  # seconds the objects settle (arm holding q[0]) before the plan starts
     hold_s: float = 0.5  # seconds simulated after the plan's last sample (arm holding q[-1])
-    # Arm control: "impedance" (the Franka's joint impedance controller, see the module docstring)
-    # or "position" (PyBullet's position servo, rigid up to arm_forces).
-    arm_control: str = "impedance"
-    joint_stiffness: tuple[float, ...] = PANDA_JOINT_STIFFNESS  # Nm/rad per plan joint (impedance)
+    # Arm control: "impedance" (a joint impedance controller, as a Franka's: see the module
+    # docstring) or "position" (PyBullet's position servo, rigid up to arm_forces, as a UR's or
+    # an xArm's position servo); None = the robot's (its registry entry, core.robots)
+    arm_control: str | None = None
+    # Nm/rad per plan joint (impedance); () = the robot's (its registry entry, core.robots)
+    joint_stiffness: tuple[float, ...] = ()
     # Of each joint's damping, D = 2 zeta sqrt(K M_jj) with M_jj the arm's joint-space inertia now:
     # 1 = critically damped, as the Franka's controller tracks targets without overshoot.
     damping_ratio: float = 1.0
     # PyBullet's position servo (the fingers always; the arm with arm_control "position"):
     position_gain: float = 0.3  # PyBullet positionGain (fraction of the position error per step)
     velocity_gain: float = 1.0  # PyBullet velocityGain (feeds the plan's joint velocity forward)
-    arm_forces: tuple[float, ...] = PANDA_ARM_FORCES  # Nm per plan joint; () = the URDF's effort limits
-    finger_force: float = 70.0  # N per finger (Franka hand: 70 N continuous grasp force)
+    arm_forces: tuple[float, ...] = ()  # Nm per plan joint; () = the robot's torque limits (its entry)
+    finger_force: float | None = None  # N per finger; None = the robot's gripper's grasp force (its entry)
     # N: the most the mechanism coupling the two fingers carries (module docstring). The Franka
     # hand drives both fingers from one motor through a rigid linkage, so they always stand
     # symmetric about the hand's centre; its limit is the structure's, far above the grasp force.
@@ -138,8 +131,6 @@ class SimConfig:
     # wide; a real pad's patch of radius r resists about mu N r, r ~ 5 mm). 0: point contacts that
     # spin freely, so a part pinched at one point pivots between the fingers.
     finger_spinning_friction: float | None = None
-    finger_joints: tuple[str, ...] = ("panda_finger_joint1", "panda_finger_joint2")  # each opens width/2
-    tcp_link: str = "panda_grasptarget"  # link whose pose the plan's ee_pose gives (base frame)
     # Contact properties (PyBullet multiplies the two bodies' friction coefficients).
     object_friction: float | None = None  # lateral friction of every object link; None = URDF's
     finger_friction: float = 1.0  # lateral friction of the finger pads
@@ -156,14 +147,17 @@ class SimConfig:
         check_number(owner, "gravity", self.gravity, at_least=0.0, unit="m/s^2")
         for key in ("settle_s", "hold_s"):
             check_number(owner, key, getattr(self, key), at_least=0.0, unit="s")
-        if self.arm_control not in ARM_CONTROLS:
+        if self.arm_control is not None and self.arm_control not in ARM_CONTROLS:
             raise ConfigError(f"{owner}.arm_control is {self.arm_control!r}, expected one of {ARM_CONTROLS}")
-        check_numbers(owner, "joint_stiffness", self.joint_stiffness, above=0.0, unit="Nm/rad")
+        if self.joint_stiffness:
+            check_numbers(owner, "joint_stiffness", self.joint_stiffness, above=0.0, unit="Nm/rad")
         check_number(owner, "damping_ratio", self.damping_ratio, above=0.0)
         check_number(owner, "position_gain", self.position_gain, above=0.0)
         check_number(owner, "velocity_gain", self.velocity_gain, at_least=0.0)
         check_numbers(owner, "arm_forces", self.arm_forces, above=0.0, unit="Nm")
-        for key in ("finger_force", "finger_friction", "table_friction", "mass_scale"):
+        if self.finger_force is not None:
+            check_number(owner, "finger_force", self.finger_force, above=0.0, unit="N")
+        for key in ("finger_friction", "table_friction", "mass_scale"):
             check_number(owner, key, getattr(self, key), above=0.0)
         check_number(owner, "finger_coupling_force", self.finger_coupling_force, at_least=0.0, unit="N")
         if self.finger_spinning_friction is not None:
@@ -173,10 +167,6 @@ class SimConfig:
         if self.object_friction is not None:
             check_number(owner, "object_friction", self.object_friction, above=0.0)
         check_numbers(owner, "table_size", self.table_size, length=3, above=0.0, unit="m")
-        if not self.finger_joints or not all(isinstance(j, str) and j for j in self.finger_joints):
-            raise ConfigError(f"{owner}.finger_joints is {self.finger_joints!r}, expected URDF joint names")
-        if not (isinstance(self.tcp_link, str) and self.tcp_link):
-            raise ConfigError(f"{owner}.tcp_link is {self.tcp_link!r}, expected a URDF link name")
 
     @property
     def dt(self) -> float:
@@ -210,9 +200,7 @@ class SimWorld:
         self,
         scene: Scene,
         config: SimConfig = SimConfig(),
-        robot_urdf: str
-        | Path
-        | None = None,  # None = Franka Panda; callers resolve names with robot_urdf_for
+        robot: RobotSpec | None = None,  # the arm (core.robots); None = the default robot; see robot_for
         base_pose: tuple[float, ...] = (0, 0, 0, 1, 0, 0, 0),  # T_world_base: xyz m + wxyz
         arm_joints: tuple[str, ...] = (),  # plan.joint_names, in plan column order
         object_poses: dict[str, np.ndarray] | None = None,  # name -> T_world_obj [4, 4]; default scene's
@@ -225,21 +213,22 @@ class SimWorld:
         self.client = p.connect(p.GUI if config.gui else p.DIRECT)
         self.table_height = float(scene.table_height)
         try:
-            self._build(robot_urdf, base_pose, arm_joints, object_poses or {})
+            self._build(robot or ROBOTS[DEFAULT_ROBOT], base_pose, arm_joints, object_poses or {})
         except BaseException:
             self.close()
             raise
 
     # -- construction ------------------------------------------------------------------------
-    def _build(self, robot_urdf, base_pose, arm_joints, object_poses) -> None:
+    def _build(self, robot: RobotSpec, base_pose, arm_joints, object_poses) -> None:
         p, c, cfg = self.p, self.client, self.config
+        self.arm_control = cfg.arm_control or robot.arm_control  # "impedance" or "position"
         p.resetSimulation(physicsClientId=c)
         p.setGravity(0, 0, -cfg.gravity, physicsClientId=c)
         # Under impedance control the torques are recomputed at every solver step (the Franka's
         # controller runs at 1 kHz; torques held over sub-steps would be explicit integration at
         # the control rate, unstable for the arm's light coupled modes): the same solver rate,
         # one sub-step per PyBullet step.
-        per_call = cfg.substeps if cfg.arm_control == "position" else 1
+        per_call = cfg.substeps if self.arm_control == "position" else 1
         p.setPhysicsEngineParameter(
             fixedTimeStep=cfg.dt * per_call / cfg.substeps,
             numSubSteps=per_call,
@@ -265,7 +254,7 @@ class SimWorld:
                 )
             T = object_poses.get(obj.name, obj.pose.matrix())
             self.objects[obj.name] = self._load_object(obj.name, Path(obj.urdf), T, obj.movable)
-        self._load_arm(robot_urdf, base_pose, arm_joints)
+        self._load_arm(robot, base_pose, arm_joints)
 
     def _load_object(self, name: str, urdf: Path, T_world_obj: np.ndarray, movable: bool) -> ObjectBody:
         p, c, cfg = self.p, self.client, self.config
@@ -311,11 +300,11 @@ class SimWorld:
         )
         self.p.resetBaseVelocity(ob.body, [0, 0, 0], [0, 0, 0], physicsClientId=self.client)
 
-    def _load_arm(self, robot_urdf, base_pose, arm_joints) -> None:
+    def _load_arm(self, robot: RobotSpec, base_pose, arm_joints) -> None:
         p, c, cfg = self.p, self.client, self.config
-        urdf = Path(robot_urdf) if robot_urdf else default_robot_urdf()
-        if not urdf.is_file():
-            raise ChordError(f"robot urdf {str(urdf)!r} does not exist")
+        self.robot = robot
+        urdf = robot.urdf_path()
+        finger_names = robot.gripper.finger_joints
         base = np.asarray(base_pose, dtype=float)
         if base.shape != (7,) or not np.isfinite(base).all():
             raise ChordError(f"base_pose is {list(base_pose)}, expected xyz (m) + wxyz (7 numbers)")
@@ -336,30 +325,37 @@ class SimWorld:
             by_name[ji[1].decode()] = j
             self.arm_links[ji[12].decode()] = j
             self.arm_link_names[j] = ji[12].decode()
-        names = tuple(arm_joints) or tuple(
-            n for n, j in by_name.items()
-            if p.getJointInfo(self.arm, j, physicsClientId=c)[2] != p.JOINT_FIXED and n not in cfg.finger_joints
-        )  # fmt: skip
-        missing = [n for n in (*names, *cfg.finger_joints) if n not in by_name]
+        names = tuple(arm_joints) or robot.arm_joints
+        missing = [n for n in (*names, *finger_names) if n not in by_name]
         if missing:
             raise ChordError(f"robot urdf {urdf.name} has no joints {missing}; it has {sorted(by_name)}")
-        if cfg.tcp_link not in self.arm_links:
-            raise ChordError(f"robot urdf {urdf.name} has no tcp_link {cfg.tcp_link!r}")
+        if robot.tcp_frame not in self.arm_links:
+            raise ChordError(f"robot urdf {urdf.name} has no tcp link {robot.tcp_frame!r}")
+        if set(names) != set(robot.arm_joints):
+            raise ChordError(
+                f"the plan's joints {list(names)} are not robot {robot.name!r}'s arm joints {list(robot.arm_joints)}"
+            )
         self.urdf = urdf
         self.arm_joint_names = names
         self.arm_joints = [by_name[n] for n in names]
-        self.finger_joints = [by_name[n] for n in cfg.finger_joints]
+        self.finger_joints = [by_name[n] for n in finger_names]
         self.finger_links = list(self.finger_joints)  # a prismatic finger joint's child is the finger
-        self.tcp = self.arm_links[cfg.tcp_link]
-        if cfg.arm_forces and len(cfg.arm_forces) != len(names):
+        self.tcp = self.arm_links[robot.tcp_frame]
+        # per plan joint, in the plan's column order: the entry's values are in its arm_joints order
+        order = [robot.arm_joints.index(n) for n in names]
+        forces = cfg.arm_forces or tuple(robot.torque_limits[i] for i in order)
+        if len(forces) != len(names):
             raise ChordError(
-                f"SimConfig.arm_forces has {len(cfg.arm_forces)} values for {len(names)} arm joints {list(names)}"
+                f"SimConfig.arm_forces has {len(forces)} values for {len(names)} arm joints {list(names)}"
             )
-        self.arm_forces = (
-            [float(f) for f in cfg.arm_forces]
-            if cfg.arm_forces
-            else [float(p.getJointInfo(self.arm, j, physicsClientId=c)[10]) for j in self.arm_joints]
-        )
+        self.arm_forces = [float(f) for f in forces]
+        self.joint_stiffness = np.asarray(
+            cfg.joint_stiffness or tuple(robot.joint_stiffness[i] for i in order if robot.joint_stiffness),
+            dtype=float,
+        )  # [J] Nm/rad
+        self.finger_force = float(
+            cfg.finger_force if cfg.finger_force is not None else robot.gripper.geometry.grasp_force
+        )  # N per finger
         self._limit = np.asarray(self.arm_forces, dtype=float)
         self.arm_lower = np.array(
             [p.getJointInfo(self.arm, j, physicsClientId=c)[8] for j in self.arm_joints]
@@ -367,10 +363,10 @@ class SimWorld:
         self.arm_upper = np.array(
             [p.getJointInfo(self.arm, j, physicsClientId=c)[9] for j in self.arm_joints]
         )
-        if cfg.arm_control == "impedance" and len(cfg.joint_stiffness) != len(names):
+        if self.arm_control == "impedance" and len(self.joint_stiffness) != len(names):
             raise ChordError(
-                f"SimConfig.joint_stiffness has {len(cfg.joint_stiffness)} values for {len(names)} arm joints "
-                f"{list(names)} (the Franka's by default): give one per joint (--joint-stiffness, Nm/rad) "
+                f"SimConfig.joint_stiffness has {len(self.joint_stiffness)} values for {len(names)} arm joints "
+                f"{list(names)}: give one per joint (--joint-stiffness, Nm/rad), or none for the robot's, "
                 "or --arm-control position"
             )
         # Every movable joint of the arm (PyBullet's inverse dynamics and mass matrix take all of
@@ -384,7 +380,7 @@ class SimWorld:
         self._damping_cache: tuple[np.ndarray, np.ndarray] | None = (
             None  # (q [J], D [J, J]) see _current_damping
         )
-        if cfg.arm_control == "impedance":
+        if self.arm_control == "impedance":
             # Torque control needs PyBullet's default velocity motors off (they would hold the joints).
             p.setJointMotorControlArray(
                 self.arm, self.arm_joints, p.VELOCITY_CONTROL, forces=[0.0] * len(names), physicsClientId=c
@@ -448,7 +444,7 @@ class SimWorld:
         p, c, cfg = self.p, self.client, self.config
         n = len(self.arm_joints)
         self._target = (np.array(q, dtype=float), np.array(qd, dtype=float))
-        if cfg.arm_control == "position":
+        if self.arm_control == "position":
             p.setJointMotorControlArray(
                 self.arm,
                 self.arm_joints,
@@ -466,7 +462,7 @@ class SimWorld:
             self.finger_joints,
             p.POSITION_CONTROL,
             targetPositions=[half] * len(self.finger_joints),
-            forces=[cfg.finger_force] * len(self.finger_joints),
+            forces=[self.finger_force] * len(self.finger_joints),
             positionGains=[cfg.position_gain] * len(self.finger_joints),
             physicsClientId=c,
         )
@@ -474,7 +470,7 @@ class SimWorld:
     def step(self, n: int = 1) -> None:
         """Advance ``n`` control steps (each ``config.substeps`` solver steps)."""
         damped = [ob for ob in self.objects.values() if ob.damped]
-        if self.config.arm_control == "position":
+        if self.arm_control == "position":
             # One PyBullet step runs ``substeps`` solver steps: the joint motors are set per call.
             for _ in range(n):
                 self._apply_joint_damping(damped)
@@ -528,7 +524,7 @@ class SimWorld:
         pos = [float(s[0]) for s in p.getJointStates(self.arm, self._dofs, physicsClientId=c)]
         k = self._arm_slots
         M = np.array(p.calculateMassMatrix(self.arm, pos, physicsClientId=c))[np.ix_(k, k)]
-        s = 1.0 / np.sqrt(np.asarray(cfg.joint_stiffness, dtype=float))  # K^-1/2
+        s = 1.0 / np.sqrt(self.joint_stiffness)  # K^-1/2
         lam, U = np.linalg.eigh(s[:, None] * M * s[None, :])  # K^-1/2 M K^-1/2 = U diag(1/w^2) U^T
         MV = M @ (s[:, None] * U / np.sqrt(lam))  # M V, V = K^-1/2 U diag(lam)^-1/2
         return 2.0 * cfg.damping_ratio * (MV / np.sqrt(lam)) @ MV.T  # diag(w) = diag(lam)^-1/2
@@ -539,7 +535,7 @@ class SimWorld:
         tau = K (q* - q) + D (qd* - qd) + gravity + Coriolis, each clipped to the joint's torque
         limit ``arm_forces``; D is ``damping`` ([J, J], :meth:`impedance_damping` now if None).
         """
-        p, c, cfg = self.p, self.client, self.config
+        p, c = self.p, self.client
         states = p.getJointStates(self.arm, self._dofs, physicsClientId=c)
         pos = [float(s[0]) for s in states]
         vel = [float(s[1]) for s in states]
@@ -548,7 +544,7 @@ class SimWorld:
         D = self.impedance_damping() if damping is None else damping
         q_t, qd_t = self._target
         tau = (
-            np.asarray(cfg.joint_stiffness) * (q_t - np.array(pos)[k])
+            self.joint_stiffness * (q_t - np.array(pos)[k])
             + D @ (qd_t - np.array(vel)[k])
             + np.array(bias)[k]
         )

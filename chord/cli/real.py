@@ -22,8 +22,6 @@ from real.session import PLAN, ConfirmRequest
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = {"none": "panda", "fake": "panda", "franka": "panda", "ur": "ur5e", "xarm": "xarm6"}
-
 
 def confirm(request: ConfirmRequest, read: Callable[[str], str] = input, stdin: TextIO | None = None) -> bool:
     """Ask the person at the terminal to type ``request.word``; True when they did.
@@ -54,6 +52,7 @@ def real(
     model: str = "",
     scene: Path | None = None,
     flow: Path | None = None,
+    robot: str | None = None,
     robot_urdf: Path | None = None,
     execute: bool = False,
     approach: bool = False,
@@ -80,11 +79,14 @@ def real(
         plan: a sim-validated plan.npz.
         backend: none (offline dry run), fake (simulated arm), franka (franky), ur (ur_rtde), xarm.
         host: the robot's IP or hostname (franka, ur, xarm).
-        model: limit table: panda, fr3, ur5e, xarm6 (default per backend).
+        model: limit table (panda, fr3, ur5, ur5e, xarm6); default: the plan's robot's (its registry
+            entry's). One that is not the plan's robot's is refused.
         scene: the scene the plan was made in: the plan is re-simulated there, and checked for collisions with it.
         flow: the plan's goal flow (the one it was planned from or judged against), for the re-simulation.
-        robot_urdf: the arm's URDF for the collision check and the re-simulation; default: the limit table's
-            (the Panda's from pybullet_data); needed for the UR5e. A plan file never chooses this file.
+        robot: the arm: default the registered robot the plan names (panda, fr3, xarm6, ur5); for your
+            own arm, the YAML file describing it (docs/robots.md), whose name must be the plan's.
+        robot_urdf: the arm's URDF in place of its entry's, for the FK, collision check and
+            re-simulation. A plan file never chooses this file.
         execute: move the arm (after typed confirmation); without it, a dry run.
         approach: if the arm is not at the plan's start, plan a separate slow approach move.
         log_path: where the execution log goes (default: beside the plan, in real_logs/).
@@ -109,19 +111,38 @@ def real(
     from real.backends import make_robot
     from real.preflight import PreflightRefusedError
     from real.session import default_log_path, dry_run, prepare, run_session
+    from sim.world import robot_for
 
     if not (math.isfinite(fake_offset) and abs(fake_offset) <= math.pi):  # the fake hand checks its width
         raise ChordError(f"--fake-offset is {fake_offset!r}, expected {-math.pi:g} to {math.pi:g} rad")
-    limits = limits_for(model or DEFAULT_MODEL[backend])
     p = Plan.load(plan)
+    arm = robot_for(p.robot, robot, robot_urdf)
+    if backend not in ("none", "fake") and arm.backend != backend:
+        raise ChordError(
+            f"the plan was made for {arm.name!r}, which `chord real` drives with --backend {arm.backend or '(none)'}, "
+            f"not {backend}: refusing (plan for this arm with `chord plan --robot`)"
+        )
+    if not (model or arm.limits_model):
+        raise ChordError(f"robot {arm.name!r} names no limit table (limits_model): give --model")
+    if model and arm.limits_model and model != arm.limits_model:
+        raise ChordError(
+            f"--model {model} is not the plan's robot {arm.name!r} (limit table {arm.limits_model}): refusing"
+        )
+    limits = limits_for(model or arm.limits_model)
     if scene is None and flow is None:
         print("not re-simulating: no --scene/--flow given; nothing will move without them")
-    with prepare(p, limits, scene_path=scene, flow_path=flow, robot_urdf=robot_urdf) as checkers:
+    with prepare(p, limits, scene_path=scene, flow_path=flow, robot=arm) as checkers:
         if backend == "none":
             if execute:
                 raise ChordError("--execute needs a robot: pass --backend fake|franka|ur|xarm and --host")
             report = dry_run(
-                p, limits, safety, checkers.kinematics, collision=checkers.collision, sim=checkers.sim
+                p,
+                limits,
+                safety,
+                checkers.kinematics,
+                collision=checkers.collision,
+                sim=checkers.sim,
+                arm=arm,
             )
             print(report.format())
             if report.refused:
@@ -164,6 +185,7 @@ def real(
                 kinematics=checkers.kinematics,
                 collision=checkers.collision,
                 sim=checkers.sim,
+                arm=arm,
                 approach=approach,
                 execute=execute,
                 log_path=log_path,

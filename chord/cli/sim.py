@@ -26,6 +26,7 @@ def sim(
     write_verdict: bool = False,
     out: Path | None = None,
     rerun: Path | None = None,
+    robot: str | None = None,
     robot_urdf: Path | None = None,
     config: Annotated[SimConfig, tyro.conf.OmitArgPrefixes] = SimConfig(),
     eval_config: Annotated[EvalConfig, tyro.conf.OmitArgPrefixes] = EvalConfig(),
@@ -33,8 +34,8 @@ def sim(
     """Execute a plan in PyBullet and judge it against the scene's ground truth, else the flow's goal.
 
     Loads the scene's URDFs and the arm (at the plan's base pose), settles the objects, runs the
-    plan as a Franka would (its joint impedance controller, torque-limited joints, force-limited
-    fingers; --arm-control position: PyBullet's position servo), then checks
+    plan as the arm's controller would (a joint impedance with the robot's stiffness, torque-limited
+    joints, force-limited fingers; --arm-control position: PyBullet's position servo), then checks
     the manipulated part's pose at the flow's last frame (rigid: --position-tolerance and
     --angle-tolerance-deg; articulated: the joint within --joint-tolerance-fraction of the flow's
     range), that the grasp held, and that the arm never touched the table. When the scene names a
@@ -55,8 +56,10 @@ def sim(
         write_verdict: write the verdict into PLAN's meta.validation (atomically).
         out: also write the full result as JSON here.
         rerun: also write a rerun recording (.rrd) of the scene, the plan and the verdict.
-        robot_urdf: the arm's URDF; default: the robot the plan names, from the simulator's registry
-            (panda). A plan file never chooses the file the simulator loads.
+        robot: the arm: default the registered robot the plan names (panda, fr3, xarm6, ur5); for your
+            own arm, the YAML file describing it (docs/robots.md), whose name must be the plan's.
+        robot_urdf: the arm's URDF in place of its entry's. A plan file never chooses the file the
+            simulator loads.
         config: how the plan is simulated.
         eval_config: success thresholds.
     """
@@ -71,7 +74,7 @@ def sim(
         if path is not None:
             check_output_file(path, option)
     result = validate_plan(
-        plan, scene, flow, planned_from, config, eval_config, write_verdict, out, robot_urdf
+        plan, scene, flow, planned_from, config, eval_config, write_verdict, out, robot_urdf, robot
     )
     if rerun is not None:
         _record(rerun, plan, scene, result, config, eval_config)

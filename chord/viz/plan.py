@@ -90,21 +90,24 @@ def log_chosen_grasp(
 
 
 def _plan_urdf(plan) -> Path | None:
-    p = Path(plan.robot)
-    if p.suffix == ".urdf" and p.is_file():
-        return p
-    if "panda" in plan.robot.lower():
-        from planner.robot import default_urdf
+    """The URDF of the registered robot the plan names (core.robots); None for any other name (a plan
+    never chooses the file that is loaded) or when the entry's URDF is not installed."""
+    from core.errors import ChordError
+    from core.robots import ROBOTS
 
-        return default_urdf()
-    return None
+    if plan.robot not in ROBOTS:
+        return None
+    try:
+        return ROBOTS[plan.robot].urdf_path()
+    except ChordError:
+        return None
 
 
 def log_plan(
     rec: Recording,
     plan,  # core.plan.Plan
     *,
-    urdf: str | Path | None = None,  # arm model; default: plan.robot if it is a URDF file, or the Panda
+    urdf: str | Path | None = None,  # arm model; default: the registered robot plan.robot names
     robot: bool = True,  # animate the arm from its URDF
     prefix: str = "world/plan",
 ) -> dict[str, object]:

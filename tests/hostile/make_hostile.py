@@ -653,7 +653,7 @@ def real_cases(corpus: Corpus, scene: Path, flow: Path, plan: Path, good_arrays,
     case("grasp_force_500", None, ["grasp_force"], extra=("--grasp-force", "500"))
     case("workspace_tiny", None, ["workspace"], extra=("--workspace-max", "0.1", "0.1", "0.1"))
     case("judged_against_another_flow", None, ["flow_mismatch"], goal="other")
-    case("model_fr3", None, ["joint_names"], extra=("--model", "fr3"))
+    case("model_fr3", None, ["--model fr3 is not the plan's robot 'panda'"], extra=("--model", "fr3"))
     case("robot_urdf_etc_passwd", None, ["/etc/passwd"], extra=("--robot-urdf", "/etc/passwd"))
 
 

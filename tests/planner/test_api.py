@@ -11,6 +11,7 @@ import pytest
 from core.errors import ChordError, ContractError
 from core.plan import Plan
 from core.record import PlanRecord
+from core.robots import PANDA
 from planner import synthetic
 from planner.api import PlanReport, plan_file
 from planner.config import (
@@ -130,7 +131,10 @@ def test_plan_file_returns_the_report_it_stores(tmp_path):
     assert (
         config_from_dict(record.config)
         == outcome.config
-        == PlannerConfig(velocity_scale=0.4, geometry="flow")
+        # as planned: the robot's gripper filled in
+        == PlannerConfig(
+            velocity_scale=0.4, geometry="flow", grasp=GraspConfig(gripper=PANDA.gripper.geometry)
+        )
     )
 
 

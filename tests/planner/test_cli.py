@@ -157,14 +157,14 @@ def test_the_older_flags_still_work(tmp_path, monkeypatch):
 
     monkeypatch.setattr(planner.api, "plan_file", fake_plan_file)
     rc = main(
-        ["plan", "f.npz", "--scene", "s.yaml", "--out", "p.npz", "--robot", "/arm.urdf", "--tcp-frame", "tool",
+        ["plan", "f.npz", "--scene", "s.yaml", "--out", "p.npz", "--robot", "xarm6", "--robot-urdf", "/arm.urdf",
          "--target-object", "box", "--base-pose", "0.1", "0.2", "0", "1", "0", "0", "0",
          "--velocity-scale", "0.3", "--accel-scale", "0.4", "--geometry", "flow"]
     )  # fmt: skip
     assert rc == 1
     assert (seen["flow"], seen["scene"], seen["out"]) == (Path("f.npz"), Path("s.yaml"), Path("p.npz"))
     assert seen["config"] == PlannerConfig(
-        robot=RobotConfig(urdf="/arm.urdf", tcp_frame="tool"),
+        robot=RobotConfig(name="xarm6", urdf="/arm.urdf"),
         target_object="box",
         base_pose=(0.1, 0.2, 0.0, 1.0, 0.0, 0.0, 0.0),
         velocity_scale=0.3,

@@ -92,7 +92,7 @@ def test_a_part_wider_than_the_open_clearance_allows_is_grasped_within_the_hands
 
 def test_boxes_hit_table_and_scene_points():
     cfg = GraspConfig()
-    boxes = cfg.gripper.boxes(0.05)
+    boxes = cfg.hand.boxes(0.05)
     T = np.eye(4)
     T[:3, :3] = np.diag([1.0, -1.0, -1.0])  # pointing down
     T[:3, 3] = [0.5, 0.0, 0.03]
@@ -241,14 +241,14 @@ def test_a_nearly_closed_lid_is_lifted_by_a_fingertip_hooked_under_its_edge():
         assert n[2] < -0.9  # under the lid
         # in under the front or a side edge by no more than the finger's length
         to_edge = min(-0.21 / 2 + 0.21 * np.cos(np.radians(8.0)) - p[0], 0.30 / 2 - abs(p[1]))
-        assert to_edge < cfg.gripper.finger_length
+        assert to_edge < cfg.hand.finger_length
         flank = c.T_part_ee[:3, 0]  # presses along the flank's normal, within the friction cone
         assert flank @ -n > np.cos(np.arctan(cfg.friction)) - 1e-9
         # The fingertip's edge is on the contact: tool (x, z) = (flank face + stand-off, tip).
         tip = c.T_part_ee[:3, :3] @ [
-            cfg.gripper.finger_width / 2 + cfg.push_standoff,
+            cfg.hand.finger_width / 2 + cfg.push_standoff,
             0.0,
-            cfg.gripper.finger_tip,
+            cfg.hand.finger_tip,
         ]
         np.testing.assert_allclose(c.T_part_ee[:3, 3] + tip, p, atol=1e-12)
 

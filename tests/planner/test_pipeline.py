@@ -208,7 +208,7 @@ def test_arm_clearance_sees_scene_points_on_the_arm(robot):
     # A point on the shoulder (link1's origin, 0.333 m up the base axis): the arm passes through it.
     shoulder = np.broadcast_to(np.array([0.1, 0.0, 0.333]), (1, 1, 3))
     clear, where = arm_clearance(robot, q, T_world_base, phases, far, shoulder)
-    assert clear == pytest.approx(-robot.config.body_radius, abs=1e-9)
+    assert clear == pytest.approx(-robot.body_radius, abs=1e-9)
     assert "waypoint 0" in where
 
 

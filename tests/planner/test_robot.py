@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from core.errors import ChordError
+from core.robots import ROBOTS
 from planner.robot import Robot, RobotConfig, pose_error
 
 
@@ -99,9 +100,21 @@ def test_ik_reports_unreachable_pose(robot):
 
 
 def test_bad_robot_config_errors(tmp_path):
+    import dataclasses
+
+    from core.robots import PANDA
+
     with pytest.raises(ChordError, match="tcp_frame"):
-        Robot(RobotConfig(tcp_frame="no_such_link"))
+        Robot(dataclasses.replace(PANDA, tcp_frame="no_such_link"))
     with pytest.raises(ChordError, match="does not exist"):
         Robot(RobotConfig(urdf=str(tmp_path / "missing.urdf")))
     with pytest.raises(ChordError, match="accel_limits"):
-        Robot(RobotConfig(accel_limits=(1.0, 2.0)))
+        Robot(dataclasses.replace(PANDA, accel_limits=(1.0, 2.0)))
+    with pytest.raises(ChordError, match="ready posture .* outside the joint limits at \\['panda_joint4'\\]"):
+        Robot(dataclasses.replace(PANDA, ready=(0.0, 0.0, 0.0, 0.5, 0.0, 1.0, 0.0)))
+    with pytest.raises(ChordError, match="'panda_grasptarget' is not a link of xarm6"):  # not a Panda's URDF
+        Robot(RobotConfig(urdf=str(ROBOTS["xarm6"].urdf_path())))
+    with pytest.raises(ChordError, match="--robot takes a robot name"):
+        RobotConfig(name="/arm.urdf")
+    with pytest.raises(ChordError, match="not a known robot"):
+        Robot(RobotConfig(name="kuka"))

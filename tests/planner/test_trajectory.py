@@ -172,7 +172,7 @@ def test_optimise_moves_the_arm_body_out_of_a_static_obstacle(robot):
     tcp = T[:, :3, 3]
     assert np.linalg.norm(elbow - tcp, axis=1).min() > 0.2  # far from the gripper zone
     obstacle = elbow.mean(0, keepdims=True) + np.array([[0.0, 0.02, 0.0]])
-    need = robot.config.body_radius
+    need = robot.body_radius
     before = min(np.linalg.norm(robot.body_spheres(x) - obstacle, axis=1).min() for x in qs)
     assert before < need
     q = optimise(robot, qs, T, table_z=-1.0, obstacles=obstacle)

@@ -233,5 +233,8 @@ def test_a_plan_whose_robot_is_a_file_path_is_never_loaded_by_chord_real(box_tas
     path = str(plan.save(tmp_path / "p.npz"))
     args = ["real", path, "--scene", str(box_task.scene), "--flow", str(box_task.flow), "--slowdown", "2"]
     assert main(args) == 1
-    out = capsys.readouterr().out
-    assert "[FAIL] sim_failed: cannot be run: plan robot '/etc/passwd.urdf' is not a known robot" in out
+    err = capsys.readouterr().err.strip().splitlines()
+    # refused by name before anything is loaded: the robot is looked up in the registry
+    assert len(err) == 1 and err[0].startswith(
+        "chord real: error: plan robot '/etc/passwd.urdf' is not a known robot"
+    )

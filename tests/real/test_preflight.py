@@ -74,6 +74,11 @@ def _other_robot():
     return p, dataclasses.replace(CFG), READY
 
 
+def _made_for_another_arm():
+    # the Panda's joints and motion, but the plan says it was made for an FR3: pre-flight on a Panda
+    return restamp(dataclasses.replace(safe_plan(), robot="fr3")), CFG, READY
+
+
 def _time_backwards():
     p = safe_plan()
     p.t[60] = p.t[59]
@@ -221,6 +226,7 @@ CORPUS = {
     "failed in sim": (_failed_in_sim, Reason.NOT_VALIDATED, True),
     "edited after validation": (_edited_after_validation, Reason.HASH_MISMATCH, True),
     "NaN joint": (_nan, Reason.NONFINITE, True),
+    "made for another arm": (_made_for_another_arm, Reason.ROBOT, True),
     "swapped joint order": (_swapped_joints, Reason.JOINT_NAMES, True),
     "time goes backwards": (_time_backwards, Reason.TIME_NOT_INCREASING, True),
     "waypoints too sparse": (_sparse, Reason.SAMPLE_GAP, True),
@@ -294,7 +300,7 @@ def test_corpus_covers_at_least_15_distinct_reasons():
 
 def test_corpus_covers_every_reason():
     assert {code for _, code, _ in CORPUS.values()} == set(Reason.ALL)
-    assert len(Reason.ALL) == len(set(Reason.ALL)) == 24
+    assert len(Reason.ALL) == len(set(Reason.ALL)) == 25
     # ... each by a plan that hits exactly that reason and no other
     assert {code for _, code, only in CORPUS.values() if only} == set(Reason.ALL)
 

@@ -13,15 +13,15 @@ import trimesh
 
 from core.flow import ObjectFlow
 from core.plan import Plan
+from core.robots import PANDA
 from core.scene import Camera, Pose, Scene, SceneObject
 from core.transforms import matrix_to_quat, wxyz_to_xyzw
-from sim.world import default_robot_urdf
 
 BOX = (0.04, 0.04, 0.06)  # m
 BOX_XY = (0.5, 0.0)  # m on the table
 BOX_MASS = 0.2  # kg
 LIFT = 0.12  # m
-PANDA_READY = (0.0, -0.785398, 0.0, -2.356194, 0.0, 1.570796, 0.785398)
+PANDA_READY = PANDA.ready
 ARM_JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))
 
 URDF = """<?xml version="1.0"?>
@@ -109,7 +109,7 @@ def ik_plan(
 
     c = p.connect(p.DIRECT)
     try:
-        arm = p.loadURDF(str(default_robot_urdf()), useFixedBase=True, physicsClientId=c)
+        arm = p.loadURDF(str(PANDA.urdf_path()), useFixedBase=True, physicsClientId=c)
         names = {
             p.getJointInfo(arm, j, physicsClientId=c)[1].decode(): j
             for j in range(p.getNumJoints(arm, physicsClientId=c))
@@ -185,7 +185,7 @@ def ik_plan(
             q=np.array(qs),
             gripper=np.array(gs),
             ee_pose=np.array(ee),
-            robot=str(default_robot_urdf()),
+            robot="panda",
             joint_names=ARM_JOINTS,
             base_pose=(0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0),
             task="pick up the box",

@@ -126,8 +126,6 @@ SIM_FLAGS = {
     "finger_force": (["--finger-force", "40"], 40.0),
     "finger_coupling_force": (["--finger-coupling-force", "0"], 0.0),
     "finger_spinning_friction": (["--finger-spinning-friction", "0.005"], 0.005),
-    "finger_joints": (["--finger-joints", "left", "right"], ("left", "right")),
-    "tcp_link": (["--tcp-link", "panda_hand"], "panda_hand"),
     "object_friction": (["--object-friction", "0.4"], 0.4),
     "finger_friction": (["--finger-friction", "0.8"], 0.8),
     "table_friction": (["--table-friction", "0.7"], 0.7),
@@ -163,6 +161,7 @@ BENCH_FLAGS = {
     "substeps": (["--substeps", "3"], 3),
     "geometry": (["--geometry", "flow"], "flow"),
     "sim_grasp": (["--no-sim-grasp"], False),
+    "robot": (["--robot", "xarm6"], "xarm6"),
 }
 
 
@@ -195,6 +194,7 @@ def spy_validate(monkeypatch):
         write_verdict,
         out_json,
         robot_urdf,
+        robot,
     ):
         calls.append(dict(locals()))
         return SimResult(True, None, "recorded")

@@ -47,9 +47,6 @@ NAN, INF = float("nan"), float("inf")
         ("object_friction", NAN),
         ("table_size", (2.0, 2.0)),
         ("table_size", (2.0, 2.0, 0.0)),
-        ("finger_joints", ()),
-        ("finger_joints", ("panda_finger_joint1", "")),
-        ("tcp_link", ""),
     ],
 )
 def test_sim_config_refuses(field, value):

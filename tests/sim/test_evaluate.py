@@ -12,7 +12,7 @@ from core.transforms import matrix_to_quat
 from planner.synthetic import hinged_lid
 from sim.evaluate import EvalConfig, flow_mismatch, simulate, with_verdict
 from sim.goal import flow_goal
-from sim.world import SimConfig, SimWorld, default_robot_urdf
+from sim.world import SimConfig, SimWorld
 from tests.sim import scaffold as S
 
 
@@ -140,7 +140,7 @@ def test_articulated_goal_untouched_lid_fails_with_joint_numbers(tmp_path):
     pose = np.r_[T[:3, 3], matrix_to_quat(T[:3, :3])]
     idle = Plan(
         t=np.array([0.0, 2.0]), q=q, gripper=np.zeros(2), ee_pose=np.stack([pose, pose]),
-        robot=str(default_robot_urdf()), joint_names=S.ARM_JOINTS, base_pose=(0, 0, 0, 1, 0, 0, 0),
+        robot="panda", joint_names=S.ARM_JOINTS, base_pose=(0, 0, 0, 1, 0, 0, 0),
         task="close", flow_sha256=flow.content_hash(),
     )  # fmt: skip
     r = simulate(idle, scene, flow)

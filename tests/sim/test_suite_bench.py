@@ -93,9 +93,9 @@ def test_suite_bench_runs_judges_by_truth_and_resumes(tiny_suite, tmp_path, caps
     assert {r["method"] for r in records} == {"ours"} and all(r["judged_by"] == "truth" for r in records)
     # The base is placed once per task, from its unperturbed scene, and every trial of it stands there.
     bases = json.loads((out / "bases.json").read_text())
-    assert sorted(bases) == sorted(f"{t}|ours" for t in ("rigid_000", "door_000", "drawer_000"))
+    assert sorted(bases) == sorted(f"{t}|ours|panda" for t in ("rigid_000", "door_000", "drawer_000"))
     for r in records:
-        assert r["base_pose"] == bases[f"{r['task']}|ours"]["base"]
+        assert r["base_pose"] == bases[f"{r['task']}|ours|panda"]["base"] and r["robot"] == "panda"
     assert (out / "suite_table.txt").read_text().strip() in printed
     # Resume: the same trials are found in results.jsonl and not run again.
     assert main(argv) == 0
@@ -263,7 +263,7 @@ def test_a_bad_base_in_bases_json_is_refused_before_any_trial(tiny_suite, tmp_pa
 
     out = tmp_path / "bench"
     out.mkdir()
-    (out / BASES).write_text(json.dumps({"rigid_000|ours": {"base": base}}))
+    (out / BASES).write_text(json.dumps({"rigid_000|ours|panda": {"base": base}}))
     scenes = [tiny_suite / "rigid_000" / "scene.yaml"]
-    with pytest.raises(ChordError, match="rigid_000\\|ours.*expected null or xyz"):
+    with pytest.raises(ChordError, match="rigid_000\\|ours\\|panda.*expected null or xyz"):
         task_placements(out, scenes, BenchConfig(methods=("ours",)), {}, 1)

@@ -10,6 +10,7 @@ import pytest
 import scipy.linalg
 
 from core.errors import ChordError
+from core.robots import PANDA
 from core.scene import Pose
 from sim.goal import bind_goal, flow_goal
 from sim.world import SimConfig, SimWorld
@@ -146,19 +147,19 @@ def test_the_arm_yields_like_a_joint_impedance_controller(tmp_path):
         tau0 = w.impedance_torques()
         w.command(np.array(S.PANDA_READY) + 0.001, np.zeros(7), 0.08)
         dtau = w.impedance_torques() - tau0
-        np.testing.assert_allclose(dtau, 0.001 * np.array(SimConfig().joint_stiffness), rtol=1e-6)
+        np.testing.assert_allclose(dtau, 0.001 * np.array(PANDA.joint_stiffness), rtol=1e-6)
         # Every mode critically damped, the light one too (joints 1 and 3 nearly aligned at
         # q2 = 0.17 rad turn against each other about ~165 rad/s): V^T D V = 2 diag(w).
         q = np.array([0.0, 0.17, 0.0, -2.4, 0.0, 2.57, 0.785])
         w.reset_arm(q, 0.08)
         pos = [s[0] for s in w.p.getJointStates(w.arm, w._dofs, physicsClientId=w.client)]
         M = np.array(w.p.calculateMassMatrix(w.arm, pos, physicsClientId=w.client))[:7, :7]
-        w2, V = scipy.linalg.eigh(np.diag(SimConfig().joint_stiffness), M)
+        w2, V = scipy.linalg.eigh(np.diag(PANDA.joint_stiffness), M)
         np.testing.assert_allclose(
             V.T @ w.impedance_damping() @ V, np.diag(2 * np.sqrt(w2)), atol=1e-6 * w2.max()
         )
         assert np.sqrt(w2.max()) > 2 * np.sqrt(
-            np.max(SimConfig().joint_stiffness / np.diag(M))
+            np.max(np.array(PANDA.joint_stiffness) / np.diag(M))
         )  # a light mode
         # The step's damping is recomputed once a joint moved DAMPING_REFRESH_RAD, kept below that.
         from sim.world import DAMPING_REFRESH_RAD

@@ -39,7 +39,7 @@ def panda_plan() -> Plan:
         ee[i, :3], ee[i, 3:] = T[:3, 3], matrix_to_quat(T[:3, :3])
     gripper = np.where(t < 1.0, 0.08, 0.03)
     return Plan(
-        t=t, q=q, gripper=gripper, ee_pose=ee, robot=str(robot.urdf),
+        t=t, q=q, gripper=gripper, ee_pose=ee, robot=robot.name,
         joint_names=robot.joint_names, base_pose=BASE_POSE, task="test", flow_sha256="0" * 64,
         report={"phases_s": {"approach": [0.0, 1.0], "close": [1.0, 1.2]}, "grasp": {"kind": "grasp"}},
     )  # fmt: skip

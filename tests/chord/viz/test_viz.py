@@ -109,10 +109,10 @@ def test_plan_ee_path_robot_and_joints(tmp_path: Path, panda_plan):
 
 
 def test_urdf_fk_matches_pinocchio():
-    from planner.robot import Robot, RobotConfig, default_urdf
+    from planner.robot import Robot, RobotConfig
 
     robot = Robot(RobotConfig())
-    model = load_urdf(default_urdf())
+    model = load_urdf(robot.urdf)
     q = np.random.default_rng(1).uniform(-1.5, 1.5, (20, 7))
     poses = forward_kinematics(model, robot.joint_names, q)
     for i in range(len(q)):
