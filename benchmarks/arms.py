@@ -36,12 +36,15 @@ def load(folder: Path) -> tuple[str, dict[str, list[dict]]]:
     return robots.pop(), by_task
 
 
+def _median(values: list[float]) -> str:
+    return f"{statistics.median(values):.1f}" if values else "-"
+
+
 def cell(records: list[dict]) -> str:
     ok = sum(bool(r.get("success")) for r in records)
     plan_s = [r["planning_time_s"] for r in records if r.get("planning_time_s") is not None]
     dur_s = [r["plan_duration_s"] for r in records if r.get("plan_duration_s") is not None]
-    med = lambda v: f"{statistics.median(v):.1f}" if v else "-"
-    return f"{ok}/{len(records)} | {med(plan_s)} | {med(dur_s)}"
+    return f"{ok}/{len(records)} | {_median(plan_s)} | {_median(dur_s)}"
 
 
 def main() -> None:
