@@ -11,12 +11,13 @@ margin and manipulability along the waypoints. The planner then plans at the pla
 order :func:`rank_bases` gives (most reaching candidates, then the best pair), and ``_choose`` (with the grasp judge, if any) picks the grasp for the
 chosen base as it does for a given one.
 
-The search's ranges come from the arm (docs/planner.md, "The robot base"): positions 0.30-0.80 m
-from the centre of the part over its whole track, in 16 directions (a Franka Panda reaches 0.855 m from its
-shoulder; nearer than 0.3 m it must fold over its own base to reach down beside it), the base
-facing the part; a placement is dropped when any object's point (at 8 frames spread over the
-flow) lies below the shoulder (0.4 m above the table) within 0.15 m of the base's axis, or when
-the base's axis lies inside (or within 0.15 m of) the convex footprint of any object there.
+The search's ranges come from the arm's registry entry (core.robots; docs/planner.md, "The robot
+base"), the Panda's here for example: positions 0.30-0.80 m from the centre of the part over its
+whole track, in 16 directions (a Franka Panda reaches 0.855 m from its shoulder; nearer than 0.3 m
+it must fold over its own base to reach down beside it), the base facing the part; a placement is
+dropped when any object's point (at 8 frames spread over the flow) lies below the shoulder (0.4 m
+above the table) within 0.15 m of the base's axis (the base's footprint plus 4 cm), or when the
+base's axis lies inside (or within that distance of) the convex footprint of any object there.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Grasp and push candidates on a moving part, checked against the scene, ranked with a reason.
 
-Tool frame (the TCP, Panda ``panda_grasptarget``): z is the approach direction (from the palm
+Tool frame (the TCP, the robot entry's ``tcp_frame``, the Panda's ``panda_grasptarget``): z is the approach direction (from the palm
 towards the fingertips), y the closing direction of the fingers, the origin between the
 fingertips. A grasp is T_part_ee, held rigid while the part follows its track.
 
@@ -10,8 +10,8 @@ contacts. Anchors are spread over the whole part surface (mesh samples with the 
 where the scene has a mesh), so the candidates do not depend on where a flow's points happen to
 lie. Each pair is tried at approach directions all round its closing line (from above, from
 the sides, from below), then filtered by gripper width, by whether the grasp holds the part's
-load (planner.load), by collision of the Panda hand's boxes (fingers at the opening used, hand,
-wrist flange) with the table plane and every other point of the scene (at the first frame, on
+load (planner.load), by collision of the robot's gripper boxes (``GraspConfig.hand``: fingers at the opening used,
+hand, wrist flange) with the table plane and every other point of the scene (at the first frame, on
 the way in, and along the track), and finally reachability (IK at every frame). Where no grasp
 survives, a push: the closed fingertips press on a surface point whose normal faces against its
 motion, and the tool follows that point.
