@@ -191,7 +191,8 @@ def _run_chain(scene: Path, out: Path, config: ChainConfig, seconds: dict[str, f
     )
     result = run_stage(
         "sim", seconds, validate_plan, plan_path, scene, goal, planned_from, config.sim, config.eval,
-        write_verdict=True, out_json=sim_path,
+        write_verdict=True, out_json=sim_path, robot=config.planner.robot.name,
+        robot_urdf=Path(config.planner.robot.urdf) if config.planner.robot.urdf else None,
     )  # fmt: skip
 
     from chord.viz.run import record_run, write_plots
