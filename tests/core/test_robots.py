@@ -14,13 +14,24 @@ from core import robots as R
 from core.errors import ChordError
 from core.robots import ROBOTS, RobotSpecError, load_robot_yaml, robot_spec
 
-NAMES = sorted(ROBOTS)
+
+def _ur_model_installed() -> bool:
+    try:
+        R.example_robot_data_dir()
+    except ChordError:
+        return False
+    return True
+
+
+# The UR5's model is an extra (scripts/setup.sh installs it, so CI runs every entry).
+NEEDS_UR_MODEL = pytest.mark.skipif(not _ur_model_installed(), reason="pip install 'chord[ur-model]'")
+NAMES = [pytest.param(n, marks=NEEDS_UR_MODEL) if n == "ur5" else n for n in sorted(ROBOTS)]
 
 
 def test_the_registry_holds_the_four_offline_arms():
-    assert NAMES == ["fr3", "panda", "ur5", "xarm6"]
-    assert {n: ROBOTS[n].dof for n in NAMES} == {"fr3": 7, "panda": 7, "ur5": 6, "xarm6": 6}
-    assert {n: ROBOTS[n].backend for n in NAMES} == {
+    assert sorted(ROBOTS) == ["fr3", "panda", "ur5", "xarm6"]
+    assert {n: ROBOTS[n].dof for n in ROBOTS} == {"fr3": 7, "panda": 7, "ur5": 6, "xarm6": 6}
+    assert {n: ROBOTS[n].backend for n in ROBOTS} == {
         "fr3": "franka",
         "panda": "franka",
         "ur5": "ur",
