@@ -30,6 +30,20 @@ xarm_wrapper = pytest.importorskip(
 CFG = SafetyConfig(slowdown=2.0)
 
 
+def _ur_model_missing() -> bool:
+    from core.errors import ChordError
+    from core.robots import example_robot_data_dir
+
+    try:
+        example_robot_data_dir()
+    except ChordError:
+        return True
+    return False
+
+
+pytestmark = pytest.mark.skipif(_ur_model_missing(), reason="the UR5's model: pip install 'chord[ur-model]'")
+
+
 @pytest.fixture(scope="module")
 def arm_plans(box_task, tmp_path_factory) -> dict[str, Path]:
     """The box task's lift planned for each 6-joint arm, validated in PyBullet (verdict written)."""
