@@ -128,6 +128,8 @@ class SimResult:
     wall_s: float | None = None
     plan_sha256: str | None = None
     flow_sha256: str | None = None  # the goal flow's content hash
+    robot: str | None = None  # the arm simulated (its registry name, core.robots)
+    arm_control: str | None = None  # how it was driven: "impedance" or "position" (SimConfig.arm_control)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -666,8 +668,9 @@ def simulate(
         kin = plan_kinematics(world, plan)
         tool = _planned_tool(world, plan)
         rollout = execute(world, plan)
+        control = world.arm_control
     result = evaluate(plan, goal, binding, rollout, kin, tool, eval_config, planned, target)
-    result = dataclasses.replace(result, flow_sha256=flow_hash)
+    result = dataclasses.replace(result, flow_sha256=flow_hash, robot=arm.name, arm_control=control)
     log.info("sim: %s (%s)", "success" if result.success else f"failure at {result.cause}", result.reason)
     return result
 

@@ -67,6 +67,9 @@ def test_the_plans_name_their_arm_and_its_joints(arm_plans):
     for name, path in arm_plans.items():
         plan = Plan.load(path)
         assert plan.robot == name and plan.joint_names == ROBOTS[name].arm_joints and plan.q.shape[1] == 6
+        # the simulator's record says which arm it ran, and how it drove it (a position servo)
+        assert plan.validation["metrics"]["robot"] == name
+        assert plan.validation["metrics"]["arm_control"] == "position"
 
 
 def _session(robot, plan, box_task, tmp_path, name, confirmed):
