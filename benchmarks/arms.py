@@ -1,8 +1,9 @@
 """Success, planning time and plan duration by arm and task, from `chord bench` output folders.
 
 Each folder is one `chord bench ... --robot NAME --out DIR` run (its results.jsonl); the arm is
-read from the records. Prints a markdown table: per task, successes / trials, the median planning
-time and the median plan duration, one column group per arm.
+read from the records, and folders of one arm (the task scenes, the suite) share its columns.
+Prints a markdown table: per task, successes / trials, the median planning time and the median
+plan duration, one column group per arm.
 
     chord bench --out B_panda --trials 8 --methods ours --robot panda
     chord bench --out B_ur5 --trials 8 --methods ours --robot ur5
@@ -51,7 +52,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folders", nargs="+", type=Path)
     args = ap.parse_args()
-    runs = [load(f) for f in args.folders]
+    runs: list[tuple[str, dict[str, list[dict]]]] = []
+    for robot, by_task in (load(f) for f in args.folders):
+        mine = next((by for r, by in runs if r == robot), None)
+        if mine is None:
+            runs.append((robot, dict(by_task)))
+            continue
+        for task, records in by_task.items():
+            if task in mine:
+                raise SystemExit(f"task {task} of {robot} is in two folders")
+            mine[task] = records
     tasks = sorted({t for _, by in runs for t in by})
     head = "| task | " + " | ".join(f"{robot}: success | plan s | duration s" for robot, _ in runs) + " |"
     print(head)
