@@ -3,7 +3,7 @@ through its own backend against a fake of that backend's protocol; and refused o
 
 The xArm's SDK (``XArmAPI``) and UR's RTDE interfaces are autospecced mocks whose joints follow the
 commands (tests/real/test_backends.py); the UR5's Robotiq gripper is the loopback URCap socket
-(tests/real/robotiq_server.py).
+(tests/real/robotiq_server.py). The streams run on simulated time.
 """
 
 from __future__ import annotations
@@ -148,8 +148,8 @@ def _ur_following(q0):
     return C, R
 
 
-@pytest.mark.realtime
 def test_a_ur5_plan_runs_through_rtde_and_the_robotiq_socket(arm_plans, box_task, tmp_path):
+    from real.backends.fake import SimClock
     from real.backends.ur import URRobot
     from tests.real.robotiq_server import FakeURCap
 
@@ -166,11 +166,14 @@ def test_a_ur5_plan_runs_through_rtde_and_the_robotiq_socket(arm_plans, box_task
     # the box stops the fingers at its width (register 0 open .. 230 closed over 85 mm)
     box = float(plan.gripper.min()) + 0.01
     with (
-        PickedURCap(object_position=round((0.085 - box) / 0.085 * 230), rate=20.0) as urcap,
+        # the fingers move on the wall clock, 100x fast: a full stroke in under 10 ms, while the
+        # stream (on simulated time) spends its 1.2 s gripper dwell in 150 ticks of socket requests
+        PickedURCap(object_position=round((0.085 - box) / 0.085 * 230), rate=100.0) as urcap,
         mock.patch.object(rtde_control, "RTDEControlInterface", C),
         mock.patch.object(rtde_receive, "RTDEReceiveInterface", R),
     ):
         robot = URRobot("127.0.0.1", model="ur5", gripper_port=urcap.port)
+        robot.clock = SimClock()
         out = _session(robot, plan, box_task, tmp_path, "ur5", [])
         requests = list(urcap.requests)
     assert out.success and out.executed, out.message
@@ -194,8 +197,14 @@ def test_a_plan_for_one_arm_is_refused_on_another(arm_plans, made_for, driven):
     assert {c.code for c in report.checks if c.passed is None} >= {Reason.VELOCITY_LIMIT, Reason.WORKSPACE}
 
 
-def test_chord_real_refuses_a_backend_of_another_arm_and_replays_on_the_fake(arm_plans, box_task, capsys):
+def test_chord_real_refuses_a_backend_of_another_arm_and_replays_on_the_fake(
+    arm_plans, box_task, capsys, monkeypatch
+):
+    import real.backends.fake
     from chord.cli.main import main
+
+    # the fake arm on simulated time: the replay checks the same, without waiting the plan's seconds
+    monkeypatch.setattr(real.backends.fake, "WallClock", real.backends.fake.SimClock)
 
     path = str(arm_plans["xarm6"])
     common = ["--scene", str(box_task.scene), "--flow", str(box_task.flow), "--slowdown", "2"]
