@@ -318,7 +318,7 @@ def robots_cache_dir() -> Path:
 
 
 def _cached_urdf(name: str, text: str) -> Path:
-    """``<cache>/<name>-<sha256[:12]>.urdf`` holding ``text``, written atomically if absent."""
+    """``<cache>/<name>-<sha256[:12]>.urdf`` holding ``text``, written atomically if absent or changed."""
     from core.atomic import write_text_atomic
 
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
