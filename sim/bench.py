@@ -139,6 +139,11 @@ class BenchConfig:
             raise ConfigError(f"{owner}.geometry is {self.geometry!r}, expected 'auto', 'flow' or 'mesh'")
 
     @property
+    def robot_name(self) -> str:
+        """The arm's registry name (a YAML arm's own ``name``): what records and base keys name."""
+        return robot_spec(self.robot).name
+
+    @property
     def flow_noise(self) -> tuple[float, ...]:
         """The noise levels in metres (per-axis std)."""
         return tuple(v / 1000 for v in self.flow_noise_mm)
@@ -334,7 +339,7 @@ def run_trial(trial: Trial) -> dict[str, Any]:
     rec: dict[str, Any] = {
         "task": trial.task, "method": trial.method, "flow_noise_m": trial.flow_noise, "trial": trial.index,
         "seed": trial.seed, "key": trial.key, "judged_by": trial.judged_by, "sim_grasp": cfg.sim_grasp,
-        "robot": cfg.robot,
+        "robot": cfg.robot_name,
     }  # fmt: skip
     t0 = time.perf_counter()
     try:
@@ -531,7 +536,7 @@ def place_task_base(job: tuple[str, str, str, BenchConfig]) -> tuple[str, dict[s
 
     scene_path, method, flow_path, config = job
     scene = _load("scene", scene_path)
-    key = base_key(scene.name, method, config.robot)
+    key = base_key(scene.name, method, config.robot_name)
     try:
         flow = _load("flow", flow_path)
         planned = plan_flow(flow, scene, planner_config(method, replace(config, base_pose=None)))
@@ -573,7 +578,7 @@ def task_placements(
     jobs = [
         (str(sp), method, str(flows[(scene.name, method)]), config)
         for sp, scene, method in _task_methods(scenes, config)
-        if (scene.name, method) in flows and base_key(scene.name, method, config.robot) not in have
+        if (scene.name, method) in flows and base_key(scene.name, method, config.robot_name) not in have
     ]
     if jobs:
         log.info("bench: placing the robot base for %d task(s)", len(jobs))
@@ -621,7 +626,7 @@ def make_trials(
                 seed = trial_seed(config.seed, scene.name, i)
                 place = None
                 if config.base_pose is None:
-                    place = (placements or {}).get(base_key(scene.name, method, config.robot))
+                    place = (placements or {}).get(base_key(scene.name, method, config.robot_name))
                     if place is None:
                         raise ChordError(f"bench: no base placement for task {scene.name!r} ({method})")
                 trials.append(
@@ -652,7 +657,8 @@ def reusable(record: dict[str, Any] | None, trial: Trial, config: BenchConfig) -
         record is not None
         and record.get("judged_by", "flow") == trial.judged_by
         and record.get("sim_grasp", False) == config.sim_grasp
-        and record.get("robot", DEFAULT_ROBOT) == config.robot  # records older than robot names: the Panda
+        # the same arm (records older than robot names: the Panda)
+        and record.get("robot", DEFAULT_ROBOT) == config.robot_name
         # planned at another base (records older than base placements name none: the old fixed one)
         and record.get("base_pose", "none recorded") == (None if base is None else list(base))
     )

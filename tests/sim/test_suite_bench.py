@@ -137,6 +137,28 @@ def test_a_resumed_bench_runs_again_only_records_made_otherwise():
     assert reusable({**record, "base_pose": [-0.5, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]}, at_fixed, fixed)
 
 
+def test_a_resumed_bench_reruns_records_of_another_arm(tmp_path):
+    from sim.bench import Trial, base_key, reusable
+    from tests.core.test_robots import _yaml_doc
+
+    base = [-0.4, 0.1, 0.0, 1.0, 0.0, 0.0, 0.0]
+    record = {"judged_by": "truth", "sim_grasp": True, "base_pose": base}
+    for cfg, name in ((BenchConfig(), "panda"), (BenchConfig(robot="xarm6"), "xarm6")):
+        trial = Trial("t", "t/scene.yaml", "ours", "t/flow.npz", 0.0, 0, 1, cfg, "truth", {"base": base})
+        assert reusable({**record, "robot": name}, trial, cfg)
+        assert not reusable({**record, "robot": "ur5"}, trial, cfg)
+    # records older than robot names were the Panda's
+    assert reusable(record, Trial("t", "t/scene.yaml", "ours", "t/flow.npz", 0.0, 0, 1, BenchConfig(), "truth",
+                                  {"base": base}), BenchConfig())  # fmt: skip
+    # a YAML arm is named by its own name, not by its file's path
+    yaml_arm = BenchConfig(robot=str(_yaml_doc(tmp_path)))
+    assert yaml_arm.robot_name == "my_arm" and base_key("t", "ours", yaml_arm.robot_name) == "t|ours|my_arm"
+    trial = Trial("t", "t/scene.yaml", "ours", "t/flow.npz", 0.0, 0, 1, yaml_arm, "truth", {"base": base})
+    assert reusable({**record, "robot": "my_arm"}, trial, yaml_arm)
+    with pytest.raises(ChordError, match="BenchConfig.robot: robot 'kuka' is not a known robot"):
+        BenchConfig(robot="kuka")
+
+
 def test_a_task_without_a_base_placement_fails_its_trials_with_the_planners_reason(tiny_suite):
     from sim.bench import Trial, run_trial
 
