@@ -112,8 +112,8 @@ def prepare(
     *,
     scene_path: Path | None = None,  # scene spec: collision with the scene, and the re-simulation
     flow_path: Path | None = None,  # the plan's goal flow, for the re-simulation
-    robot: RobotSpec
-    | None = None,  # the arm (its registry entry or YAML, --robot-urdf applied); None: the limit table's
+    # the arm (its registry entry or YAML file, --robot-urdf applied); None: the limit table's
+    robot: RobotSpec | None = None,
 ) -> Checkers:
     """Build the FK model, the collision model and the re-simulation verdict for ``plan`` on this arm.
 
