@@ -2,8 +2,8 @@
 
 The options are :class:`planner.config.PlannerConfig`'s fields (tyro): the top-level ones flat
 (``--velocity-scale``, ``--geometry``, ...), the nested ones under their group
-(``--grasp.friction``, ``--segment.noise-factor``, ``--robot.urdf`` alias ``--robot``,
-``--robot.tcp-frame`` alias ``--tcp-frame``). This module parses, calls
+(``--grasp.friction``, ``--segment.noise-factor``, ``--robot.name`` alias ``--robot``,
+``--robot.urdf`` alias ``--robot-urdf``). This module parses, calls
 :func:`planner.api.plan_file` and prints (``PlanReport.summary``, the line ``chord run`` reuses).
 """
 
