@@ -93,14 +93,7 @@ FR3 = RobotLimits(
 # acceleration or jerk limit; 8 rad/s^2 and 80 rad/s^3 are our conservative choices.
 UR5E = RobotLimits(
     model="ur5e",
-    joint_names=(
-        "shoulder_pan_joint",
-        "shoulder_lift_joint",
-        "elbow_joint",
-        "wrist_1_joint",
-        "wrist_2_joint",
-        "wrist_3_joint",
-    ),
+    joint_names=robots.UR5.arm_joints,  # UR's joint names, every model's (the registry's UR5 has them)
     lower=(-2 * math.pi,) * 6,
     upper=(2 * math.pi,) * 6,
     velocity=(math.pi,) * 6,
