@@ -77,6 +77,12 @@ def test_pybullet_and_pinocchio_agree_on_the_tool_and_the_fingers_match_the_boxe
     rng = np.random.default_rng(3)
     # the arm is only posed here, never stepped: the box never meets it
     with SimWorld(box_scene(tmp_path), robot=spec, arm_joints=spec.arm_joints) as w:
+        # the simulator drives the arm as its entry says, up to its torque limits
+        assert w.arm_control == spec.arm_control and w.arm_forces == list(spec.torque_limits)
+        assert w.finger_force == spec.gripper.geometry.grasp_force
+        for j in w.finger_links:  # every gripper's pads: panda.urdf's contact model
+            info = w.p.getDynamicsInfo(w.arm, j, physicsClientId=w.client)
+            assert (info[1], info[7]) == pytest.approx((1.0, 0.1))  # lateral, spinning friction
         for _ in range(5):  # the same tool pose at random postures: one kinematic model in both
             q = rng.uniform(robot.lower, robot.upper)
             np.testing.assert_allclose(w.fk(q), robot.fk(q), atol=1e-6)

@@ -70,6 +70,8 @@ def test_the_plans_name_their_arm_and_its_joints(arm_plans):
         # the simulator's record says which arm it ran, and how it drove it (a position servo)
         assert plan.validation["metrics"]["robot"] == name
         assert plan.validation["metrics"]["arm_control"] == "position"
+        # timed under the arm's jerk limits (x accel_scale 0.5): TOPP-RA alone reached 4.2 x that
+        assert 0.0 < plan.report["peak_jerk_fraction_of_limit"] <= 0.5 * 1.01
 
 
 def _session(robot, plan, box_task, tmp_path, name, confirmed):

@@ -162,3 +162,24 @@ def test_a_non_finite_joint_reading_is_a_fault_and_nothing_follows_it():
         and "not 7 finite numbers" in res.message
     )
     _assert_stopped_cleanly(robot, res, 20)
+
+
+class _RecordsTheCollector(FakeRobot):
+    def _send(self, q, dq):
+        import gc
+
+        self.collector = [*getattr(self, "collector", []), gc.isenabled()]
+        return super()._send(q, dq)
+
+
+def test_the_cyclic_garbage_collector_is_off_while_streaming_and_back_after():
+    import gc
+
+    assert gc.isenabled()
+    robot, res = _run(robot_cls=_RecordsTheCollector)
+    assert res.success and len(robot.collector) == res.sends > 100
+    assert not any(robot.collector)  # no stop-the-world pause can fall inside the stream
+    assert gc.isenabled()
+    # a stream that ends in a fault turns it back on as well
+    _run(faults=Faults(protective_stop_at=20), robot_cls=_RecordsTheCollector)
+    assert gc.isenabled()
